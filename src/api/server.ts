@@ -1,0 +1,167 @@
+// The admin API (DESIGN §9): /api/v1, bearer token, stable error codes, /health and /metrics.
+// It only calls the gateway's service functions; the CLI calls this API.
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { Gateway } from '../gateway/gateway.ts';
+import { describePipeline } from '../pipeline/pipeline.ts';
+import type { TrackingQuery } from '../tracking/tracker.ts';
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
+  return reply.code(status).send({ error: { code, message } });
+}
+
+function tokenMatches(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const INT = /^\d{1,15}$/;
+
+function intParam(value: unknown, name: string): number {
+  if (typeof value !== 'string' || !INT.test(value))
+    throw new ApiError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
+  return Number(value);
+}
+
+function timeParam(value: unknown, name: string): number {
+  if (typeof value !== 'string') throw new ApiError(400, 'invalid_parameter', `${name} must be a time`);
+  const t = INT.test(value) ? Number(value) : Date.parse(value);
+  if (!Number.isFinite(t))
+    throw new ApiError(400, 'invalid_parameter', `${name} must be an ISO 8601 time or epoch milliseconds`);
+  return t;
+}
+
+export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
+  const known = new Set([
+    'sender',
+    'recipient',
+    'subject',
+    'messageId',
+    'mid',
+    'ip',
+    'sha256',
+    'attachment',
+    'urlDomain',
+    'status',
+    'since',
+    'until',
+    'limit',
+    'before',
+  ]);
+  for (const k of Object.keys(q))
+    if (!known.has(k)) throw new ApiError(400, 'unknown_parameter', `unknown search parameter ${k}`);
+  const out: TrackingQuery = {};
+  for (const k of [
+    'sender',
+    'recipient',
+    'subject',
+    'messageId',
+    'ip',
+    'sha256',
+    'attachment',
+    'urlDomain',
+    'status',
+  ] as const) {
+    if (q[k] !== undefined) {
+      if (typeof q[k] !== 'string' || !q[k])
+        throw new ApiError(400, 'invalid_parameter', `${k} must be a non-empty string`);
+      out[k] = q[k] as string;
+    }
+  }
+  if (q.mid !== undefined) out.mid = intParam(q.mid, 'mid');
+  if (q.before !== undefined) out.before = intParam(q.before, 'before');
+  if (q.limit !== undefined) out.limit = intParam(q.limit, 'limit');
+  if (q.since !== undefined) out.since = timeParam(q.since, 'since');
+  if (q.until !== undefined) out.until = timeParam(q.until, 'until');
+  return out;
+}
+
+export async function buildApi(gw: Gateway, token: string): Promise<FastifyInstance> {
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+
+  app.setErrorHandler((err: any, _req, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+    if (err.validation) return sendError(reply, 400, 'invalid_request', err.message);
+    if (err.statusCode && err.statusCode < 500)
+      return sendError(reply, err.statusCode, err.code?.toLowerCase() ?? 'bad_request', err.message);
+    gw.mailLog.warning(`admin API error: ${err.stack ?? err}`);
+    return sendError(reply, 500, 'internal_error', 'internal error');
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
+
+  const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const h = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    if (!m || !tokenMatches(m[1], token)) {
+      await sendError(
+        reply.header('www-authenticate', 'Bearer'),
+        401,
+        'unauthorized',
+        'a valid bearer token is required',
+      );
+    }
+  };
+
+  app.get('/health', async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gw.startedAt) / 1000) }));
+
+  app.get('/metrics', { onRequest: auth }, async (_req, reply) => {
+    gw.metrics.queueDepth.set(gw.activeCopies());
+    reply.header('content-type', gw.metrics.registry.contentType);
+    return gw.metrics.registry.metrics();
+  });
+
+  app.register(
+    async (api) => {
+      api.addHook('onRequest', auth);
+      api.get('/status', async () => gw.status());
+      api.get('/pipeline', async () => ({
+        stages: gw.stages.map((s) => ({
+          name: s.name,
+          description: s.description,
+          timeoutMs: s.timeoutMs,
+          failureMode: s.failureMode,
+          settings: s.settings,
+        })),
+        text: describePipeline(gw.stages),
+      }));
+      api.get('/tracking/messages', async (req) => {
+        const q = trackingQueryFrom(req.query as Record<string, unknown>);
+        return { messages: gw.tracker.search(q) };
+      });
+      api.get('/tracking/messages/:mid', async (req) => {
+        const mid = intParam((req.params as { mid: string }).mid, 'mid');
+        const rec = gw.tracker.show(mid);
+        if (!rec) throw new ApiError(404, 'message_not_found', `no message with MID ${mid}`);
+        return rec;
+      });
+      api.get('/queue', async () => ({ messages: gw.queueList() }));
+      api.post('/queue/:mid/retry', async (req) => {
+        const mid = intParam((req.params as { mid: string }).mid, 'mid');
+        const r = gw.queueRetry(mid);
+        if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
+        return r;
+      });
+      api.delete('/queue/:mid', async (req) => {
+        const mid = intParam((req.params as { mid: string }).mid, 'mid');
+        const r = gw.queueDelete(mid);
+        if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
+        return r;
+      });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,276 @@
+// The `breakwater` command line. Everything but `start` and `config check` talks to the running
+// gateway through the admin API, so no behaviour lives only here.
+import { Command, Option } from 'commander';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { checkConfigFile, loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
+import { readAdminToken } from '../api/token.ts';
+
+function configPath(opt?: string): string {
+  const candidates = [opt, process.env.BREAKWATER_CONFIG, 'breakwater.yaml', 'examples/quickstart.yaml'];
+  for (const c of candidates) if (c && (c === opt || existsSync(c))) return c;
+  throw new CliError('no config file: pass --config FILE or set BREAKWATER_CONFIG');
+}
+
+class CliError extends Error {}
+
+function load(opt?: string): LoadedConfig {
+  return loadConfigFile(configPath(opt));
+}
+
+export function adminAddressFile(dataDir: string): string {
+  return path.join(dataDir, 'admin.addr');
+}
+
+async function api(opts: { config?: string }, method: string, urlPath: string): Promise<any> {
+  const loaded = load(opts.config);
+  const token = readAdminToken(loaded.dataDir);
+  if (!token) throw new CliError(`no admin token in ${loaded.dataDir}: has the gateway been started with this config?`);
+  const addrFile = adminAddressFile(loaded.dataDir);
+  const { readFileSync } = await import('node:fs');
+  const addr = existsSync(addrFile)
+    ? readFileSync(addrFile, 'utf8').trim()
+    : `${loaded.config.admin.host}:${loaded.config.admin.port}`;
+  let res: Response;
+  try {
+    res = await fetch(`http://${addr}${urlPath}`, { method, headers: { authorization: `Bearer ${token}` } });
+  } catch (err) {
+    throw new CliError(
+      `cannot reach the gateway's admin API at ${addr}: ${(err as Error).cause ?? (err as Error).message}`,
+    );
+  }
+  const body = (await res.json().catch(() => null)) as any;
+  if (!res.ok) throw new CliError(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
+  return body;
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
+}
+
+function table(rows: string[][]): string {
+  if (!rows.length) return '';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
+
+export function buildCli(): Command {
+  const program = new Command('breakwater')
+    .description('Breakwater email security gateway')
+    .showHelpAfterError()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const withConfig = (c: Command): Command => c.option('-c, --config <file>', 'config file (or BREAKWATER_CONFIG)');
+
+  withConfig(program.command('start').description('start the gateway (SMTP listeners, delivery, admin API)')).action(
+    async (opts) => {
+      const { runGateway } = await import('../gateway/run.ts');
+      const loaded = load(opts.config);
+      const running = await runGateway(loaded, { announce: (l) => process.stdout.write(l + '\n') });
+      writeFileSync(adminAddressFile(loaded.dataDir), `${loaded.config.admin.host}:${running.adminPort}\n`);
+      for (const [name, port] of running.gateway.ports) process.stdout.write(`listener ${name} on port ${port}\n`);
+      process.stdout.write(`admin API on http://${loaded.config.admin.host}:${running.adminPort}\n`);
+      process.stdout.write(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}\n`);
+      let stopping = false;
+      const stop = (): void => {
+        if (stopping) return;
+        stopping = true;
+        process.stdout.write('stopping…\n');
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    },
+  );
+
+  const config = program.command('config').description('configuration');
+  config
+    .command('check <file>')
+    .description('validate a config file; prints every error with its path')
+    .option('--json', 'machine-readable output')
+    .action((file: string, opts) => {
+      const { errors } = checkConfigFile(file);
+      if (opts.json) process.stdout.write(JSON.stringify({ valid: errors.length === 0, errors }, null, 2) + '\n');
+      else if (errors.length === 0) process.stdout.write(`${file}: valid\n`);
+      else {
+        process.stdout.write(`${file}: ${errors.length} error(s)\n`);
+        for (const e of errors) process.stdout.write(`  ${e.path || '(root)'}: ${e.message}\n`);
+      }
+      process.exitCode = errors.length ? 1 : 0;
+    });
+
+  withConfig(program.command('status').description('gateway status').option('--json', 'JSON output')).action(
+    async (opts) => {
+      const s = await api(opts, 'GET', '/api/v1/status');
+      print(opts.json, s, () =>
+        [
+          `hostname ${s.hostname}, up ${s.uptimeSeconds}s`,
+          ...s.listeners.map((l: any) => `listener ${l.name} (${l.direction}) ${l.address}`),
+          `queue: ${s.queue.active} active, ${s.queue.deferred} deferred`,
+        ].join('\n'),
+      );
+    },
+  );
+
+  const pipeline = program.command('pipeline').description('the scanning pipeline');
+  withConfig(pipeline.command('show').description('print the stages in order').option('--json', 'JSON output')).action(
+    (opts) => {
+      // The pipeline is built from config alone, so this works with the gateway stopped too.
+      const stages = buildPipeline(load(opts.config).config);
+      print(
+        opts.json,
+        stages.map((s) => ({
+          name: s.name,
+          description: s.description,
+          timeoutMs: s.timeoutMs,
+          failureMode: s.failureMode,
+          settings: s.settings,
+        })),
+        () => describePipeline(stages),
+      );
+    },
+  );
+
+  const track = program.command('track').description('message tracking');
+  withConfig(
+    track
+      .command('search')
+      .description('search tracking records (newest first)')
+      .option('--sender <address>')
+      .option('--recipient <address>')
+      .option('--subject <text>', 'subject contains')
+      .option('--message-id <id>')
+      .option('--mid <mid>')
+      .option('--ip <address>', 'sender IP')
+      .option('--sha256 <hash>', 'attachment sha256')
+      .option('--attachment <name>', 'attachment file name')
+      .option('--url-domain <domain>', 'a URL domain in the message')
+      .addOption(
+        new Option('--status <status>').choices([
+          'received',
+          'scanning',
+          'queued',
+          'deferred',
+          'delivered',
+          'bounced',
+          'dropped',
+          'deleted',
+          'quarantined',
+          'released',
+          'splintered',
+        ]),
+      )
+      .option('--since <time>', 'ISO time or epoch ms')
+      .option('--until <time>', 'ISO time or epoch ms')
+      .option('--limit <n>', 'at most n records', '50')
+      .option('--json', 'JSON output'),
+  ).action(async (opts) => {
+    const params = new URLSearchParams();
+    const map: Record<string, string> = { messageId: 'messageId', urlDomain: 'urlDomain' };
+    for (const k of [
+      'sender',
+      'recipient',
+      'subject',
+      'messageId',
+      'mid',
+      'ip',
+      'sha256',
+      'attachment',
+      'urlDomain',
+      'status',
+      'since',
+      'until',
+      'limit',
+    ]) {
+      if (opts[k] !== undefined) params.set(map[k] ?? k, String(opts[k]));
+    }
+    const r = await api(opts, 'GET', `/api/v1/tracking/messages?${params}`);
+    print(opts.json, r.messages, () =>
+      table([
+        ['MID', 'RECEIVED', 'SENDER', 'RECIPIENTS', 'STATUS', 'SUBJECT'],
+        ...r.messages.map((m: any) => [
+          String(m.mid),
+          m.receivedAt,
+          m.sender || '<>',
+          m.recipients.map((x: any) => x.address).join(','),
+          m.status,
+          m.subject ?? '',
+        ]),
+      ]),
+    );
+  });
+  withConfig(
+    track.command('show <mid>').description('one message with every event').option('--json', 'JSON output'),
+  ).action(async (mid: string, opts) => {
+    const m = await api(opts, 'GET', `/api/v1/tracking/messages/${encodeURIComponent(mid)}`);
+    print(opts.json, m, () =>
+      [
+        `MID ${m.mid} (ICID ${m.icid}${m.parentMid ? `, splintered from MID ${m.parentMid}` : ''}) ${m.status}`,
+        `received ${m.receivedAt} from ${m.senderIp}${m.rdns ? ` (${m.rdns})` : ''} on ${m.listener}, policy ${m.policy ?? '-'}`,
+        `sender <${m.sender}>  subject ${JSON.stringify(m.subject)}  message-id ${m.messageId ?? '-'}  size ${m.size}`,
+        ...m.recipients.map(
+          (r: any) => `  RID ${r.rid} <${r.address}> ${r.status}${r.lastReply ? ` (${r.lastReply})` : ''}`,
+        ),
+        ...m.attachments.map(
+          (a: any) => `  attachment ${a.name} ${a.trueType ?? '?'} ${a.size} bytes sha256 ${a.sha256}`,
+        ),
+        ...m.urls.map((u: string) => `  url ${u}`),
+        'events:',
+        ...m.events.map((e: any) => {
+          const { at, type, ...rest } = e;
+          return `  ${at} ${type} ${JSON.stringify(rest)}`;
+        }),
+      ].join('\n'),
+    );
+  });
+
+  const queue = program.command('queue').description('the delivery queue');
+  withConfig(queue.command('list').description('messages not yet delivered').option('--json', 'JSON output')).action(
+    async (opts) => {
+      const r = await api(opts, 'GET', '/api/v1/queue');
+      print(opts.json, r.messages, () =>
+        r.messages.length === 0
+          ? 'queue is empty'
+          : table([
+              ['MID', 'STATE', 'NEXT ATTEMPT', 'SENDER', 'RECIPIENTS'],
+              ...r.messages.map((m: any) => [
+                String(m.mid),
+                m.state,
+                m.nextAttemptAt ?? '-',
+                m.sender || '<>',
+                m.recipients.map((x: any) => x.address).join(','),
+              ]),
+            ]),
+      );
+    },
+  );
+  withConfig(
+    queue.command('retry <mid>').description('retry a deferred message now').option('--json', 'JSON output'),
+  ).action(async (mid: string, opts) => {
+    const r = await api(opts, 'POST', `/api/v1/queue/${encodeURIComponent(mid)}/retry`);
+    print(opts.json, r, () => `MID ${r.mid}: ${r.recipients} recipient(s) retried`);
+  });
+  withConfig(
+    queue.command('delete <mid>').description('delete a deferred message (no bounce)').option('--json', 'JSON output'),
+  ).action(async (mid: string, opts) => {
+    const r = await api(opts, 'DELETE', `/api/v1/queue/${encodeURIComponent(mid)}`);
+    print(opts.json, r, () => `MID ${r.mid}: ${r.recipients} recipient(s) deleted`);
+  });
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CliError || (err as { code?: string }).code === 'config_invalid') {
+      process.stderr.write(`breakwater: ${(err as Error).message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,257 @@
+// The one configuration schema: defaults, validation, docs/config-reference.md and (later) the UI's
+// forms all come from here. Every key has a description; defaults live next to the key.
+import { z } from 'zod';
+
+const duration = z
+  .string()
+  .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "500ms", "30s", "5m", "4h" or "5d"')
+  .describe('duration: a number followed by ms, s, m, h or d');
+
+export function parseDuration(text: string): number {
+  const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
+  if (!m) throw new Error(`bad duration ${text}`);
+  const n = Number(m[1]);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+  return n * unit;
+}
+
+const byteSize = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)$/i)])
+  .describe('bytes, or a size such as "10MiB"');
+
+export function parseByteSize(v: number | string): number {
+  if (typeof v === 'number') return v;
+  const m = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB)$/i.exec(v)!;
+  const mult: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1 << 20, gb: 1e9, gib: 1 << 30 };
+  return Math.round(Number(m[1]) * mult[m[2].toLowerCase()]);
+}
+
+const ipOrCidr = z.string().refine((s) => isIpOrCidr(s), 'an IP address or CIDR such as 10.0.0.0/8 or ::1');
+
+function isIpOrCidr(s: string): boolean {
+  const [ip, bits, ...rest] = s.split('/');
+  if (rest.length) return false;
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
+  const isV4 = !!v4 && v4.slice(1).every((o) => Number(o) <= 255);
+  const isV6 = !isV4 && ip.includes(':') && /^[0-9a-fA-F:.]+$/.test(ip);
+  if (!isV4 && !isV6) return false;
+  if (bits === undefined) return true;
+  const b = Number(bits);
+  return /^\d+$/.test(bits) && b >= 0 && b <= (isV4 ? 32 : 128);
+}
+
+export const senderGroupSchema = z
+  .object({
+    name: z.string().min(1).describe('Name of the sender group, shown in logs and tracking'),
+    match: z
+      .array(
+        z.union([
+          ipOrCidr,
+          z
+            .string()
+            .regex(/^\.[a-z0-9.-]+$/i)
+            .describe('reverse-DNS suffix, starting with a dot: ".example.net"'),
+          z.literal('ALL'),
+        ]),
+      )
+      .min(1)
+      .describe('Who is in the group: IP addresses, CIDR blocks, reverse-DNS suffixes (".example.net") or ALL'),
+    action: z
+      .enum(['accept', 'relay', 'reject', 'tempfail'])
+      .describe(
+        'accept: may send to accepted domains; relay: may also send anywhere (outgoing listeners only); reject: 554 at greeting; tempfail: 421 at greeting',
+      ),
+    earlyTalkerDelay: duration
+      .default('100ms')
+      .describe('Pause before the greeting; a client that talks first is refused. "0ms" for trusted groups'),
+    maxMessagesPerSession: z.number().int().positive().default(1000).describe('Messages allowed per SMTP session'),
+    maxRecipientsPerMessage: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('RCPT TO commands accepted per message'),
+    maxMessageSize: byteSize.default('50MiB').describe('Largest message accepted (SIZE)'),
+    maxConcurrentConnectionsPerIp: z
+      .number()
+      .int()
+      .positive()
+      .default(100)
+      .describe('Concurrent sessions allowed from one IP address'),
+    maxRecipientsPerHourPerIp: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe('Recipients accepted per hour from one IP address (unlimited when unset)'),
+  })
+  .strict();
+
+export const listenerSchema = z
+  .object({
+    name: z.string().min(1).describe('Listener name, used in logs and tracking'),
+    host: z.string().default('0.0.0.0').describe('Address to listen on'),
+    port: z.number().int().min(0).max(65535).describe('TCP port (0 picks a free port; used by tests)'),
+    direction: z
+      .enum(['incoming', 'outgoing'])
+      .describe('incoming: mail for acceptDomains, incoming policies; outgoing: relay for relay groups'),
+    acceptDomains: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Recipient access table of an incoming listener: domains ("example.test", ".example.test" for subdomains) or addresses accepted',
+      ),
+    hat: z
+      .array(senderGroupSchema)
+      .min(1)
+      .describe('Host access table: ordered sender groups; the first group that matches the client decides'),
+    defaultAction: z
+      .enum(['accept', 'reject', 'tempfail'])
+      .default('accept')
+      .describe('Action for clients that match no sender group (never relay)'),
+    tls: z
+      .object({
+        cert: z.string().optional().describe('PEM certificate file; a self-signed one is made in dataDir when unset'),
+        key: z.string().optional().describe('PEM private key file'),
+      })
+      .strict()
+      .default({})
+      .describe('STARTTLS certificate'),
+  })
+  .strict();
+
+const routeTarget = z
+  .string()
+  .regex(
+    /^(smtp:\/\/[^\s/]+:\d+|mx|file:.+)$/,
+    'smtp://host:port, "mx" (DNS MX lookup) or file:DIR (write delivered messages to a folder)',
+  );
+
+export const policySchema = z
+  .object({
+    name: z.string().min(1).describe('Policy name; the last policy must be named "default"'),
+    match: z
+      .array(z.string().min(1))
+      .default([])
+      .describe(
+        'Addresses ("a@x.test"), domains ("x.test"), subdomain wildcards (".x.test") or "@x.test"; recipients for incoming, senders for outgoing',
+      ),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    hostname: z.string().min(1).default('breakwater.localdomain').describe('Name in the greeting and Received lines'),
+    dataDir: z.string().default('./data').describe('Spool, database, logs and keys, relative to the config file'),
+    listeners: z.array(listenerSchema).min(1).describe('SMTP listeners'),
+    routes: z
+      .record(z.string(), z.array(routeTarget).min(1))
+      .default({ '*': ['mx'] })
+      .describe('Delivery routes: recipient domain (or "*") to targets tried in order'),
+    policies: z
+      .object({
+        incoming: z.array(policySchema).default([{ name: 'default', match: [] }]),
+        outgoing: z.array(policySchema).default([{ name: 'default', match: [] }]),
+      })
+      .strict()
+      .default({ incoming: [{ name: 'default', match: [] }], outgoing: [{ name: 'default', match: [] }] })
+      .describe('Mail policies, ordered; first match wins; "default" last'),
+    delivery: z
+      .object({
+        retrySchedule: z
+          .array(duration)
+          .min(1)
+          .default(['1m', '5m', '15m', '30m', '1h', '2h', '4h'])
+          .describe('Waits between delivery attempts; the last one repeats until maxQueueLifetime'),
+        maxQueueLifetime: duration.default('5d').describe('After this, undelivered recipients bounce (RFC 3464 DSN)'),
+        concurrencyPerDestination: z
+          .number()
+          .int()
+          .positive()
+          .default(20)
+          .describe('Connections open at once to one route target'),
+        messagesPerConnection: z
+          .number()
+          .int()
+          .positive()
+          .default(100)
+          .describe('Messages sent over one downstream connection before it is closed'),
+        connectTimeout: duration.default('30s').describe('Downstream connect and greeting timeout'),
+        requireTls: z.boolean().default(false).describe('Refuse to deliver over plain SMTP'),
+      })
+      .strict()
+      .default({
+        retrySchedule: ['1m', '5m', '15m', '30m', '1h', '2h', '4h'],
+        maxQueueLifetime: '5d',
+        concurrencyPerDestination: 20,
+        messagesPerConnection: 100,
+        connectTimeout: '30s',
+        requireTls: false,
+      })
+      .describe('Delivery queue'),
+    spool: z
+      .object({
+        fsync: z
+          .boolean()
+          .default(true)
+          .describe('fsync each message and its directory entry before replying 250 (never turn off in production)'),
+      })
+      .strict()
+      .default({ fsync: true })
+      .describe('Spool'),
+    admin: z
+      .object({
+        host: z.string().default('127.0.0.1').describe('Admin API address'),
+        port: z.number().int().min(0).max(65535).default(8025).describe('Admin API port'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8025 })
+      .describe('Admin API (REST, metrics, health)'),
+    log: z
+      .object({
+        maxSize: byteSize.default('100MiB').describe('Rotate mail.log at this size'),
+        keep: z.number().int().min(1).default(10).describe('Rotated mail logs kept'),
+      })
+      .strict()
+      .default({ maxSize: '100MiB', keep: 10 })
+      .describe('Mail log'),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    for (const dir of ['incoming', 'outgoing'] as const) {
+      const list = cfg.policies[dir];
+      if (list.length === 0 || list[list.length - 1].name !== 'default') {
+        ctx.addIssue({ code: 'custom', path: ['policies', dir], message: 'the last policy must be named "default"' });
+      }
+      const seen = new Set<string>();
+      list.forEach((p, i) => {
+        if (seen.has(p.name))
+          ctx.addIssue({ code: 'custom', path: ['policies', dir, i, 'name'], message: `duplicate policy ${p.name}` });
+        seen.add(p.name);
+      });
+    }
+    const names = new Set<string>();
+    cfg.listeners.forEach((l, i) => {
+      if (names.has(l.name))
+        ctx.addIssue({ code: 'custom', path: ['listeners', i, 'name'], message: `duplicate listener ${l.name}` });
+      names.add(l.name);
+      if (l.direction === 'incoming' && l.acceptDomains.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['listeners', i, 'acceptDomains'],
+          message: 'an incoming listener needs at least one accepted domain or address',
+        });
+      l.hat.forEach((g, j) => {
+        if (g.action === 'relay' && l.direction === 'incoming')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['listeners', i, 'hat', j, 'action'],
+            message: 'relay is only allowed on outgoing listeners (no open relay); use accept',
+          });
+      });
+    });
+  });
+
+export type Config = z.infer<typeof configSchema>;
+export type ListenerConfig = Config['listeners'][number];
+export type SenderGroup = ListenerConfig['hat'][number];

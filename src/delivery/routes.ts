@@ -1,0 +1,38 @@
+// Delivery routes (DESIGN §3.6): recipient domain → ordered targets. Pure functions, no I/O.
+import type { Config } from '../config/schema.ts';
+import { domainOf } from '../smtp/address.ts';
+
+export type RouteTarget = { kind: 'smtp'; host: string; port: number } | { kind: 'mx' } | { kind: 'file'; dir: string };
+
+export function parseTarget(t: string): RouteTarget {
+  if (t === 'mx') return { kind: 'mx' };
+  if (t.startsWith('file:')) return { kind: 'file', dir: t.slice(5) };
+  const m = /^smtp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)$/.exec(t);
+  if (!m) throw new Error(`bad route target ${t}`);
+  return { kind: 'smtp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+}
+
+export interface Route {
+  /** a stable key: recipients with the same key share connections and concurrency limits */
+  key: string;
+  targets: RouteTarget[];
+  domain: string;
+}
+
+/** Finds the route for a recipient: exact domain, then parent domains ("a.b.test" → "b.test"), then "*". */
+export function routeFor(config: Config, address: string): Route {
+  const domain = domainOf(address);
+  const routes = config.routes;
+  let spec: string[] | undefined;
+  let d = domain;
+  while (d && !spec) {
+    spec = routes[d] ?? routes['.' + d];
+    const dot = d.indexOf('.');
+    d = dot < 0 ? '' : d.slice(dot + 1);
+  }
+  spec ??= routes['*'] ?? ['mx'];
+  const targets = spec.map(parseTarget);
+  // MX routes depend on the domain itself; fixed routes are shared by every domain that uses them.
+  const key = spec.includes('mx') ? `${spec.join(',')}|${domain}` : spec.join(',');
+  return { key, targets, domain };
+}

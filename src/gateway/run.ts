@@ -1,0 +1,40 @@
+// Starts a whole gateway (SMTP listeners, delivery, admin API) from a loaded config.
+import type { FastifyInstance } from 'fastify';
+import type { LoadedConfig } from '../config/load.ts';
+import { Gateway, type GatewayOptions } from './gateway.ts';
+import { buildApi } from '../api/server.ts';
+import { ensureAdminToken } from '../api/token.ts';
+
+export interface RunningGateway {
+  gateway: Gateway;
+  api: FastifyInstance;
+  adminPort: number;
+  token: string;
+  stop(): Promise<void>;
+}
+
+export async function runGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
+  const gateway = new Gateway(loaded, options);
+  const { token, created } = ensureAdminToken(loaded.dataDir);
+  await gateway.start();
+  const api = await buildApi(gateway, token);
+  await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
+  const addr = api.server.address();
+  const adminPort = typeof addr === 'object' && addr ? addr.port : loaded.config.admin.port;
+  gateway.mailLog.info(`admin API on ${loaded.config.admin.host}:${adminPort}`);
+  if (created && options.announce) {
+    options.announce(`Admin API token (shown once, stored in ${loaded.dataDir}/admin.token): ${token}`);
+  }
+  // Tests and the CLI find the admin port here when the config asks for port 0.
+  gateway.store.setMeta('admin_port', String(adminPort));
+  return {
+    gateway,
+    api,
+    adminPort,
+    token,
+    async stop() {
+      await api.close();
+      await gateway.stop();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// The pipeline is data: this file lists, in order, every stage a message goes through after the
+// policy split (DESIGN §3.5). Reading it tells the whole story; `breakwater pipeline show` prints it.
+import type { Config } from '../config/schema.ts';
+import type { Stage, StageContext } from './stage.ts';
+import { parseStage } from './stages/parse.ts';
+
+export function buildPipeline(_config: Config): Stage[] {
+  return [
+    parseStage(),
+    // Next stages, in Cisco's order, arrive with their issues: sender authentication (SPF/DKIM/DMARC),
+    // anti-virus, content filters, outbreak filters, message modification.
+  ];
+}
+
+export interface StageFailure {
+  stage: string;
+  failureMode: Stage['failureMode'];
+  error: string;
+}
+
+export interface PipelineResult {
+  /** the first stage failure whose mode stops the message (tempfail / quarantine) */
+  stoppedBy: StageFailure | null;
+  failures: StageFailure[];
+}
+
+class StageTimeoutError extends Error {}
+
+function withTimeout<T>(p: Promise<T>, ms: number, stage: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(() => reject(new StageTimeoutError(`stage ${stage} timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+export async function runPipeline(stages: Stage[], ctx: StageContext): Promise<PipelineResult> {
+  const failures: StageFailure[] = [];
+  for (const stage of stages) {
+    try {
+      await withTimeout(stage.run(ctx), stage.timeoutMs, stage.name);
+    } catch (err) {
+      const f = { stage: stage.name, failureMode: stage.failureMode, error: (err as Error).message };
+      failures.push(f);
+      ctx.findings.push({ stage: stage.name, code: 'stage.failed', severity: 'suspicious', detail: f.error });
+      if (stage.failureMode !== 'skip') return { stoppedBy: f, failures };
+    }
+  }
+  return { stoppedBy: null, failures };
+}
+
+/** The text `breakwater pipeline show` prints. */
+export function describePipeline(stages: Stage[]): string {
+  const lines = ['policy split (recipients → mail policies, one copy per policy)'];
+  stages.forEach((s, i) => {
+    lines.push(`${i + 1}. ${s.name} — ${s.description}`);
+    lines.push(`     timeout ${s.timeoutMs} ms, on failure: ${s.failureMode}`);
+    for (const [k, v] of Object.entries(s.settings)) lines.push(`     ${k}: ${JSON.stringify(v)}`);
+  });
+  lines.push('verdict (policy layer: findings → deliver / drop / bounce / tempfail)');
+  lines.push('delivery queue (routes, retries, bounces)');
+  return lines.join('\n');
+}

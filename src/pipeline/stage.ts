@@ -1,0 +1,41 @@
+// What a pipeline stage is. The ordered list itself lives in pipeline.ts.
+import type { Readable } from 'node:stream';
+import type { ParsedMessage } from '../mime/types.ts';
+import type { Finding } from '../policy/verdict.ts';
+import type { SpoolEnvelope } from '../spool/spool.ts';
+
+/**
+ * What happens when a stage throws or times out. Never "continue as if nothing happened":
+ * - tempfail: the message stays queued and the pipeline runs again later;
+ * - skip: the message goes on without this stage's findings, and the failure is a tracking event
+ *   and a finding later stages and the policy layer can see;
+ * - quarantine: the message is held for an administrator (available with quarantines).
+ */
+export type FailureMode = 'tempfail' | 'skip' | 'quarantine';
+
+export interface StageContext {
+  mid: number;
+  env: SpoolEnvelope;
+  /** spool file and the offset where the message bytes start */
+  file: string;
+  bodyOffset: number;
+  size: number;
+  direction: 'incoming' | 'outgoing';
+  policy: string;
+  /** recipients of this copy */
+  recipients: string[];
+  parsed: ParsedMessage | null;
+  findings: Finding[];
+  /** opens the message bytes (without the spool envelope) as a stream */
+  openMessage(): Readable;
+}
+
+export interface Stage {
+  name: string;
+  description: string;
+  timeoutMs: number;
+  failureMode: FailureMode;
+  /** settings shown by `breakwater pipeline show` */
+  settings: Record<string, unknown>;
+  run(ctx: StageContext): Promise<void>;
+}

@@ -1,0 +1,19 @@
+// One verdict type. Scanners only report findings; the policy layer (policy/decide.ts) turns them
+// into exactly one of these, and the gateway switches on it exhaustively.
+
+export type Verdict =
+  | { kind: 'deliver'; reason: string }
+  | { kind: 'drop'; reason: string }
+  | { kind: 'bounce'; reason: string; reply: string }
+  | { kind: 'tempfail'; reason: string; retryAfterMs: number };
+
+export type FindingSeverity = 'info' | 'suspicious' | 'threat';
+
+/** A fact a stage observed about a message, with evidence. */
+export interface Finding {
+  stage: string;
+  /** stable code, e.g. "mime.anomaly" */
+  code: string;
+  severity: FindingSeverity;
+  detail: string;
+}

@@ -1,0 +1,362 @@
+// The SMTP ingress session (DESIGN §3.1–3.3): HAT at connect, RAT at RCPT, data streamed to the
+// spool with bare CR/LF refused, and the 250 reply only once the message is on disk.
+import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream, type SMTPServerAddress } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { Socket } from 'node:net';
+import type { ListenerConfig } from '../config/schema.ts';
+import { parseByteSize, parseDuration } from '../config/schema.ts';
+import { HostAccessTable, type HatMatch, type ReverseResolver } from './hat.ts';
+import { Replies, SmtpReplyError } from './replies.ts';
+import { addressMatches } from './address.ts';
+import type { Spool, SpoolEnvelope, SpoolWriter } from '../spool/spool.ts';
+
+export interface AcceptedMessage {
+  file: string;
+  env: SpoolEnvelope;
+  size: number;
+}
+
+export interface IngressDeps {
+  hostname: string;
+  spool: Spool;
+  allocateMid: () => number;
+  allocateIcid: () => number;
+  onAccepted: (m: AcceptedMessage) => void;
+  log: (line: string) => void;
+  tls: { key: Buffer; cert: Buffer } | null;
+  resolver?: ReverseResolver;
+}
+
+interface SessionState {
+  icid: number;
+  match: HatMatch;
+  rdns: string | null;
+  messages: number;
+  maxMessageSize: number;
+}
+
+/** Small messages are gathered in memory and written with one call; larger ones stream to disk. */
+const MEMORY_CHUNK_LIMIT = 256 * 1024;
+
+/** Finds bare CR and bare LF across chunk boundaries (RFC 5321 §2.3.8; SMTP smuggling). */
+export class LineEndingGuard {
+  private prevCR = false;
+  bad = false;
+
+  feed(chunk: Buffer): void {
+    if (this.bad) return;
+    let i = 0;
+    if (this.prevCR) {
+      if (chunk.length === 0) return;
+      if (chunk[0] !== 0x0a) {
+        this.bad = true;
+        return;
+      }
+      i = 1;
+    }
+    this.prevCR = false;
+    // Check every LF has a CR before it and every CR an LF after it.
+    let lf = chunk.indexOf(0x0a, i);
+    while (lf >= 0) {
+      if (lf === 0 || chunk[lf - 1] !== 0x0d) {
+        this.bad = true;
+        return;
+      }
+      lf = chunk.indexOf(0x0a, lf + 1);
+    }
+    let cr = chunk.indexOf(0x0d, i);
+    while (cr >= 0) {
+      if (cr === chunk.length - 1) {
+        this.prevCR = true;
+        break;
+      }
+      if (chunk[cr + 1] !== 0x0a) {
+        this.bad = true;
+        return;
+      }
+      cr = chunk.indexOf(0x0d, cr + 1);
+    }
+  }
+
+  /** The data must end with CRLF before the terminating dot; a trailing lone CR is bare. */
+  end(): void {
+    if (this.prevCR) this.bad = true;
+  }
+}
+
+export class Ingress {
+  readonly listener: ListenerConfig;
+  readonly server: SMTPServer;
+  private readonly deps: IngressDeps;
+  private readonly hat: HostAccessTable;
+  private readonly perIp = new Map<string, number>();
+  private readonly rcptPerHour = new Map<string, { windowStart: number; count: number }>();
+  private readonly sessions = new WeakMap<SMTPServerSession, SessionState>();
+
+  constructor(listener: ListenerConfig, deps: IngressDeps) {
+    this.listener = listener;
+    this.deps = deps;
+    this.hat = new HostAccessTable(listener, deps.resolver);
+    const maxSize = Math.max(...listener.hat.map((g) => parseByteSize(g.maxMessageSize)), 1024 * 1024);
+    const hat = this.hat;
+    const early = (ip: string): number => {
+      const m = hat.classifySync(ip);
+      return m?.group ? parseDuration(m.group.earlyTalkerDelay) : 100;
+    };
+    // smtp-server always waits 100 ms before its greeting to catch early talkers. That caps
+    // reused-nothing clients at ~10 msg/s per session, so the pause is a per-group setting here.
+    class GatewaySMTPServer extends SMTPServer {
+      override connect(socket: Socket, socketOptions: unknown): void {
+        const conn = new SMTPConnection(this, socket, socketOptions as any) as any;
+        const self = this as any;
+        self.connections.add(conn);
+        conn.on('error', (err: Error) => self._onError(err));
+        conn.on('connect', (data: unknown) => self._onClientConnect(data));
+        const delay = early(conn.remoteAddress);
+        if (delay === 100) {
+          conn.init();
+          return;
+        }
+        conn._setListeners(() => {
+          if (self.options.maxClients && self.connections.size > self.options.maxClients) {
+            return conn.send(421, conn.name + ' Too many connected clients, try again in a moment', false);
+          }
+          if (delay <= 0) conn.connectionReady();
+          else setTimeout(() => conn.connectionReady(), delay).unref();
+        });
+      }
+    }
+    this.server = new GatewaySMTPServer({
+      name: deps.hostname,
+      banner: 'Breakwater ESMTP',
+      size: maxSize,
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      hideENHANCEDSTATUSCODES: false,
+      hideSTARTTLS: !deps.tls,
+      hidePIPELINING: false,
+      hide8BITMIME: false,
+      hideSMTPUTF8: false,
+      disableReverseLookup: true,
+      key: deps.tls?.key,
+      cert: deps.tls?.cert,
+      logger: false,
+      maxClients: 2000,
+      socketTimeout: 60_000,
+      onConnect: (session, cb) => this.onConnect(session, cb),
+      onClose: (session) => this.onClose(session),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
+      onData: (stream, session, cb) => this.onData(stream, session, cb),
+    });
+    this.server.on('error', (err) => deps.log(`listener ${listener.name} error: ${err.message}`));
+  }
+
+  listen(): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const srv = this.server.server;
+      srv.once('error', reject);
+      this.server.listen(this.listener.port, this.listener.host, () => {
+        srv.off('error', reject);
+        const addr = srv.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : this.listener.port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const ip = session.remoteAddress;
+    const icid = this.deps.allocateIcid();
+    this.hat
+      .classify(ip)
+      .then(({ match, rdns }) => {
+        const group = match.group;
+        this.deps.log(
+          `New SMTP ICID ${icid} interface ${this.listener.name} address ${ip} reverse dns host ${rdns ?? 'unknown'} ` +
+            `sender group ${match.name} action ${match.action}`,
+        );
+        if (match.action === 'reject') return cb(new SmtpReplyError(Replies.rejectedByHat));
+        if (match.action === 'tempfail') return cb(new SmtpReplyError(Replies.tempfailByHat));
+        const count = (this.perIp.get(ip) ?? 0) + 1;
+        const limit = group?.maxConcurrentConnectionsPerIp ?? 100;
+        if (count > limit) return cb(new SmtpReplyError(Replies.tooManyConnections));
+        this.perIp.set(ip, count);
+        this.sessions.set(session, {
+          icid,
+          match,
+          rdns,
+          messages: 0,
+          maxMessageSize: group ? parseByteSize(group.maxMessageSize) : 10 * 1024 * 1024,
+        });
+        cb();
+      })
+      .catch((err: Error) => cb(err));
+  }
+
+  private onClose(session: SMTPServerSession): void {
+    const st = this.sessions.get(session);
+    if (!st) return;
+    const ip = session.remoteAddress;
+    const n = (this.perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(ip);
+    else this.perIp.set(ip, n);
+    this.deps.log(`ICID ${st.icid} close`);
+  }
+
+  private onMailFrom(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const st = this.sessions.get(session);
+    if (!st) return cb(new SmtpReplyError(Replies.rejectedByHat));
+    const max = st.match.group?.maxMessagesPerSession ?? 1000;
+    if (st.messages >= max) return cb(new SmtpReplyError(Replies.tooManyMessages));
+    const args = address.args as unknown as Record<string, string> | false | undefined;
+    const declared = Number((args && args.SIZE) || 0);
+    if (declared > st.maxMessageSize) return cb(new SmtpReplyError(Replies.messageTooBig));
+    if (address.address && !/^[^\s@<>]+@[^\s@<>]+$/.test(address.address))
+      return cb(new SmtpReplyError(Replies.badSender));
+    cb();
+  }
+
+  private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    const st = this.sessions.get(session);
+    if (!st) return cb(new SmtpReplyError(Replies.rejectedByHat));
+    if (!/^[^\s@<>]+@[^\s@<>]+$/.test(address.address)) return cb(new SmtpReplyError(Replies.badRecipient));
+    // Recipient access table. No open relay, whatever the config: only a relay group on an outgoing
+    // listener may send anywhere; everybody else only to the listener's accepted domains.
+    const relay = this.listener.direction === 'outgoing' && st.match.action === 'relay';
+    if (!relay && !addressMatches(address.address, this.listener.acceptDomains)) {
+      this.deps.log(`ICID ${st.icid} RCPT <${address.address}> rejected: relaying denied`);
+      return cb(new SmtpReplyError(Replies.relayDenied));
+    }
+    const maxRcpt = st.match.group?.maxRecipientsPerMessage ?? 1000;
+    if (session.envelope.rcptTo.length >= maxRcpt) return cb(new SmtpReplyError(Replies.tooManyRecipients));
+    const hourly = st.match.group?.maxRecipientsPerHourPerIp;
+    if (hourly) {
+      const now = Date.now();
+      const key = session.remoteAddress;
+      let w = this.rcptPerHour.get(key);
+      if (!w || now - w.windowStart > 3_600_000) {
+        w = { windowStart: now, count: 0 };
+        this.rcptPerHour.set(key, w);
+      }
+      if (w.count >= hourly) return cb(new SmtpReplyError(Replies.recipientRateExceeded));
+      w.count++;
+    }
+    cb();
+  }
+
+  private onData(
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    cb: (err?: Error | null, message?: string) => void,
+  ): void {
+    const st = this.sessions.get(session);
+    if (!st) {
+      stream.resume();
+      stream.on('end', () => cb(new SmtpReplyError(Replies.rejectedByHat)));
+      return;
+    }
+    const mid = this.deps.allocateMid();
+    const now = Date.now();
+    const tls = session.secure ? ((session as any).tlsOptions?.version ?? 'TLS') : null;
+    const helo = session.hostNameAppearsAs || null;
+    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    const env: SpoolEnvelope = {
+      mid,
+      icid: st.icid,
+      listener: this.listener.name,
+      direction: this.listener.direction,
+      sender: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+      recipients: rcpts,
+      senderIp: session.remoteAddress,
+      rdns: st.rdns,
+      helo,
+      tls,
+      receivedAt: now,
+    };
+    const received = Buffer.from(this.receivedHeader(env, session, rcpts));
+    const guard = new LineEndingGuard();
+    let size = 0;
+    let oversize = false;
+    let memory: Buffer[] | null = [received];
+    let memoryBytes = received.length;
+    let writer: SpoolWriter | null = null;
+    let writing: Promise<void> = Promise.resolve();
+    let failed: Error | null = null;
+
+    const startWriter = (): void => {
+      const chunks = memory!;
+      memory = null;
+      writing = writing.then(async () => {
+        writer = await this.deps.spool.create(env);
+        await writer.write(Buffer.concat(chunks));
+      });
+    };
+
+    stream.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      guard.feed(chunk);
+      if (size > st.maxMessageSize) oversize = true;
+      if (guard.bad || oversize || failed) return; // keep reading to the end; the reply is an error
+      if (memory) {
+        memory.push(chunk);
+        memoryBytes += chunk.length;
+        if (memoryBytes > MEMORY_CHUNK_LIMIT) startWriter();
+      } else {
+        stream.pause();
+        writing = writing.then(() => writer!.write(chunk)).finally(() => stream.resume());
+      }
+    });
+    stream.on('error', (err) => {
+      failed = err;
+    });
+    stream.on('end', () => {
+      guard.end();
+      const finish = async (): Promise<string> => {
+        if (guard.bad) throw new SmtpReplyError(Replies.bareLineEnding);
+        if (oversize || stream.sizeExceeded) throw new SmtpReplyError(Replies.messageTooBig);
+        if (memory) startWriter();
+        await writing;
+        if (failed) throw failed;
+        return writer!.commit();
+      };
+      finish()
+        .then((file) => {
+          st.messages++;
+          cb(null, `Ok: queued as MID ${mid}`);
+          this.deps.onAccepted({ file, env, size: size + received.length });
+        })
+        .catch(async (err: Error) => {
+          await writing.catch(() => {});
+          // The cast is needed because TS narrows writer to null inside this closure.
+          const w = writer as SpoolWriter | null;
+          if (w) await w.abort().catch(() => {});
+          if (err instanceof SmtpReplyError) {
+            this.deps.log(`ICID ${st.icid} message refused: ${err.message}`);
+            cb(err);
+          } else {
+            this.deps.log(`ICID ${st.icid} spool failure: ${err.message}`);
+            cb(new SmtpReplyError(Replies.spoolFailure));
+          }
+        });
+    });
+  }
+
+  private receivedHeader(env: SpoolEnvelope, session: SMTPServerSession, rcpts: string[]): string {
+    // RFC 5321 §4.4 trace field. HELO and rDNS come from the peer: strip anything that could break it.
+    const clean = (s: string): string => s.replace(/[^\x21-\x7e]+/g, '');
+    const proto = (session.transmissionType || 'ESMTP').replace(/[^A-Z]/g, '');
+    const date = new Date(env.receivedAt).toUTCString().replace('GMT', '+0000');
+    const lines = [
+      `Received: from ${clean(env.helo ?? 'unknown') || 'unknown'} (${clean(env.rdns ?? 'unknown')} [${clean(env.senderIp)}])`,
+      `\tby ${this.deps.hostname} (Breakwater) with ${proto} id ${env.mid}`,
+    ];
+    if (rcpts.length === 1) lines.push(`\tfor <${clean(rcpts[0])}>;`);
+    else lines[1] += ';';
+    lines.push(`\t${date}`);
+    return lines.join('\r\n') + '\r\n';
+  }
+}

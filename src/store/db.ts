@@ -1,0 +1,166 @@
+// The embedded store: one SQLite database (node:sqlite, WAL) for queue state and tracking.
+// Writes from the hot path are batched into one transaction per event-loop turn (group commit);
+// the spool files, not this database, are what makes an accepted message durable.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+create table if not exists meta (key text primary key, value text not null);
+create table if not exists messages (
+  mid integer primary key,
+  icid integer not null,
+  parent_mid integer,
+  spool_file text not null,
+  received_at integer not null,
+  direction text not null,
+  listener text not null,
+  policy text,
+  sender text not null,
+  sender_ip text not null,
+  rdns text,
+  helo text,
+  tls text,
+  header_from text,
+  subject text,
+  message_id text,
+  size integer not null,
+  status text not null,
+  threat_level integer,
+  updated_at integer not null,
+  done integer not null default 0
+);
+create index if not exists messages_received on messages(received_at);
+create index if not exists messages_sender on messages(sender, received_at);
+create index if not exists messages_message_id on messages(message_id);
+create index if not exists messages_ip on messages(sender_ip, received_at);
+create index if not exists messages_status on messages(status, received_at);
+create index if not exists messages_undone on messages(done) where done = 0;
+create index if not exists messages_parent on messages(parent_mid) where parent_mid is not null;
+create table if not exists recipients (
+  mid integer not null,
+  rid integer not null,
+  address text not null,
+  status text not null,
+  attempts integer not null default 0,
+  next_attempt_at integer,
+  last_reply text,
+  primary key (mid, rid)
+) without rowid;
+create index if not exists recipients_address on recipients(address, mid);
+create table if not exists events (
+  id integer primary key,
+  mid integer not null,
+  at integer not null,
+  type text not null,
+  data text
+);
+create index if not exists events_mid on events(mid);
+create table if not exists attachments (
+  mid integer not null,
+  name text not null,
+  true_type text,
+  size integer not null,
+  sha256 text not null
+);
+create index if not exists attachments_mid on attachments(mid);
+create index if not exists attachments_sha256 on attachments(sha256);
+create index if not exists attachments_name on attachments(name collate nocase);
+create table if not exists urls (
+  mid integer not null,
+  url text not null,
+  domain text
+);
+create index if not exists urls_mid on urls(mid);
+create index if not exists urls_domain on urls(domain);
+create virtual table if not exists subjects using fts5(subject, content='', contentless_delete=1, tokenize='trigram');
+`;
+
+export class Store {
+  readonly db: DatabaseSync;
+  private pending: Array<() => void> = [];
+  private flushScheduled = false;
+  private flushWaiters: Array<() => void> = [];
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
+    this.db = new DatabaseSync(file);
+    this.db.exec('pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;');
+    this.db.exec('pragma temp_store = memory; pragma cache_size = -65536;');
+    this.db.exec(SCHEMA);
+    this.db
+      .prepare('insert or ignore into meta(key, value) values (?, ?)')
+      .run('schema_version', String(SCHEMA_VERSION));
+  }
+
+  /** A cached prepared statement. */
+  stmt(sql: string): StatementSync {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
+
+  /** Queues a write; all writes queued in one event-loop turn commit in one transaction. */
+  write(fn: () => void): void {
+    this.pending.push(fn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** Resolves once every write queued so far has committed. */
+  committed(): Promise<void> {
+    if (!this.pending.length && !this.flushScheduled) return Promise.resolve();
+    return new Promise((resolve) => this.flushWaiters.push(resolve));
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    const batch = this.pending;
+    const waiters = this.flushWaiters;
+    this.pending = [];
+    this.flushWaiters = [];
+    if (batch.length) {
+      this.db.exec('begin');
+      try {
+        for (const fn of batch) {
+          try {
+            fn();
+          } catch (err) {
+            // One bad row must not lose the batch: report and carry on with the rest.
+            process.emitWarning(`store write failed: ${(err as Error).message}`);
+          }
+        }
+        this.db.exec('commit');
+      } catch (err) {
+        this.db.exec('rollback');
+        throw err;
+      }
+    }
+    for (const w of waiters) w();
+  }
+
+  getMeta(key: string): string | undefined {
+    const row = this.stmt('select value from meta where key = ?').get(key) as { value: string } | undefined;
+    return row?.value;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.stmt('insert into meta(key, value) values (?, ?) on conflict(key) do update set value = excluded.value').run(
+      key,
+      value,
+    );
+  }
+
+  close(): void {
+    this.flush();
+    this.db.close();
+  }
+}

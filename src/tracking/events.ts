@@ -1,0 +1,51 @@
+// The closed catalogue of tracking events. Every step of a message's life is one of these; tracking,
+// the mail log and metrics are all fed from it, so nothing is reconstructed by grepping free text.
+
+export type RecipientStatus =
+  'queued' | 'deferred' | 'delivered' | 'bounced' | 'dropped' | 'deleted' | 'quarantined' | 'released' | 'splintered';
+
+export type MessageStatus = RecipientStatus | 'received' | 'scanning';
+
+export type TrackingEvent =
+  | {
+      type: 'ingress.accepted';
+      icid: number;
+      listener: string;
+      sender: string;
+      recipients: string[];
+      size: number;
+      senderIp: string;
+      helo: string | null;
+      tls: string | null;
+    }
+  | { type: 'policy.split'; policy: string; children: number[] }
+  | { type: 'policy.matched'; policy: string; splinteredFrom: number | null }
+  | {
+      type: 'scan.parsed';
+      subject: string | null;
+      messageId: string | null;
+      attachments: number;
+      urls: number;
+      anomalies: string[];
+    }
+  | { type: 'stage.failed'; stage: string; error: string; failureMode: string }
+  | { type: 'verdict'; verdict: string; reason: string }
+  | { type: 'delivery.start'; dcid: number; target: string; rids: number[] }
+  | { type: 'delivery.delivered'; dcid: number; rid: number; address: string; target: string; reply: string }
+  | {
+      type: 'delivery.deferred';
+      dcid: number | null;
+      rid: number;
+      address: string;
+      target: string;
+      reply: string;
+      nextAttemptAt: number;
+    }
+  | { type: 'delivery.bounced'; dcid: number | null; rid: number; address: string; target: string; reply: string }
+  | { type: 'delivery.dsn'; bounceMid: number; rids: number[] }
+  | { type: 'delivery.dsn_suppressed'; rids: number[]; reason: string }
+  | { type: 'admin.retry'; rids: number[] }
+  | { type: 'admin.deleted'; rids: number[] }
+  | { type: 'message.done'; status: MessageStatus };
+
+export type TrackingEventType = TrackingEvent['type'];

@@ -1,0 +1,398 @@
+// Message tracking (DESIGN §8): the record per MID, its events, the mail log lines, and search.
+import type { Store } from '../store/db.ts';
+import type { MailLog } from './maillog.ts';
+import type { MessageStatus, RecipientStatus, TrackingEvent } from './events.ts';
+import type { ParsedMessage } from '../mime/types.ts';
+
+export interface NewMessageRecord {
+  mid: number;
+  icid: number;
+  parentMid: number | null;
+  spoolFile: string;
+  receivedAt: number;
+  direction: 'incoming' | 'outgoing';
+  listener: string;
+  policy: string | null;
+  sender: string;
+  senderIp: string;
+  rdns: string | null;
+  helo: string | null;
+  tls: string | null;
+  size: number;
+  recipients: Array<{ rid: number; address: string }>;
+  status: MessageStatus;
+}
+
+export interface TrackingQuery {
+  sender?: string;
+  recipient?: string;
+  subject?: string;
+  messageId?: string;
+  mid?: number;
+  ip?: string;
+  sha256?: string;
+  attachment?: string;
+  urlDomain?: string;
+  status?: string;
+  since?: number;
+  until?: number;
+  limit?: number;
+  /** paging: only records received strictly before this MID's position (receivedAt, mid) */
+  before?: number;
+}
+
+export interface TrackingRecord {
+  mid: number;
+  icid: number;
+  parentMid: number | null;
+  receivedAt: string;
+  direction: string;
+  listener: string;
+  policy: string | null;
+  sender: string;
+  recipients: Array<{ rid: number; address: string; status: string; attempts: number; lastReply: string | null }>;
+  subject: string | null;
+  messageId: string | null;
+  headerFrom: string | null;
+  senderIp: string;
+  rdns: string | null;
+  helo: string | null;
+  tls: string | null;
+  size: number;
+  attachments: Array<{ name: string; trueType: string | null; size: number; sha256: string }>;
+  urls: string[];
+  status: string;
+  threatLevel: number | null;
+  events: Array<{ at: string; type: string; [k: string]: unknown }>;
+}
+
+export class Tracker {
+  private readonly store: Store;
+  private readonly log: MailLog;
+  onEvent: ((mid: number, event: TrackingEvent) => void) | null = null;
+
+  constructor(store: Store, log: MailLog) {
+    this.store = store;
+    this.log = log;
+  }
+
+  recordMessage(m: NewMessageRecord): void {
+    const now = Date.now();
+    this.store.write(() => {
+      this.store
+        .stmt(
+          `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
+           sender_ip, rdns, helo, tls, size, status, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+        )
+        .run(
+          m.mid,
+          m.icid,
+          m.parentMid,
+          m.spoolFile,
+          m.receivedAt,
+          m.direction,
+          m.listener,
+          m.policy,
+          m.sender.toLowerCase(),
+          m.senderIp,
+          m.rdns,
+          m.helo,
+          m.tls,
+          m.size,
+          m.status,
+          now,
+        );
+      const ins = this.store.stmt('insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)');
+      for (const r of m.recipients) ins.run(m.mid, r.rid, r.address.toLowerCase(), 'queued');
+    });
+  }
+
+  /** Appends an event to the message's record and writes its mail log line. */
+  event(mid: number, e: TrackingEvent, icid?: number): void {
+    const at = Date.now();
+    const { type, ...data } = e;
+    this.store.write(() => {
+      this.store
+        .stmt('insert into events(mid, at, type, data) values (?, ?, ?, ?)')
+        .run(mid, at, type, JSON.stringify(data));
+    });
+    this.logLine(mid, e, icid);
+    this.onEvent?.(mid, e);
+  }
+
+  private logLine(mid: number, e: TrackingEvent, icid?: number): void {
+    switch (e.type) {
+      case 'ingress.accepted':
+        this.log.info(`MID ${mid} ICID ${e.icid} From: <${e.sender}>`);
+        e.recipients.forEach((r, i) => this.log.info(`MID ${mid} ICID ${e.icid} RID ${i} To: <${r}>`));
+        this.log.info(`MID ${mid} ready ${e.size} bytes from ${e.senderIp}`);
+        break;
+      case 'policy.split':
+        this.log.info(`MID ${mid} splintered into MIDs ${e.children.join(', ')} by policy`);
+        break;
+      case 'policy.matched':
+        this.log.info(
+          `MID ${mid} matched ${e.policy} policy` +
+            (e.splinteredFrom !== null ? ` (splintered from MID ${e.splinteredFrom})` : ''),
+        );
+        break;
+      case 'scan.parsed':
+        if (e.messageId) this.log.info(`MID ${mid} Message-ID '${e.messageId}'`);
+        if (e.subject !== null) this.log.info(`MID ${mid} Subject '${e.subject}'`);
+        if (e.anomalies.length) this.log.warning(`MID ${mid} MIME anomalies: ${e.anomalies.join(', ')}`);
+        break;
+      case 'stage.failed':
+        this.log.warning(`MID ${mid} stage ${e.stage} failed (${e.failureMode}): ${e.error}`);
+        break;
+      case 'verdict':
+        this.log.info(`MID ${mid} verdict ${e.verdict} (${e.reason})`);
+        break;
+      case 'delivery.start':
+        this.log.info(`Delivery start DCID ${e.dcid} MID ${mid} to RID [${e.rids.join(', ')}]`);
+        break;
+      case 'delivery.delivered':
+        this.log.info(`Message done DCID ${e.dcid} MID ${mid} to RID [${e.rid}] [('${e.address}', '${e.reply}')]`);
+        break;
+      case 'delivery.deferred':
+        this.log.info(
+          `Delayed: DCID ${e.dcid ?? '-'} MID ${mid} to RID ${e.rid} - ${e.reply} (next attempt ${new Date(e.nextAttemptAt).toISOString()})`,
+        );
+        break;
+      case 'delivery.bounced':
+        this.log.info(`Bounced: DCID ${e.dcid ?? '-'} MID ${mid} to RID ${e.rid} - ${e.reply}`);
+        break;
+      case 'delivery.dsn':
+        this.log.info(`MID ${mid} DSN sent as MID ${e.bounceMid} for RID [${e.rids.join(', ')}]`);
+        break;
+      case 'delivery.dsn_suppressed':
+        this.log.info(`MID ${mid} no DSN for RID [${e.rids.join(', ')}]: ${e.reason}`);
+        break;
+      case 'admin.retry':
+        this.log.info(`MID ${mid} retry requested by administrator for RID [${e.rids.join(', ')}]`);
+        break;
+      case 'admin.deleted':
+        this.log.info(`MID ${mid} deleted by administrator for RID [${e.rids.join(', ')}]`);
+        break;
+      case 'message.done':
+        this.log.info(`Message finished MID ${mid} ${e.status}` + (icid !== undefined ? ` ICID ${icid}` : ''));
+        break;
+      default: {
+        const never: never = e;
+        throw new Error(`unknown event ${(never as { type: string }).type}`);
+      }
+    }
+  }
+
+  connection(text: string): void {
+    this.log.info(text);
+  }
+
+  setParsed(mid: number, p: ParsedMessage): void {
+    this.store.write(() => {
+      this.store
+        .stmt('update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?')
+        .run(p.subject, p.messageId, p.from, Date.now(), mid);
+      if (p.subject) this.store.stmt('insert into subjects(rowid, subject) values (?, ?)').run(mid, p.subject);
+      const att = this.store.stmt('insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)');
+      for (const a of p.attachments) att.run(mid, a.name, a.trueType, a.size, a.sha256);
+      const url = this.store.stmt('insert into urls(mid, url, domain) values (?, ?, ?)');
+      const seen = new Set<string>();
+      for (const u of p.urls) {
+        if (seen.has(u.url)) continue;
+        seen.add(u.url);
+        url.run(mid, u.url, u.domain ?? u.host);
+      }
+    });
+  }
+
+  setPolicy(mid: number, policy: string): void {
+    this.store.write(() => this.store.stmt('update messages set policy = ? where mid = ?').run(policy, mid));
+  }
+
+  setRecipient(
+    mid: number,
+    rid: number,
+    status: RecipientStatus,
+    reply: string | null,
+    nextAttemptAt: number | null,
+  ): void {
+    this.store.write(() => {
+      this.store
+        .stmt(
+          'update recipients set status = ?, last_reply = coalesce(?, last_reply), next_attempt_at = ?, attempts = attempts + (case when ? is null then 0 else 1 end) where mid = ? and rid = ?',
+        )
+        .run(status, reply, nextAttemptAt, reply, mid, rid);
+    });
+  }
+
+  setStatus(mid: number, status: MessageStatus, done: boolean): void {
+    this.store.write(() => {
+      this.store
+        .stmt('update messages set status = ?, done = ?, updated_at = ? where mid = ?')
+        .run(status, done ? 1 : 0, Date.now(), mid);
+    });
+  }
+
+  search(q: TrackingQuery): TrackingRecord[] {
+    const where: string[] = [];
+    const args: Array<string | number> = [];
+    if (q.mid !== undefined) {
+      where.push('m.mid = ?');
+      args.push(q.mid);
+    }
+    if (q.sender) {
+      where.push('m.sender = ?');
+      args.push(q.sender.toLowerCase());
+    }
+    if (q.recipient) {
+      where.push('m.mid in (select mid from recipients where address = ?)');
+      args.push(q.recipient.toLowerCase());
+    }
+    if (q.messageId) {
+      const id = q.messageId.trim();
+      where.push('m.message_id in (?, ?)');
+      args.push(id, id.startsWith('<') ? id.slice(1, -1) : `<${id}>`);
+    }
+    if (q.ip) {
+      where.push('m.sender_ip = ?');
+      args.push(q.ip);
+    }
+    if (q.sha256) {
+      where.push('m.mid in (select mid from attachments where sha256 = ?)');
+      args.push(q.sha256.toLowerCase());
+    }
+    if (q.attachment) {
+      where.push('m.mid in (select mid from attachments where name = ? collate nocase)');
+      args.push(q.attachment);
+    }
+    if (q.urlDomain) {
+      where.push('m.mid in (select mid from urls where domain = ?)');
+      args.push(q.urlDomain.toLowerCase());
+    }
+    if (q.status) {
+      where.push('(m.status = ? or m.mid in (select mid from recipients where status = ?))');
+      args.push(q.status, q.status);
+    }
+    if (q.subject) {
+      if ([...q.subject].length >= 3) {
+        // Trigram full-text index answers "contains" without scanning every row.
+        where.push("m.mid in (select rowid from subjects where subject match ?) and m.subject like ? escape '\\'");
+        args.push(`"${q.subject.replace(/"/g, '""')}"`, `%${likeEscape(q.subject)}%`);
+      } else {
+        where.push("m.subject like ? escape '\\'");
+        args.push(`%${likeEscape(q.subject)}%`);
+      }
+    }
+    if (q.since !== undefined) {
+      where.push('m.received_at >= ?');
+      args.push(q.since);
+    }
+    if (q.until !== undefined) {
+      where.push('m.received_at < ?');
+      args.push(q.until);
+    }
+    if (q.before !== undefined) {
+      where.push('m.mid < ?');
+      args.push(q.before);
+    }
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 10_000);
+    const sql = `select m.* from messages m ${where.length ? 'where ' + where.join(' and ') : ''} order by m.received_at desc, m.mid desc limit ${limit}`;
+    const rows = this.store.db.prepare(sql).all(...args) as unknown as MessageRow[];
+    return rows.map((r) => this.toRecord(r, false));
+  }
+
+  show(mid: number): TrackingRecord | null {
+    const row = this.store.stmt('select * from messages where mid = ?').get(mid) as unknown as MessageRow | undefined;
+    return row ? this.toRecord(row, true) : null;
+  }
+
+  private toRecord(r: MessageRow, withEvents: boolean): TrackingRecord {
+    const recipients = (
+      this.store
+        .stmt('select rid, address, status, attempts, last_reply from recipients where mid = ? order by rid')
+        .all(r.mid) as unknown as Array<{
+        rid: number;
+        address: string;
+        status: string;
+        attempts: number;
+        last_reply: string | null;
+      }>
+    ).map((x) => ({ rid: x.rid, address: x.address, status: x.status, attempts: x.attempts, lastReply: x.last_reply }));
+    const attachments = (
+      this.store
+        .stmt('select name, true_type, size, sha256 from attachments where mid = ?')
+        .all(r.mid) as unknown as Array<{
+        name: string;
+        true_type: string | null;
+        size: number;
+        sha256: string;
+      }>
+    ).map((a) => ({ name: a.name, trueType: a.true_type, size: a.size, sha256: a.sha256 }));
+    const urls = (
+      this.store.stmt('select url from urls where mid = ?').all(r.mid) as unknown as Array<{ url: string }>
+    ).map((u) => u.url);
+    const events = withEvents
+      ? (
+          this.store
+            .stmt('select at, type, data from events where mid = ? order by id')
+            .all(r.mid) as unknown as Array<{
+            at: number;
+            type: string;
+            data: string;
+          }>
+        ).map((e) => ({ at: new Date(e.at).toISOString(), type: e.type, ...(JSON.parse(e.data || '{}') as object) }))
+      : [];
+    return {
+      mid: r.mid,
+      icid: r.icid,
+      parentMid: r.parent_mid,
+      receivedAt: new Date(r.received_at).toISOString(),
+      direction: r.direction,
+      listener: r.listener,
+      policy: r.policy,
+      sender: r.sender,
+      recipients,
+      subject: r.subject,
+      messageId: r.message_id,
+      headerFrom: r.header_from,
+      senderIp: r.sender_ip,
+      rdns: r.rdns,
+      helo: r.helo,
+      tls: r.tls,
+      size: r.size,
+      attachments,
+      urls,
+      status: r.status,
+      threatLevel: r.threat_level,
+      events,
+    };
+  }
+}
+
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => '\\' + c);
+}
+
+interface MessageRow {
+  mid: number;
+  icid: number;
+  parent_mid: number | null;
+  spool_file: string;
+  received_at: number;
+  direction: string;
+  listener: string;
+  policy: string | null;
+  sender: string;
+  sender_ip: string;
+  rdns: string | null;
+  helo: string | null;
+  tls: string | null;
+  header_from: string | null;
+  subject: string | null;
+  message_id: string | null;
+  size: number;
+  status: string;
+  threat_level: number | null;
+  updated_at: number;
+  done: number;
+}

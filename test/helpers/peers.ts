@@ -1,0 +1,194 @@
+// Real SMTP peers for tests and benchmarks, on loopback with dynamic ports: Postfix's smtp-sink and
+// smtp-source, swaks, Python's smtplib.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, chmodSync, existsSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+export function hasBinary(name: string): boolean {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin'])) {
+    if (dir && existsSync(path.join(dir, name))) return true;
+  }
+  return false;
+}
+
+export function binary(name: string): string {
+  for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin'])) {
+    const p = path.join(dir, name);
+    if (dir && existsSync(p)) return p;
+  }
+  throw new Error(`${name} is not installed (see .ci/run)`);
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} did not open`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export interface Sink {
+  port: number;
+  dir: string | null;
+  proc: ChildProcess;
+  /** dumped transactions (with -d), parsed */
+  messages(): SinkMessage[];
+  stop(): Promise<void>;
+}
+
+export interface SinkMessage {
+  file: string;
+  mailFrom: string;
+  rcptTo: string[];
+  /** message as received, with smtp-sink's own lines removed; line endings are LF (smtp-sink writes LF) */
+  body: string;
+}
+
+/**
+ * Starts Postfix's smtp-sink on a free loopback port. With `dump`, each transaction is written to its
+ * own file. `extra` passes more options (e.g. ['-B', '550 5.1.1 no such user', '-r', ...]).
+ */
+export async function startSmtpSink(opts: { dump?: boolean; extra?: string[]; port?: number } = {}): Promise<Sink> {
+  const port = opts.port ?? (await freePort());
+  let dir: string | null = null;
+  const args: string[] = [];
+  if (process.getuid?.() === 0) args.push('-u', 'nobody');
+  if (opts.dump) {
+    dir = mkdtempSync(path.join(os.tmpdir(), 'bw-sink-'));
+    chmodSync(dir, 0o777);
+    args.push('-d', `${dir}/%Y%m%d%H%M%S.`);
+  }
+  args.push(...(opts.extra ?? []), `127.0.0.1:${port}`, '1024');
+  const proc = spawn(binary('smtp-sink'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  await waitForPort(port).catch((err) => {
+    proc.kill('SIGKILL');
+    throw new Error(`${err.message}: ${stderr}`);
+  });
+  return {
+    port,
+    dir,
+    proc,
+    messages() {
+      if (!dir) return [];
+      return readdirSync(dir)
+        .sort()
+        .map((f) => parseSinkDump(path.join(dir!, f)));
+    },
+    stop() {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null || proc.signalCode) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      });
+    },
+  };
+}
+
+export function parseSinkDump(file: string): SinkMessage {
+  const text = readFileSync(file, 'latin1');
+  const lines = text.split('\n');
+  let i = 0;
+  let mailFrom = '';
+  const rcptTo: string[] = [];
+  for (; i < lines.length; i++) {
+    const l = lines[i];
+    if (l.startsWith('X-Mail-Args: ')) mailFrom = l.slice(13).replace(/^<|>.*$/g, '');
+    else if (l.startsWith('X-Rcpt-Args: ')) rcptTo.push(l.slice(13).replace(/^<|>.*$/g, ''));
+    else if (/^X-(Client-Addr|Client-Proto|Helo-Args): /.test(l)) continue;
+    else break;
+  }
+  // smtp-sink's own Received: header (3 lines) follows its X- lines
+  if (lines[i]?.startsWith('Received: from ') && lines[i + 1]?.includes('(smtp-sink)')) {
+    i += 1;
+    while (lines[i]?.startsWith('\t')) i++;
+  }
+  return { file, mailFrom, rcptTo, body: lines.slice(i).join('\n') };
+}
+
+export async function waitFor<T>(
+  fn: () => T | undefined | null | false,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Runs smtp-source; resolves with its exit code and output. */
+export function smtpSource(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(binary('smtp-source'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    p.on('exit', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+/** Runs a command without blocking the event loop (the gateway under test often runs in-process). */
+export function run(cmd: string, args: string[], input?: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout!.on('data', (d) => (out += d));
+    p.stderr!.on('data', (d) => (out += d));
+    p.on('error', (err) => resolve({ code: -1, out: String(err) }));
+    p.on('exit', (code) => resolve({ code: code ?? -1, out }));
+    p.stdin!.end(input ?? '');
+  });
+}
+
+export function swaks(args: string[]): Promise<{ code: number; out: string }> {
+  return run(binary('swaks'), args);
+}
+
+/** Sends one message with Python's smtplib; prints {"ok": true, "refused": {...}} or an error. */
+export function pythonSend(
+  port: number,
+  from: string,
+  to: string[],
+  message: string,
+): Promise<{ code: number; out: string }> {
+  const script = `
+import smtplib, sys, json
+data = sys.stdin.buffer.read()
+s = smtplib.SMTP('127.0.0.1', ${port}, timeout=30)
+s.ehlo('python.test')
+try:
+    refused = s.sendmail(${JSON.stringify(from)}, ${JSON.stringify(to)}, data)
+    print(json.dumps({'ok': True, 'refused': {k: [v[0], v[1].decode()] for k, v in refused.items()}}))
+except smtplib.SMTPException as e:
+    print(json.dumps({'ok': False, 'error': str(e)}))
+s.quit()
+`;
+  return run('python3', ['-c', script], message);
+}

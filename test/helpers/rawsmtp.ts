@@ -1,0 +1,61 @@
+// A raw SMTP client for protocol tests: writes exact bytes, reads complete replies.
+import { connect, type Socket } from 'node:net';
+
+export class RawSmtp {
+  private socket!: Socket;
+  private buffer = '';
+  private waiters: Array<() => void> = [];
+  closed = false;
+
+  static async open(port: number): Promise<RawSmtp> {
+    const c = new RawSmtp();
+    await new Promise<void>((resolve, reject) => {
+      c.socket = connect(port, '127.0.0.1', () => resolve());
+      c.socket.once('error', reject);
+    });
+    c.socket.on('data', (d) => {
+      c.buffer += d.toString('latin1');
+      for (const w of c.waiters.splice(0)) w();
+    });
+    c.socket.on('close', () => {
+      c.closed = true;
+      for (const w of c.waiters.splice(0)) w();
+    });
+    c.socket.on('error', () => {});
+    return c;
+  }
+
+  /** Reads one complete (possibly multi-line) reply. */
+  async reply(timeoutMs = 5000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = /^((?:\d{3}-[^\n]*\n)*\d{3}(?: [^\n]*)?\n)/.exec(this.buffer);
+      if (m) {
+        this.buffer = this.buffer.slice(m[1].length);
+        return m[1].replace(/\r\n/g, '\n').trimEnd();
+      }
+      if (this.closed) return `(closed) ${this.buffer}`;
+      if (Date.now() > deadline) throw new Error(`no reply; buffer: ${JSON.stringify(this.buffer)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.max(1, deadline - Date.now()));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(data);
+  }
+
+  async cmd(line: string): Promise<string> {
+    this.write(line + '\r\n');
+    return this.reply();
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
