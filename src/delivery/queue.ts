@@ -21,6 +21,9 @@ export interface DeliveryJob {
   mid: number;
   file: string;
   bodyOffset: number;
+  /** message bytes when in memory; otherwise read from the spool file */
+  bytes: Buffer | null;
+  size: number;
   sender: string;
   receivedAt: number;
   recipients: DeliveryRecipient[];
@@ -312,7 +315,11 @@ export class DeliveryQueue {
     | { kind: 'connection-error'; reply: string }
   > {
     return new Promise((resolve) => {
-      const stream = createReadStream(job.file, { start: job.bodyOffset, highWaterMark: 256 * 1024 });
+      const stream = createReadStream(job.file, {
+        start: job.bodyOffset,
+        end: job.bodyOffset + job.size - 1,
+        highWaterMark: 256 * 1024,
+      });
       conn.smtp.send(
         { from: job.sender, to: job.recipients.map((r) => r.address) } as any,
         stream,
@@ -368,8 +375,9 @@ export class DeliveryQueue {
       try {
         const buf = Buffer.alloc(256 * 1024);
         let pos = job.bodyOffset;
-        for (;;) {
-          const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        const end = job.bodyOffset + job.size;
+        while (pos < end) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, end - pos), pos);
           if (!bytesRead) break;
           await out.write(buf, 0, bytesRead);
           pos += bytesRead;

@@ -33,6 +33,8 @@ interface Copy {
   parentMid: number | null;
   file: string;
   bodyOffset: number;
+  /** message bytes kept from ingress for small messages; null means read the spool file */
+  bytes: Buffer | null;
   size: number;
   env: SpoolEnvelope;
   policy: string;
@@ -63,8 +65,6 @@ export class Gateway {
   private nextIcid = 1;
   /** active copies by MID */
   private readonly copies = new Map<number, Copy>();
-  /** number of unfinished copies per spool file */
-  private readonly fileRefs = new Map<string, number>();
   private pipelinesRunning = 0;
   private readonly pipelineWaiting: Array<() => void> = [];
   private stopped = false;
@@ -93,7 +93,7 @@ export class Gateway {
   async start(): Promise<void> {
     await this.spool.init();
     const maxDbMid = (this.store.db.prepare('select max(mid) m from messages').get() as { m: number | null }).m ?? 0;
-    this.nextMid = Math.max(maxDbMid, this.spool.maxMid()) + 1;
+    this.nextMid = maxDbMid + 1; // recover() raises it past every MID in the spool
     const maxIcid = Number(this.store.getMeta('icid_hwm') ?? 0);
     this.nextIcid = maxIcid + 1;
     this.store.setMeta('icid_hwm', String(this.nextIcid + 1000));
@@ -130,6 +130,7 @@ export class Gateway {
     await this.delivery.stop();
     await this.store.committed();
     this.store.close();
+    this.spool.close();
     await this.mailLog.close();
   }
 
@@ -170,12 +171,13 @@ export class Gateway {
       },
       env.icid,
     );
-    const bodyOffset = this.spool.readEnvelope(m.file).bodyOffset;
-    this.split(m.file, bodyOffset, m.size, env);
+    this.split(m.file, m.bodyOffset, m.bytes, m.size, env);
+    // Every copy now holds the file; the acceptance's own hold on it ends here.
+    this.spool.release(m.file);
   }
 
   /** Splits recipients by policy into copies and starts each copy's pipeline. */
-  private split(file: string, bodyOffset: number, size: number, env: SpoolEnvelope): void {
+  private split(file: string, bodyOffset: number, bytes: Buffer | null, size: number, env: SpoolEnvelope): void {
     if (env.generated === 'dsn') {
       // Our own bounces skip policies and scanning: they carry only headers of the original.
       const copy = this.addCopy(
@@ -183,6 +185,7 @@ export class Gateway {
         null,
         file,
         bodyOffset,
+        bytes,
         size,
         env,
         'system',
@@ -202,6 +205,7 @@ export class Gateway {
         null,
         file,
         bodyOffset,
+        bytes,
         size,
         env,
         g.policy,
@@ -234,7 +238,7 @@ export class Gateway {
         status: 'scanning',
       });
       this.tracker.event(mid, { type: 'policy.matched', policy: g.policy, splinteredFrom: env.mid });
-      const copy = this.addCopy(mid, env.mid, file, bodyOffset, size, env, g.policy, rcpts);
+      const copy = this.addCopy(mid, env.mid, file, bodyOffset, bytes, size, env, g.policy, rcpts);
       void this.scan(copy);
     }
     for (let rid = 0; rid < env.recipients.length; rid++)
@@ -247,6 +251,7 @@ export class Gateway {
     parentMid: number | null,
     file: string,
     bodyOffset: number,
+    bytes: Buffer | null,
     size: number,
     env: SpoolEnvelope,
     policy: string,
@@ -257,6 +262,7 @@ export class Gateway {
       parentMid,
       file,
       bodyOffset,
+      bytes,
       size,
       env,
       policy,
@@ -265,7 +271,7 @@ export class Gateway {
       outcomes: new Map(),
     };
     this.copies.set(mid, copy);
-    this.fileRefs.set(file, (this.fileRefs.get(file) ?? 0) + 1);
+    this.spool.retain(file);
     return copy;
   }
 
@@ -299,8 +305,14 @@ export class Gateway {
         policy: copy.policy,
         recipients: copy.recipients.map((r) => r.address),
         parsed: null,
+        bytes: copy.bytes,
         findings: [],
-        openMessage: () => createReadStream(copy.file, { start: copy.bodyOffset, highWaterMark: 256 * 1024 }),
+        openMessage: () =>
+          createReadStream(copy.file, {
+            start: copy.bodyOffset,
+            end: copy.bodyOffset + copy.size - 1,
+            highWaterMark: 256 * 1024,
+          }),
       };
       const started = performance.now();
       const result = await runPipeline(this.stages, ctx);
@@ -382,6 +394,8 @@ export class Gateway {
       mid: copy.mid,
       file: copy.file,
       bodyOffset: copy.bodyOffset,
+      bytes: copy.bytes,
+      size: copy.size,
       sender: copy.env.sender,
       receivedAt: copy.env.receivedAt,
       recipients,
@@ -419,14 +433,8 @@ export class Gateway {
     this.tracker.setStatus(copy.mid, status, true);
     this.tracker.event(copy.mid, { type: 'message.done', status }, copy.env.icid);
     this.copies.delete(copy.mid);
-    const refs = (this.fileRefs.get(copy.file) ?? 1) - 1;
-    if (refs > 0) {
-      this.fileRefs.set(copy.file, refs);
-      return;
-    }
-    this.fileRefs.delete(copy.file);
     // The spool file goes only after the database says the message is finished.
-    void this.store.committed().then(() => this.spool.remove(copy.file));
+    void this.store.committed().then(() => this.spool.release(copy.file));
   }
 
   private async sendDsn(copy: Copy, bounced: RecipientResult[]): Promise<void> {
@@ -446,7 +454,7 @@ export class Gateway {
         originalSender: copy.env.sender,
         originalMid: copy.mid,
         arrivalDate: new Date(copy.env.receivedAt),
-        originalHeaders: readHeaderBlock(copy.file, copy.bodyOffset),
+        originalHeaders: readHeaderBlock(copy),
         recipients: bounced.map((b) => ({
           address: b.address,
           action: 'failed',
@@ -470,9 +478,9 @@ export class Gateway {
         receivedAt: Date.now(),
         generated: 'dsn',
       };
-      const file = await this.spool.writeWhole(env, dsn);
+      const loc = await this.spool.append(env, dsn);
       this.tracker.event(copy.mid, { type: 'delivery.dsn', bounceMid: mid, rids });
-      this.onAccepted({ file, env, size: dsn.length });
+      this.onAccepted({ ...loc, env, bytes: dsn });
     } catch (err) {
       this.mailLog.warning(`MID ${copy.mid} could not create DSN: ${(err as Error).message}`);
     }
@@ -482,20 +490,16 @@ export class Gateway {
 
   /** Resumes every spooled message that was not finished (after a crash or a restart). */
   private async recover(): Promise<void> {
-    const mids = this.spool.list();
     let resumed = 0;
-    for (const mid of mids) {
-      const file = this.spool.fileFor(mid);
-      let env: SpoolEnvelope, bodyOffset: number, size: number;
-      try {
-        ({ env, bodyOffset, size } = this.spool.readEnvelope(file));
-      } catch (err) {
-        this.mailLog.warning(`spool file ${file} unreadable, left in place: ${(err as Error).message}`);
-        continue;
-      }
+    let maxMid = 0;
+    const spooled = [...this.spool.scan((file, why) => this.mailLog.warning(`spool file ${file}: ${why}`))];
+    for (const m of spooled) maxMid = Math.max(maxMid, m.env.mid);
+    this.nextMid = Math.max(this.nextMid, maxMid + 1);
+    for (const { file, env, bodyOffset, size } of spooled) {
+      // Copies made by the policy split share their original's bytes: found by parent MID.
       const rows = this.store
-        .stmt('select mid, parent_mid, status, policy, done from messages where spool_file = ? order by mid')
-        .all(file) as Array<{
+        .stmt('select mid, parent_mid, status, policy, done from messages where mid = ? or parent_mid = ? order by mid')
+        .all(env.mid, env.mid) as Array<{
         mid: number;
         parent_mid: number | null;
         status: string;
@@ -505,20 +509,17 @@ export class Gateway {
       const own = rows.find((r) => r.mid === env.mid);
       if (!own) {
         // Accepted (250 sent) but the database never heard of it: start from the beginning.
-        this.onAccepted({ file, env, size });
+        this.spool.retain(file);
+        this.onAccepted({ file, env, size, bodyOffset, bytes: null });
         resumed++;
         continue;
       }
       if (own.status === 'received') {
-        this.split(file, bodyOffset, size, env);
+        this.split(file, bodyOffset, null, size, env);
         resumed++;
         continue;
       }
       const undone = rows.filter((r) => !r.done && r.status !== 'splintered');
-      if (!undone.length) {
-        await this.spool.remove(file);
-        continue;
-      }
       for (const r of undone) {
         const rcpts = this.store
           .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
@@ -534,6 +535,7 @@ export class Gateway {
           r.parent_mid,
           file,
           bodyOffset,
+          null,
           size,
           env,
           r.policy ?? 'default',
@@ -573,6 +575,7 @@ export class Gateway {
         }
       }
     }
+    this.spool.removeUnreferenced();
     if (resumed) this.mailLog.info(`recovered ${resumed} unfinished message(s) from the spool`);
   }
 
@@ -644,17 +647,21 @@ export class Gateway {
   }
 }
 
-/** Reads the header block of a spooled message (for DSNs), bounded to 64 KiB. */
-function readHeaderBlock(file: string, offset: number): string {
-  if (!existsSync(file)) return '';
-  const fd = openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(64 * 1024);
-    const n = readSync(fd, buf, 0, buf.length, offset);
-    const text = buf.subarray(0, n).toString('latin1');
-    const end = text.indexOf('\r\n\r\n');
-    return end >= 0 ? text.slice(0, end + 2) : text;
-  } finally {
-    closeSync(fd);
+/** The header block of a message (for DSNs), bounded to 64 KiB. */
+function readHeaderBlock(copy: Copy): string {
+  let head: Buffer;
+  if (copy.bytes) head = copy.bytes.subarray(0, 64 * 1024);
+  else {
+    if (!existsSync(copy.file)) return '';
+    const fd = openSync(copy.file, 'r');
+    try {
+      head = Buffer.alloc(Math.min(64 * 1024, copy.size));
+      head = head.subarray(0, readSync(fd, head, 0, head.length, copy.bodyOffset));
+    } finally {
+      closeSync(fd);
+    }
   }
+  const text = head.toString('latin1');
+  const end = text.indexOf('\r\n\r\n');
+  return end >= 0 ? text.slice(0, end + 2) : text;
 }

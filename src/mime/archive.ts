@@ -397,7 +397,7 @@ async function expandMember(
       ? Math.min(remaining, declared + 1)
       : remaining;
   const nestedAllowed = member.depth < limits.maxArchiveDepth;
-  const sink = new ContentSink(nestedAllowed && !headOnly);
+  const sink = new ContentSink(nestedAllowed && !headOnly ? 'archives' : 'none');
   const expansion = await expand(raw, method, declared, cap, sink, ctx);
   const res: SinkResult = sink.finish();
   if (expansion.error) {

@@ -53,11 +53,14 @@ export interface SinkResult {
   sha256: string;
   head: Buffer;
   archive: ArchiveKind | null;
-  /** whole content when it is an archive that fit in the buffer bound */
+  /** whole content when it was kept (an archive, or keep 'all') and fit in the bound */
   content: Buffer | null;
-  /** archive content was larger than the buffer bound */
+  /** content that should have been kept was larger than the bound */
   overflow: boolean;
 }
+
+/** what a sink keeps of the whole content: nothing, archives only, or everything */
+export type KeepMode = 'none' | 'archives' | 'all';
 
 export class ContentSink {
   size = 0;
@@ -65,14 +68,15 @@ export class ContentSink {
   private head: Buffer | null = null;
   private headLen = 0;
   private archive: ArchiveKind | null | undefined = undefined;
-  private kept: Buffer[] | null = null;
+  private kept: Buffer[] | null;
   private overflow = false;
-  private readonly keepArchives: boolean;
+  private readonly mode: KeepMode;
   private readonly keepLimit: number;
 
-  constructor(keepArchives: boolean, keepLimit: number = MAX_ARCHIVE_BUFFER) {
-    this.keepArchives = keepArchives;
+  constructor(mode: KeepMode, keepLimit: number = MAX_ARCHIVE_BUFFER) {
+    this.mode = mode;
     this.keepLimit = keepLimit;
+    this.kept = mode === 'all' ? [] : null;
   }
 
   write(chunk: Buffer): void {
@@ -87,33 +91,22 @@ export class ContentSink {
       }
       this.headLen += chunk.copy(this.head, this.headLen, 0, Math.min(chunk.length, HEAD_BYTES - this.headLen));
     }
-    if (this.archive === undefined) {
-      if (this.headLen >= 4) {
-        this.archive = this.head ? sniffArchive(this.head.subarray(0, this.headLen)) : null;
-        if (this.archive && this.keepArchives) {
-          // the (fewer than 4) bytes written before this chunk are all in head
-          const before = this.size - chunk.length;
-          this.kept = before > 0 && this.head ? [Buffer.from(this.head.subarray(0, before))] : [];
-          this.keep(chunk);
-        }
+    if (this.archive === undefined && this.headLen >= 4 && this.head) {
+      this.archive = sniffArchive(this.head.subarray(0, this.headLen));
+      if (this.archive && this.mode === 'archives') {
+        // the (fewer than 4) bytes written before this chunk are all in head
+        const before = this.size - chunk.length;
+        this.kept = before > 0 ? [Buffer.from(this.head.subarray(0, before))] : [];
       }
-      return;
     }
     if (this.kept) {
-      this.keep(chunk);
+      if (this.size > this.keepLimit) {
+        this.kept = null;
+        this.overflow = true;
+      } else {
+        this.kept.push(chunk);
+      }
     }
-  }
-
-  private keep(chunk: Buffer): void {
-    if (!this.kept) {
-      return;
-    }
-    if (this.size > this.keepLimit) {
-      this.kept = null;
-      this.overflow = true;
-      return;
-    }
-    this.kept.push(chunk);
   }
 
   finish(): SinkResult {

@@ -1,14 +1,16 @@
 // The parse stage: one streaming pass over the message with @zone-eu/mailsplit's Splitter.
 // Leaf bodies are transfer-decoded chunk by chunk; attachments are hashed while streaming
-// and only their first bytes are kept (plus the whole decoded content for archives, up to
-// a bound); text/plain and text/html are charset-decoded up to maxTextChars. Afterwards
-// attachments get a magic-byte type and archives are listed, and URLs are extracted from
-// the kept text. Malformed input never throws; only exceeding timeoutMs does.
+// and only their first bytes are kept (plus the whole decoded content for archives and
+// attached messages, up to a bound); text/plain and text/html are charset-decoded up to
+// maxTextChars. Afterwards attached messages that the splitter could not descend into
+// (base64 encoded, or marked as attachments) are parsed from their decoded bytes,
+// attachments get a magic-byte type, archives are listed, and URLs are extracted from the
+// kept text. Malformed input never throws; only exceeding timeoutMs does.
 import { Splitter } from '@zone-eu/mailsplit';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { Transform } from 'node:stream';
 import { listArchive, type ArchiveContext } from './archive.ts';
-import { ContentSink, detectType, extensionOf, type SinkResult } from './content.ts';
+import { ContentSink, MAX_ARCHIVE_BUFFER, detectType, extensionOf, type SinkResult } from './content.ts';
 import { createTextDecoder, createTransferDecoder, type ByteDecoder, type TextChunkDecoder } from './decode.ts';
 import { libmime } from './deps.ts';
 import { UrlCollector, extractHtmlUrls, extractTextUrls } from './urls.ts';
@@ -24,6 +26,141 @@ const MAX_DECODED_HEADER = 64 * 1024;
 const MAX_HEAD_SIZE = 1024 * 1024;
 /** raw body bytes of boundary-less multiparts kept per message to be read as text */
 const MAX_ORPHAN_BYTES = 256 * 1024;
+/** decoded bytes of attached messages buffered per message to parse them afterwards */
+const MAX_EMBEDDED_BYTES = MAX_ARCHIVE_BUFFER;
+
+interface TextBuffer {
+  chunks: string[];
+  length: number;
+}
+
+/** An attached message kept for parsing after the outer message. */
+interface Embedded {
+  content: Buffer;
+  /** path and depth of the attached message part */
+  path: string;
+  depth: number;
+  /** offset of its first byte in the outer message, null when it was transfer-encoded */
+  offset: number | null;
+  fallbackOffset: number;
+}
+
+/** Everything the walkers of one message (outer and attached messages) add to. */
+class ParseState {
+  readonly limits: ParseLimits;
+  readonly deadline: number;
+  size = 0;
+  readonly headers: Array<{ key: string; value: string }> = [];
+  from: string | null = null;
+  subject: string | null = null;
+  messageId: string | null = null;
+  readonly parts: MimePart[] = [];
+  readonly attachments: AttachmentInfo[] = [];
+  readonly anomalies = new Set<ParseAnomaly>();
+  readonly text: TextBuffer = { chunks: [], length: 0 };
+  readonly html: TextBuffer = { chunks: [], length: 0 };
+  readonly pending: Array<Promise<void>> = [];
+  archiveChain: Promise<void> = Promise.resolve();
+  readonly archiveCtx: ArchiveContext;
+  readonly embedded: Embedded[] = [];
+  embeddedBytes = 0;
+  orphanBytes = 0;
+
+  constructor(limits: ParseLimits, startedAt: number) {
+    this.limits = limits;
+    this.deadline = startedAt + limits.timeoutMs;
+    this.archiveCtx = {
+      limits,
+      deadline: this.deadline,
+      membersListed: 0,
+      entriesSeen: 0,
+      expandedBytes: 0,
+      flag: (a) => this.anomalies.add(a),
+    };
+  }
+
+  flag(anomaly: ParseAnomaly): void {
+    this.anomalies.add(anomaly);
+  }
+
+  timeoutError(): ParseTimeoutError {
+    return new ParseTimeoutError(`parse exceeded ${this.limits.timeoutMs} ms`);
+  }
+
+  checkDeadline(): void {
+    if (Date.now() > this.deadline) {
+      throw this.timeoutError();
+    }
+  }
+
+  /** Appends decoded text; returns false once the buffer is full. */
+  appendText(kind: 'text' | 'html', s: string): boolean {
+    if (!s) {
+      return true;
+    }
+    const buf = kind === 'html' ? this.html : this.text;
+    const room = this.limits.maxTextChars - buf.length;
+    if (s.length > room) {
+      if (room > 0) {
+        buf.chunks.push(s.slice(0, room));
+        buf.length += room;
+      }
+      this.flag('text_truncated');
+      return false;
+    }
+    buf.chunks.push(s);
+    buf.length += s.length;
+    return true;
+  }
+
+  /** Starts a new text part: returns false when there is no room left for it. */
+  startText(kind: 'text' | 'html'): boolean {
+    const buf = kind === 'html' ? this.html : this.text;
+    if (buf.length >= this.limits.maxTextChars) {
+      this.flag('text_truncated');
+      return false;
+    }
+    if (buf.chunks.length) {
+      buf.chunks.push('\n');
+      buf.length++;
+    }
+    return true;
+  }
+
+  track(task: Promise<void>): void {
+    // the failure (only ever a timeout) is reported through the await in parseMessage
+    task.catch(() => {});
+    this.pending.push(task);
+  }
+
+  async result(): Promise<ParsedMessage> {
+    while (this.pending.length) {
+      await Promise.all(this.pending.splice(0));
+    }
+    this.checkDeadline();
+    const text = this.text.chunks.join('');
+    const html = this.html.chunks.join('');
+    const collector = new UrlCollector(this.limits.maxUrls);
+    extractTextUrls(text, collector);
+    extractHtmlUrls(html, collector);
+    if (collector.limited || collector.workExhausted) {
+      this.flag('url_limit');
+    }
+    return {
+      size: this.size,
+      headers: this.headers,
+      from: this.from,
+      subject: this.subject,
+      messageId: this.messageId,
+      parts: this.parts,
+      attachments: this.attachments,
+      urls: collector.urls,
+      text,
+      html,
+      anomalies: [...this.anomalies],
+    };
+  }
+}
 
 interface NodeState {
   path: string;
@@ -49,11 +186,8 @@ interface LeafState {
   textDone: boolean;
   sink: ContentSink | null;
   attachment: AttachmentInfo | null;
-}
-
-interface TextBuffer {
-  chunks: string[];
-  length: number;
+  /** an attached message/rfc822 whose decoded bytes are kept to be parsed afterwards */
+  embedded: boolean;
 }
 
 function decodeWords(value: string): string {
@@ -96,47 +230,30 @@ function toBuffer(chunk: unknown): Buffer {
   return Buffer.from(String(chunk));
 }
 
-class MessageParser {
-  readonly limits: ParseLimits;
-  readonly deadline: number;
-  size = 0;
+interface WalkerBase {
+  /** path and depth of this walker's root part */
+  path: string;
+  depth: number;
+  /** the outer message (its headers are the top-level headers) */
+  top: boolean;
+  /** offset of this walker's first byte in the outer message; null when not exact */
+  offset: number | null;
+  /** offset used for every part when `offset` is null */
+  fallbackOffset: number;
+}
+
+/** Turns the splitter's objects of one (outer or attached) message into parts. */
+class NodeWalker {
+  private readonly s: ParseState;
+  private readonly base: WalkerBase;
   private pos = 0;
-  private readonly headers: Array<{ key: string; value: string }> = [];
-  private from: string | null = null;
-  private subject: string | null = null;
-  private messageId: string | null = null;
-  private readonly parts: MimePart[] = [];
-  private readonly attachments: AttachmentInfo[] = [];
-  private readonly anomalies = new Set<ParseAnomaly>();
-  private readonly text: TextBuffer = { chunks: [], length: 0 };
-  private readonly html: TextBuffer = { chunks: [], length: 0 };
   private readonly states = new Map<MimeNode, NodeState>();
   private leaf: LeafState | null = null;
   private broken = false;
-  private orphanBytes = 0;
-  private readonly pending: Array<Promise<void>> = [];
-  private archiveChain: Promise<void> = Promise.resolve();
-  private readonly archiveCtx: ArchiveContext;
 
-  constructor(limits: ParseLimits, startedAt: number) {
-    this.limits = limits;
-    this.deadline = startedAt + limits.timeoutMs;
-    this.archiveCtx = {
-      limits,
-      deadline: this.deadline,
-      membersListed: 0,
-      entriesSeen: 0,
-      expandedBytes: 0,
-      flag: (a) => this.anomalies.add(a),
-    };
-  }
-
-  flag(anomaly: ParseAnomaly): void {
-    this.anomalies.add(anomaly);
-  }
-
-  timeoutError(): ParseTimeoutError {
-    return new ParseTimeoutError(`parse exceeded ${this.limits.timeoutMs} ms`);
+  constructor(state: ParseState, base: WalkerBase) {
+    this.s = state;
+    this.base = base;
   }
 
   /** Handles one splitter object. Never throws. */
@@ -155,17 +272,17 @@ class MessageParser {
         if (leaf && chunk.node === leaf.node) {
           this.feed(leaf, leaf.decoder.write(chunk.value));
         }
-      } else if (this.orphanBytes < MAX_ORPHAN_BYTES) {
+      } else if (this.s.orphanBytes < MAX_ORPHAN_BYTES) {
         const state = this.states.get(chunk.node);
         if (state?.orphan && state.children === 0) {
-          const take = chunk.value.subarray(0, MAX_ORPHAN_BYTES - this.orphanBytes);
+          const take = chunk.value.subarray(0, MAX_ORPHAN_BYTES - this.s.orphanBytes);
           state.orphan.push(take);
-          this.orphanBytes += take.length;
+          this.s.orphanBytes += take.length;
         }
       }
     } catch {
       // a bug or an input we did not foresee: keep what we have, analyse no further
-      this.flag('malformed_mime');
+      this.s.flag('malformed_mime');
       this.broken = true;
     }
   }
@@ -173,53 +290,54 @@ class MessageParser {
   /** The splitter failed (header block too large, too many nodes): stop splitting. */
   splitError(err: unknown): void {
     const message = String((err as Error)?.message ?? err);
-    this.flag(/child nodes/i.test(message) ? 'part_limit' : 'malformed_mime');
-    try {
-      this.finishLeaf();
-    } catch {
-      this.flag('malformed_mime');
-    }
+    this.s.flag(/child nodes/i.test(message) ? 'part_limit' : 'malformed_mime');
+    this.finishLeaf();
     this.broken = true;
+  }
+
+  private offset(pos: number): number {
+    return this.base.offset === null ? this.base.fallbackOffset : this.base.offset + pos;
   }
 
   private onNode(node: MimeNode): void {
     this.finishLeaf();
-    const headerOffset = this.pos;
+    const headerOffset = this.offset(this.pos);
     this.pos += node._headerlen || 0;
-    const bodyOffset = this.pos;
+    const bodyOffset = this.offset(this.pos);
 
     const parent = node.parentNode ? this.states.get(node.parentNode) : undefined;
-    let path = '1';
-    let depth = 0;
+    let path = this.base.path;
+    let depth = this.base.depth;
     if (parent) {
       parent.children++;
       path = `${parent.path}.${parent.children}`;
       depth = parent.depth + 1;
+      if (parent.orphan) {
+        // the multipart has children after all
+        this.s.orphanBytes -= parent.orphan.reduce((n, b) => n + b.length, 0);
+        parent.orphan = null;
+      }
     } else if (node.parentNode || this.states.size > 0) {
       // a second root can not happen with mailsplit; do not let it clobber the first
-      this.flag('malformed_mime');
-      path = `1.${this.states.size + 1}`;
-      depth = 1;
+      this.s.flag('malformed_mime');
+      path = `${this.base.path}.${this.states.size + 1}`;
+      depth = this.base.depth + 1;
     }
     const state: NodeState = { path, depth, children: 0, skipped: false, multipart: false, orphan: null };
-    if (parent?.orphan) {
-      // the multipart has content after all
-      this.orphanBytes -= parent.orphan.reduce((n, b) => n + b.length, 0);
-      parent.orphan = null;
-    }
     this.states.set(node, state);
 
+    const { limits } = this.s;
     if (parent?.skipped) {
       state.skipped = true;
       return;
     }
-    if (depth > this.limits.maxDepth) {
-      this.flag('depth_limit');
+    if (depth > limits.maxDepth) {
+      this.s.flag('depth_limit');
       state.skipped = true;
       return;
     }
-    if (this.parts.length >= this.limits.maxParts) {
-      this.flag('part_limit');
+    if (this.s.parts.length >= limits.maxParts) {
+      this.s.flag('part_limit');
       state.skipped = true;
       return;
     }
@@ -239,9 +357,9 @@ class MessageParser {
       decodedSize: 0,
       depth,
     };
-    this.parts.push(part);
+    this.s.parts.push(part);
 
-    if (!parent && !node.parentNode) {
+    if (this.base.top && !parent && !node.parentNode) {
       this.captureHeaders(node);
     }
 
@@ -249,7 +367,7 @@ class MessageParser {
       state.multipart = true;
       state.orphan = [];
       if (!node._boundary) {
-        this.flag('malformed_mime');
+        this.s.flag('malformed_mime');
       }
       return;
     }
@@ -274,10 +392,13 @@ class MessageParser {
       textDone: false,
       sink: null,
       attachment: null,
+      embedded: false,
     };
     if (mode === 'attachment') {
       const name = filename ?? '';
-      leaf.sink = new ContentSink(true);
+      // an attached message the splitter did not descend into is parsed afterwards
+      leaf.embedded = contentType === 'message/rfc822' && depth < limits.maxDepth;
+      leaf.sink = new ContentSink(leaf.embedded ? 'all' : 'archives');
       leaf.attachment = {
         partPath: path,
         name,
@@ -290,18 +411,12 @@ class MessageParser {
         members: [],
         encrypted: false,
       };
-      this.attachments.push(leaf.attachment);
+      this.s.attachments.push(leaf.attachment);
     } else if (mode === 'text' || mode === 'html') {
-      const buf = mode === 'html' ? this.html : this.text;
-      if (buf.length >= this.limits.maxTextChars) {
-        this.flag('text_truncated');
-        leaf.textDone = true;
-      } else {
+      if (this.s.startText(mode)) {
         leaf.text = createTextDecoder(node.charset || null);
-        if (buf.chunks.length) {
-          buf.chunks.push('\n');
-          buf.length++;
-        }
+      } else {
+        leaf.textDone = true;
       }
     }
     this.leaf = leaf;
@@ -309,25 +424,26 @@ class MessageParser {
 
   private captureHeaders(node: MimeNode): void {
     const lines = node.headers ? node.headers.getList() : [];
+    const s = this.s;
     for (const { key, line } of lines) {
       if (!key) {
         if (line.trim()) {
-          this.flag('malformed_mime');
+          s.flag('malformed_mime');
         }
         continue;
       }
       let value = headerValue(line);
       if (key === 'subject' || key === 'from') {
         value = decodeWords(value);
-        if (key === 'subject' && this.subject === null) {
-          this.subject = value;
-        } else if (key === 'from' && this.from === null) {
-          this.from = value;
+        if (key === 'subject' && s.subject === null) {
+          s.subject = value;
+        } else if (key === 'from' && s.from === null) {
+          s.from = value;
         }
-      } else if (key === 'message-id' && this.messageId === null) {
-        this.messageId = value;
+      } else if (key === 'message-id' && s.messageId === null) {
+        s.messageId = value;
       }
-      this.headers.push({ key, value });
+      s.headers.push({ key, value });
     }
   }
 
@@ -339,47 +455,9 @@ class MessageParser {
     if (leaf.sink) {
       leaf.sink.write(decoded);
     } else if (leaf.text && !leaf.textDone) {
-      this.appendText(leaf, leaf.text.write(decoded));
-    }
-  }
-
-  private appendText(leaf: LeafState, s: string): void {
-    if (!s) {
-      return;
-    }
-    const buf = leaf.mode === 'html' ? this.html : this.text;
-    const room = this.limits.maxTextChars - buf.length;
-    if (s.length > room) {
-      if (room > 0) {
-        buf.chunks.push(s.slice(0, room));
-        buf.length += room;
+      if (!this.s.appendText(leaf.mode === 'html' ? 'html' : 'text', leaf.text.write(decoded))) {
+        leaf.textDone = true;
       }
-      this.flag('text_truncated');
-      leaf.textDone = true;
-      return;
-    }
-    buf.chunks.push(s);
-    buf.length += s.length;
-  }
-
-  private appendOrphan(raw: Buffer): void {
-    const s = createTextDecoder('utf-8').write(raw).trim();
-    if (!s) {
-      return;
-    }
-    const buf = this.text;
-    if (buf.chunks.length && buf.length < this.limits.maxTextChars) {
-      buf.chunks.push('\n');
-      buf.length++;
-    }
-    const room = this.limits.maxTextChars - buf.length;
-    if (s.length > room) {
-      this.flag('text_truncated');
-    }
-    if (room > 0) {
-      const piece = s.length > room ? s.slice(0, room) : s;
-      buf.chunks.push(piece);
-      buf.length += piece.length;
     }
   }
 
@@ -389,97 +467,174 @@ class MessageParser {
       return;
     }
     this.leaf = null;
-    this.feed(leaf, leaf.decoder.end());
-    if (leaf.decoder.malformed) {
-      this.flag('malformed_mime');
+    try {
+      this.feed(leaf, leaf.decoder.end());
+      if (leaf.decoder.malformed) {
+        this.s.flag('malformed_mime');
+      }
+      if (leaf.text && !leaf.textDone) {
+        this.s.appendText(leaf.mode === 'html' ? 'html' : 'text', leaf.text.end());
+      }
+    } catch {
+      this.s.flag('malformed_mime');
     }
     leaf.part.decodedSize = leaf.size;
-    if (leaf.text && !leaf.textDone) {
-      this.appendText(leaf, leaf.text.end());
-    }
     if (leaf.sink && leaf.attachment) {
       const res = leaf.sink.finish();
       leaf.attachment.size = res.size;
       leaf.attachment.sha256 = res.sha256;
-      const task = this.completeAttachment(leaf.attachment, res);
-      // the failure (only ever a timeout) is reported through Promise.all in finish()
-      task.catch(() => {});
-      this.pending.push(task);
+      if (leaf.embedded) {
+        this.keepEmbedded(leaf, res);
+      }
+      this.s.track(completeAttachment(this.s, leaf.attachment, res));
     }
   }
 
-  private async completeAttachment(att: AttachmentInfo, res: SinkResult): Promise<void> {
-    att.trueType = await detectType(res.head);
-    if (!res.archive) {
+  private keepEmbedded(leaf: LeafState, res: SinkResult): void {
+    if (!res.content || this.s.embeddedBytes + res.content.length > MAX_EMBEDDED_BYTES) {
+      // too large to look into: what it carries is not analysed
+      this.s.flag('part_limit');
       return;
     }
-    if (res.overflow) {
-      // too large to buffer for listing
-      this.flag('archive_expansion_limit');
-      return;
-    }
-    const content = res.content;
-    const kind = res.archive;
-    if (!content) {
-      return;
-    }
-    const run = async (): Promise<void> => {
-      const members: ArchiveMember[] = [];
-      const listing = await listArchive(content, kind, att.name, 1, this.archiveCtx, members);
-      att.isArchive = listing.listed;
-      att.members = members;
-      att.encrypted = listing.encrypted || members.some((m) => m.encrypted);
-    };
-    // archives share the per-message budgets, so they are listed one after the other
-    const next = this.archiveChain.then(run, run);
-    this.archiveChain = next.catch(() => {});
-    await next;
+    this.s.embeddedBytes += res.content.length;
+    const identity = !leaf.part.transferEncoding || /^(7bit|8bit|binary)$/.test(leaf.part.transferEncoding);
+    this.s.embedded.push({
+      content: res.content,
+      path: leaf.part.path,
+      depth: leaf.part.depth,
+      offset: identity && this.base.offset !== null ? leaf.part.bodyOffset : null,
+      fallbackOffset: leaf.part.bodyOffset,
+    });
   }
 
-  async finish(): Promise<ParsedMessage> {
-    try {
-      this.finishLeaf();
-    } catch {
-      this.flag('malformed_mime');
-    }
+  /** End of this walker's input. */
+  finish(): void {
+    this.finishLeaf();
     for (const state of this.states.values()) {
       if (state.multipart && !state.skipped && state.children === 0) {
-        this.flag('malformed_mime');
+        this.s.flag('malformed_mime');
         if (state.orphan?.length) {
           // a multipart without (matching) boundaries: its body is still worth reading
-          this.appendOrphan(Buffer.concat(state.orphan));
+          const text = createTextDecoder('utf-8').write(Buffer.concat(state.orphan)).trim();
+          if (text && this.s.startText('text')) {
+            this.s.appendText('text', text);
+          }
         }
       }
     }
     if (this.states.size === 0) {
-      this.flag('malformed_mime');
+      this.s.flag('malformed_mime');
     }
-    await Promise.all(this.pending);
-    if (Date.now() > this.deadline) {
-      throw this.timeoutError();
-    }
-    const text = this.text.chunks.join('');
-    const html = this.html.chunks.join('');
-    const collector = new UrlCollector(this.limits.maxUrls);
-    extractTextUrls(text, collector);
-    extractHtmlUrls(html, collector);
-    if (collector.limited || collector.workExhausted) {
-      this.flag('url_limit');
-    }
-    return {
-      size: this.size,
-      headers: this.headers,
-      from: this.from,
-      subject: this.subject,
-      messageId: this.messageId,
-      parts: this.parts,
-      attachments: this.attachments,
-      urls: collector.urls,
-      text,
-      html,
-      anomalies: [...this.anomalies],
-    };
   }
+}
+
+async function completeAttachment(s: ParseState, att: AttachmentInfo, res: SinkResult): Promise<void> {
+  att.trueType = await detectType(res.head);
+  if (!res.archive) {
+    return;
+  }
+  if (res.overflow) {
+    // too large to buffer for listing
+    s.flag('archive_expansion_limit');
+    return;
+  }
+  const content = res.content;
+  const kind = res.archive;
+  if (!content) {
+    return;
+  }
+  const run = async (): Promise<void> => {
+    const members: ArchiveMember[] = [];
+    const listing = await listArchive(content, kind, att.name, 1, s.archiveCtx, members);
+    att.isArchive = listing.listed;
+    att.members = members;
+    att.encrypted = listing.encrypted || members.some((m) => m.encrypted);
+  };
+  // archives share the per-message budgets, so they are listed one after the other
+  const next = s.archiveChain.then(run, run);
+  s.archiveChain = next.catch(() => {});
+  await next;
+}
+
+function newSplitter(s: ParseState): Splitter {
+  return new Splitter({
+    // the splitter fails once this many nodes were seen; we stop analysing at maxParts
+    maxChildNodes: Math.max(1, s.limits.maxParts - s.parts.length) + 1,
+    maxHeadSize: MAX_HEAD_SIZE,
+    // descend into message/rfc822 parts unless they are marked as attachments
+    defaultInlineEmbedded: true,
+  });
+}
+
+/** Parses an attached message from its decoded bytes. */
+function walkEmbedded(s: ParseState, e: Embedded): Promise<void> {
+  const walker = new NodeWalker(s, {
+    path: `${e.path}.1`,
+    depth: e.depth + 1,
+    top: false,
+    offset: e.offset,
+    fallbackOffset: e.fallbackOffset,
+  });
+  return new Promise<void>((resolve, reject) => {
+    const splitter = newSplitter(s);
+    const duplex = splitter as unknown as Transform;
+    let done = false;
+    const end = (err?: Error): void => {
+      if (done) {
+        return;
+      }
+      done = true;
+      splitter.removeAllListeners('data');
+      duplex.removeAllListeners('end');
+      duplex.on('error', () => {});
+      if (err) {
+        splitter.destroy();
+        reject(err);
+        return;
+      }
+      walker.finish();
+      resolve();
+    };
+    splitter.on('data', (chunk: SplitterChunk) => {
+      if (done) {
+        return;
+      }
+      if (Date.now() > s.deadline) {
+        end(s.timeoutError());
+        return;
+      }
+      walker.handle(chunk);
+    });
+    duplex.on('error', (err: unknown) => {
+      walker.splitError(err);
+      end();
+    });
+    duplex.on('end', () => end());
+    splitter.end(e.content);
+  });
+}
+
+/** After the outer message: attached messages (breadth first, bounded by maxDepth). */
+async function finishParse(s: ParseState): Promise<ParsedMessage> {
+  while (s.embedded.length) {
+    s.checkDeadline();
+    const next = s.embedded.shift()!;
+    await walkEmbedded(s, next);
+  }
+  return s.result();
+}
+
+function mergeLimits(limits: Partial<ParseLimits> | undefined): ParseLimits {
+  const merged: ParseLimits = { ...defaultParseLimits };
+  if (limits) {
+    for (const key of Object.keys(defaultParseLimits) as Array<keyof ParseLimits>) {
+      const value = limits[key];
+      if (typeof value === 'number' && !Number.isNaN(value)) {
+        merged[key] = value;
+      }
+    }
+  }
+  return merged;
 }
 
 /**
@@ -492,8 +647,9 @@ export function parseMessage(
   input: NodeJS.ReadableStream | Buffer,
   limits?: Partial<ParseLimits>,
 ): Promise<ParsedMessage> {
-  const effective: ParseLimits = { ...defaultParseLimits, ...limits };
-  const parser = new MessageParser(effective, Date.now());
+  const effective = mergeLimits(limits);
+  const s = new ParseState(effective, Date.now());
+  const walker = new NodeWalker(s, { path: '1', depth: 0, top: true, offset: 0, fallbackOffset: 0 });
 
   return new Promise<ParsedMessage>((resolve, reject) => {
     let settled = false;
@@ -501,23 +657,16 @@ export function parseMessage(
     let inputDone = Buffer.isBuffer(input);
     const stream = Buffer.isBuffer(input) ? null : input;
 
-    const splitter = new Splitter({
-      // the splitter fails once this many nodes were seen; we stop analysing at maxParts
-      maxChildNodes: Math.max(1, effective.maxParts) + 1,
-      maxHeadSize: MAX_HEAD_SIZE,
-      // descend into message/rfc822 parts unless they are marked as attachments
-      defaultInlineEmbedded: true,
-    });
-
+    const splitter = newSplitter(s);
     // the splitter's typings only declare its 'data' event
     const duplex = splitter as unknown as Transform;
 
     const detach = (): void => {
       clearTimeout(timer);
       splitter.removeAllListeners('data');
-      splitter.removeAllListeners('drain');
-      splitter.removeAllListeners('end');
-      splitter.removeAllListeners('error');
+      duplex.removeAllListeners('drain');
+      duplex.removeAllListeners('end');
+      duplex.removeAllListeners('error');
       // a late error of the destroyed splitter must not go unhandled
       duplex.on('error', () => {});
       splitter.destroy();
@@ -549,7 +698,8 @@ export function parseMessage(
       if (settled || !splitDone || !inputDone) {
         return;
       }
-      parser.finish().then(
+      walker.finish();
+      finishParse(s).then(
         (result) => {
           if (settled) {
             return;
@@ -562,23 +712,23 @@ export function parseMessage(
       );
     };
 
-    const timer = setTimeout(() => fail(parser.timeoutError()), effective.timeoutMs);
+    const timer = setTimeout(() => fail(s.timeoutError()), effective.timeoutMs);
 
     splitter.on('data', (chunk: SplitterChunk) => {
       if (settled) {
         return;
       }
-      if (Date.now() > parser.deadline) {
-        fail(parser.timeoutError());
+      if (Date.now() > s.deadline) {
+        fail(s.timeoutError());
         return;
       }
-      parser.handle(chunk);
+      walker.handle(chunk);
     });
     duplex.on('error', (err: unknown) => {
       if (settled || splitDone) {
         return;
       }
-      parser.splitError(err);
+      walker.splitError(err);
       splitDone = true;
       // keep reading the input (for its size) without splitting it
       stream?.resume();
@@ -599,9 +749,9 @@ export function parseMessage(
         return;
       }
       const buf = toBuffer(chunk);
-      parser.size += buf.length;
-      if (Date.now() > parser.deadline) {
-        fail(parser.timeoutError());
+      s.size += buf.length;
+      if (Date.now() > s.deadline) {
+        fail(s.timeoutError());
         return;
       }
       if (splitDone) {
@@ -625,7 +775,7 @@ export function parseMessage(
     function onClose(): void {
       if (!inputDone) {
         // closed without an end: parse what arrived
-        parser.flag('malformed_mime');
+        s.flag('malformed_mime');
         onEnd();
       }
     }
@@ -634,7 +784,7 @@ export function parseMessage(
     }
 
     if (Buffer.isBuffer(input)) {
-      parser.size = input.length;
+      s.size = input.length;
       splitter.end(input);
     } else {
       input.on('data', onData);

@@ -26,6 +26,8 @@ export interface StageContext {
   recipients: string[];
   parsed: ParsedMessage | null;
   findings: Finding[];
+  /** the message bytes when they are in memory (small messages); otherwise use openMessage() */
+  bytes: Buffer | null;
   /** opens the message bytes (without the spool envelope) as a stream */
   openMessage(): Readable;
 }

@@ -8,12 +8,12 @@ import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { HostAccessTable, type HatMatch, type ReverseResolver } from './hat.ts';
 import { Replies, SmtpReplyError } from './replies.ts';
 import { addressMatches } from './address.ts';
-import type { Spool, SpoolEnvelope, SpoolWriter } from '../spool/spool.ts';
+import type { Spool, SpoolEnvelope, SpoolLocation, SpoolWriter } from '../spool/spool.ts';
 
-export interface AcceptedMessage {
-  file: string;
+export interface AcceptedMessage extends SpoolLocation {
   env: SpoolEnvelope;
-  size: number;
+  /** the message bytes when small enough to have stayed in memory (saves re-reading the spool) */
+  bytes: Buffer | null;
 }
 
 export interface IngressDeps {
@@ -287,12 +287,14 @@ export class Ingress {
     let writing: Promise<void> = Promise.resolve();
     let failed: Error | null = null;
 
+    let whole: Buffer | null = null;
+    // Past MEMORY_CHUNK_LIMIT the message moves to a file of its own and streams there.
     const startWriter = (): void => {
-      const chunks = memory!;
+      const bytes = Buffer.concat(memory!, memoryBytes);
       memory = null;
       writing = writing.then(async () => {
         writer = await this.deps.spool.create(env);
-        await writer.write(Buffer.concat(chunks));
+        await writer.write(bytes);
       });
     };
 
@@ -315,19 +317,25 @@ export class Ingress {
     });
     stream.on('end', () => {
       guard.end();
-      const finish = async (): Promise<string> => {
+      const finish = async (): Promise<SpoolLocation> => {
         if (guard.bad) throw new SmtpReplyError(Replies.bareLineEnding);
         if (oversize || stream.sizeExceeded) throw new SmtpReplyError(Replies.messageTooBig);
-        if (memory) startWriter();
+        if (failed) throw failed;
+        if (memory) {
+          // Small message: one append to the shared journal, committed with its neighbours.
+          whole = Buffer.concat(memory, memoryBytes);
+          memory = null;
+          return this.deps.spool.append(env, whole);
+        }
         await writing;
         if (failed) throw failed;
         return writer!.commit();
       };
       finish()
-        .then((file) => {
+        .then((loc) => {
           st.messages++;
           cb(null, `Ok: queued as MID ${mid}`);
-          this.deps.onAccepted({ file, env, size: size + received.length });
+          this.deps.onAccepted({ ...loc, env, bytes: whole });
         })
         .catch(async (err: Error) => {
           await writing.catch(() => {});

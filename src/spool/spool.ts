@@ -1,8 +1,28 @@
-// The durable spool. A message is one file: a small envelope header, then the message bytes exactly as
-// they will be delivered (our Received: line first). It is written to "<mid>.tmp", fdatasync'd,
-// renamed to "<mid>.msg", and the directory is fsync'd before the SMTP 250 reply. Directory fsyncs
-// are shared by every session waiting at the same moment (group commit).
-import { promises as fsp, openSync, closeSync, fsyncSync, readdirSync, unlinkSync, readSync, fstatSync } from 'node:fs';
+// The durable spool (DESIGN §3.3). Nothing is acknowledged with 250 before its bytes are on disk.
+//
+// Small messages (the vast majority) are appended to a shared segment file, a journal: every session
+// that finishes DATA while a flush is under way joins the next flush, and one write + one fdatasync
+// covers them all (group commit). A segment is deleted once every message in it is finished.
+// Large messages stream to a file of their own ("<mid>.msg": written to .tmp, fdatasync'd, renamed,
+// directory fsync'd), so a 50 MB message is never held in memory.
+//
+// Record format in a segment (all integers big-endian):
+//   "BWR1" | u32 envelope length | u32 body length | u32 crc32(envelope + body) | envelope JSON | body
+// A record whose length or checksum does not verify is a torn write that was never acknowledged.
+import {
+  promises as fsp,
+  openSync,
+  closeSync,
+  fsyncSync,
+  readdirSync,
+  unlinkSync,
+  readSync,
+  fstatSync,
+  writev,
+  fdatasync,
+  close as closeCb,
+} from 'node:fs';
+import { crc32 } from 'node:zlib';
 import path from 'node:path';
 
 export interface SpoolEnvelope {
@@ -21,12 +41,26 @@ export interface SpoolEnvelope {
   generated?: 'dsn';
 }
 
-const MAGIC = 'BW1 ';
+/** Where a spooled message's bytes are. */
+export interface SpoolLocation {
+  file: string;
+  bodyOffset: number;
+  size: number;
+}
 
-export function encodeEnvelopeHeader(env: SpoolEnvelope): Buffer {
-  const json = JSON.stringify(env);
-  const body = Buffer.from(json, 'utf8');
-  return Buffer.concat([Buffer.from(`${MAGIC}${body.length}\n`), body, Buffer.from('\n')]);
+export interface SpooledMessage extends SpoolLocation {
+  env: SpoolEnvelope;
+}
+
+const FILE_MAGIC = 'BW1 ';
+const RECORD_MAGIC = Buffer.from('BWR1');
+const RECORD_HEADER = 16;
+const SEGMENT_MAX_BYTES = 64 * 1024 * 1024;
+const SEGMENT_MAX_AGE_MS = 60_000;
+
+function encodeFileHeader(env: SpoolEnvelope): Buffer {
+  const body = Buffer.from(JSON.stringify(env), 'utf8');
+  return Buffer.concat([Buffer.from(`${FILE_MAGIC}${body.length}\n`), body, Buffer.from('\n')]);
 }
 
 /** Serialises directory fsyncs: callers that arrive while one runs share the next one. */
@@ -66,10 +100,34 @@ class DirSyncer {
   }
 }
 
+interface PendingAppend {
+  buffers: Buffer[];
+  length: number;
+  resolve: (loc: SpoolLocation) => void;
+  reject: (err: Error) => void;
+  bodyLength: number;
+  headerLength: number;
+}
+
+interface Segment {
+  file: string;
+  fd: number;
+  size: number;
+  openedAt: number;
+  /** the segment file's directory entry is durable */
+  dirSynced: Promise<void>;
+}
+
 export class Spool {
   readonly dir: string;
   private readonly fsync: boolean;
   private readonly dirSyncer: DirSyncer;
+  private segment: Segment | null = null;
+  private nextSegmentNo = 1;
+  private batch: PendingAppend[] = [];
+  private flushing = false;
+  /** unfinished messages per spool file; a file goes when its count drops to zero */
+  private readonly refs = new Map<string, number>();
 
   constructor(dir: string, fsync: boolean) {
     this.dir = dir;
@@ -80,31 +138,110 @@ export class Spool {
   async init(): Promise<void> {
     await fsp.mkdir(this.dir, { recursive: true });
     // A ".tmp" file is a message whose 250 was never sent: the client will retry it.
-    for (const f of readdirSync(this.dir)) if (f.endsWith('.tmp')) unlinkSync(path.join(this.dir, f));
+    for (const f of readdirSync(this.dir)) {
+      if (f.endsWith('.tmp')) unlinkSync(path.join(this.dir, f));
+      const m = /^seg-(\d+)\.log$/.exec(f);
+      if (m) this.nextSegmentNo = Math.max(this.nextSegmentNo, Number(m[1]) + 1);
+    }
   }
+
+  // ---- small messages: the segment journal ----------------------------------------------------
+
+  /** Appends a whole message; resolves once it is durable (group commit with concurrent appends). */
+  append(env: SpoolEnvelope, body: Buffer): Promise<SpoolLocation> {
+    const envelope = Buffer.from(JSON.stringify(env), 'utf8');
+    const header = Buffer.alloc(RECORD_HEADER);
+    RECORD_MAGIC.copy(header, 0);
+    header.writeUInt32BE(envelope.length, 4);
+    header.writeUInt32BE(body.length, 8);
+    header.writeUInt32BE(crc32(body, crc32(envelope)), 12);
+    return new Promise((resolve, reject) => {
+      this.batch.push({
+        buffers: [header, envelope, body],
+        length: RECORD_HEADER + envelope.length + body.length,
+        headerLength: RECORD_HEADER + envelope.length,
+        bodyLength: body.length,
+        resolve,
+        reject,
+      });
+      if (!this.flushing) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.batch.length) {
+        const batch = this.batch;
+        this.batch = [];
+        try {
+          const seg = await this.currentSegment();
+          const start = seg.size;
+          const buffers = batch.flatMap((p) => p.buffers);
+          const total = batch.reduce((n, p) => n + p.length, 0);
+          await writeAll(seg.fd, buffers, start, total);
+          if (this.fsync) await new Promise<void>((res, rej) => fdatasync(seg.fd, (e) => (e ? rej(e) : res())));
+          await seg.dirSynced;
+          seg.size += total;
+          let pos = start;
+          for (const p of batch) {
+            this.refs.set(seg.file, (this.refs.get(seg.file) ?? 0) + 1);
+            p.resolve({ file: seg.file, bodyOffset: pos + p.headerLength, size: p.bodyLength });
+            pos += p.length;
+          }
+        } catch (err) {
+          // Nothing in this batch was acknowledged; start a fresh segment for the next one.
+          for (const p of batch) p.reject(err as Error);
+          this.retireSegment();
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private async currentSegment(): Promise<Segment> {
+    const s = this.segment;
+    if (s && s.size < SEGMENT_MAX_BYTES && Date.now() - s.openedAt < SEGMENT_MAX_AGE_MS) return s;
+    this.retireSegment();
+    const file = path.join(this.dir, `seg-${String(this.nextSegmentNo++).padStart(8, '0')}.log`);
+    const fd = openSync(file, 'wx', 0o640);
+    const seg: Segment = {
+      file,
+      fd,
+      size: 0,
+      openedAt: Date.now(),
+      dirSynced: this.fsync ? this.dirSyncer.sync() : Promise.resolve(),
+    };
+    this.segment = seg;
+    return seg;
+  }
+
+  private retireSegment(): void {
+    const s = this.segment;
+    if (!s) return;
+    this.segment = null;
+    closeCb(s.fd, () => {});
+    if (!this.refs.get(s.file)) void this.unlink(s.file);
+  }
+
+  // ---- large messages: a file each ------------------------------------------------------------
 
   fileFor(mid: number): string {
     return path.join(this.dir, `${mid}.msg`);
   }
 
-  /** Opens a new spool file for writing; returns a writer that commits or aborts it. */
+  /** Opens a file of its own for a large message; the writer commits (durably) or aborts it. */
   async create(env: SpoolEnvelope): Promise<SpoolWriter> {
     const tmp = path.join(this.dir, `${env.mid}.tmp`);
     const fh = await fsp.open(tmp, 'wx', 0o640);
-    const header = encodeEnvelopeHeader(env);
+    const header = encodeFileHeader(env);
     await fh.write(header, 0, header.length, 0);
     return new SpoolWriter(this, fh, tmp, this.fileFor(env.mid), header.length);
   }
 
-  /** Writes a whole message the gateway generates itself (DSN), durably. */
-  async writeWhole(env: SpoolEnvelope, message: Buffer): Promise<string> {
-    const w = await this.create(env);
-    await w.write(message);
-    return w.commit();
-  }
-
   /** @internal */
-  async syncFileAndDir(fh: fsp.FileHandle): Promise<void> {
+  async syncFile(fh: fsp.FileHandle): Promise<void> {
     if (this.fsync) await fh.datasync();
   }
 
@@ -113,23 +250,97 @@ export class Spool {
     if (this.fsync) await this.dirSyncer.sync();
   }
 
-  /** MIDs of committed spool files, ascending. */
-  list(): number[] {
-    return readdirSync(this.dir)
-      .filter((f) => f.endsWith('.msg'))
-      .map((f) => Number(f.slice(0, -4)))
-      .filter((n) => Number.isSafeInteger(n))
-      .sort((a, b) => a - b);
+  /** @internal */
+  committed(file: string): void {
+    this.refs.set(file, (this.refs.get(file) ?? 0) + 1);
   }
 
-  /** Reads the envelope and the offset where message bytes start. */
-  readEnvelope(file: string): { env: SpoolEnvelope; bodyOffset: number; size: number } {
+  // ---- lifecycle of spool files ---------------------------------------------------------------
+
+  /** One more unfinished message copy uses this file (policy split copies share the original). */
+  retain(file: string): void {
+    this.refs.set(file, (this.refs.get(file) ?? 0) + 1);
+  }
+
+  /** A message copy using this file is finished; the file goes when none is left. */
+  release(file: string): void {
+    const n = (this.refs.get(file) ?? 1) - 1;
+    if (n > 0) {
+      this.refs.set(file, n);
+      return;
+    }
+    this.refs.delete(file);
+    if (this.segment?.file === file) {
+      // The journal being appended to goes when it is idle and empty; else when it is retired.
+      if (!this.flushing && !this.batch.length) this.retireSegment();
+      return;
+    }
+    void this.unlink(file);
+  }
+
+  private async unlink(file: string): Promise<void> {
+    await fsp.unlink(file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
+
+  /** Every message on disk: segment records and single files, oldest segment first. */
+  *scan(onCorrupt: (file: string, why: string) => void): Generator<SpooledMessage> {
+    const files = readdirSync(this.dir).sort();
+    for (const f of files) {
+      const file = path.join(this.dir, f);
+      if (/^seg-\d+\.log$/.test(f)) yield* this.scanSegment(file, onCorrupt);
+    }
+    for (const f of files) {
+      if (!f.endsWith('.msg')) continue;
+      const file = path.join(this.dir, f);
+      try {
+        yield { file, ...this.readFileHeader(file) };
+      } catch (err) {
+        onCorrupt(file, (err as Error).message);
+      }
+    }
+  }
+
+  private *scanSegment(file: string, onCorrupt: (file: string, why: string) => void): Generator<SpooledMessage> {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const head = Buffer.alloc(RECORD_HEADER);
+      let pos = 0;
+      while (pos + RECORD_HEADER <= size) {
+        readSync(fd, head, 0, RECORD_HEADER, pos);
+        if (!head.subarray(0, 4).equals(RECORD_MAGIC)) {
+          onCorrupt(file, `bad record magic at offset ${pos}`);
+          return;
+        }
+        const envLen = head.readUInt32BE(4);
+        const bodyLen = head.readUInt32BE(8);
+        const crc = head.readUInt32BE(12);
+        if (pos + RECORD_HEADER + envLen + bodyLen > size) return; // torn tail: never acknowledged
+        const rec = Buffer.alloc(envLen + bodyLen);
+        readSync(fd, rec, 0, rec.length, pos + RECORD_HEADER);
+        if (crc32(rec) !== crc) {
+          onCorrupt(file, `checksum mismatch at offset ${pos}`);
+          return;
+        }
+        const env = JSON.parse(rec.subarray(0, envLen).toString('utf8')) as SpoolEnvelope;
+        yield { file, env, bodyOffset: pos + RECORD_HEADER + envLen, size: bodyLen };
+        pos += RECORD_HEADER + envLen + bodyLen;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Reads a single-file message's envelope. */
+  private readFileHeader(file: string): { env: SpoolEnvelope; bodyOffset: number; size: number } {
     const fd = openSync(file, 'r');
     try {
       const head = Buffer.alloc(64 * 1024);
       const n = readSync(fd, head, 0, head.length, 0);
       const nl = head.indexOf(10);
-      if (nl < 0 || head.subarray(0, 4).toString() !== MAGIC) throw new Error(`${file}: not a spool file`);
+      if (nl < 0 || head.subarray(0, 4).toString() !== FILE_MAGIC) throw new Error(`${file}: not a spool file`);
       const len = Number(head.subarray(4, nl).toString());
       let json: Buffer;
       if (nl + 1 + len <= n) json = head.subarray(nl + 1, nl + 1 + len);
@@ -148,19 +359,53 @@ export class Spool {
     }
   }
 
-  async remove(file: string): Promise<void> {
-    await fsp.rm(file, { force: true });
+  /** Files with no unfinished message left after recovery are removed. */
+  removeUnreferenced(): void {
+    for (const f of readdirSync(this.dir)) {
+      const file = path.join(this.dir, f);
+      if ((f.endsWith('.msg') || /^seg-\d+\.log$/.test(f)) && !this.refs.get(file) && this.segment?.file !== file)
+        unlinkSync(file);
+    }
   }
 
-  /** Highest MID on disk (for allocating MIDs after a crash). */
-  maxMid(): number {
-    let max = 0;
-    for (const f of readdirSync(this.dir)) {
-      const n = parseInt(f, 10);
-      if (Number.isSafeInteger(n) && n > max) max = n;
-    }
-    return max;
+  /** Unfinished message copies per file (for status). */
+  fileCount(): number {
+    return this.refs.size;
   }
+
+  close(): void {
+    if (this.segment) {
+      closeSync(this.segment.fd);
+      this.segment = null;
+    }
+  }
+}
+
+function writeAll(fd: number, buffers: Buffer[], position: number, total: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let written = 0;
+    let bufs = buffers;
+    const step = (): void => {
+      writev(fd, bufs, position + written, (err, n) => {
+        if (err) return reject(err);
+        written += n;
+        if (written >= total) return resolve();
+        // Partial write: drop what went out and continue with the rest.
+        let skip = n;
+        const rest: Buffer[] = [];
+        for (const b of bufs) {
+          if (skip >= b.length) skip -= b.length;
+          else {
+            rest.push(skip ? b.subarray(skip) : b);
+            skip = 0;
+          }
+        }
+        bufs = rest;
+        step();
+      });
+    };
+    step();
+  });
 }
 
 export class SpoolWriter {
@@ -194,14 +439,15 @@ export class SpoolWriter {
     }
   }
 
-  /** Makes the message durable: data, then name, then directory entry. Returns the final path. */
-  async commit(): Promise<string> {
-    await this.spool.syncFileAndDir(this.fh);
+  /** Makes the message durable: data, then name, then directory entry. */
+  async commit(): Promise<SpoolLocation> {
+    await this.spool.syncFile(this.fh);
     await this.fh.close();
     this.closed = true;
     await fsp.rename(this.tmp, this.final);
     await this.spool.syncDir();
-    return this.final;
+    this.spool.committed(this.final);
+    return { file: this.final, bodyOffset: this.bodyOffset, size: this.bytesWritten };
   }
 
   async abort(): Promise<void> {
@@ -213,7 +459,7 @@ export class SpoolWriter {
   }
 }
 
-/** Synchronous fsync of a directory, for rare paths (startup, file routes). */
+/** Synchronous fsync of a directory, for rare paths (file routes). */
 export function fsyncDirSync(dir: string): void {
   const fd = openSync(dir, 'r');
   try {

@@ -14,6 +14,8 @@ import path from 'node:path';
 export class MailLog {
   private stream: WriteStream;
   private size: number;
+  private buffer = '';
+  private flushScheduled = false;
   private readonly file: string;
   private readonly maxSize: number;
   private readonly keep: number;
@@ -44,11 +46,24 @@ export class MailLog {
     // Never let a CR/LF from a peer forge a log line.
     const line = `${new Date().toISOString()} ${level}: ${text.replace(/[\r\n]+/g, ' ')}\n`;
     this.size += Buffer.byteLength(line);
-    this.stream.write(line);
+    // Lines are gathered and written once per event-loop turn: one write call per batch, not per line.
+    this.buffer += line;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     if (this.size >= this.maxSize) this.rotate();
   }
 
+  private flush(): void {
+    this.flushScheduled = false;
+    if (!this.buffer) return;
+    this.stream.write(this.buffer);
+    this.buffer = '';
+  }
+
   private rotate(): void {
+    this.flush();
     this.stream.end();
     for (let i = this.keep - 1; i >= 1; i--) {
       const from = `${this.file}.${i}`;
@@ -61,6 +76,7 @@ export class MailLog {
   }
 
   close(): Promise<void> {
+    this.flush();
     return new Promise((resolve) => this.stream.end(resolve));
   }
 }

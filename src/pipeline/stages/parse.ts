@@ -22,7 +22,7 @@ export function parseStage(): Stage {
       maxArchiveExpandedBytes: limits.maxArchiveExpandedBytes,
     },
     async run(ctx) {
-      const parsed = await parseMessage(ctx.openMessage(), limits);
+      const parsed = await parseMessage(ctx.bytes ?? ctx.openMessage(), limits);
       ctx.parsed = parsed;
       for (const a of parsed.anomalies)
         ctx.findings.push({ stage: 'mime.parse', code: `mime.${a}`, severity: 'info', detail: a });
