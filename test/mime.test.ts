@@ -494,6 +494,21 @@ test('a slow or stalled stream raises ParseTimeoutError', async () => {
   await assert.rejects(parseMessage(stalled, { timeoutMs: 30 }), ParseTimeoutError);
 });
 
+test('a stream closed without end is parsed as far as it got; a stream error rejects', async () => {
+  const cut = new Readable({ read() {} });
+  cut.push('From: a@example.com\r\nSubject: cut\r\n\r\npartial body https://cut.example.com/');
+  setTimeout(() => cut.destroy(), 10);
+  const r = await parseMessage(cut);
+  assert.equal(r.subject, 'cut');
+  assert.equal(r.text, 'partial body https://cut.example.com/');
+  assert.ok(r.anomalies.includes('malformed_mime'));
+
+  const broken = new Readable({ read() {} });
+  broken.push('From: a@example.com\r\n');
+  setTimeout(() => broken.destroy(new Error('disk on fire')), 10);
+  await assert.rejects(parseMessage(broken), /disk on fire/);
+});
+
 test('a stream in small chunks gives the same result as a buffer', async () => {
   const zipped = zip({ 'a.txt': Buffer.from('A'.repeat(3000)), 'b.exe': peStub() });
   const raw = await compose({
