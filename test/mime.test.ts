@@ -11,6 +11,7 @@ import PostalMime from 'postal-mime';
 import { parseMessage } from '../src/mime/parse.ts';
 import { ParseTimeoutError, type ParsedMessage } from '../src/mime/types.ts';
 import { UrlCollector, extractHtmlUrls, extractTextUrls } from '../src/mime/urls.ts';
+import { createTransferDecoder } from '../src/mime/decode.ts';
 
 const require = createRequire(import.meta.url);
 const { simpleParser } = require('mailparser') as {
@@ -74,6 +75,67 @@ async function timed(
   const result = await parseMessage(input, limits);
   return { ms: performance.now() - start, result };
 }
+
+function decodeChunked(encoding: string, input: Buffer, cuts: number[]): { out: Buffer; malformed: boolean } {
+  const dec = createTransferDecoder(encoding);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const cut of [...cuts, input.length]) {
+    out.push(dec.write(input.subarray(prev, cut)));
+    prev = cut;
+  }
+  out.push(dec.end());
+  return { out: Buffer.concat(out), malformed: dec.malformed };
+}
+
+function randomCuts(len: number, n: number): number[] {
+  return Array.from({ length: n }, () => Math.floor(Math.random() * (len + 1))).sort((a, b) => a - b);
+}
+
+test('transfer decoders give the same bytes whatever the chunking', () => {
+  for (let round = 0; round < 300; round++) {
+    const data = randomBytes(Math.floor(Math.random() * 3000));
+    const lineLen = [76, 64, 73, 75, 1000][round % 5];
+    const eol = round % 3 === 0 ? '\n' : '\r\n';
+    let b64 = data.toString('base64').replace(new RegExp(`.{${lineLen}}`, 'g'), `$&${eol}`);
+    const mangle = round % 4 === 3;
+    if (mangle) {
+      // junk, spaces, mid-stream padding, a second blob
+      const at = Math.floor(Math.random() * b64.length);
+      b64 = b64.slice(0, at) + ['!', ' ', '=', '\t', '==QUJD', '*'][round % 6] + b64.slice(at) + '\r\nQUJD';
+    }
+    const input = Buffer.from(b64, 'latin1');
+    const whole = decodeChunked('base64', input, []);
+    if (!mangle) {
+      assert.deepEqual(whole.out, data);
+      assert.equal(whole.malformed, false);
+    }
+    for (let k = 0; k < 4; k++) {
+      const chunked = decodeChunked('base64', input, randomCuts(input.length, 1 + (k % 3) * 10));
+      assert.deepEqual(chunked.out, whole.out, `base64 round ${round}`);
+    }
+
+    const text = Buffer.from(data.toString('latin1') + 'caf\xe9 = ok\r\n', 'latin1');
+    const tokens = text
+      .toString('latin1')
+      .replace(/[^\x20-\x3c\x3e-\x7e]/g, (c) => '=' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'))
+      .match(/=[0-9A-F]{2}|[^=]/g)!;
+    let qpText = '';
+    let lineLength = 0;
+    for (const tok of tokens) {
+      if (lineLength + tok.length > 72) {
+        qpText += '=\r\n';
+        lineLength = 0;
+      }
+      qpText += tok;
+      lineLength += tok.length;
+    }
+    const qp = Buffer.from(qpText, 'latin1');
+    const qpWhole = decodeChunked('quoted-printable', qp, []);
+    assert.deepEqual(qpWhole.out, text);
+    assert.deepEqual(decodeChunked('quoted-printable', qp, randomCuts(qp.length, 20)).out, text);
+  }
+});
 
 test('part tree, headers, offsets and attachments of a composed message', async () => {
   const pdf = Buffer.concat([Buffer.from('%PDF-1.7\n%\xe2\xe3\xcf\xd3\n', 'latin1'), randomBytes(5000)]);

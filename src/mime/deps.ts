@@ -1,6 +1,4 @@
-// CommonJS helpers that are not direct dependencies of Breakwater but ship with
-// @zone-eu/mailsplit (libmime, and iconv-lite through libmime). They are resolved
-// relative to mailsplit so that they are found wherever the package manager put them.
+// CommonJS MIME helpers: libmime (RFC 2047/2231 words) and iconv-lite (charsets), typed minimally.
 import { createRequire } from 'node:module';
 
 export interface Libmime {
@@ -17,8 +15,7 @@ export interface Iconv {
   getDecoder(name: string, options?: { stripBOM?: boolean }): IconvDecoder;
 }
 
-const mailsplitRequire = createRequire(import.meta.resolve('@zone-eu/mailsplit'));
-const libmimeRequire = createRequire(mailsplitRequire.resolve('libmime'));
+const require = createRequire(import.meta.url);
 
-export const libmime: Libmime = mailsplitRequire('libmime') as Libmime;
-export const iconv: Iconv = libmimeRequire('iconv-lite') as Iconv;
+export const libmime: Libmime = require('libmime') as Libmime;
+export const iconv: Iconv = require('iconv-lite') as Iconv;
