@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { timingSafeEqual } from 'node:crypto';
 import type { Gateway } from '../gateway/gateway.ts';
 import { describePipeline } from '../pipeline/pipeline.ts';
-import type { TrackingQuery } from '../tracking/tracker.ts';
+import { trackingFilters, type TrackingQuery } from '../tracking/tracker.ts';
 
 export class ApiError extends Error {
   readonly status: number;
@@ -43,22 +43,7 @@ function timeParam(value: unknown, name: string): number {
 }
 
 export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
-  const known = new Set([
-    'sender',
-    'recipient',
-    'subject',
-    'messageId',
-    'mid',
-    'ip',
-    'sha256',
-    'attachment',
-    'urlDomain',
-    'status',
-    'since',
-    'until',
-    'limit',
-    'before',
-  ]);
+  const known = new Set<string>(trackingFilters);
   for (const k of Object.keys(q))
     if (!known.has(k)) throw new ApiError(400, 'unknown_parameter', `unknown search parameter ${k}`);
   const out: TrackingQuery = {};

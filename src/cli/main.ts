@@ -6,6 +6,7 @@ import path from 'node:path';
 import { checkConfigFile, loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
 import { readAdminToken } from '../api/token.ts';
+import { trackingFilters } from '../tracking/tracker.ts';
 
 function configPath(opt?: string): string {
   const candidates = [opt, process.env.BREAKWATER_CONFIG, 'breakwater.yaml', 'examples/quickstart.yaml'];
@@ -169,24 +170,8 @@ export function buildCli(): Command {
       .option('--json', 'JSON output'),
   ).action(async (opts) => {
     const params = new URLSearchParams();
-    const map: Record<string, string> = { messageId: 'messageId', urlDomain: 'urlDomain' };
-    for (const k of [
-      'sender',
-      'recipient',
-      'subject',
-      'messageId',
-      'mid',
-      'ip',
-      'sha256',
-      'attachment',
-      'urlDomain',
-      'status',
-      'since',
-      'until',
-      'limit',
-    ]) {
-      if (opts[k] !== undefined) params.set(map[k] ?? k, String(opts[k]));
-    }
+    // commander camel-cases --message-id to messageId: the same names the API takes
+    for (const k of trackingFilters) if (opts[k] !== undefined) params.set(k, String(opts[k]));
     const r = await api(opts, 'GET', `/api/v1/tracking/messages?${params}`);
     print(opts.json, r.messages, () =>
       table([

@@ -23,6 +23,24 @@ export interface NewMessageRecord {
   status: MessageStatus;
 }
 
+/** Every search filter, as named in the API's query string and (kebab-cased) in the CLI. */
+export const trackingFilters = [
+  'sender',
+  'recipient',
+  'subject',
+  'messageId',
+  'mid',
+  'ip',
+  'sha256',
+  'attachment',
+  'urlDomain',
+  'status',
+  'since',
+  'until',
+  'limit',
+  'before',
+] as const satisfies ReadonlyArray<keyof TrackingQuery>;
+
 export interface TrackingQuery {
   sender?: string;
   recipient?: string;
