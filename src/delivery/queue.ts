@@ -43,6 +43,8 @@ export interface RecipientResult {
 export interface DeliveryHooks {
   /** called once a recipient reached a final outcome (delivered or bounced) */
   onFinal(job: DeliveryJob, results: RecipientResult[]): void;
+  /** called when recipients wait for a retry; their job no longer holds the message in memory */
+  onDeferred(job: DeliveryJob): void;
 }
 
 interface Conn {
@@ -475,7 +477,9 @@ export class DeliveryQueue {
       });
       this.tracker.setRecipient(job.mid, r.rid, 'deferred', reply, dueAt);
     }
-    const next: DeliveryJob = { ...job, recipients: rcpts.map((r) => ({ ...r, attempts })) };
+    // A job that waits reads the spool when it runs again: waiting mail does not hold memory.
+    const next: DeliveryJob = { ...job, bytes: null, recipients: rcpts.map((r) => ({ ...r, attempts })) };
+    this.hooks.onDeferred(job);
     this.schedule(next, dueAt);
   }
 

@@ -44,7 +44,9 @@ interface Copy {
   outcomes: Map<number, 'delivered' | 'bounced' | 'deleted'>;
 }
 
-const MAX_CONCURRENT_PIPELINES = 64;
+const MAX_CONCURRENT_PIPELINES = 16;
+/** Message bytes kept in memory between ingress and delivery, across all messages; beyond it, read the spool. */
+const MAX_HELD_BYTES = 64 * 1024 * 1024;
 
 export class Gateway {
   readonly config: Config;
@@ -66,6 +68,8 @@ export class Gateway {
   /** active copies by MID */
   private readonly copies = new Map<number, Copy>();
   private pipelinesRunning = 0;
+  /** bytes of messages held in memory (Copy.bytes), bounded by MAX_HELD_BYTES */
+  private heldBytes = 0;
   private readonly pipelineWaiting: Array<() => void> = [];
   private stopped = false;
 
@@ -86,6 +90,7 @@ export class Gateway {
     this.tracker.onEvent = (_mid, e) => this.metrics.onEvent(e);
     this.delivery = new DeliveryQueue(this.config, this.dataDir, this.tracker, {
       onFinal: (job, results) => this.onDeliveryFinal(job, results),
+      onDeferred: (job) => this.dropBytes(this.copies.get(job.mid)),
     });
     this.stages = buildPipeline(this.config);
   }
@@ -138,6 +143,8 @@ export class Gateway {
 
   private onAccepted(m: AcceptedMessage): void {
     const { env } = m;
+    // Keep the bytes only within the memory budget; otherwise every stage reads the spool file.
+    const bytes = m.bytes && this.heldBytes + m.bytes.length <= MAX_HELD_BYTES ? m.bytes : null;
     this.tracker.recordMessage({
       mid: env.mid,
       icid: env.icid,
@@ -171,7 +178,7 @@ export class Gateway {
       },
       env.icid,
     );
-    this.split(m.file, m.bodyOffset, m.bytes, m.size, env);
+    this.split(m.file, m.bodyOffset, bytes, m.size, env);
     // Every copy now holds the file; the acceptance's own hold on it ends here.
     this.spool.release(m.file);
   }
@@ -272,6 +279,7 @@ export class Gateway {
     };
     this.copies.set(mid, copy);
     this.spool.retain(file);
+    if (bytes) this.heldBytes += bytes.length;
     return copy;
   }
 
@@ -433,8 +441,15 @@ export class Gateway {
     this.tracker.setStatus(copy.mid, status, true);
     this.tracker.event(copy.mid, { type: 'message.done', status }, copy.env.icid);
     this.copies.delete(copy.mid);
+    this.dropBytes(copy);
     // The spool file goes only after the database says the message is finished.
     void this.store.committed().then(() => this.spool.release(copy.file));
+  }
+
+  private dropBytes(copy: Copy | undefined): void {
+    if (!copy?.bytes) return;
+    this.heldBytes -= copy.bytes.length;
+    copy.bytes = null;
   }
 
   private async sendDsn(copy: Copy, bounced: RecipientResult[]): Promise<void> {
@@ -639,6 +654,7 @@ export class Gateway {
       queue: { active: this.copies.size, deferred: this.delivery.deferred().length },
       nextMid: this.nextMid,
       dataDir: this.dataDir,
+      memory: { ...process.memoryUsage(), heldMessageBytes: this.heldBytes },
     };
   }
 

@@ -37,6 +37,8 @@ interface SessionState {
 
 /** Small messages are gathered in memory and written with one call; larger ones stream to disk. */
 const MEMORY_CHUNK_LIMIT = 256 * 1024;
+/** Large messages are written to their spool file in pieces of about this size. */
+const WRITE_BATCH_BYTES = 256 * 1024;
 
 /** Finds bare CR and bare LF across chunk boundaries (RFC 5321 §2.3.8; SMTP smuggling). */
 export class LineEndingGuard {
@@ -288,6 +290,8 @@ export class Ingress {
     let failed: Error | null = null;
 
     let whole: Buffer | null = null;
+    let pending: Buffer[] = [];
+    let pendingBytes = 0;
     // Past MEMORY_CHUNK_LIMIT the message moves to a file of its own and streams there.
     const startWriter = (): void => {
       const bytes = Buffer.concat(memory!, memoryBytes);
@@ -308,10 +312,20 @@ export class Ingress {
         memoryBytes += chunk.length;
         if (memoryBytes > MEMORY_CHUNK_LIMIT) startWriter();
       } else {
-        stream.pause();
-        writing = writing.then(() => writer!.write(chunk)).finally(() => stream.resume());
+        // Coalesce chunks into large writes; pause the client while a write is outstanding.
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= WRITE_BATCH_BYTES) flushPending();
       }
     });
+    const flushPending = (): void => {
+      if (!pendingBytes) return;
+      const data = Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+      stream.pause();
+      writing = writing.then(() => writer!.write(data)).finally(() => stream.resume());
+    };
     stream.on('error', (err) => {
       failed = err;
     });
@@ -327,6 +341,7 @@ export class Ingress {
           memory = null;
           return this.deps.spool.append(env, whole);
         }
+        flushPending();
         await writing;
         if (failed) throw failed;
         return writer!.commit();

@@ -62,7 +62,9 @@ export async function spawnGateway(
   configFile: string,
 ): Promise<{ proc: ChildProcess; output: () => string; ports: Map<string, number> }> {
   const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');
-  const proc = spawn(process.execPath, [bin, 'start', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, ['--max-semi-space-size=16', bin, 'start', '--config', configFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
