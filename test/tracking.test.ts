@@ -177,3 +177,35 @@ test('the mail log rotates by size and keeps the configured number of files', as
   const { readdirSync } = await import('node:fs');
   assert.deepEqual(readdirSync(dir).sort(), ['mail.log', 'mail.log.1', 'mail.log.2']);
 });
+
+test('recording the parse of a message twice (rescan after restart) replaces its facts', async () => {
+  const { store, tracker, log } = setup();
+  add(tracker, 5, 'a@a.test', ['b@b.test'], '10.0.0.5', Date.now());
+  const p = parsed({
+    subject: 'twice over',
+    attachments: [
+      {
+        partPath: '2',
+        name: 'a.zip',
+        extension: 'zip',
+        declaredType: 'application/zip',
+        trueType: 'application/zip',
+        size: 1,
+        sha256: 'cd'.repeat(32),
+        isArchive: true,
+        members: [],
+        encrypted: false,
+      },
+    ],
+  });
+  tracker.setParsed(5, p);
+  tracker.setParsed(5, p);
+  await store.committed();
+  assert.deepEqual(
+    tracker.search({ subject: 'twice' }).map((r) => r.mid),
+    [5],
+  );
+  assert.equal(tracker.show(5)!.attachments.length, 1);
+  store.close();
+  await log.close();
+});
