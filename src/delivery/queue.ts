@@ -9,6 +9,9 @@ import { parseDuration } from '../config/schema.ts';
 import type { Tracker } from '../tracking/tracker.ts';
 import { routeFor, type Route, type RouteTarget } from './routes.ts';
 import { fsyncDirSync } from '../spool/spool.ts';
+import { installFastDataStream } from './data-stream.ts';
+
+installFastDataStream();
 
 export interface DeliveryRecipient {
   rid: number;
