@@ -291,3 +291,52 @@ test(
     }
   },
 );
+
+test(
+  'a restart keeps deferred mail on its retry schedule, visible in the queue, and retry delivers it',
+  { skip, timeout: 60_000 },
+  async () => {
+    const port = await freePort();
+    const doc = testConfig({
+      routes: { '*': [`smtp://127.0.0.1:${port}`] },
+      delivery: { retrySchedule: ['1h'], maxQueueLifetime: '5d', connectTimeout: '1s' },
+    });
+    let gw = await startTestGateway(doc);
+    const dir = gw.dir;
+    const r = await swaks([
+      '-s',
+      `127.0.0.1:${gw.port('incoming')}`,
+      '-f',
+      'a@src.test',
+      '-t',
+      'bob@dst.test',
+      '--header',
+      'Subject: survives restart',
+    ]);
+    const mid = Number(/queued as MID (\d+)/.exec(r.out)?.[1]);
+    await waitFor(
+      () => gw.gateway.queueList().find((q) => q.mid === mid && q.state === 'deferred'),
+      10_000,
+      'deferred',
+    );
+    await gw.stop();
+    gw = await startTestGateway(doc, dir);
+    const sink = await startSmtpSink({ dump: true, port });
+    try {
+      const entry = gw.gateway.queueList().find((q) => q.mid === mid);
+      assert.equal(entry?.state, 'deferred');
+      assert.ok(Date.parse(entry!.nextAttemptAt!) > Date.now() + 50 * 60_000, 'still due in about an hour');
+      assert.equal(gw.gateway.queueRetry(mid)?.recipients, 1);
+      await waitFor(
+        () => sink.messages().some((m) => m.body.includes('Subject: survives restart')),
+        10_000,
+        'delivery after retry',
+      );
+      await waitFor(() => gw.gateway.tracker.show(mid)?.status === 'delivered', 5000, 'delivered');
+      assert.equal(gw.gateway.tracker.show(mid)!.recipients[0].attempts >= 2, true);
+    } finally {
+      await gw.stop();
+      await sink.stop();
+    }
+  },
+);

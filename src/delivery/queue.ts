@@ -87,8 +87,8 @@ export class DeliveryQueue {
     this.hooks = hooks;
   }
 
-  /** Routes each recipient and queues one job per route. */
-  submit(base: Omit<DeliveryJob, 'route' | 'recipients'>, recipients: DeliveryRecipient[]): void {
+  /** Routes each recipient and queues one job per route, now or (dueAt in the future) as a retry. */
+  submit(base: Omit<DeliveryJob, 'route' | 'recipients'>, recipients: DeliveryRecipient[], dueAt = 0): void {
     const byRoute = new Map<string, { route: Route; rcpts: DeliveryRecipient[] }>();
     for (const r of recipients) {
       const route = routeFor(this.config, r.address);
@@ -96,7 +96,11 @@ export class DeliveryQueue {
       if (!g) byRoute.set(route.key, (g = { route, rcpts: [] }));
       g.rcpts.push(r);
     }
-    for (const { route, rcpts } of byRoute.values()) this.enqueue({ ...base, route, recipients: rcpts });
+    for (const { route, rcpts } of byRoute.values()) {
+      const job = { ...base, route, recipients: rcpts };
+      if (dueAt > Date.now()) this.schedule({ ...job, bytes: null }, dueAt);
+      else this.enqueue(job);
+    }
   }
 
   enqueue(job: DeliveryJob): void {

@@ -14,6 +14,7 @@ import { Ingress, type AcceptedMessage } from '../smtp/ingress.ts';
 import type { ReverseResolver } from '../smtp/hat.ts';
 import { splitByPolicy } from '../policy/policies.ts';
 import { buildPipeline, runPipeline } from '../pipeline/pipeline.ts';
+import { ParsePool } from '../mime/pool.ts';
 import type { Stage, StageContext } from '../pipeline/stage.ts';
 import { decide } from '../policy/decide.ts';
 import { DeliveryQueue, type DeliveryJob, type RecipientResult } from '../delivery/queue.ts';
@@ -58,6 +59,7 @@ export class Gateway {
   readonly mailLog: MailLog;
   readonly delivery: DeliveryQueue;
   readonly stages: Stage[];
+  private readonly parsePool: ParsePool;
   readonly metrics: Metrics;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
@@ -92,7 +94,8 @@ export class Gateway {
       onFinal: (job, results) => this.onDeliveryFinal(job, results),
       onDeferred: (job) => this.dropBytes(this.copies.get(job.mid)),
     });
-    this.stages = buildPipeline(this.config);
+    this.parsePool = new ParsePool();
+    this.stages = buildPipeline(this.config, { parsePool: this.parsePool });
   }
 
   async start(): Promise<void> {
@@ -133,6 +136,7 @@ export class Gateway {
     this.stopped = true;
     await Promise.all(this.listeners.map((l) => l.close()));
     await this.delivery.stop();
+    await this.parsePool.close();
     await this.store.committed();
     this.store.close();
     this.spool.close();
@@ -411,12 +415,12 @@ export class Gateway {
     };
   }
 
-  private submitDelivery(copy: Copy, attempts = new Map<number, number>()): void {
+  private submitDelivery(copy: Copy, attempts = new Map<number, number>(), dueAt = 0): void {
     const rcpts = copy.recipients
       .filter((r) => copy.pending.has(r.rid))
       .map((r) => ({ ...r, attempts: attempts.get(r.rid) ?? 0 }));
     const { route: _r, recipients: _x, ...base } = this.jobFor(copy, []);
-    this.delivery.submit(base, rcpts);
+    this.delivery.submit(base, rcpts, dueAt);
   }
 
   private onDeliveryFinal(job: DeliveryJob, results: RecipientResult[]): void {
@@ -431,7 +435,11 @@ export class Gateway {
   private settle(copy: Copy, rid: number, outcome: 'delivered' | 'bounced' | 'deleted'): void {
     if (!copy.pending.delete(rid)) return;
     copy.outcomes.set(rid, outcome);
-    if (copy.pending.size) return;
+    if (!copy.pending.size) this.finish(copy);
+  }
+
+  /** Every recipient of the copy is settled: record the result and let go of its spool file. */
+  private finish(copy: Copy): void {
     const values = [...copy.outcomes.values()];
     const status = values.every((v) => v === 'deleted')
       ? 'deleted'
@@ -566,27 +574,17 @@ export class Gateway {
           }
         }
         if (!copy.pending.size) {
-          // every recipient was settled but the finish was lost: finish now
-          const anyRid = rcpts[0]?.rid ?? 0;
-          copy.pending.add(anyRid);
-          this.settle(copy, anyRid, copy.outcomes.get(anyRid) ?? 'delivered');
+          this.finish(copy); // every recipient was settled but the crash came before the finish
           continue;
         }
         resumed++;
         if (r.status === 'scanning' || (r.status === 'deferred' && rcpts.every((x) => x.attempts === 0))) {
           void this.scan(copy);
         } else {
+          // Keep the retry schedule the crash interrupted.
           const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));
           const due = Math.max(...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
-          if (due > Date.now()) {
-            const pend = copy.recipients
-              .filter((x) => copy.pending.has(x.rid))
-              .map((x) => ({ ...x, attempts: attempts.get(x.rid) ?? 0 }));
-            const { route: _r, recipients: _x, ...base } = this.jobFor(copy, []);
-            // Keep the schedule: group by route via submit-on-due.
-            const t = setTimeout(() => this.delivery.submit(base, pend), due - Date.now());
-            t.unref();
-          } else this.submitDelivery(copy, attempts);
+          this.submitDelivery(copy, attempts, due);
         }
       }
     }

@@ -129,4 +129,5 @@ export interface ParsedMessage {
 
 export class ParseTimeoutError extends Error {
   readonly code = 'parse_timeout';
+  override readonly name = 'ParseTimeoutError';
 }

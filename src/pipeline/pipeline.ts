@@ -3,10 +3,16 @@
 import type { Config } from '../config/schema.ts';
 import type { Stage, StageContext } from './stage.ts';
 import { parseStage } from './stages/parse.ts';
+import { ParsePool } from '../mime/pool.ts';
 
-export function buildPipeline(_config: Config): Stage[] {
+/** Shared resources stages use (thread pools, later: clamd connections, rule engines). */
+export interface PipelineDeps {
+  parsePool: ParsePool;
+}
+
+export function buildPipeline(_config: Config, deps: PipelineDeps = { parsePool: new ParsePool() }): Stage[] {
   return [
-    parseStage(),
+    parseStage(deps.parsePool),
     // Next stages, in Cisco's order, arrive with their issues: sender authentication (SPF/DKIM/DMARC),
     // anti-virus, content filters, outbreak filters, message modification.
   ];

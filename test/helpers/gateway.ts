@@ -44,8 +44,9 @@ export function writeTestConfig(doc: Record<string, unknown>, dir?: string): { f
 
 export async function startTestGateway(
   doc: Record<string, unknown>,
-): Promise<RunningGateway & { dataDir: string; port(name: string): number }> {
-  const { file, dir } = writeTestConfig(doc);
+  inDir?: string,
+): Promise<RunningGateway & { dataDir: string; dir: string; port(name: string): number }> {
+  const { file, dir } = writeTestConfig(doc, inDir);
   const v = validateConfig(YAML.parse(YAML.stringify({ dataDir: './data', ...doc })));
   if (!v.config) throw new Error('bad test config: ' + JSON.stringify(v.errors));
   const loaded: LoadedConfig = { config: v.config, file, dataDir: path.join(dir, 'data') };
@@ -53,6 +54,7 @@ export async function startTestGateway(
   return {
     ...running,
     dataDir: loaded.dataDir,
+    dir,
     port: (name: string) => running.gateway.ports.get(name)!,
   };
 }

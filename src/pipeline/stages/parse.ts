@@ -1,10 +1,10 @@
 // Stage 1: parse the message once, streaming (parts, attachments with true types and hashes, archive
 // members, URLs). Every later stage reads ctx.parsed.
-import { parseMessage } from '../../mime/parse.ts';
 import { defaultParseLimits } from '../../mime/types.ts';
+import type { ParsePool } from '../../mime/pool.ts';
 import type { Stage } from '../stage.ts';
 
-export function parseStage(): Stage {
+export function parseStage(pool: ParsePool): Stage {
   const limits = defaultParseLimits;
   return {
     name: 'mime.parse',
@@ -22,7 +22,11 @@ export function parseStage(): Stage {
       maxArchiveExpandedBytes: limits.maxArchiveExpandedBytes,
     },
     async run(ctx) {
-      const parsed = await parseMessage(ctx.bytes ?? ctx.openMessage(), limits);
+      // Larger messages are parsed on a worker thread, reading the spool file themselves.
+      const parsed = await pool.parse(
+        ctx.bytes ? { bytes: ctx.bytes } : { file: ctx.file, start: ctx.bodyOffset, size: ctx.size },
+        limits,
+      );
       ctx.parsed = parsed;
       for (const a of parsed.anomalies)
         ctx.findings.push({ stage: 'mime.parse', code: `mime.${a}`, severity: 'info', detail: a });
