@@ -1,5 +1,6 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
 //   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking   one part only
+//   BENCH_MESSAGES=5KB,60KB          only these message sizes
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,7 +26,9 @@ if (!only || only === 'smtp') {
   if (!hasBinary('smtp-source') || !hasBinary('smtp-sink'))
     console.log('SMTP: skipped (Postfix smtp-source/smtp-sink not installed; see .ci/run)\n');
   else {
-    smtp = await runSmtp(await makeMessages(), quick);
+    const wanted = process.env.BENCH_MESSAGES?.split(',');
+    const messages = (await makeMessages()).filter((m) => !wanted || wanted.some((w) => m.name.startsWith(w)));
+    smtp = await runSmtp(messages, quick);
     console.log('SMTP end to end: smtp-source (50 reused sessions) → X → smtp-sink; fsync on');
     console.log(
       '| message | n | gateway accepted/s | gateway delivered/s | p50 / p99 accept→delivered ms | gateway peak RSS MB | gateway CPU s | smtp-sink direct accepted/s | Postfix relay accepted/s | Postfix relay delivered/s |',

@@ -277,12 +277,15 @@ async function postfixRun(msg: BenchMessage, count: number, sessions: number): P
 }
 
 export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise<SmtpResult[]> {
-  const counts = quick ? [500, 200, 30] : [5000, 2000, 200];
+  const countFor = (m: BenchMessage): number => {
+    const c = m.bytes < 20_000 ? [500, 5000] : m.bytes < 500_000 ? [200, 2000] : [30, 200];
+    return quick ? c[0] : c[1];
+  };
   const sessions = 50;
   const postfixOk = hasBinary('postfix') && process.getuid?.() === 0;
   const results: SmtpResult[] = [];
-  for (const [i, msg] of messages.entries()) {
-    const count = counts[i];
+  for (const msg of messages) {
+    const count = countFor(msg);
     process.stderr.write(`smtp: ${msg.name} × ${count}, ${sessions} sessions…\n`);
     const direct = await sinkDirect(msg, count, sessions);
     const gateway = await gatewayRun(msg, count, sessions, Math.min(300, Math.floor(count / 10)));

@@ -199,7 +199,7 @@ test('recording the parse of a message twice (rescan after restart) replaces its
     ],
   });
   tracker.setParsed(5, p);
-  tracker.setParsed(5, p);
+  tracker.setParsed(5, p, true);
   await store.committed();
   assert.deepEqual(
     tracker.search({ subject: 'twice' }).map((r) => r.mid),

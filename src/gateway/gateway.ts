@@ -43,6 +43,8 @@ interface Copy {
   /** rids not yet delivered, bounced or deleted */
   pending: Set<number>;
   outcomes: Map<number, 'delivered' | 'bounced' | 'deleted'>;
+  /** resumed from the spool at start: an earlier run may have recorded part of its scan */
+  recovered: boolean;
 }
 
 const MAX_CONCURRENT_PIPELINES = 16;
@@ -280,6 +282,7 @@ export class Gateway {
       recipients,
       pending: new Set(recipients.map((r) => r.rid)),
       outcomes: new Map(),
+      recovered: false,
     };
     this.copies.set(mid, copy);
     this.spool.retain(file);
@@ -337,7 +340,7 @@ export class Gateway {
           failureMode: f.failureMode,
         });
       if (ctx.parsed) {
-        this.tracker.setParsed(copy.mid, ctx.parsed);
+        this.tracker.setParsed(copy.mid, ctx.parsed, copy.recovered);
         this.tracker.event(copy.mid, {
           type: 'scan.parsed',
           subject: ctx.parsed.subject,
@@ -564,6 +567,7 @@ export class Gateway {
           r.policy ?? 'default',
           rcpts.map((x) => ({ rid: x.rid, address: x.address })),
         );
+        copy.recovered = true;
         for (const x of rcpts) {
           if (x.status === 'delivered' || x.status === 'bounced' || x.status === 'deleted' || x.status === 'dropped') {
             copy.pending.delete(x.rid);

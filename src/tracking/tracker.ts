@@ -205,15 +205,17 @@ export class Tracker {
     this.log.info(text);
   }
 
-  setParsed(mid: number, p: ParsedMessage): void {
+  /** Records what the parse found; `replace` (a rescan after a restart) drops what an earlier scan recorded. */
+  setParsed(mid: number, p: ParsedMessage, replace = false): void {
     this.store.write(() => {
       this.store
         .stmt('update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?')
         .run(p.subject, p.messageId, p.from, Date.now(), mid);
-      // Idempotent: a message scanned again after a restart replaces its earlier facts.
-      this.store.stmt('delete from subjects where rowid = ?').run(mid);
-      this.store.stmt('delete from attachments where mid = ?').run(mid);
-      this.store.stmt('delete from urls where mid = ?').run(mid);
+      if (replace) {
+        this.store.stmt('delete from subjects where rowid = ?').run(mid);
+        this.store.stmt('delete from attachments where mid = ?').run(mid);
+        this.store.stmt('delete from urls where mid = ?').run(mid);
+      }
       if (p.subject) this.store.stmt('insert into subjects(rowid, subject) values (?, ?)').run(mid, p.subject);
       const att = this.store.stmt('insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)');
       for (const a of p.attachments) att.run(mid, a.name, a.trueType, a.size, a.sha256);
