@@ -1,7 +1,7 @@
 // Benchmark messages: 5 KB text, 60 KB HTML with links, 2 MB with a PDF and a zip attachment.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { tempDir } from '../test/helpers/peers.ts';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { zipSync } from 'fflate';
@@ -33,7 +33,7 @@ export interface BenchMessage {
 
 /** Writes the three messages (LF line ends: smtp-source -F adds CRLF) into a temp dir. */
 export async function makeMessages(): Promise<BenchMessage[]> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-msg-'));
+  const dir = tempDir('bw-bench-msg-');
   const text5k = await build({ subject: 'text 5k', text: words(780) });
   const paragraphs = Array.from(
     { length: 20 },

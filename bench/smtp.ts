@@ -2,22 +2,11 @@
 // and through a Postfix relay (when Postfix is installed and we are root), all in the same run.
 import { spawn, execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  mkdtempSync,
-  readFileSync,
-  writeFileSync,
-  mkdirSync,
-  cpSync,
-  chownSync,
-  chmodSync,
-  readdirSync,
-  existsSync,
-} from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, cpSync, chownSync, chmodSync, readdirSync, existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
-import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
-import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort } from '../test/helpers/peers.ts';
+import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort, tempDir } from '../test/helpers/peers.ts';
 import type { BenchMessage } from './messages.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -98,7 +87,7 @@ async function gatewayRun(
   warmup: number,
 ): Promise<NonNullable<SmtpResult['gateway']>> {
   const sink = await startSmtpSink();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-gw-'));
+  const dir = tempDir('bw-bench-gw-');
   const inPort = await freePort();
   const adminPort = await freePort();
   const config = {
@@ -196,7 +185,7 @@ async function gatewayRun(
 async function postfixRun(msg: BenchMessage, count: number, sessions: number): Promise<SmtpResult['postfix']> {
   const sink = await startSmtpSink();
   const port = await freePort();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-pfx-'));
+  const dir = tempDir('bw-bench-pfx-');
   chmodSync(dir, 0o755); // Postfix's daemons run as the postfix user and must reach the queue
   const conf = path.join(dir, 'conf');
   const queue = path.join(dir, 'queue');

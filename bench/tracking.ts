@@ -1,6 +1,6 @@
 // Tracking search over a million records: bulk-load realistic rows, then time every filter.
-import { mkdtempSync, statSync } from 'node:fs';
-import os from 'node:os';
+import { statSync } from 'node:fs';
+import { tempDir } from '../test/helpers/peers.ts';
 import path from 'node:path';
 import { Store } from '../src/store/db.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
@@ -28,7 +28,7 @@ export interface TrackingResult {
 }
 
 export async function runTracking(records: number): Promise<TrackingResult> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-bench-track-'));
+  const dir = tempDir('bw-bench-track-');
   const store = new Store(path.join(dir, 'breakwater.db'));
   const log = new MailLog(path.join(dir, 'logs'), 1 << 30, 1);
   const tracker = new Tracker(store, log);

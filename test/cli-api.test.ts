@@ -3,11 +3,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFileSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { freePort, hasBinary, run, swaks, waitFor } from './helpers/peers.ts';
+import { freePort, hasBinary, run, swaks, tempDir, waitFor } from './helpers/peers.ts';
 import { spawnGateway } from './helpers/gateway.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -42,7 +41,7 @@ before(async () => {
   doc.routes['stuck.test'] = [`smtp://127.0.0.1:${ports.dead}`];
   doc.listeners[0].acceptDomains.push('stuck.test');
   doc.delivery = { retrySchedule: ['1h'], connectTimeout: '1s' };
-  dir = mkdtempSync(path.join(os.tmpdir(), 'bw-cli-'));
+  dir = tempDir('bw-cli-');
   configFile = path.join(dir, 'breakwater.yaml');
   writeFileSync(configFile, YAML.stringify(doc));
   gw = await spawnGateway(configFile);

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { tempDir } from './helpers/peers.ts';
 import { execFileSync } from 'node:child_process';
-import os from 'node:os';
 import path from 'node:path';
 import { checkConfigFile, validateConfig } from '../src/config/load.ts';
 import { parseDuration, parseByteSize } from '../src/config/schema.ts';
@@ -10,7 +10,7 @@ import { parseDuration, parseByteSize } from '../src/config/schema.ts';
 const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
 
 function write(text: string): string {
-  const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'bw-cfg-')), 'c.yaml');
+  const f = path.join(tempDir('bw-cfg-'), 'c.yaml');
   writeFileSync(f, text);
   return f;
 }

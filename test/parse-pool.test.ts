@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
+import { tempDir } from './helpers/peers.ts';
 import { randomBytes } from 'node:crypto';
-import os from 'node:os';
 import path from 'node:path';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { ParsePool, SMALL_MESSAGE_BYTES } from '../src/mime/pool.ts';
@@ -30,7 +30,7 @@ test('a worker thread parses large messages, from memory or a spool file range, 
     const fromBytes = await pool.parse({ bytes: msg }, defaultParseLimits);
     assert.deepEqual(fromBytes, expected);
     // the same message at an offset inside a bigger file, as in a spool segment
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'bw-pool-')), 'seg.log');
+    const file = path.join(tempDir('bw-pool-'), 'seg.log');
     const prefix = Buffer.from('envelope and other records\n');
     writeFileSync(file, Buffer.concat([prefix, msg, Buffer.from('NEXT RECORD')]));
     const fromFile = await pool.parse({ file, start: prefix.length, size: msg.length }, defaultParseLimits);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
+import { tempDir } from './helpers/peers.ts';
 import path from 'node:path';
 import { Store } from '../src/store/db.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
@@ -9,7 +9,7 @@ import { Tracker } from '../src/tracking/tracker.ts';
 import type { ParsedMessage } from '../src/mime/types.ts';
 
 function setup() {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-track-'));
+  const dir = tempDir('bw-track-');
   const store = new Store(path.join(dir, 'db.sqlite'));
   const log = new MailLog(path.join(dir, 'logs'), 1024 * 1024, 3);
   return { dir, store, log, tracker: new Tracker(store, log) };
@@ -170,7 +170,7 @@ test('events are kept in order and written to the mail log without line breaks f
 });
 
 test('the mail log rotates by size and keeps the configured number of files', async () => {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'bw-log-'));
+  const dir = tempDir('bw-log-');
   const log = new MailLog(dir, 2000, 2);
   for (let i = 0; i < 200; i++) log.info(`line ${i} ${'x'.repeat(50)}`);
   await log.close();

@@ -1,12 +1,11 @@
 // Starts a gateway for a test: a fresh data directory, dynamic ports, config overrides.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import YAML from 'yaml';
 import { validateConfig, type LoadedConfig } from '../../src/config/load.ts';
 import { runGateway, type RunningGateway } from '../../src/gateway/run.ts';
-import { waitFor } from './peers.ts';
+import { tempDir, waitFor } from './peers.ts';
 
 export function testConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -36,7 +35,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): Record<stri
 }
 
 export function writeTestConfig(doc: Record<string, unknown>, dir?: string): { file: string; dir: string } {
-  const d = dir ?? mkdtempSync(path.join(os.tmpdir(), 'bw-gw-'));
+  const d = dir ?? tempDir('bw-gw-');
   const file = path.join(d, 'breakwater.yaml');
   writeFileSync(file, YAML.stringify({ dataDir: './data', ...doc }));
   return { file, dir: d };

@@ -1,10 +1,22 @@
 // Real SMTP peers for tests and benchmarks, on loopback with dynamic ports: Postfix's smtp-sink and
 // smtp-source, swaks, Python's smtplib.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, chmodSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, chmodSync, existsSync, rmSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+
+const tempDirs: string[] = [];
+process.on('exit', () => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp directory removed when the test process exits. */
+export function tempDir(prefix: string): string {
+  const d = mkdtempSync(path.join(os.tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+}
 
 export function hasBinary(name: string): boolean {
   for (const dir of (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/usr/bin', '/sbin'])) {
@@ -76,7 +88,7 @@ export async function startSmtpSink(opts: { dump?: boolean; extra?: string[]; po
   const args: string[] = [];
   if (process.getuid?.() === 0) args.push('-u', 'nobody');
   if (opts.dump) {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'bw-sink-'));
+    dir = tempDir('bw-sink-');
     chmodSync(dir, 0o777);
     args.push('-d', `${dir}/%Y%m%d%H%M%S.`);
   }
