@@ -1,8 +1,8 @@
 // The durable spool (DESIGN §3.3). Nothing is acknowledged with 250 before its bytes are on disk.
 //
 // Small messages (the vast majority) are appended to a shared segment file, a journal: every session
-// that finishes DATA while a flush is under way joins the next flush, and one write + one fdatasync
-// covers them all (group commit). A segment is deleted once every message in it is finished.
+// that finishes DATA while a flush is under way joins the next flush, and one synchronous-data (O_DSYNC)
+// write covers them all (group commit). A segment is deleted once every message in it is finished.
 // Large messages stream to a file of their own ("<mid>.msg": written to .tmp, fdatasync'd, renamed,
 // directory fsync'd), so a 50 MB message is never held in memory.
 //
@@ -19,8 +19,8 @@ import {
   readSync,
   fstatSync,
   writev,
-  fdatasync,
   close as closeCb,
+  constants as fsConstants,
 } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import path from 'node:path';
@@ -112,11 +112,18 @@ interface PendingAppend {
 interface Segment {
   file: string;
   fd: number;
+  /** bytes reserved so far (writes in flight included) */
   size: number;
   openedAt: number;
   /** the segment file's directory entry is durable */
   dirSynced: Promise<void>;
+  /** writes not yet finished; the fd is closed when the segment is retired and this is zero */
+  inflight: number;
+  retired: boolean;
 }
+
+/** Batches written at once; more appends wait for one of them to finish. */
+const MAX_INFLIGHT_WRITES = 8;
 
 export class Spool {
   readonly dir: string;
@@ -125,7 +132,8 @@ export class Spool {
   private segment: Segment | null = null;
   private nextSegmentNo = 1;
   private batch: PendingAppend[] = [];
-  private flushing = false;
+  private flushScheduled = false;
+  private inflight = 0;
   /** unfinished messages per spool file; a file goes when its count drops to zero */
   private readonly refs = new Map<string, number>();
 
@@ -164,54 +172,81 @@ export class Spool {
         resolve,
         reject,
       });
-      if (!this.flushing) void this.flush();
+      this.scheduleFlush();
+    });
+  }
+
+  /**
+   * Every append made during one turn of the event loop goes out in one write. Writes do not wait for
+   * each other: each reserves its own range of the segment, and O_DSYNC makes each durable on its own,
+   * so a message waits for its own write only — not for the one before it.
+   */
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.inflight >= MAX_INFLIGHT_WRITES || !this.batch.length) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
     });
   }
 
   private async flush(): Promise<void> {
-    this.flushing = true;
+    const batch = this.batch;
+    this.batch = [];
+    if (!batch.length) return;
+    this.inflight++;
+    let seg: Segment | null = null;
     try {
-      while (this.batch.length) {
-        const batch = this.batch;
-        this.batch = [];
-        try {
-          const seg = await this.currentSegment();
-          const start = seg.size;
-          const buffers = batch.flatMap((p) => p.buffers);
-          const total = batch.reduce((n, p) => n + p.length, 0);
-          await writeAll(seg.fd, buffers, start, total);
-          if (this.fsync) await new Promise<void>((res, rej) => fdatasync(seg.fd, (e) => (e ? rej(e) : res())));
-          await seg.dirSynced;
-          seg.size += total;
-          let pos = start;
-          for (const p of batch) {
-            this.refs.set(seg.file, (this.refs.get(seg.file) ?? 0) + 1);
-            p.resolve({ file: seg.file, bodyOffset: pos + p.headerLength, size: p.bodyLength });
-            pos += p.length;
-          }
-        } catch (err) {
-          // Nothing in this batch was acknowledged; start a fresh segment for the next one.
-          for (const p of batch) p.reject(err as Error);
-          this.retireSegment();
-        }
+      seg = this.currentSegment();
+      const start = seg.size;
+      const total = batch.reduce((n, p) => n + p.length, 0);
+      seg.size += total; // reserve the range before the write, so the next batch goes after it
+      seg.inflight++;
+      // The segment is opened with O_DSYNC: the write returns once the data is on disk, so a batch
+      // costs one thread-pool round trip (no separate fdatasync).
+      await writeAll(
+        seg.fd,
+        batch.flatMap((p) => p.buffers),
+        start,
+        total,
+      );
+      await seg.dirSynced;
+      let pos = start;
+      for (const p of batch) {
+        this.refs.set(seg.file, (this.refs.get(seg.file) ?? 0) + 1);
+        p.resolve({ file: seg.file, bodyOffset: pos + p.headerLength, size: p.bodyLength });
+        pos += p.length;
       }
+    } catch (err) {
+      // Nothing in this batch was acknowledged. Its range may hold a partial record, which the
+      // recovery scan steps over; new appends go to a fresh segment.
+      for (const p of batch) p.reject(err as Error);
+      if (seg && this.segment === seg) this.retireSegment();
     } finally {
-      this.flushing = false;
+      this.inflight--;
+      if (seg) {
+        seg.inflight--;
+        if (seg.retired) this.closeRetired(seg);
+      }
+      this.scheduleFlush();
     }
   }
 
-  private async currentSegment(): Promise<Segment> {
+  private currentSegment(): Segment {
     const s = this.segment;
     if (s && s.size < SEGMENT_MAX_BYTES && Date.now() - s.openedAt < SEGMENT_MAX_AGE_MS) return s;
     this.retireSegment();
     const file = path.join(this.dir, `seg-${String(this.nextSegmentNo++).padStart(8, '0')}.log`);
-    const fd = openSync(file, 'wx', 0o640);
+    const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = fsConstants;
+    const fd = openSync(file, O_WRONLY | O_CREAT | O_EXCL | (this.fsync ? O_DSYNC : 0), 0o640);
     const seg: Segment = {
       file,
       fd,
       size: 0,
       openedAt: Date.now(),
       dirSynced: this.fsync ? this.dirSyncer.sync() : Promise.resolve(),
+      inflight: 0,
+      retired: false,
     };
     this.segment = seg;
     return seg;
@@ -221,7 +256,14 @@ export class Spool {
     const s = this.segment;
     if (!s) return;
     this.segment = null;
+    s.retired = true;
+    this.closeRetired(s);
+  }
+
+  private closeRetired(s: Segment): void {
+    if (s.inflight > 0 || s.fd < 0) return;
     closeCb(s.fd, () => {});
+    s.fd = -1;
     if (!this.refs.get(s.file)) void this.unlink(s.file);
   }
 
@@ -272,7 +314,7 @@ export class Spool {
     this.refs.delete(file);
     if (this.segment?.file === file) {
       // The journal being appended to goes when it is idle and empty; else when it is retired.
-      if (!this.flushing && !this.batch.length) this.retireSegment();
+      if (!this.inflight && !this.batch.length) this.retireSegment();
       return;
     }
     void this.unlink(file);
@@ -302,32 +344,42 @@ export class Spool {
     }
   }
 
+  /**
+   * Reads every intact record of a segment. Records are written concurrently into reserved ranges, so a
+   * crash can leave a partial record (never acknowledged) before intact ones: on a bad header or
+   * checksum the scan moves on to the next record magic instead of stopping.
+   */
   private *scanSegment(file: string, onCorrupt: (file: string, why: string) => void): Generator<SpooledMessage> {
     const fd = openSync(file, 'r');
     try {
       const size = fstatSync(fd).size;
       const head = Buffer.alloc(RECORD_HEADER);
       let pos = 0;
+      let skipped = 0;
       while (pos + RECORD_HEADER <= size) {
         readSync(fd, head, 0, RECORD_HEADER, pos);
-        if (!head.subarray(0, 4).equals(RECORD_MAGIC)) {
-          onCorrupt(file, `bad record magic at offset ${pos}`);
-          return;
-        }
+        let ok = head.subarray(0, 4).equals(RECORD_MAGIC);
         const envLen = head.readUInt32BE(4);
         const bodyLen = head.readUInt32BE(8);
-        const crc = head.readUInt32BE(12);
-        if (pos + RECORD_HEADER + envLen + bodyLen > size) return; // torn tail: never acknowledged
-        const rec = Buffer.alloc(envLen + bodyLen);
-        readSync(fd, rec, 0, rec.length, pos + RECORD_HEADER);
-        if (crc32(rec) !== crc) {
-          onCorrupt(file, `checksum mismatch at offset ${pos}`);
-          return;
+        const end = pos + RECORD_HEADER + envLen + bodyLen;
+        let rec: Buffer | null = null;
+        if (ok && end <= size) {
+          rec = Buffer.alloc(envLen + bodyLen);
+          readSync(fd, rec, 0, rec.length, pos + RECORD_HEADER);
+          ok = crc32(rec) === head.readUInt32BE(12);
+        } else ok = false;
+        if (!ok || !rec) {
+          const next = findMagic(fd, pos + 1, size);
+          skipped += (next < 0 ? size : next) - pos;
+          if (next < 0) break;
+          pos = next;
+          continue;
         }
         const env = JSON.parse(rec.subarray(0, envLen).toString('utf8')) as SpoolEnvelope;
         yield { file, env, bodyOffset: pos + RECORD_HEADER + envLen, size: bodyLen };
-        pos += RECORD_HEADER + envLen + bodyLen;
+        pos = end;
       }
+      if (skipped) onCorrupt(file, `${skipped} byte(s) of partial records skipped (writes cut short by a crash)`);
     } finally {
       closeSync(fd);
     }
@@ -379,6 +431,18 @@ export class Spool {
       this.segment = null;
     }
   }
+}
+
+/** Offset of the next record magic at or after `from`, or -1. */
+function findMagic(fd: number, from: number, size: number): number {
+  const chunk = Buffer.alloc(1024 * 1024);
+  for (let pos = from; pos < size; pos += chunk.length - RECORD_MAGIC.length) {
+    const n = readSync(fd, chunk, 0, Math.min(chunk.length, size - pos), pos);
+    const i = chunk.subarray(0, n).indexOf(RECORD_MAGIC);
+    if (i >= 0) return pos + i;
+    if (n < chunk.length) return -1;
+  }
+  return -1;
 }
 
 function writeAll(fd: number, buffers: Buffer[], position: number, total: number): Promise<void> {
