@@ -127,7 +127,7 @@ export async function runTracking(records: number): Promise<TrackingResult> {
     results.push({ name, ms: times[2], rows });
   }
   const dbMb = statSync(path.join(dir, 'breakwater.db')).size / 1024 / 1024;
-  store.close();
+  await store.close();
   await log.close();
   return { records, loadSeconds, dbMb, queries: results };
 }

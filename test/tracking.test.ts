@@ -125,7 +125,7 @@ test('tracking search answers every filter and sorts newest first', async () => 
   assert.equal(rec.attachments[0].trueType, 'application/x-msdownload');
   assert.deepEqual(rec.urls, ['https://login.evil.example.co.uk/x']);
   assert.equal(tracker.show(99), null);
-  store.close();
+  await store.close();
   await log.close();
 });
 
@@ -166,7 +166,7 @@ test('events are kept in order and written to the mail log without line breaks f
   assert.match(text, /Info: Delivery start DCID 3 MID 7 to RID \[0\]/);
   assert.match(text, /Info: Message done DCID 3 MID 7 to RID \[0\]/);
   assert.equal(text.split('\n').filter((l) => l.startsWith('Info: forged')).length, 0);
-  store.close();
+  await store.close();
 });
 
 test('the mail log rotates by size and keeps the configured number of files', async () => {
@@ -206,6 +206,6 @@ test('recording the parse of a message twice (rescan after restart) replaces its
     [5],
   );
   assert.equal(tracker.show(5)!.attachments.length, 1);
-  store.close();
+  await store.close();
   await log.close();
 });

@@ -130,7 +130,7 @@ export class Gateway {
   private allocateIcid(): number {
     const icid = this.nextIcid++;
     // ICIDs stay increasing across restarts: persist a high-water mark every 1000 sessions.
-    if (icid % 1000 === 0) this.store.write(() => this.store.setMeta('icid_hwm', String(icid + 1000)));
+    if (icid % 1000 === 0) this.store.setMeta('icid_hwm', String(icid + 1000));
     return icid;
   }
 
@@ -139,8 +139,7 @@ export class Gateway {
     await Promise.all(this.listeners.map((l) => l.close()));
     await this.delivery.stop();
     await this.parsePool.close();
-    await this.store.committed();
-    this.store.close();
+    await this.store.close();
     this.spool.close();
     await this.mailLog.close();
   }

@@ -1,7 +1,10 @@
 // The embedded store: one SQLite database (node:sqlite, WAL) for queue state and tracking.
-// Writes from the hot path are batched into one transaction per event-loop turn (group commit);
-// the spool files, not this database, are what makes an accepted message durable.
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+// Writes from the hot path are batched into one transaction per event-loop turn and applied by a
+// writer thread; reads use this thread's own connection (WAL lets them run side by side). The spool
+// files, not this database, are what makes an accepted message durable.
+import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
+import type { WriteAck, WriteBatch } from './writer.ts';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
@@ -78,25 +81,36 @@ create index if not exists urls_domain on urls(domain);
 create virtual table if not exists subjects using fts5(subject, content='', contentless_delete=1, tokenize='trigram');
 `;
 
+type Param = SQLInputValue;
+
 export class Store {
   readonly db: DatabaseSync;
-  private pending: Array<() => void> = [];
+  private ops: Array<[string, Param[]]> = [];
   private flushScheduled = false;
-  private flushWaiters: Array<() => void> = [];
   private readonly statements = new Map<string, StatementSync>();
+  /** the writer thread; null for an in-memory database, which cannot be shared between threads */
+  private readonly writer: Worker | null;
+  private nextBatch = 1;
+  private acked = 0;
+  private readonly ackWaiters: Array<{ id: number; resolve: () => void }> = [];
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
     this.db = new DatabaseSync(file);
     this.db.exec('pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;');
-    this.db.exec('pragma temp_store = memory; pragma cache_size = -65536;');
+    this.db.exec('pragma temp_store = memory; pragma cache_size = -16384;');
     this.db.exec(SCHEMA);
     this.db
       .prepare('insert or ignore into meta(key, value) values (?, ?)')
       .run('schema_version', String(SCHEMA_VERSION));
+    // Writes from the hot path go to a thread of their own: the event loop only hands them over.
+    this.writer =
+      file === ':memory:' ? null : new Worker(new URL('./writer.ts', import.meta.url), { workerData: { file } });
+    this.writer?.on('message', (ack: WriteAck) => this.onAck(ack));
+    this.writer?.on('error', (err) => process.emitWarning(`store writer failed: ${err.message}`));
   }
 
-  /** A cached prepared statement. */
+  /** A cached prepared statement on the reading connection. */
   stmt(sql: string): StatementSync {
     let s = this.statements.get(sql);
     if (!s) {
@@ -106,9 +120,9 @@ export class Store {
     return s;
   }
 
-  /** Queues a write; all writes queued in one event-loop turn commit in one transaction. */
-  write(fn: () => void): void {
-    this.pending.push(fn);
+  /** Queues a write; all writes queued in one event-loop turn commit in one transaction, in order. */
+  run(sql: string, ...params: Param[]): void {
+    this.ops.push([sql, params]);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -117,34 +131,45 @@ export class Store {
 
   /** Resolves once every write queued so far has committed. */
   committed(): Promise<void> {
-    if (!this.pending.length && !this.flushScheduled) return Promise.resolve();
-    return new Promise((resolve) => this.flushWaiters.push(resolve));
+    if (this.ops.length) this.flush();
+    const last = this.nextBatch - 1;
+    if (this.acked >= last) return Promise.resolve();
+    return new Promise((resolve) => this.ackWaiters.push({ id: last, resolve }));
   }
 
   flush(): void {
     this.flushScheduled = false;
-    const batch = this.pending;
-    const waiters = this.flushWaiters;
-    this.pending = [];
-    this.flushWaiters = [];
-    if (batch.length) {
-      this.db.exec('begin');
+    const ops = this.ops;
+    this.ops = [];
+    if (!ops.length) return;
+    const id = this.nextBatch++;
+    if (this.writer) {
+      this.writer.postMessage({ id, ops } satisfies WriteBatch);
+      return;
+    }
+    const errors: string[] = [];
+    this.db.exec('begin');
+    for (const [sql, params] of ops) {
       try {
-        for (const fn of batch) {
-          try {
-            fn();
-          } catch (err) {
-            // One bad row must not lose the batch: report and carry on with the rest.
-            process.emitWarning(`store write failed: ${(err as Error).message}`);
-          }
-        }
-        this.db.exec('commit');
+        this.stmt(sql).run(...params);
       } catch (err) {
-        this.db.exec('rollback');
-        throw err;
+        errors.push((err as Error).message);
       }
     }
-    for (const w of waiters) w();
+    this.db.exec('commit');
+    this.onAck({ id, errors });
+  }
+
+  private onAck(ack: WriteAck): void {
+    for (const e of ack.errors) process.emitWarning(`store write failed: ${e}`);
+    this.acked = Math.max(this.acked, ack.id);
+    for (let i = this.ackWaiters.length - 1; i >= 0; i--) {
+      const w = this.ackWaiters[i];
+      if (w.id <= this.acked) {
+        this.ackWaiters.splice(i, 1);
+        w.resolve();
+      }
+    }
   }
 
   getMeta(key: string): string | undefined {
@@ -153,14 +178,16 @@ export class Store {
   }
 
   setMeta(key: string, value: string): void {
-    this.stmt('insert into meta(key, value) values (?, ?) on conflict(key) do update set value = excluded.value').run(
+    this.run(
+      'insert into meta(key, value) values (?, ?) on conflict(key) do update set value = excluded.value',
       key,
       value,
     );
   }
 
-  close(): void {
-    this.flush();
+  async close(): Promise<void> {
+    await this.committed();
+    await this.writer?.terminate();
     this.db.close();
   }
 }

@@ -95,45 +95,41 @@ export class Tracker {
   }
 
   recordMessage(m: NewMessageRecord): void {
-    const now = Date.now();
-    this.store.write(() => {
-      this.store
-        .stmt(
-          `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
-           sender_ip, rdns, helo, tls, size, status, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-        )
-        .run(
-          m.mid,
-          m.icid,
-          m.parentMid,
-          m.spoolFile,
-          m.receivedAt,
-          m.direction,
-          m.listener,
-          m.policy,
-          m.sender.toLowerCase(),
-          m.senderIp,
-          m.rdns,
-          m.helo,
-          m.tls,
-          m.size,
-          m.status,
-          now,
-        );
-      const ins = this.store.stmt('insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)');
-      for (const r of m.recipients) ins.run(m.mid, r.rid, r.address.toLowerCase(), 'queued');
-    });
+    this.store.run(
+      `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
+       sender_ip, rdns, helo, tls, size, status, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      m.mid,
+      m.icid,
+      m.parentMid,
+      m.spoolFile,
+      m.receivedAt,
+      m.direction,
+      m.listener,
+      m.policy,
+      m.sender.toLowerCase(),
+      m.senderIp,
+      m.rdns,
+      m.helo,
+      m.tls,
+      m.size,
+      m.status,
+      Date.now(),
+    );
+    for (const r of m.recipients)
+      this.store.run(
+        'insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)',
+        m.mid,
+        r.rid,
+        r.address.toLowerCase(),
+        'queued',
+      );
   }
 
   /** Appends an event to the message's record and writes its mail log line. */
   event(mid: number, e: TrackingEvent, icid?: number): void {
     const at = Date.now();
     const { type, ...data } = e;
-    this.store.write(() => {
-      this.store
-        .stmt('insert into events(mid, at, type, data) values (?, ?, ?, ?)')
-        .run(mid, at, type, JSON.stringify(data));
-    });
+    this.store.run('insert into events(mid, at, type, data) values (?, ?, ?, ?)', mid, at, type, JSON.stringify(data));
     this.logLine(mid, e, icid);
     this.onEvent?.(mid, e);
   }
@@ -207,30 +203,40 @@ export class Tracker {
 
   /** Records what the parse found; `replace` (a rescan after a restart) drops what an earlier scan recorded. */
   setParsed(mid: number, p: ParsedMessage, replace = false): void {
-    this.store.write(() => {
-      this.store
-        .stmt('update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?')
-        .run(p.subject, p.messageId, p.from, Date.now(), mid);
-      if (replace) {
-        this.store.stmt('delete from subjects where rowid = ?').run(mid);
-        this.store.stmt('delete from attachments where mid = ?').run(mid);
-        this.store.stmt('delete from urls where mid = ?').run(mid);
-      }
-      if (p.subject) this.store.stmt('insert into subjects(rowid, subject) values (?, ?)').run(mid, p.subject);
-      const att = this.store.stmt('insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)');
-      for (const a of p.attachments) att.run(mid, a.name, a.trueType, a.size, a.sha256);
-      const url = this.store.stmt('insert into urls(mid, url, domain) values (?, ?, ?)');
-      const seen = new Set<string>();
-      for (const u of p.urls) {
-        if (seen.has(u.url)) continue;
-        seen.add(u.url);
-        url.run(mid, u.url, u.domain ?? u.host);
-      }
-    });
+    const run = this.store.run.bind(this.store);
+    run(
+      'update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?',
+      p.subject,
+      p.messageId,
+      p.from,
+      Date.now(),
+      mid,
+    );
+    if (replace) {
+      run('delete from subjects where rowid = ?', mid);
+      run('delete from attachments where mid = ?', mid);
+      run('delete from urls where mid = ?', mid);
+    }
+    if (p.subject) run('insert into subjects(rowid, subject) values (?, ?)', mid, p.subject);
+    for (const a of p.attachments)
+      run(
+        'insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)',
+        mid,
+        a.name,
+        a.trueType,
+        a.size,
+        a.sha256,
+      );
+    const seen = new Set<string>();
+    for (const u of p.urls) {
+      if (seen.has(u.url)) continue;
+      seen.add(u.url);
+      run('insert into urls(mid, url, domain) values (?, ?, ?)', mid, u.url, u.domain ?? u.host);
+    }
   }
 
   setPolicy(mid: number, policy: string): void {
-    this.store.write(() => this.store.stmt('update messages set policy = ? where mid = ?').run(policy, mid));
+    this.store.run('update messages set policy = ? where mid = ?', policy, mid);
   }
 
   setRecipient(
@@ -240,21 +246,25 @@ export class Tracker {
     reply: string | null,
     nextAttemptAt: number | null,
   ): void {
-    this.store.write(() => {
-      this.store
-        .stmt(
-          'update recipients set status = ?, last_reply = coalesce(?, last_reply), next_attempt_at = ?, attempts = attempts + (case when ? is null then 0 else 1 end) where mid = ? and rid = ?',
-        )
-        .run(status, reply, nextAttemptAt, reply, mid, rid);
-    });
+    this.store.run(
+      'update recipients set status = ?, last_reply = coalesce(?, last_reply), next_attempt_at = ?, attempts = attempts + (case when ? is null then 0 else 1 end) where mid = ? and rid = ?',
+      status,
+      reply,
+      nextAttemptAt,
+      reply,
+      mid,
+      rid,
+    );
   }
 
   setStatus(mid: number, status: MessageStatus, done: boolean): void {
-    this.store.write(() => {
-      this.store
-        .stmt('update messages set status = ?, done = ?, updated_at = ? where mid = ?')
-        .run(status, done ? 1 : 0, Date.now(), mid);
-    });
+    this.store.run(
+      'update messages set status = ?, done = ?, updated_at = ? where mid = ?',
+      status,
+      done ? 1 : 0,
+      Date.now(),
+      mid,
+    );
   }
 
   search(q: TrackingQuery): TrackingRecord[] {
