@@ -111,7 +111,7 @@ export async function runTracking(records: number): Promise<TrackingResult> {
     ['--url-domain', { urlDomain: probe.domain }],
     ['--status bounced', { status: 'bounced' }],
     ['--since/--until (1 day)', { since: now - 10 * day, until: now - 9 * day }],
-    ['--sender --since (7 days)', { sender: probe.sender, since: now - 7 * day }],
+    ['--sender --since (25 days)', { sender: probe.sender, since: now - 25 * day }],
   ];
   const results: TrackingResult['queries'] = [];
   for (const [name, q] of queries) {
