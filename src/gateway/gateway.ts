@@ -49,7 +49,7 @@ interface Copy {
 
 const MAX_CONCURRENT_PIPELINES = 16;
 /** Message bytes kept in memory between ingress and delivery, across all messages; beyond it, read the spool. */
-const MAX_HELD_BYTES = 64 * 1024 * 1024;
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
 export class Gateway {
   readonly config: Config;
@@ -643,7 +643,7 @@ export class Gateway {
     return { mid, recipients: rids.length };
   }
 
-  status(): Record<string, unknown> {
+  async status(): Promise<Record<string, unknown>> {
     return {
       hostname: this.config.hostname,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
@@ -655,7 +655,12 @@ export class Gateway {
       queue: { active: this.copies.size, deferred: this.delivery.deferred().length },
       nextMid: this.nextMid,
       dataDir: this.dataDir,
-      memory: { ...process.memoryUsage(), heldMessageBytes: this.heldBytes },
+      memory: {
+        ...process.memoryUsage(),
+        heldMessageBytes: this.heldBytes,
+        parseWorkers: await this.parsePool.heapStats(),
+        storeWriter: await this.store.writerHeap(),
+      },
     };
   }
 

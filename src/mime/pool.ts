@@ -92,6 +92,16 @@ export class ParsePool {
     });
   }
 
+  /** V8 heap figures of each worker thread (for status). */
+  async heapStats(): Promise<Array<{ usedHeapSize: number; totalHeapSize: number }>> {
+    return Promise.all(
+      this.workers.map(async (w) => {
+        const h = await w.worker.getHeapStatistics();
+        return { usedHeapSize: h.used_heap_size, totalHeapSize: h.total_heap_size };
+      }),
+    );
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(this.workers.map((w) => w.worker.terminate()));

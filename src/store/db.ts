@@ -172,6 +172,13 @@ export class Store {
     }
   }
 
+  /** V8 heap figures of the writer thread (for status). */
+  async writerHeap(): Promise<{ usedHeapSize: number; totalHeapSize: number } | null> {
+    if (!this.writer) return null;
+    const h = await this.writer.getHeapStatistics();
+    return { usedHeapSize: h.used_heap_size, totalHeapSize: h.total_heap_size };
+  }
+
   getMeta(key: string): string | undefined {
     const row = this.stmt('select value from meta where key = ?').get(key) as { value: string } | undefined;
     return row?.value;
