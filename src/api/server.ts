@@ -57,6 +57,7 @@ export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
     'attachment',
     'urlDomain',
     'status',
+    'rule',
   ] as const) {
     if (q[k] !== undefined) {
       if (typeof q[k] !== 'string' || !q[k])
@@ -67,6 +68,10 @@ export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   if (q.mid !== undefined) out.mid = intParam(q.mid, 'mid');
   if (q.before !== undefined) out.before = intParam(q.before, 'before');
   if (q.limit !== undefined) out.limit = intParam(q.limit, 'limit');
+  if (q.level !== undefined) {
+    out.level = intParam(q.level, 'level');
+    if (out.level < 0 || out.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
+  }
   if (q.since !== undefined) out.since = timeParam(q.since, 'since');
   if (q.until !== undefined) out.until = timeParam(q.until, 'until');
   return out;
@@ -104,6 +109,8 @@ export async function buildApi(gw: Gateway, token: string): Promise<FastifyInsta
 
   app.get('/metrics', { onRequest: auth }, async (_req, reply) => {
     gw.metrics.queueDepth.set(gw.activeCopies());
+    gw.metrics.ruleVersion.set(gw.outbreak.bundle?.version ?? 0);
+    gw.metrics.quarantineBytes.set(gw.quarantine.usage().bytes);
     reply.header('content-type', gw.metrics.registry.contentType);
     return gw.metrics.registry.metrics();
   });

@@ -1,11 +1,15 @@
 // The one configuration schema: defaults, validation, docs/config-reference.md and (later) the UI's
 // forms all come from here. Every key has a description; defaults live next to the key.
 import { z } from 'zod';
-
-const duration = z
-  .string()
-  .regex(/^\d+(ms|s|m|h|d)$/, 'a duration such as "500ms", "30s", "5m", "4h" or "5d"')
-  .describe('duration: a number followed by ms, s, m, h or d');
+import {
+  alertsSchema,
+  byteSize,
+  duration,
+  clickTimeSchema,
+  outbreakFiltersSchema,
+  policyOutbreakSchema,
+  quarantineSchema,
+} from './outbreak-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -14,10 +18,6 @@ export function parseDuration(text: string): number {
   const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
   return n * unit;
 }
-
-const byteSize = z
-  .union([z.number().int().positive(), z.string().regex(/^\d+(\.\d+)?\s*(B|KB|KiB|MB|MiB|GB|GiB)$/i)])
-  .describe('bytes, or a size such as "10MiB"');
 
 export function parseByteSize(v: number | string): number {
   if (typeof v === 'number') return v;
@@ -136,6 +136,7 @@ export const policySchema = z
       .describe(
         'Addresses ("a@x.test"), domains ("x.test"), subdomain wildcards (".x.test") or "@x.test"; recipients for incoming, senders for outgoing',
       ),
+    outbreakFilters: policyOutbreakSchema,
   })
   .strict();
 
@@ -150,11 +151,11 @@ export const configSchema = z
       .describe('Delivery routes: recipient domain (or "*") to targets tried in order'),
     policies: z
       .object({
-        incoming: z.array(policySchema).default([{ name: 'default', match: [] }]),
-        outgoing: z.array(policySchema).default([{ name: 'default', match: [] }]),
+        incoming: z.array(policySchema).prefault([{ name: 'default' }]),
+        outgoing: z.array(policySchema).prefault([{ name: 'default' }]),
       })
       .strict()
-      .default({ incoming: [{ name: 'default', match: [] }], outgoing: [{ name: 'default', match: [] }] })
+      .prefault({})
       .describe('Mail policies, ordered; first match wins; "default" last'),
     delivery: z
       .object({
@@ -215,6 +216,10 @@ export const configSchema = z
       .strict()
       .default({ maxSize: '100MiB', keep: 10 })
       .describe('Mail log'),
+    outbreakFilters: outbreakFiltersSchema,
+    clickTime: clickTimeSchema,
+    alerts: alertsSchema,
+    quarantine: quarantineSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -253,5 +258,7 @@ export const configSchema = z
   });
 
 export type Config = z.infer<typeof configSchema>;
+export type PolicyConfig = Config['policies']['incoming'][number];
+export type PolicyOutbreakConfig = PolicyConfig['outbreakFilters'];
 export type ListenerConfig = Config['listeners'][number];
 export type SenderGroup = ListenerConfig['hat'][number];

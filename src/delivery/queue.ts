@@ -7,7 +7,8 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Config } from '../config/schema.ts';
 import { parseDuration } from '../config/schema.ts';
 import type { Tracker } from '../tracking/tracker.ts';
-import { routeFor, type Route, type RouteTarget } from './routes.ts';
+import { parseTarget, routeFor, type Route, type RouteTarget } from './routes.ts';
+import { domainOf } from '../smtp/address.ts';
 import { fsyncDirSync } from '../spool/spool.ts';
 import { installFastDataStream } from './data-stream.ts';
 
@@ -31,6 +32,8 @@ export interface DeliveryJob {
   receivedAt: number;
   recipients: DeliveryRecipient[];
   route: Route;
+  /** a route target that replaces the recipient's route (Outbreak Filters' alternate mail host) */
+  routeOverride?: string;
 }
 
 export type RecipientOutcome = 'delivered' | 'deferred' | 'bounced';
@@ -91,7 +94,9 @@ export class DeliveryQueue {
   submit(base: Omit<DeliveryJob, 'route' | 'recipients'>, recipients: DeliveryRecipient[], dueAt = 0): void {
     const byRoute = new Map<string, { route: Route; rcpts: DeliveryRecipient[] }>();
     for (const r of recipients) {
-      const route = routeFor(this.config, r.address);
+      const route = base.routeOverride
+        ? { key: base.routeOverride, targets: [parseTarget(base.routeOverride)], domain: domainOf(r.address) }
+        : routeFor(this.config, r.address);
       let g = byRoute.get(route.key);
       if (!g) byRoute.set(route.key, (g = { route, rcpts: [] }));
       g.rcpts.push(r);

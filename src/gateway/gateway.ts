@@ -1,12 +1,13 @@
 // The gateway: wires listeners, spool, policy split, pipeline, delivery queue, tracking and the admin
 // API together, and recovers unfinished mail at start. Service functions used by the API and CLI live
 // in service.ts.
-import { createReadStream, existsSync, openSync, readSync, closeSync } from 'node:fs';
+import { createReadStream, existsSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseByteSize } from '../config/schema.ts';
-import { Spool, type SpoolEnvelope } from '../spool/spool.ts';
+import { Spool, type SpoolEnvelope, type SpooledMessage } from '../spool/spool.ts';
 import { Store } from '../store/db.ts';
 import { MailLog } from '../tracking/maillog.ts';
 import { Tracker } from '../tracking/tracker.ts';
@@ -21,6 +22,16 @@ import { DeliveryQueue, type DeliveryJob, type RecipientResult } from '../delive
 import { buildDsn, statusFromReply } from '../delivery/dsn.ts';
 import { ensureTls } from './tls.ts';
 import { Metrics } from './metrics.ts';
+import { OutbreakEngine, type OutbreakAssessment } from '../outbreak/engine.ts';
+import { RuleUpdater, type RuleChange } from '../outbreak/updater.ts';
+import { effectiveOutbreakSettings, type ModificationPlan } from '../policy/outbreak.ts';
+import { QuarantineIndex, type QuarantineEntry, type QuarantineFilter } from '../quarantine/quarantine.ts';
+import { modifyMessage } from '../outbreak/modify.ts';
+import { ClickTimeService, type ClickRecord } from '../clicktime/server.ts';
+import { Alerts, type AlertInput } from '../alerts/alerts.ts';
+import { parseDuration } from '../config/schema.ts';
+import { urlHost } from '../mime/urls.ts';
+import { defaultParseLimits } from '../mime/types.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -45,6 +56,12 @@ interface Copy {
   outcomes: Map<number, 'delivered' | 'bounced' | 'deleted'>;
   /** resumed from the spool at start: an earlier run may have recorded part of its scan */
   recovered: boolean;
+  /** on its way out of a quarantine: rescanned, never held there again */
+  releasedFrom: 'outbreak' | null;
+  /** subject tag for a message released at its scheduled exit */
+  releaseTag: string | null;
+  /** alternate mail host chosen by Outbreak Filters' modification */
+  routeOverride: string | null;
 }
 
 const MAX_CONCURRENT_PIPELINES = 16;
@@ -61,7 +78,16 @@ export class Gateway {
   readonly mailLog: MailLog;
   readonly delivery: DeliveryQueue;
   readonly stages: Stage[];
-  private readonly parsePool: ParsePool;
+  readonly parsePool: ParsePool;
+  readonly outbreak: OutbreakEngine;
+  readonly rules: RuleUpdater;
+  readonly quarantine: QuarantineIndex;
+  readonly alerts: Alerts;
+  clickTime: ClickTimeService | null = null;
+  private exitTimer: NodeJS.Timeout | null = null;
+  /** a re-evaluation of held mail is running or queued */
+  private reevaluating: Promise<void> | null = null;
+  private reevaluateAgain = false;
   readonly metrics: Metrics;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
@@ -97,7 +123,37 @@ export class Gateway {
       onDeferred: (job) => this.dropBytes(this.copies.get(job.mid)),
     });
     this.parsePool = new ParsePool();
-    this.stages = buildPipeline(this.config, { parsePool: this.parsePool });
+    this.outbreak = new OutbreakEngine(this.config.outbreakFilters.adaptiveRules);
+    this.quarantine = new QuarantineIndex(this.store);
+    this.alerts = new Alerts({
+      recipients: this.config.alerts.recipients,
+      from: this.config.alerts.from ?? `breakwater@${this.config.hostname}`,
+      hostname: this.config.hostname,
+      webhooks: this.config.alerts.webhooks,
+      minSeverity: this.config.alerts.minSeverity,
+      suppressFor: parseDuration(this.config.alerts.suppressFor),
+      sendMail: (sender, recipients, message) => this.injectGenerated(sender, recipients, message),
+      store: this.store,
+    });
+    this.rules = new RuleUpdater({
+      config: this.config,
+      configDir: path.dirname(this.configFile),
+      dataDir: this.dataDir,
+      store: this.store,
+      engine: this.outbreak,
+      onChange: (c) => this.onRulesChanged(c),
+      onFailure: (e) =>
+        this.outbreakAlert({
+          class: 'outbreak',
+          severity: 'warning',
+          key: `outbreak.feed_failed:${e.code}`,
+          title: `rule update failed: ${e.code}`,
+          text: `The outbreak rule feed could not be updated (${e.code}: ${e.message}). The previous rules stay active.`,
+          data: { code: e.code },
+        }),
+      log: (l) => this.mailLog.info(l),
+    });
+    this.stages = buildPipeline(this.config, { parsePool: this.parsePool, outbreak: this.outbreak });
   }
 
   async start(): Promise<void> {
@@ -108,7 +164,9 @@ export class Gateway {
     this.nextIcid = maxIcid + 1;
     this.store.setMeta('icid_hwm', String(this.nextIcid + 1000));
     const tls = await ensureTls(this.dataDir, this.config.listeners, (l) => this.mailLog.warning(l));
+    this.rules.loadPersisted();
     await this.recover();
+    if (this.config.clickTime.enabled) await this.startClickTime();
     for (const l of this.config.listeners) {
       const ingress = new Ingress(l, {
         hostname: this.config.hostname,
@@ -125,6 +183,18 @@ export class Gateway {
       this.listeners.push(ingress);
       this.mailLog.info(`listener ${l.name} (${l.direction}) on ${l.host}:${port}`);
     }
+    this.rules.start();
+    const every = parseDuration(this.config.outbreakFilters.reevaluateInterval);
+    const tick = (): void => {
+      void this.applyScheduledExits().finally(() => {
+        if (!this.stopped) {
+          this.exitTimer = setTimeout(tick, every);
+          this.exitTimer.unref();
+        }
+      });
+    };
+    this.exitTimer = setTimeout(tick, every);
+    this.exitTimer.unref();
   }
 
   private allocateIcid(): number {
@@ -136,7 +206,11 @@ export class Gateway {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.rules.stop();
+    if (this.exitTimer) clearTimeout(this.exitTimer);
+    await this.clickTime?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
+    await this.alerts.close();
     await this.delivery.stop();
     await this.parsePool.close();
     await this.store.close();
@@ -190,8 +264,9 @@ export class Gateway {
 
   /** Splits recipients by policy into copies and starts each copy's pipeline. */
   private split(file: string, bodyOffset: number, bytes: Buffer | null, size: number, env: SpoolEnvelope): void {
-    if (env.generated === 'dsn') {
-      // Our own bounces skip policies and scanning: they carry only headers of the original.
+    if (env.generated) {
+      // Our own bounces and alerts skip policies and scanning: bounces carry only headers of the
+      // original, alerts only our own text.
       const copy = this.addCopy(
         env.mid,
         null,
@@ -282,6 +357,9 @@ export class Gateway {
       pending: new Set(recipients.map((r) => r.rid)),
       outcomes: new Map(),
       recovered: false,
+      releasedFrom: null,
+      releaseTag: null,
+      routeOverride: env.routeOverride ?? null,
     };
     this.copies.set(mid, copy);
     this.spool.retain(file);
@@ -319,6 +397,8 @@ export class Gateway {
         policy: copy.policy,
         recipients: copy.recipients.map((r) => r.address),
         parsed: null,
+        outbreak: null,
+        releasedFrom: copy.releasedFrom,
         bytes: copy.bytes,
         findings: [],
         openMessage: () =>
@@ -349,12 +429,17 @@ export class Gateway {
           anomalies: ctx.parsed.anomalies,
         });
       }
-      const verdict = decide(result, ctx.findings);
+      if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak);
+      const verdict = decide(this.config, result, ctx);
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
       switch (verdict.kind) {
         case 'deliver':
+          if (verdict.modify || copy.releaseTag) await this.modifyCopy(copy, verdict.modify ?? null);
           this.tracker.setStatus(copy.mid, 'queued', false);
           this.submitDelivery(copy);
+          break;
+        case 'quarantine':
+          await this.hold(copy, verdict.retentionMs, verdict.reason, ctx.outbreak, ctx.parsed?.subject ?? null);
           break;
         case 'tempfail': {
           this.tracker.setStatus(copy.mid, 'deferred', false);
@@ -414,6 +499,7 @@ export class Gateway {
       receivedAt: copy.env.receivedAt,
       recipients,
       route: { key: '', targets: [], domain: '' },
+      ...(copy.routeOverride ? { routeOverride: copy.routeOverride } : {}),
     };
   }
 
@@ -511,15 +597,517 @@ export class Gateway {
     }
   }
 
+
+  // ---- Outbreak Filters: scores, modification, the Outbreak quarantine --------------------------
+
+  private recordScore(mid: number, a: OutbreakAssessment): void {
+    this.tracker.setThreat(mid, a.level, a.hits);
+    this.tracker.event(mid, {
+      type: 'outbreak.scored',
+      level: a.level,
+      category: a.category,
+      threatType: a.type,
+      viral: a.viral,
+      ruleIds: a.hits.map((h) => h.id).slice(0, 20),
+      ruleVersion: a.ruleVersion,
+      skipped: a.skipped,
+    });
+  }
+
+  /** The message bytes of a copy, from memory or its spool file. */
+  private async copyBytes(copy: Pick<Copy, 'bytes' | 'file' | 'bodyOffset' | 'size'>): Promise<Buffer> {
+    if (copy.bytes) return copy.bytes;
+    const chunks: Buffer[] = [];
+    for await (const c of createReadStream(copy.file, {
+      start: copy.bodyOffset,
+      end: copy.bodyOffset + copy.size - 1,
+    }))
+      chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Applies Outbreak Filters' modification (and a release tag) and makes the result durable as a
+   * "modified" spool file before delivery, so retries and restarts deliver exactly these bytes.
+   */
+  private async modifyCopy(copy: Copy, plan: ModificationPlan | null): Promise<void> {
+    const original = await this.copyBytes(copy);
+    const addHeaders = [...(plan?.headers ?? [])];
+    const subject = plan?.subject ?? null;
+    if (copy.releaseTag) {
+      addHeaders.push({ name: 'X-Breakwater-Quarantine', value: 'released from Outbreak at its scheduled exit' });
+    }
+    const click = this.clickTime;
+    const single = copy.recipients.length === 1 ? copy.recipients[0].address : '';
+    const rewrite =
+      plan && plan.urlRewriting !== 'off' && click
+        ? {
+            mode: plan.urlRewriting,
+            bypassDomains: plan.bypassDomains,
+            wrap: (url: string) => click.wrap(url, { mid: copy.mid, recipient: single, reason: 'outbreak' }),
+            isOwnLink: (url: string) => click.isOwnLink(url),
+          }
+        : undefined;
+    let result = modifyMessage(original, {
+      subject: subject ?? undefined,
+      addHeaders,
+      disclaimer: plan?.disclaimer ?? undefined,
+      rewrite,
+    });
+    if (copy.releaseTag) {
+      // The release tag goes in front of whatever the policy's own tag did.
+      const tagged = modifyMessage(result.bytes, { subject: { mode: 'prepend', text: copy.releaseTag } });
+      result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
+    }
+    if (plan)
+      this.tracker.event(copy.mid, {
+        type: 'outbreak.modified',
+        subject: result.subjectChanged,
+        headers: addHeaders.map((h) => h.name),
+        disclaimerParts: result.disclaimerParts,
+        rewrittenUrls: result.rewrittenUrls.length,
+        rewriteSkipped:
+          plan.urlRewriting !== 'off' && !click ? 'click-time service disabled' : (result.rewriteSkipped ?? null),
+        alternateMailHost: plan.alternateMailHost,
+      });
+    if (!result.changed && !plan?.alternateMailHost) return;
+    const env: SpoolEnvelope = { ...copy.env, mid: copy.mid, derived: 'modified' };
+    if (plan?.alternateMailHost) env.routeOverride = plan.alternateMailHost;
+    else delete env.routeOverride;
+    const loc = await this.spool.writeDerived(env, result.bytes);
+    const old = copy.file;
+    this.dropBytes(copy);
+    copy.file = loc.file;
+    copy.bodyOffset = loc.bodyOffset;
+    copy.size = loc.size;
+    copy.routeOverride = env.routeOverride ?? null;
+    if (this.heldBytes + result.bytes.length <= MAX_HELD_BYTES) {
+      copy.bytes = result.bytes;
+      this.heldBytes += result.bytes.length;
+    }
+    this.spool.release(old);
+  }
+
+  /** Moves a copy into the Outbreak quarantine: its own durable file, then the index, then let go. */
+  private async hold(
+    copy: Copy,
+    retentionMs: number,
+    reason: string,
+    a: OutbreakAssessment | null,
+    subject: string | null,
+  ): Promise<void> {
+    const bytes = await this.copyBytes(copy);
+    const loc = await this.spool.writeDerived({ ...copy.env, mid: copy.mid, derived: 'held' }, bytes);
+    const now = Date.now();
+    const pending = copy.recipients.filter((r) => copy.pending.has(r.rid));
+    const entry: QuarantineEntry = {
+      mid: copy.mid,
+      quarantine: 'outbreak',
+      enteredAt: now,
+      exitAt: now + retentionMs,
+      size: loc.size,
+      file: loc.file,
+      bodyOffset: loc.bodyOffset,
+      level: a?.level ?? 0,
+      category: a?.category ?? null,
+      viral: a?.viral ?? false,
+      ruleIds: (a?.hits ?? []).filter((h) => h.level > 0).map((h) => h.id),
+      reason,
+      sender: copy.env.sender,
+      recipients: pending.map((r) => r.address),
+      subject,
+      policy: copy.policy,
+      copy: {
+        mid: copy.mid,
+        parentMid: copy.parentMid,
+        env: { ...copy.env, derived: undefined, routeOverride: undefined },
+        policy: copy.policy,
+        recipients: pending,
+      },
+    };
+    this.quarantine.add(entry);
+    for (const r of pending) this.tracker.setRecipient(copy.mid, r.rid, 'quarantined', null, null);
+    this.tracker.setStatus(copy.mid, 'quarantined', false);
+    this.tracker.event(copy.mid, {
+      type: 'quarantine.held',
+      quarantine: 'outbreak',
+      reason,
+      exitAt: entry.exitAt,
+      level: entry.level,
+      ruleIds: entry.ruleIds,
+    });
+    // The copy leaves the active set; its shared spool bytes go once the index is durable.
+    this.copies.delete(copy.mid);
+    this.dropBytes(copy);
+    await this.store.committed();
+    this.spool.release(copy.file);
+  }
+
+  /** Puts a held message back on its way: rescan with current rules, then delivery. */
+  private releaseHeld(e: QuarantineEntry, reason: string, by: string | null, tag: string | null): void {
+    this.quarantine.remove(e.mid, e.quarantine);
+    this.tracker.event(e.mid, { type: 'quarantine.released', quarantine: e.quarantine, reason, by });
+    for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'released', null, null);
+    this.tracker.setStatus(e.mid, 'scanning', false);
+    const copy = this.resumeHeld(e.copy, { file: e.file, bodyOffset: e.bodyOffset, size: e.size });
+    copy.releasedFrom = 'outbreak';
+    copy.releaseTag = tag || null;
+    void this.scan(copy);
+  }
+
+  /** A copy made from a held file; the file's reference passes from the quarantine to the copy. */
+  private resumeHeld(h: QuarantineEntry['copy'], loc: { file: string; bodyOffset: number; size: number }): Copy {
+    const copy: Copy = {
+      mid: h.mid,
+      parentMid: h.parentMid,
+      file: loc.file,
+      bodyOffset: loc.bodyOffset,
+      bytes: null,
+      size: loc.size,
+      env: h.env,
+      policy: h.policy,
+      recipients: h.recipients,
+      pending: new Set(h.recipients.map((r) => r.rid)),
+      outcomes: new Map(),
+      recovered: false,
+      releasedFrom: null,
+      releaseTag: null,
+      routeOverride: null,
+    };
+    this.copies.set(h.mid, copy);
+    return copy;
+  }
+
+  private async deleteHeld(e: QuarantineEntry, reason: string, by: string | null): Promise<void> {
+    this.quarantine.remove(e.mid, e.quarantine);
+    this.tracker.event(e.mid, { type: 'quarantine.deleted', quarantine: e.quarantine, reason, by });
+    for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'deleted', null, null);
+    this.tracker.setStatus(e.mid, 'deleted', true);
+    this.tracker.event(e.mid, { type: 'message.done', status: 'deleted' }, e.copy.env.icid);
+    await this.store.committed();
+    this.spool.release(e.file);
+  }
+
+  /** Scheduled exits: the quarantine's default action (release rescans first). */
+  private async applyScheduledExits(): Promise<void> {
+    await this.store.committed();
+    const q = this.config.quarantine.outbreak;
+    for (const e of this.quarantine.due(Date.now())) {
+      if (this.stopped) return;
+      if (q.defaultAction === 'delete') await this.deleteHeld(e, 'expired', null);
+      else this.releaseHeld(e, 'scheduled exit', null, q.releaseSubjectTag);
+    }
+  }
+
+  private outbreakAlert(a: AlertInput): void {
+    if (!this.config.outbreakFilters.alerts) return;
+    this.alerts
+      .raise(a)
+      .catch((err: Error) => this.mailLog.warning(`alert ${a.key} could not be raised: ${err.message}`));
+  }
+
+  /** Rules changed: alert on rules crossing a policy threshold, then re-evaluate every held message. */
+  private onRulesChanged(c: RuleChange): void {
+    const thresholds = new Set<number>();
+    for (const dir of ['incoming', 'outgoing'] as const)
+      for (const p of this.config.policies[dir]) {
+        const s = effectiveOutbreakSettings(this.config, dir, p.name);
+        if (s) thresholds.add(s.quarantineThreshold);
+      }
+    const threshold = thresholds.size ? Math.min(...thresholds) : 6;
+    const before = new Map((c.previous?.rules ?? []).map((r) => [r.id, r]));
+    const after = new Map((c.next?.rules ?? []).map((r) => [r.id, r]));
+    for (const [id, r] of after) {
+      const old = before.get(id);
+      if (r.level >= threshold && (!old || old.level < threshold))
+        this.outbreakAlert({
+          class: 'outbreak',
+          severity: r.level >= 4 ? 'critical' : 'warning',
+          key: `outbreak.rule_raised:${id}:${r.level}`,
+          title: `${id} at level ${r.level} (${r.category})`,
+          text: `Outbreak rule ${id} (${r.description}) is now at threat level ${r.level}, at or above the quarantine threshold ${threshold}. Matching messages are held in the Outbreak quarantine.`,
+          data: { ruleId: id, level: r.level, previousLevel: old?.level ?? null, version: c.next?.version },
+        });
+    }
+    for (const [id, old] of before) {
+      const r = after.get(id);
+      if (old.level >= threshold && (!r || r.level < threshold))
+        this.outbreakAlert({
+          class: 'outbreak',
+          severity: 'info',
+          key: `outbreak.rule_lowered:${id}:${r?.level ?? 'retired'}`,
+          title: r ? `${id} lowered to level ${r.level}` : `${id} retired`,
+          text: `Outbreak rule ${id} (${old.description}) fell below the quarantine threshold ${threshold}${r ? ` (now level ${r.level})` : ' (retired)'}. Held messages are re-evaluated and released when no longer a threat.`,
+          data: { ruleId: id, level: r?.level ?? null, previousLevel: old.level, version: c.next?.version ?? null },
+        });
+    }
+    void this.reevaluateHeld();
+  }
+
+  /** Scores every message in the Outbreak quarantine again; those now below threshold leave at once. */
+  reevaluateHeld(): Promise<void> {
+    if (this.reevaluating) {
+      this.reevaluateAgain = true;
+      return this.reevaluating;
+    }
+    this.reevaluating = (async () => {
+      do {
+        this.reevaluateAgain = false;
+        await this.reevaluateOnce();
+      } while (this.reevaluateAgain && !this.stopped);
+    })().finally(() => {
+      this.reevaluating = null;
+    });
+    return this.reevaluating;
+  }
+
+  private async reevaluateOnce(): Promise<void> {
+    await this.store.committed();
+    const held = this.quarantine.list({ quarantine: 'outbreak', limit: 100_000 });
+    let released = 0;
+    for (const e of held) {
+      if (this.stopped) return;
+      const settings = effectiveOutbreakSettings(this.config, e.copy.env.direction, e.policy);
+      let a: OutbreakAssessment | null = null;
+      try {
+        const parsed = await this.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
+        a = this.outbreak.score(
+          { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: null },
+          settings?.bypassExtensions ?? [],
+        );
+      } catch (err) {
+        this.mailLog.warning(`MID ${e.mid} re-evaluation failed: ${(err as Error).message}; it stays held`);
+        continue;
+      }
+      // Still held only while it still meets its policy's quarantine threshold.
+      if (!this.quarantine.get(e.mid, 'outbreak')) continue; // released meanwhile by an administrator
+      if (!settings || a.level < settings.quarantineThreshold) {
+        this.recordScore(e.mid, a);
+        this.releaseHeld(e, `re-evaluated with rules version ${a.ruleVersion ?? '-'}: level ${a.level}`, null, null);
+        released++;
+      } else if (a.level !== e.level || a.hits.map((h) => h.id).join(' ') !== e.ruleIds.join(' ')) {
+        const ids = a.hits.filter((h) => h.level > 0).map((h) => h.id);
+        this.quarantine.rescored(e.mid, 'outbreak', a.level, ids);
+        this.recordScore(e.mid, a);
+        this.tracker.event(e.mid, {
+          type: 'quarantine.rescored',
+          quarantine: 'outbreak',
+          level: a.level,
+          ruleIds: ids,
+          ruleVersion: a.ruleVersion,
+        });
+      }
+    }
+    if (released) this.mailLog.info(`Outbreak quarantine re-evaluated: ${released} message(s) released early`);
+  }
+
+  // ---- click-time service ---------------------------------------------------------------------
+
+  private async startClickTime(): Promise<void> {
+    const c = this.config.clickTime;
+    const keyFile = path.join(this.dataDir, 'clicktime.key');
+    let key: Buffer;
+    if (existsSync(keyFile)) key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'base64');
+    else {
+      key = randomBytes(32);
+      writeFileSync(keyFile, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
+    }
+    const service = new ClickTimeService({
+      host: c.host,
+      port: c.port,
+      baseUrl: c.baseUrl ?? `http://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`,
+      keys: [key],
+      branding: c.branding,
+      verdictTimeoutMs: parseDuration(c.verdictTimeout),
+      linkLifetimeSeconds: Math.round(parseDuration(c.linkLifetime) / 1000),
+      verdict: (url) => this.clickVerdict(url),
+      onClick: (r) => this.recordClick(r),
+    });
+    const port = await service.listen();
+    this.clickTime = service;
+    this.ports.set('clickTime', port);
+    // With port 0 (tests) the base URL must name the port actually bound.
+    if (!c.baseUrl && c.port === 0) service.setBaseUrl?.(`http://${c.host}:${port}`);
+    this.mailLog.info(`click-time service on ${c.host}:${port}`);
+  }
+
+  /** Verdict for a URL at click time: allow/block lists, then current outbreak and adaptive rules. */
+  clickVerdict(url: string): { verdict: 'clean' | 'suspicious' | 'malicious'; ruleIds: string[]; reason: string } {
+    const c = this.config.clickTime;
+    if (listMatches(c.allowList, url)) return { verdict: 'clean', ruleIds: [], reason: 'allow list' };
+    if (listMatches(c.blockList, url)) return { verdict: 'malicious', ruleIds: [], reason: 'block list' };
+    const hits = this.outbreak.scoreUrl(url);
+    const level = Math.max(0, ...hits.map((h) => h.level));
+    const ids = hits.filter((h) => h.level === level && level > 0).map((h) => h.id);
+    if (level >= c.blockLevel) return { verdict: 'malicious', ruleIds: ids, reason: `level ${level}` };
+    if (level >= c.warnLevel) return { verdict: 'suspicious', ruleIds: ids, reason: `level ${level}` };
+    return { verdict: 'clean', ruleIds: [], reason: 'no rule matched' };
+  }
+
+  private recordClick(r: ClickRecord): void {
+    if (!this.config.outbreakFilters.webInteractionTracking) return;
+    let domain: string | null = null;
+    try {
+      domain = urlHost(r.url);
+    } catch {
+      domain = null;
+    }
+    this.store.run(
+      'insert into clicks(at, mid, recipient, url, domain, verdict, action, reason, rule_ids) values (?,?,?,?,?,?,?,?,?)',
+      r.at,
+      r.mid,
+      r.recipient,
+      r.url,
+      domain,
+      r.verdict,
+      r.action,
+      r.reason,
+      r.ruleIds.join(' '),
+    );
+    this.tracker.event(r.mid, {
+      type: 'click',
+      recipient: r.recipient,
+      url: r.url,
+      verdict: r.verdict,
+      action: r.action,
+      ruleIds: r.ruleIds,
+    });
+  }
+
+  /** Web interaction tracking report (DESIGN §8): clicks per URL, and who clicked malicious links. */
+  async webInteractionReport(since: number, until: number, top = 20): Promise<Record<string, unknown>> {
+    await this.store.committed();
+    const urls = this.store
+      .stmt(
+        `select url, domain,
+           sum(action in ('redirected','continued')) allowed,
+           sum(action = 'blocked') blocked,
+           sum(verdict = 'unknown') unknown,
+           sum(action = 'warned') warned,
+           count(*) clicks,
+           count(distinct mid) messages
+         from clicks where at >= ? and at < ? and action != 'invalid'
+         group by url order by clicks desc limit ?`,
+      )
+      .all(since, until, top);
+    const users = this.store
+      .stmt(
+        `select recipient, count(*) clicks, count(distinct url) urls
+         from clicks where at >= ? and at < ? and (verdict = 'malicious' or action = 'continued') and recipient != ''
+         group by recipient order by clicks desc limit ?`,
+      )
+      .all(since, until, top);
+    const totals = this.store
+      .stmt(
+        `select count(*) clicks, sum(action in ('redirected','continued')) allowed, sum(action = 'blocked') blocked,
+           sum(verdict = 'unknown') unknown, sum(action = 'warned') warned
+         from clicks where at >= ? and at < ? and action != 'invalid'`,
+      )
+      .get(since, until);
+    return {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      totals,
+      urls,
+      topMaliciousClickers: users,
+    };
+  }
+
+  // ---- generated mail (alerts) ------------------------------------------------------------------
+
+  /** Hands a message the gateway wrote itself to its own spool and delivery queue. */
+  private async injectGenerated(sender: string, recipients: string[], message: Buffer): Promise<void> {
+    const env: SpoolEnvelope = {
+      mid: this.nextMid++,
+      icid: 0,
+      listener: '(internal)',
+      direction: 'outgoing',
+      sender,
+      recipients,
+      senderIp: '127.0.0.1',
+      rdns: null,
+      helo: null,
+      tls: null,
+      receivedAt: Date.now(),
+      generated: 'alert',
+    };
+    const loc = await this.spool.append(env, message);
+    this.onAccepted({ ...loc, env, bytes: message });
+  }
+
+  // ---- quarantine service functions (API, CLI) --------------------------------------------------
+
+  async quarantineList(f: QuarantineFilter): Promise<QuarantineEntry[]> {
+    await this.store.committed();
+    return this.quarantine.list(f);
+  }
+
+  async quarantineRelease(f: QuarantineFilter, by: string | null): Promise<number[]> {
+    const done: number[] = [];
+    for (const e of await this.quarantineList(f)) {
+      this.releaseHeld(e, by ? `released by ${by}` : 'released by administrator', by, null);
+      done.push(e.mid);
+    }
+    await this.store.committed();
+    return done;
+  }
+
+  async quarantineDelete(f: QuarantineFilter, by: string | null): Promise<number[]> {
+    const done: number[] = [];
+    for (const e of await this.quarantineList(f)) {
+      await this.deleteHeld(e, by ? `deleted by ${by}` : 'deleted by administrator', by);
+      done.push(e.mid);
+    }
+    return done;
+  }
+
+  async quarantineDelay(f: QuarantineFilter, byMs: number, by: string | null): Promise<number[]> {
+    const done: number[] = [];
+    for (const e of await this.quarantineList(f)) {
+      const exitAt = e.exitAt + byMs;
+      this.quarantine.delay(e.mid, e.quarantine, exitAt);
+      this.tracker.event(e.mid, { type: 'quarantine.delayed', quarantine: e.quarantine, exitAt, by });
+      done.push(e.mid);
+    }
+    await this.store.committed();
+    return done;
+  }
+
+  async quarantineRules(): Promise<Array<{ ruleId: string; description: string; messages: number; totalSize: number }>> {
+    await this.store.committed();
+    const descriptions = new Map(this.rules.activeRules().map((r) => [r.id, r.description]));
+    return this.quarantine.rules('outbreak').map((r) => ({
+      ...r,
+      description: descriptions.get(r.ruleId) ?? (r.ruleId.startsWith('ADAPTIVE_') ? 'adaptive rule' : ''),
+    }));
+  }
+
   // ---- recovery ------------------------------------------------------------------------------
 
   /** Resumes every spooled message that was not finished (after a crash or a restart). */
   private async recover(): Promise<void> {
     let resumed = 0;
     let maxMid = 0;
-    const spooled = [...this.spool.scan((file, why) => this.mailLog.warning(`spool file ${file}: ${why}`))];
-    for (const m of spooled) maxMid = Math.max(maxMid, m.env.mid);
+    const all = [...this.spool.scan((file, why) => this.mailLog.warning(`spool file ${file}: ${why}`))];
+    for (const m of all) maxMid = Math.max(maxMid, m.env.mid);
     this.nextMid = Math.max(this.nextMid, maxMid + 1);
+    // Files written after a scan (held, modified) belong to one copy and are resumed apart.
+    const spooled = all.filter((m) => !m.env.derived);
+    const derived = new Map<number, SpooledMessage[]>();
+    for (const m of all)
+      if (m.env.derived) {
+        const list = derived.get(m.env.mid) ?? [];
+        list.push(m);
+        derived.set(m.env.mid, list);
+      }
+    // Held messages stay held: the quarantine index owns their files.
+    const heldFiles = new Set<string>();
+    for (const e of this.quarantine.list({ limit: 1_000_000 })) {
+      if (existsSync(e.file)) {
+        this.spool.retain(e.file);
+        heldFiles.add(e.file);
+      } else this.mailLog.warning(`MID ${e.mid} quarantine file ${e.file} is missing`);
+    }
     for (const { file, env, bodyOffset, size } of spooled) {
       // Copies made by the policy split share their original's bytes: found by parent MID.
       const rows = this.store
@@ -544,7 +1132,9 @@ export class Gateway {
         resumed++;
         continue;
       }
-      const undone = rows.filter((r) => !r.done && r.status !== 'splintered');
+      const undone = rows.filter(
+        (r) => !r.done && r.status !== 'splintered' && r.status !== 'quarantined' && !derived.has(r.mid),
+      );
       for (const r of undone) {
         const rcpts = this.store
           .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
@@ -591,8 +1181,63 @@ export class Gateway {
         }
       }
     }
+    resumed += this.recoverDerived(derived, heldFiles);
     this.spool.removeUnreferenced();
     if (resumed) this.mailLog.info(`recovered ${resumed} unfinished message(s) from the spool`);
+  }
+
+  /**
+   * Resumes copies that had a file of their own when the process stopped. A "modified" file is the
+   * output of a finished scan: deliver it. A "held" file whose copy is not in the quarantine index was
+   * being quarantined or released: scan it again (it holds the original bytes).
+   */
+  private recoverDerived(derived: Map<number, SpooledMessage[]>, heldFiles: Set<string>): number {
+    let resumed = 0;
+    for (const [mid, files] of derived) {
+      const row = this.store
+        .stmt('select mid, parent_mid, status, policy, done from messages where mid = ?')
+        .get(mid) as { mid: number; parent_mid: number | null; status: string; policy: string | null; done: number } | undefined;
+      const live = files.filter((f) => !heldFiles.has(f.file));
+      if (!row || row.done || row.status === 'quarantined' || !live.length) continue;
+      const pick = live.find((f) => f.env.derived === 'modified') ?? live[live.length - 1];
+      const rcpts = this.store
+        .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
+        .all(mid) as Array<{ rid: number; address: string; status: string; attempts: number; next_attempt_at: number | null }>;
+      const env: SpoolEnvelope = { ...pick.env };
+      delete env.derived;
+      const copy = this.addCopy(
+        mid,
+        row.parent_mid,
+        pick.file,
+        pick.bodyOffset,
+        null,
+        pick.size,
+        env,
+        row.policy ?? 'default',
+        rcpts.map((x) => ({ rid: x.rid, address: x.address })),
+      );
+      copy.recovered = true;
+      for (const x of rcpts)
+        if (['delivered', 'bounced', 'deleted', 'dropped'].includes(x.status)) {
+          copy.pending.delete(x.rid);
+          copy.outcomes.set(x.rid, x.status === 'dropped' ? 'deleted' : (x.status as 'delivered' | 'bounced' | 'deleted'));
+        }
+      if (!copy.pending.size) {
+        this.finish(copy);
+        continue;
+      }
+      resumed++;
+      if (pick.env.derived === 'modified') {
+        this.tracker.setStatus(mid, 'queued', false);
+        const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));
+        const due = Math.max(0, ...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
+        this.submitDelivery(copy, attempts, due);
+      } else {
+        copy.releasedFrom = rcpts.some((x) => x.status === 'released') ? 'outbreak' : null;
+        void this.scan(copy);
+      }
+    }
+    return resumed;
   }
 
   // ---- service functions (API, CLI) -----------------------------------------------------------
@@ -686,4 +1331,22 @@ function readHeaderBlock(copy: Copy): string {
   const text = head.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   return end >= 0 ? text.slice(0, end + 2) : text;
+}
+
+/** Allow/block list entries: a domain (matching its subdomains too) or a URL prefix. */
+function listMatches(list: readonly string[], url: string): boolean {
+  if (!list.length) return false;
+  let host: string | null = null;
+  try {
+    host = urlHost(url);
+  } catch {
+    host = null;
+  }
+  for (const entry of list) {
+    const e = entry.toLowerCase();
+    if (e.includes('/')) {
+      if (url.toLowerCase().startsWith(e)) return true;
+    } else if (host && (host === e || host.endsWith('.' + e.replace(/^\./, '')))) return true;
+  }
+  return false;
 }

@@ -3,18 +3,22 @@
 import type { Config } from '../config/schema.ts';
 import type { Stage, StageContext } from './stage.ts';
 import { parseStage } from './stages/parse.ts';
-import { ParsePool } from '../mime/pool.ts';
+import { outbreakStage } from './stages/outbreak.ts';
+import type { ParsePool } from '../mime/pool.ts';
+import type { OutbreakEngine } from '../outbreak/engine.ts';
 
-/** Shared resources stages use (thread pools, later: clamd connections, rule engines). */
+/** Shared resources stages use (thread pools, rule engines; later: clamd connections). */
 export interface PipelineDeps {
   parsePool: ParsePool;
+  outbreak: OutbreakEngine;
 }
 
-export function buildPipeline(_config: Config, deps: PipelineDeps = { parsePool: new ParsePool() }): Stage[] {
+export function buildPipeline(config: Config, deps: PipelineDeps): Stage[] {
   return [
     parseStage(deps.parsePool),
-    // Next stages, in Cisco's order, arrive with their issues: sender authentication (SPF/DKIM/DMARC),
-    // anti-virus, content filters, outbreak filters, message modification.
+    // Stages still to come, in Cisco's order: sender authentication (SPF/DKIM/DMARC), anti-virus and
+    // content filters go here, before Outbreak Filters.
+    outbreakStage(config, deps.outbreak),
   ];
 }
 
@@ -65,7 +69,9 @@ export function describePipeline(stages: Stage[]): string {
     lines.push(`     timeout ${s.timeoutMs} ms, on failure: ${s.failureMode}`);
     for (const [k, v] of Object.entries(s.settings)) lines.push(`     ${k}: ${JSON.stringify(v)}`);
   });
-  lines.push('verdict (policy layer: findings → deliver / drop / bounce / tempfail)');
+  lines.push('verdict (policy layer: findings → deliver / quarantine / drop / bounce / tempfail)');
+  lines.push('message modification (outbreak threats: subject tag, headers, disclaimer, links to the click-time service)');
+  lines.push('quarantine (outbreak: held until released, deleted, re-evaluated with new rules, or its scheduled exit)');
   lines.push('delivery queue (routes, retries, bounces)');
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import type { Readable } from 'node:stream';
 import type { ParsedMessage } from '../mime/types.ts';
 import type { Finding } from '../policy/verdict.ts';
 import type { SpoolEnvelope } from '../spool/spool.ts';
+import type { OutbreakAssessment } from '../outbreak/engine.ts';
 
 /**
  * What happens when a stage throws or times out. Never "continue as if nothing happened":
@@ -25,6 +26,10 @@ export interface StageContext {
   /** recipients of this copy */
   recipients: string[];
   parsed: ParsedMessage | null;
+  /** Outbreak Filters' score; null when the stage did not run (disabled for the policy) */
+  outbreak: OutbreakAssessment | null;
+  /** the message is being rescanned on its way out of the Outbreak quarantine */
+  releasedFrom: 'outbreak' | null;
   findings: Finding[];
   /** the message bytes when they are in memory (small messages); otherwise use openMessage() */
   bytes: Buffer | null;

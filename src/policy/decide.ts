@@ -1,8 +1,11 @@
-// The policy layer: findings in, one verdict out.
-import type { Finding, Verdict } from './verdict.ts';
+// The policy layer: findings and scores in, one verdict out.
+import type { Config } from '../config/schema.ts';
+import type { Verdict } from './verdict.ts';
 import type { PipelineResult } from '../pipeline/pipeline.ts';
+import type { StageContext } from '../pipeline/stage.ts';
+import { decideOutbreak, effectiveOutbreakSettings } from './outbreak.ts';
 
-export function decide(result: PipelineResult, _findings: Finding[]): Verdict {
+export function decide(config: Config, result: PipelineResult, ctx: StageContext): Verdict {
   if (result.stoppedBy) {
     if (result.stoppedBy.failureMode === 'tempfail')
       return {
@@ -10,12 +13,29 @@ export function decide(result: PipelineResult, _findings: Finding[]): Verdict {
         reason: `${result.stoppedBy.stage} failed: ${result.stoppedBy.error}`,
         retryAfterMs: 60_000,
       };
-    // 'quarantine' arrives with the quarantine subsystem; until then hold by retrying, never deliver.
+    // A stage whose failure mode is "quarantine" holds the message by retrying until policy
+    // quarantines exist (issue 4); it is never delivered unscanned.
     return {
       kind: 'tempfail',
       reason: `${result.stoppedBy.stage} failed: ${result.stoppedBy.error}`,
       retryAfterMs: 300_000,
     };
+  }
+  const settings = ctx.outbreak ? effectiveOutbreakSettings(config, ctx.direction, ctx.policy) : null;
+  if (ctx.outbreak && settings) {
+    const action = decideOutbreak(ctx.outbreak, settings, { released: ctx.releasedFrom === 'outbreak' });
+    switch (action.kind) {
+      case 'quarantine':
+        return { kind: 'quarantine', quarantine: 'outbreak', reason: action.reason, retentionMs: action.retentionMs };
+      case 'modify':
+        return { kind: 'deliver', reason: `Outbreak Filters: ${action.reason}`, modify: action.plan };
+      case 'none':
+        break;
+      default: {
+        const never: never = action;
+        throw new Error(`unhandled outbreak action ${JSON.stringify(never)}`);
+      }
+    }
   }
   return { kind: 'deliver', reason: 'no policy action' };
 }

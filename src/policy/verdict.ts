@@ -1,8 +1,11 @@
 // One verdict type. Scanners only report findings; the policy layer (policy/decide.ts) turns them
 // into exactly one of these, and the gateway switches on it exhaustively.
 
+import type { ModificationPlan } from './outbreak.ts';
+
 export type Verdict =
-  | { kind: 'deliver'; reason: string }
+  | { kind: 'deliver'; reason: string; modify?: ModificationPlan }
+  | { kind: 'quarantine'; quarantine: 'outbreak'; reason: string; retentionMs: number }
   | { kind: 'drop'; reason: string }
   | { kind: 'bounce'; reason: string; reply: string }
   | { kind: 'tempfail'; reason: string; retryAfterMs: number };

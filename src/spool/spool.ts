@@ -38,7 +38,16 @@ export interface SpoolEnvelope {
   tls: string | null;
   receivedAt: number;
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
-  generated?: 'dsn';
+  generated?: 'dsn' | 'alert';
+  /**
+   * A file written after the scan from one message copy (env.mid is the copy's MID): `held` keeps the
+   * original bytes of a quarantined copy apart from the shared journal; `modified` holds the bytes the
+   * outbreak modification produced (subject tag, disclaimer, rewritten links), so retries and restarts
+   * deliver exactly what was decided.
+   */
+  derived?: 'held' | 'modified';
+  /** delivery goes to this route target instead of the recipient's route (alternate mail host) */
+  routeOverride?: string;
 }
 
 /** Where a spooled message's bytes are. */
@@ -280,6 +289,29 @@ export class Spool {
     const header = encodeFileHeader(env);
     await fh.write(header, 0, header.length, 0);
     return new SpoolWriter(this, fh, tmp, this.fileFor(env.mid), header.length);
+  }
+
+  /**
+   * Writes a derived file of its own for one message copy (see SpoolEnvelope.derived), durably, and
+   * returns it with one reference held by the caller. Names are unique, so an older derived file of
+   * the same copy that is still in use is never overwritten.
+   */
+  async writeDerived(env: SpoolEnvelope, body: Buffer | AsyncIterable<Buffer>): Promise<SpoolLocation> {
+    if (!env.derived) throw new Error('writeDerived needs env.derived');
+    const stem = `${env.mid}.${env.derived}.${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const tmp = path.join(this.dir, `${stem}.tmp`);
+    const fh = await fsp.open(tmp, 'wx', 0o640);
+    const header = encodeFileHeader(env);
+    await fh.write(header, 0, header.length, 0);
+    const w = new SpoolWriter(this, fh, tmp, path.join(this.dir, `${stem}.msg`), header.length);
+    try {
+      if (Buffer.isBuffer(body)) await w.write(body);
+      else for await (const chunk of body) await w.write(chunk);
+      return await w.commit();
+    } catch (err) {
+      await w.abort();
+      throw err;
+    }
   }
 
   /** @internal */

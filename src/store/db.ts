@@ -78,6 +78,32 @@ create table if not exists urls (
 );
 create index if not exists urls_mid on urls(mid);
 create index if not exists urls_domain on urls(domain);
+create table if not exists message_rules (
+  mid integer not null,
+  rule_id text not null,
+  level integer not null,
+  category text not null,
+  type text not null,
+  description text not null,
+  adaptive integer not null,
+  primary key (mid, rule_id)
+) without rowid;
+create index if not exists message_rules_rule on message_rules(rule_id, mid);
+create index if not exists messages_threat on messages(threat_level, received_at) where threat_level > 0;
+create table if not exists clicks (
+  id integer primary key,
+  at integer not null,
+  mid integer not null,
+  recipient text not null,
+  url text not null,
+  domain text,
+  verdict text not null,
+  action text not null,
+  reason text not null,
+  rule_ids text not null
+);
+create index if not exists clicks_mid on clicks(mid);
+create index if not exists clicks_at on clicks(at);
 create virtual table if not exists subjects using fts5(subject, content='', contentless_delete=1, tokenize='trigram');
 `;
 

@@ -46,6 +46,31 @@ export type TrackingEvent =
   | { type: 'delivery.dsn_suppressed'; rids: number[]; reason: string }
   | { type: 'admin.retry'; rids: number[] }
   | { type: 'admin.deleted'; rids: number[] }
+  | {
+      type: 'outbreak.scored';
+      level: number;
+      category: string | null;
+      threatType: string | null;
+      viral: boolean;
+      ruleIds: string[];
+      ruleVersion: number | null;
+      skipped: string | null;
+    }
+  | {
+      type: 'outbreak.modified';
+      subject: boolean;
+      headers: string[];
+      disclaimerParts: number;
+      rewrittenUrls: number;
+      rewriteSkipped: string | null;
+      alternateMailHost: string | null;
+    }
+  | { type: 'quarantine.held'; quarantine: string; reason: string; exitAt: number; level: number; ruleIds: string[] }
+  | { type: 'quarantine.rescored'; quarantine: string; level: number; ruleIds: string[]; ruleVersion: number | null }
+  | { type: 'quarantine.released'; quarantine: string; reason: string; by: string | null }
+  | { type: 'quarantine.deleted'; quarantine: string; reason: string; by: string | null }
+  | { type: 'quarantine.delayed'; quarantine: string; exitAt: number; by: string | null }
+  | { type: 'click'; recipient: string; url: string; verdict: string; action: string; ruleIds: string[] }
   | { type: 'message.done'; status: MessageStatus };
 
 export type TrackingEventType = TrackingEvent['type'];

@@ -35,6 +35,8 @@ export const trackingFilters = [
   'attachment',
   'urlDomain',
   'status',
+  'level',
+  'rule',
   'since',
   'until',
   'limit',
@@ -52,6 +54,10 @@ export interface TrackingQuery {
   attachment?: string;
   urlDomain?: string;
   status?: string;
+  /** threat level at least */
+  level?: number;
+  /** an outbreak or adaptive rule id that matched */
+  rule?: string;
   since?: number;
   until?: number;
   limit?: number;
@@ -81,6 +87,10 @@ export interface TrackingRecord {
   urls: string[];
   status: string;
   threatLevel: number | null;
+  /** the Outbreak Filters rules that matched, strongest first */
+  threatRules: Array<{ id: string; level: number; category: string; type: string; description: string; adaptive: boolean }>;
+  /** clicks on rewritten links (web interaction tracking) */
+  clicks: Array<{ at: string; recipient: string; url: string; verdict: string; action: string }>;
   events: Array<{ at: string; type: string; [k: string]: unknown }>;
 }
 
@@ -187,6 +197,46 @@ export class Tracker {
       case 'admin.deleted':
         this.log.info(`MID ${mid} deleted by administrator for RID [${e.rids.join(', ')}]`);
         break;
+      case 'outbreak.scored':
+        if (e.skipped) this.log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
+        else if (e.level > 0)
+          this.log.info(`MID ${mid} Outbreak Filters: verdict positive (${e.ruleIds.slice(0, 5).join(', ')} level ${e.level})`);
+        else this.log.info(`MID ${mid} Outbreak Filters: verdict negative`);
+        break;
+      case 'outbreak.modified':
+        this.log.info(
+          `MID ${mid} Outbreak Filters: modified (${[
+            e.subject ? 'subject' : '',
+            e.headers.length ? 'headers' : '',
+            e.disclaimerParts ? 'disclaimer' : '',
+            e.rewrittenUrls ? `${e.rewrittenUrls} URL(s) rewritten` : '',
+            e.rewriteSkipped ? `rewriting skipped: ${e.rewriteSkipped}` : '',
+            e.alternateMailHost ? `to ${e.alternateMailHost}` : '',
+          ]
+            .filter(Boolean)
+            .join(', ')})`,
+        );
+        break;
+      case 'quarantine.held':
+        this.log.info(`MID ${mid} quarantined to "${quarantineLabel(e.quarantine)}" (${e.reason})`);
+        break;
+      case 'quarantine.rescored':
+        this.log.info(`MID ${mid} rescanned in quarantine "${quarantineLabel(e.quarantine)}": level ${e.level}`);
+        break;
+      case 'quarantine.released':
+        this.log.info(`MID ${mid} released from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})`);
+        break;
+      case 'quarantine.deleted':
+        this.log.info(`MID ${mid} deleted from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})`);
+        break;
+      case 'quarantine.delayed':
+        this.log.info(
+          `MID ${mid} scheduled exit from quarantine "${quarantineLabel(e.quarantine)}" moved to ${new Date(e.exitAt).toISOString()}`,
+        );
+        break;
+      case 'click':
+        this.log.info(`MID ${mid} click by <${e.recipient}> on ${e.url}: ${e.verdict}, ${e.action}`);
+        break;
       case 'message.done':
         this.log.info(`Message finished MID ${mid} ${e.status}` + (icid !== undefined ? ` ICID ${icid}` : ''));
         break;
@@ -233,6 +283,34 @@ export class Tracker {
       seen.add(u.url);
       run('insert into urls(mid, url, domain) values (?, ?, ?)', mid, u.url, u.domain ?? u.host);
     }
+  }
+
+  /** Records a message's Outbreak Filters score: level and matching rules (searchable by level and rule). */
+  setThreat(
+    mid: number,
+    level: number,
+    hits: ReadonlyArray<{
+      id: string;
+      level: number;
+      category: string;
+      type: string;
+      description: string;
+      adaptive: boolean;
+    }>,
+  ): void {
+    this.store.run('update messages set threat_level = ? where mid = ?', level, mid);
+    this.store.run('delete from message_rules where mid = ?', mid);
+    for (const h of hits.slice(0, 50))
+      this.store.run(
+        'insert or ignore into message_rules(mid, rule_id, level, category, type, description, adaptive) values (?,?,?,?,?,?,?)',
+        mid,
+        h.id,
+        h.level,
+        h.category,
+        h.type,
+        h.description,
+        h.adaptive ? 1 : 0,
+      );
   }
 
   setPolicy(mid: number, policy: string): void {
@@ -307,6 +385,14 @@ export class Tracker {
       where.push('(m.status = ? or m.mid in (select mid from recipients where status = ?))');
       args.push(q.status, q.status);
     }
+    if (q.level !== undefined) {
+      where.push('m.threat_level >= ?');
+      args.push(q.level);
+    }
+    if (q.rule) {
+      where.push('m.mid in (select mid from message_rules where rule_id = ?)');
+      args.push(q.rule);
+    }
     if (q.subject) {
       if ([...q.subject].length >= 3) {
         // Trigram full-text index answers "contains" without scanning every row.
@@ -365,6 +451,34 @@ export class Tracker {
     const urls = (
       this.store.stmt('select url from urls where mid = ?').all(r.mid) as unknown as Array<{ url: string }>
     ).map((u) => u.url);
+    const threatRules = (
+      this.store
+        .stmt(
+          'select rule_id, level, category, type, description, adaptive from message_rules where mid = ? order by level desc, rule_id',
+        )
+        .all(r.mid) as unknown as Array<{
+        rule_id: string;
+        level: number;
+        category: string;
+        type: string;
+        description: string;
+        adaptive: number;
+      }>
+    ).map((x) => ({
+      id: x.rule_id,
+      level: x.level,
+      category: x.category,
+      type: x.type,
+      description: x.description,
+      adaptive: !!x.adaptive,
+    }));
+    const clicks = withEvents
+      ? (
+          this.store
+            .stmt('select at, recipient, url, verdict, action from clicks where mid = ? order by id')
+            .all(r.mid) as unknown as Array<{ at: number; recipient: string; url: string; verdict: string; action: string }>
+        ).map((c) => ({ ...c, at: new Date(c.at).toISOString() }))
+      : [];
     const events = withEvents
       ? (
           this.store
@@ -398,9 +512,15 @@ export class Tracker {
       urls,
       status: r.status,
       threatLevel: r.threat_level,
+      threatRules,
+      clicks,
       events,
     };
   }
+}
+
+function quarantineLabel(q: string): string {
+  return q === 'outbreak' ? 'Outbreak' : q;
 }
 
 function likeEscape(s: string): string {

@@ -1,0 +1,199 @@
+// Signed click-time link tokens (DESIGN §4.6): `<clickTime.baseUrl>/c/<token>`.
+//
+// token = base64url(body ‖ tag), canonical encoding only (no padding, no stray low bits), at most
+// MAX_TOKEN_LENGTH characters.
+//   body = version (1 byte, 0x01)
+//          expires   unsigned LEB128 (unix seconds)
+//          mid       unsigned LEB128
+//          reason    LEB128 byte length ‖ UTF-8
+//          recipient LEB128 byte length ‖ UTF-8
+//          url       LEB128 byte length ‖ UTF-8
+//   tag  = HMAC-SHA256(key, "breakwater-click-v1\0" ‖ body) truncated to 16 bytes (128 bits)
+//
+// The tag is checked (in constant time, against every key of the rotation list) before a single byte
+// of the body is interpreted, so nothing from an altered token is ever used. The payload is signed,
+// not encrypted: whoever holds a link can decode the URL, MID and recipient it carries.
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+export interface ClickTokenPayload {
+  /** the destination, an absolute URL */
+  url: string;
+  /** the message the link was rewritten in */
+  mid: number;
+  /** the recipient the link was rewritten for; "" when the message went to several */
+  recipient: string;
+  /** why the link was rewritten, e.g. "outbreak" or "policy" */
+  reason: string;
+  /** unix seconds after which the link is refused */
+  expires: number;
+}
+
+export type ClickTokenError = 'malformed' | 'bad_signature' | 'expired';
+
+export type VerifyClickTokenResult =
+  | { ok: true; payload: ClickTokenPayload }
+  /** an authentic token past its expiry: the payload is trustworthy, only too old */
+  | { ok: false; reason: 'expired'; payload: ClickTokenPayload }
+  | { ok: false; reason: 'malformed' | 'bad_signature' };
+
+export const CLICK_KEY_BYTES = 32;
+/** tokens longer than this (characters) are refused on both sides */
+export const MAX_TOKEN_LENGTH = 8192;
+export const TAG_BYTES = 16;
+const VERSION = 0x01;
+const MAX_REASON_BYTES = 64;
+const MAX_RECIPIENT_BYTES = 512;
+const CONTEXT = Buffer.from('breakwater-click-v1\0', 'latin1');
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** A fresh random 32-byte HMAC key. */
+export function createClickKey(): Buffer {
+  return randomBytes(CLICK_KEY_BYTES);
+}
+
+function checkKey(key: Buffer): void {
+  if (!Buffer.isBuffer(key) || key.length !== CLICK_KEY_BYTES)
+    throw new TypeError(`a click-time key must be a Buffer of ${CLICK_KEY_BYTES} bytes`);
+}
+
+function tag(key: Buffer, body: Buffer): Buffer {
+  return createHmac('sha256', key).update(CONTEXT).update(body).digest().subarray(0, TAG_BYTES);
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n % 0x80) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/**
+ * Signs a payload. Throws a TypeError for an invalid payload and a RangeError when the token would be
+ * longer than MAX_TOKEN_LENGTH (a URL of more than about 6,000 bytes).
+ */
+export function signClickToken(key: Buffer, payload: ClickTokenPayload): string {
+  checkKey(key);
+  const { url, mid, recipient, reason, expires } = payload;
+  if (!Number.isSafeInteger(mid) || mid < 0) throw new TypeError('mid must be a non-negative safe integer');
+  if (!Number.isSafeInteger(expires) || expires < 0)
+    throw new TypeError('expires must be non-negative unix seconds (an integer)');
+  if (typeof url !== 'string' || url.length === 0) throw new TypeError('url must be a non-empty string');
+  const u = Buffer.from(url, 'utf8');
+  const rcpt = Buffer.from(recipient ?? '', 'utf8');
+  const why = Buffer.from(reason ?? '', 'utf8');
+  if (why.length > MAX_REASON_BYTES) throw new TypeError(`reason must be at most ${MAX_REASON_BYTES} bytes`);
+  if (rcpt.length > MAX_RECIPIENT_BYTES) throw new TypeError(`recipient must be at most ${MAX_RECIPIENT_BYTES} bytes`);
+  const bodyLength =
+    1 +
+    varintLength(expires) +
+    varintLength(mid) +
+    varintLength(why.length) +
+    why.length +
+    varintLength(rcpt.length) +
+    rcpt.length +
+    varintLength(u.length) +
+    u.length;
+  if (Math.ceil(((bodyLength + TAG_BYTES) * 4) / 3) > MAX_TOKEN_LENGTH)
+    throw new RangeError(`the URL is too long to wrap (a token may have at most ${MAX_TOKEN_LENGTH} characters)`);
+  const buf = Buffer.allocUnsafe(bodyLength + TAG_BYTES);
+  let pos = 0;
+  buf[pos++] = VERSION;
+  pos = writeVarint(buf, pos, expires);
+  pos = writeVarint(buf, pos, mid);
+  for (const field of [why, rcpt, u]) {
+    pos = writeVarint(buf, pos, field.length);
+    pos += field.copy(buf, pos);
+  }
+  tag(key, buf.subarray(0, bodyLength)).copy(buf, bodyLength);
+  return buf.toString('base64url');
+}
+
+class Reader {
+  pos = 1;
+  readonly buf: Buffer;
+  constructor(buf: Buffer) {
+    this.buf = buf;
+  }
+  /** unsigned LEB128 up to 2^53 - 1, minimal encoding only; -1 when invalid */
+  varint(): number {
+    let n = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.buf.length) return -1;
+      const b = this.buf[this.pos++];
+      n += (b & 0x7f) * mul;
+      if ((b & 0x80) === 0) {
+        if (i > 0 && b === 0) return -1;
+        return Number.isSafeInteger(n) ? n : -1;
+      }
+      mul *= 0x80;
+    }
+    return -1;
+  }
+  string(max: number): string | null {
+    const len = this.varint();
+    if (len < 0 || len > max || this.pos + len > this.buf.length) return null;
+    const s = this.buf.toString('utf8', this.pos, this.pos + len);
+    this.pos += len;
+    return s;
+  }
+}
+
+function decodeBody(body: Buffer): ClickTokenPayload | null {
+  if (body[0] !== VERSION) return null;
+  const r = new Reader(body);
+  const expires = r.varint();
+  const mid = r.varint();
+  if (expires < 0 || mid < 0) return null;
+  const reason = r.string(MAX_REASON_BYTES);
+  const recipient = r.string(MAX_RECIPIENT_BYTES);
+  const url = r.string(MAX_TOKEN_LENGTH);
+  if (reason === null || recipient === null || url === null || url === '' || r.pos !== body.length) return null;
+  return { url, mid, recipient, reason, expires };
+}
+
+/**
+ * Verifies a token against the rotation list (current key first; a single key is accepted too) and
+ * decodes it. `nowSeconds` defaults to the current time.
+ */
+export function verifyClickToken(
+  keys: Buffer | readonly Buffer[],
+  token: string,
+  nowSeconds: number = Date.now() / 1000,
+): VerifyClickTokenResult {
+  const list = Buffer.isBuffer(keys) ? [keys] : keys;
+  if (list.length === 0) throw new TypeError('at least one click-time key is needed');
+  for (const k of list) checkKey(k);
+  // 1 version + 1 expires + 1 mid + 1 + 1 + 1 lengths + 1 URL byte + tag
+  const minRaw = 7 + TAG_BYTES;
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || token.length < Math.ceil((minRaw * 4) / 3))
+    return { ok: false, reason: 'malformed' };
+  if (!BASE64URL.test(token)) return { ok: false, reason: 'malformed' };
+  const raw = Buffer.from(token, 'base64url');
+  // Node's decoder ignores unused low bits of the last character: demand the canonical form so that
+  // exactly one string names each token
+  if (raw.length < minRaw || raw.toString('base64url') !== token) return { ok: false, reason: 'malformed' };
+  const body = raw.subarray(0, raw.length - TAG_BYTES);
+  const got = raw.subarray(raw.length - TAG_BYTES);
+  let authentic = false;
+  for (const k of list) {
+    // no early exit: the time taken does not tell which key matched
+    if (timingSafeEqual(tag(k, body), got)) authentic = true;
+  }
+  if (!authentic) return { ok: false, reason: 'bad_signature' };
+  const payload = decodeBody(body);
+  if (!payload) return { ok: false, reason: 'malformed' };
+  if (payload.expires <= nowSeconds) return { ok: false, reason: 'expired', payload };
+  return { ok: true, payload };
+}
