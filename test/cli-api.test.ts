@@ -37,6 +37,7 @@ before(async () => {
   doc.listeners[0].port = ports.incoming;
   doc.listeners[1].port = ports.outgoing;
   doc.admin.port = ports.admin;
+  doc.clickTime.port = await freePort();
   doc.dataDir = './data';
   doc.routes['stuck.test'] = [`smtp://127.0.0.1:${ports.dead}`];
   doc.listeners[0].acceptDomains.push('stuck.test');

@@ -62,19 +62,22 @@ function foldAscii(value: string, prefixLength: number): string {
 }
 
 /**
- * RFC 2047 encoded-words ("B" encoding, UTF-8), each at most 75 characters, never splitting a character,
- * separated by folding white space.
+ * RFC 2047 encoded-words ("B" encoding, UTF-8), each at most 75 characters and on its own line of at most
+ * 78, never splitting a character, separated by folding white space. `used` is what precedes the first one.
  */
-function encodeWords(value: string): string {
-  const maxBytes = 45; // 60 base64 characters + "=?utf-8?B?" + "?=" = 72
+function encodeWords(value: string, used: number): string {
+  const overhead = '=?utf-8?B??='.length;
+  const bytesFor = (width: number) => Math.floor((Math.min(75, width) - overhead) / 4) * 3;
   const words: string[] = [];
   let chunk: Buffer[] = [];
   let size = 0;
+  let maxBytes = bytesFor(FOLD_AT - used);
   const flush = () => {
     if (!size) return;
     words.push(`=?utf-8?B?${Buffer.concat(chunk).toString('base64')}?=`);
     chunk = [];
     size = 0;
+    maxBytes = bytesFor(FOLD_AT - 1);
   };
   for (const ch of value) {
     const b = Buffer.from(ch, 'utf8');
@@ -90,7 +93,7 @@ function encodeWords(value: string): string {
 export function unstructuredHeader(name: string, value: string): string {
   const v = singleLine(value);
   if (isPrintableAscii(v) && !/=\?/.test(v)) return `${name}: ${foldAscii(v, name.length + 2)}`;
-  return `${name}: ${encodeWords(v)}`;
+  return `${name}: ${encodeWords(v, name.length + 2)}`;
 }
 
 /** Quoted-printable (RFC 2045 §6.7) of CRLF-separated text, lines at most 76 characters. */

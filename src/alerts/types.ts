@@ -73,4 +73,6 @@ export interface AlertOptions {
   webhookRetryDelays?: number[];
   /** how long close() waits for webhook deliveries before aborting them, ms (default 10000) */
   closeTimeout?: number;
+  /** operational problems (spool or webhook failures); never given a secret. Default: process.emitWarning */
+  onError?: (message: string) => void;
 }

@@ -70,6 +70,8 @@ export async function deliverWebhook(
   opts: DeliverOptions,
 ): Promise<WebhookDelivery> {
   const url = redactUrl(target.url);
+  if (!/^https?:$/.test(URL.parse(target.url)?.protocol ?? ''))
+    return { url, status: 'failed', error: 'not an http(s) URL' };
   const headers: Record<string, string> = { 'Content-Type': 'application/json', 'User-Agent': USER_AGENT };
   if (target.secret) headers[SIGNATURE_HEADER] = signature(target.secret, body);
   let last: WebhookDelivery = { url, status: 'failed', error: 'not attempted' };

@@ -1,46 +1,13 @@
 // The admin API (DESIGN §9): /api/v1, bearer token, stable error codes, /health and /metrics.
 // It only calls the gateway's service functions; the CLI calls this API.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { timingSafeEqual } from 'node:crypto';
 import type { Gateway } from '../gateway/gateway.ts';
 import { describePipeline } from '../pipeline/pipeline.ts';
 import { trackingFilters, type TrackingQuery } from '../tracking/tracker.ts';
+import { ApiError, intParam, sendError, timeParam, tokenMatches } from './errors.ts';
+import { registerOutbreakRoutes } from './outbreak-routes.ts';
 
-export class ApiError extends Error {
-  readonly status: number;
-  readonly code: string;
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
-  return reply.code(status).send({ error: { code, message } });
-}
-
-function tokenMatches(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-const INT = /^\d{1,15}$/;
-
-function intParam(value: unknown, name: string): number {
-  if (typeof value !== 'string' || !INT.test(value))
-    throw new ApiError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
-  return Number(value);
-}
-
-function timeParam(value: unknown, name: string): number {
-  if (typeof value !== 'string') throw new ApiError(400, 'invalid_parameter', `${name} must be a time`);
-  const t = INT.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(t))
-    throw new ApiError(400, 'invalid_parameter', `${name} must be an ISO 8601 time or epoch milliseconds`);
-  return t;
-}
+export { ApiError } from './errors.ts';
 
 export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   const known = new Set<string>(trackingFilters);
@@ -152,6 +119,7 @@ export async function buildApi(gw: Gateway, token: string): Promise<FastifyInsta
         if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
         return r;
       });
+      registerOutbreakRoutes(api, gw);
     },
     { prefix: '/api/v1' },
   );

@@ -1,60 +1,17 @@
 // The `breakwater` command line. Everything but `start` and `config check` talks to the running
 // gateway through the admin API, so no behaviour lives only here.
 import { Command, Option } from 'commander';
-import { existsSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { checkConfigFile, loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { checkConfigFile } from '../config/load.ts';
 import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
-import { readAdminToken } from '../api/token.ts';
+import { ParsePool } from '../mime/pool.ts';
+import { OutbreakEngine } from '../outbreak/engine.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
+import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
+import { registerOutbreakCommands } from './outbreak-commands.ts';
 
-function configPath(opt?: string): string {
-  const candidates = [opt, process.env.BREAKWATER_CONFIG, 'breakwater.yaml', 'examples/quickstart.yaml'];
-  for (const c of candidates) if (c && (c === opt || existsSync(c))) return c;
-  throw new CliError('no config file: pass --config FILE or set BREAKWATER_CONFIG');
-}
-
-class CliError extends Error {}
-
-function load(opt?: string): LoadedConfig {
-  return loadConfigFile(configPath(opt));
-}
-
-export function adminAddressFile(dataDir: string): string {
-  return path.join(dataDir, 'admin.addr');
-}
-
-async function api(opts: { config?: string }, method: string, urlPath: string): Promise<any> {
-  const loaded = load(opts.config);
-  const token = readAdminToken(loaded.dataDir);
-  if (!token) throw new CliError(`no admin token in ${loaded.dataDir}: has the gateway been started with this config?`);
-  const addrFile = adminAddressFile(loaded.dataDir);
-  const { readFileSync } = await import('node:fs');
-  const addr = existsSync(addrFile)
-    ? readFileSync(addrFile, 'utf8').trim()
-    : `${loaded.config.admin.host}:${loaded.config.admin.port}`;
-  let res: Response;
-  try {
-    res = await fetch(`http://${addr}${urlPath}`, { method, headers: { authorization: `Bearer ${token}` } });
-  } catch (err) {
-    throw new CliError(
-      `cannot reach the gateway's admin API at ${addr}: ${(err as Error).cause ?? (err as Error).message}`,
-    );
-  }
-  const body = (await res.json().catch(() => null)) as any;
-  if (!res.ok) throw new CliError(body?.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
-  return body;
-}
-
-function print(json: boolean, value: unknown, text: () => string): void {
-  process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
-}
-
-function table(rows: string[][]): string {
-  if (!rows.length) return '';
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
-}
+export { adminAddressFile } from './common.ts';
 
 export function buildCli(): Command {
   const program = new Command('breakwater')
@@ -120,7 +77,11 @@ export function buildCli(): Command {
   withConfig(pipeline.command('show').description('print the stages in order').option('--json', 'JSON output')).action(
     (opts) => {
       // The pipeline is built from config alone, so this works with the gateway stopped too.
-      const stages = buildPipeline(load(opts.config).config);
+      const config = load(opts.config).config;
+      const stages = buildPipeline(config, {
+        parsePool: new ParsePool(),
+        outbreak: new OutbreakEngine(config.outbreakFilters.adaptiveRules),
+      });
       print(
         opts.json,
         stages.map((s) => ({
@@ -164,6 +125,8 @@ export function buildCli(): Command {
           'splintered',
         ]),
       )
+      .option('--level <n>', 'Outbreak Filters threat level at least n (0–5)')
+      .option('--rule <id>', 'an outbreak or adaptive rule that matched')
       .option('--since <time>', 'ISO time or epoch ms')
       .option('--until <time>', 'ISO time or epoch ms')
       .option('--limit <n>', 'at most n records', '50')
@@ -203,6 +166,9 @@ export function buildCli(): Command {
           (a: any) => `  attachment ${a.name} ${a.trueType ?? '?'} ${a.size} bytes sha256 ${a.sha256}`,
         ),
         ...m.urls.map((u: string) => `  url ${u}`),
+        ...(m.threatLevel !== null ? [`threat level ${m.threatLevel}`] : []),
+        ...m.threatRules.map((r: any) => `  rule ${r.id} level ${r.level} ${r.category}/${r.type}: ${r.description}`),
+        ...m.clicks.map((c: any) => `  click ${c.at} <${c.recipient}> ${c.url} ${c.verdict} → ${c.action}`),
         'events:',
         ...m.events.map((e: any) => {
           const { at, type, ...rest } = e;
@@ -244,6 +210,7 @@ export function buildCli(): Command {
     const r = await api(opts, 'DELETE', `/api/v1/queue/${encodeURIComponent(mid)}`);
     print(opts.json, r, () => `MID ${r.mid}: ${r.recipients} recipient(s) deleted`);
   });
+  registerOutbreakCommands(program, withConfig);
   return program;
 }
 

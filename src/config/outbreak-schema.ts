@@ -126,13 +126,19 @@ export const outbreakFiltersSchema = z
     maxScanSize: byteSize
       .default('2MiB')
       .describe('Larger messages are not scanned by Outbreak Filters and are tagged so in tracking'),
-    alerts: z.boolean().default(true).describe('Raise outbreak alerts (rule changes, threshold crossings, feed failures)'),
+    alerts: z
+      .boolean()
+      .default(true)
+      .describe('Raise outbreak alerts (rule changes, threshold crossings, feed failures)'),
     logUrls: z.boolean().default(false).describe('Write every URL found in a message into the mail log'),
     webInteractionTracking: z.boolean().default(true).describe('Record every click on a rewritten link'),
     ruleFeed: z
       .object({
         url: z.url().optional().describe('HTTP(S) URL of the signed rule bundle'),
-        dir: z.string().optional().describe('Local directory holding signed rule bundles (*.json), relative to the config file'),
+        dir: z
+          .string()
+          .optional()
+          .describe('Local directory holding signed rule bundles (*.json), relative to the config file'),
         publicKey: z
           .string()
           .optional()
@@ -144,9 +150,7 @@ export const outbreakFiltersSchema = z
       .prefault({})
       .describe('Where signed outbreak rule bundles come from (DESIGN §4.2)'),
     ruleUpdateInterval: duration.default('5m').describe('How often the rule feed is polled'),
-    reevaluateInterval: duration
-      .default('1m')
-      .describe('How often held messages are checked for their scheduled exit'),
+    reevaluateInterval: duration.default('1m').describe('How often held messages are checked for their scheduled exit'),
   })
   .strict()
   .prefault({})
@@ -203,7 +207,10 @@ export const alertsSchema = z
   .object({
     recipients: z.array(z.string().min(3)).default([]).describe('Addresses that get alert e-mails'),
     from: z.string().optional().describe('Sender of alert e-mails (default breakwater@<hostname>)'),
-    minSeverity: z.enum(['info', 'warning', 'critical']).default('info').describe('Alerts below this are only recorded'),
+    minSeverity: z
+      .enum(['info', 'warning', 'critical'])
+      .default('info')
+      .describe('Alerts below this are only recorded'),
     suppressFor: duration.default('15m').describe('The same alert is not sent again within this interval'),
     webhooks: z
       .array(

@@ -3,6 +3,7 @@
 // in service.ts.
 import { createReadStream, existsSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -597,7 +598,6 @@ export class Gateway {
     }
   }
 
-
   // ---- Outbreak Filters: scores, modification, the Outbreak quarantine --------------------------
 
   private recordScore(mid: number, a: OutbreakAssessment): void {
@@ -870,7 +870,10 @@ export class Gateway {
       const settings = effectiveOutbreakSettings(this.config, e.copy.env.direction, e.policy);
       let a: OutbreakAssessment | null = null;
       try {
-        const parsed = await this.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
+        const parsed = await this.parsePool.parse(
+          { file: e.file, start: e.bodyOffset, size: e.size },
+          defaultParseLimits,
+        );
         a = this.outbreak.score(
           { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: null },
           settings?.bypassExtensions ?? [],
@@ -912,10 +915,12 @@ export class Gateway {
       key = randomBytes(32);
       writeFileSync(keyFile, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
     }
+    // Port 0 (tests): find the port first, since the links must name it.
+    const port0 = c.port === 0 ? await freeTcpPort(c.host) : c.port;
     const service = new ClickTimeService({
       host: c.host,
-      port: c.port,
-      baseUrl: c.baseUrl ?? `http://${c.host.includes(':') ? `[${c.host}]` : c.host}:${c.port}`,
+      port: port0,
+      baseUrl: c.baseUrl ?? `http://${c.host.includes(':') ? `[${c.host}]` : c.host}:${port0}`,
       keys: [key],
       branding: c.branding,
       verdictTimeoutMs: parseDuration(c.verdictTimeout),
@@ -926,8 +931,6 @@ export class Gateway {
     const port = await service.listen();
     this.clickTime = service;
     this.ports.set('clickTime', port);
-    // With port 0 (tests) the base URL must name the port actually bound.
-    if (!c.baseUrl && c.port === 0) service.setBaseUrl?.(`http://${c.host}:${port}`);
     this.mailLog.info(`click-time service on ${c.host}:${port}`);
   }
 
@@ -1073,7 +1076,9 @@ export class Gateway {
     return done;
   }
 
-  async quarantineRules(): Promise<Array<{ ruleId: string; description: string; messages: number; totalSize: number }>> {
+  async quarantineRules(): Promise<
+    Array<{ ruleId: string; description: string; messages: number; totalSize: number }>
+  > {
     await this.store.committed();
     const descriptions = new Map(this.rules.activeRules().map((r) => [r.id, r.description]));
     return this.quarantine.rules('outbreak').map((r) => ({
@@ -1196,13 +1201,20 @@ export class Gateway {
     for (const [mid, files] of derived) {
       const row = this.store
         .stmt('select mid, parent_mid, status, policy, done from messages where mid = ?')
-        .get(mid) as { mid: number; parent_mid: number | null; status: string; policy: string | null; done: number } | undefined;
+        .get(mid) as
+        { mid: number; parent_mid: number | null; status: string; policy: string | null; done: number } | undefined;
       const live = files.filter((f) => !heldFiles.has(f.file));
       if (!row || row.done || row.status === 'quarantined' || !live.length) continue;
       const pick = live.find((f) => f.env.derived === 'modified') ?? live[live.length - 1];
       const rcpts = this.store
         .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
-        .all(mid) as Array<{ rid: number; address: string; status: string; attempts: number; next_attempt_at: number | null }>;
+        .all(mid) as Array<{
+        rid: number;
+        address: string;
+        status: string;
+        attempts: number;
+        next_attempt_at: number | null;
+      }>;
       const env: SpoolEnvelope = { ...pick.env };
       delete env.derived;
       const copy = this.addCopy(
@@ -1220,7 +1232,10 @@ export class Gateway {
       for (const x of rcpts)
         if (['delivered', 'bounced', 'deleted', 'dropped'].includes(x.status)) {
           copy.pending.delete(x.rid);
-          copy.outcomes.set(x.rid, x.status === 'dropped' ? 'deleted' : (x.status as 'delivered' | 'bounced' | 'deleted'));
+          copy.outcomes.set(
+            x.rid,
+            x.status === 'dropped' ? 'deleted' : (x.status as 'delivered' | 'bounced' | 'deleted'),
+          );
         }
       if (!copy.pending.size) {
         this.finish(copy);
@@ -1331,6 +1346,17 @@ function readHeaderBlock(copy: Copy): string {
   const text = head.toString('latin1');
   const end = text.indexOf('\r\n\r\n');
   return end >= 0 ? text.slice(0, end + 2) : text;
+}
+
+function freeTcpPort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
 }
 
 /** Allow/block list entries: a domain (matching its subdomains too) or a URL prefix. */

@@ -1,7 +1,17 @@
 // Keeps the active outbreak rule bundle current (DESIGN §4.2): polls the feed, verifies the Ed25519
 // signature, persists the bundle so it survives restarts, and reports changes (for re-evaluation of
 // held mail and alerts). A bundle that fails verification is rejected and the previous one stays.
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  openSync,
+  fsyncSync,
+  closeSync,
+} from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
@@ -112,10 +122,16 @@ export class RuleUpdater {
     try {
       text = await fetchBundle(feed, { timeoutMs: parseDuration(f.timeout), maxBytes: parseByteSize(f.maxSize) });
     } catch (err) {
-      return this.failed({ code: `feed_${(err as { code?: string }).code ?? 'error'}`, message: (err as Error).message });
+      return this.failed({
+        code: `feed_${(err as { code?: string }).code ?? 'error'}`,
+        message: (err as Error).message,
+      });
     }
     const highest = Number(this.o.store.getMeta('outbreak.highest_version') ?? 0);
-    const r = verifySignedBundle(text, f.publicKey!, { minVersion: highest || undefined });
+    const r = verifySignedBundle(text, f.publicKey!, {
+      minVersion: highest || undefined,
+      activeDigest: this.o.store.getMeta('outbreak.highest_digest') || undefined,
+    });
     if (!r.ok) return this.failed({ code: r.code, message: r.message });
     const b = r.bundle;
     if (current && current.version === b.version) {
@@ -128,7 +144,10 @@ export class RuleUpdater {
     this.o.engine.install(b);
     const now = String(Date.now());
     this.o.store.setMeta('outbreak.updated_at', now);
-    this.o.store.setMeta('outbreak.highest_version', String(Math.max(highest, b.version)));
+    if (b.version >= highest) {
+      this.o.store.setMeta('outbreak.highest_version', String(b.version));
+      this.o.store.setMeta('outbreak.highest_digest', r.digest);
+    }
     this.o.store.setMeta('outbreak.last_error', '');
     this.o.log(`outbreak rules: version ${b.version} installed (${b.rules.length} rules)`);
     this.o.onChange({ previous, next: { version: b.version, rules: b.rules }, reason: 'update' });

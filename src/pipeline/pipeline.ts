@@ -70,7 +70,9 @@ export function describePipeline(stages: Stage[]): string {
     for (const [k, v] of Object.entries(s.settings)) lines.push(`     ${k}: ${JSON.stringify(v)}`);
   });
   lines.push('verdict (policy layer: findings → deliver / quarantine / drop / bounce / tempfail)');
-  lines.push('message modification (outbreak threats: subject tag, headers, disclaimer, links to the click-time service)');
+  lines.push(
+    'message modification (outbreak threats: subject tag, headers, disclaimer, links to the click-time service)',
+  );
   lines.push('quarantine (outbreak: held until released, deleted, re-evaluated with new rules, or its scheduled exit)');
   lines.push('delivery queue (routes, retries, bounces)');
   return lines.join('\n');

@@ -116,9 +116,7 @@ export function threatVariables(a: OutbreakAssessment): Record<string, string> {
 
 /** Expands $threat_* variables (longest names first, so $threat_level never eats $threat_levels). */
 export function expand(template: string, vars: Record<string, string>, escape: (s: string) => string = (s) => s) {
-  return template.replace(/\$(threat_[a-z]+)/g, (all, name: string) =>
-    name in vars ? escape(vars[name]) : all,
-  );
+  return template.replace(/\$(threat_[a-z]+)/g, (all, name: string) => (name in vars ? escape(vars[name]) : all));
 }
 
 function cap(s: string): string {

@@ -172,11 +172,10 @@ export class QuarantineIndex {
   }
 
   get(mid: number, quarantine?: QuarantineName): QuarantineEntry | null {
-    const row = (
-      quarantine
-        ? this.store.stmt('select * from quarantine where mid = ? and quarantine = ?').get(mid, quarantine)
-        : this.store.stmt('select * from quarantine where mid = ? order by entered_at limit 1').get(mid)
-    ) as unknown as Row | undefined;
+    const row = (quarantine
+      ? this.store.stmt('select * from quarantine where mid = ? and quarantine = ?').get(mid, quarantine)
+      : this.store.stmt('select * from quarantine where mid = ? order by entered_at limit 1').get(mid)) as unknown as
+      Row | undefined;
     return row ? toEntry(row) : null;
   }
 
@@ -225,7 +224,9 @@ export class QuarantineIndex {
   /** Held messages whose scheduled exit has come. */
   due(now: number, limit = 500): QuarantineEntry[] {
     return (
-      this.store.stmt('select * from quarantine where exit_at <= ? order by exit_at limit ?').all(now, limit) as unknown as Row[]
+      this.store
+        .stmt('select * from quarantine where exit_at <= ? order by exit_at limit ?')
+        .all(now, limit) as unknown as Row[]
     ).map(toEntry);
   }
 

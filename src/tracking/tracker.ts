@@ -88,7 +88,14 @@ export interface TrackingRecord {
   status: string;
   threatLevel: number | null;
   /** the Outbreak Filters rules that matched, strongest first */
-  threatRules: Array<{ id: string; level: number; category: string; type: string; description: string; adaptive: boolean }>;
+  threatRules: Array<{
+    id: string;
+    level: number;
+    category: string;
+    type: string;
+    description: string;
+    adaptive: boolean;
+  }>;
   /** clicks on rewritten links (web interaction tracking) */
   clicks: Array<{ at: string; recipient: string; url: string; verdict: string; action: string }>;
   events: Array<{ at: string; type: string; [k: string]: unknown }>;
@@ -200,7 +207,9 @@ export class Tracker {
       case 'outbreak.scored':
         if (e.skipped) this.log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
         else if (e.level > 0)
-          this.log.info(`MID ${mid} Outbreak Filters: verdict positive (${e.ruleIds.slice(0, 5).join(', ')} level ${e.level})`);
+          this.log.info(
+            `MID ${mid} Outbreak Filters: verdict positive (${e.ruleIds.slice(0, 5).join(', ')} level ${e.level})`,
+          );
         else this.log.info(`MID ${mid} Outbreak Filters: verdict negative`);
         break;
       case 'outbreak.modified':
@@ -476,7 +485,13 @@ export class Tracker {
       ? (
           this.store
             .stmt('select at, recipient, url, verdict, action from clicks where mid = ? order by id')
-            .all(r.mid) as unknown as Array<{ at: number; recipient: string; url: string; verdict: string; action: string }>
+            .all(r.mid) as unknown as Array<{
+            at: number;
+            recipient: string;
+            url: string;
+            verdict: string;
+            action: string;
+          }>
         ).map((c) => ({ ...c, at: new Date(c.at).toISOString() }))
       : [];
     const events = withEvents

@@ -29,6 +29,7 @@ export function testConfig(overrides: Record<string, unknown> = {}): Record<stri
       },
     ],
     admin: { host: '127.0.0.1', port: 0 },
+    clickTime: { host: '127.0.0.1', port: 0 },
     delivery: { retrySchedule: ['1s'], maxQueueLifetime: '1h', connectTimeout: '2s' },
     ...overrides,
   };

@@ -1,0 +1,61 @@
+// Shared pieces of the CLI: finding the config and the running gateway's admin API, output helpers.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { readAdminToken } from '../api/token.ts';
+
+export function configPath(opt?: string): string {
+  const candidates = [opt, process.env.BREAKWATER_CONFIG, 'breakwater.yaml', 'examples/quickstart.yaml'];
+  for (const c of candidates) if (c && (c === opt || existsSync(c))) return c;
+  throw new CliError('no config file: pass --config FILE or set BREAKWATER_CONFIG');
+}
+
+export class CliError extends Error {}
+
+export function load(opt?: string): LoadedConfig {
+  return loadConfigFile(configPath(opt));
+}
+
+export function adminAddressFile(dataDir: string): string {
+  return path.join(dataDir, 'admin.addr');
+}
+
+export async function api(opts: { config?: string }, method: string, urlPath: string, body?: unknown): Promise<any> {
+  const loaded = load(opts.config);
+  const token = readAdminToken(loaded.dataDir);
+  if (!token) throw new CliError(`no admin token in ${loaded.dataDir}: has the gateway been started with this config?`);
+  const addrFile = adminAddressFile(loaded.dataDir);
+  const { readFileSync } = await import('node:fs');
+  const addr = existsSync(addrFile)
+    ? readFileSync(addrFile, 'utf8').trim()
+    : `${loaded.config.admin.host}:${loaded.config.admin.port}`;
+  let res: Response;
+  try {
+    res = await fetch(`http://${addr}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+  } catch (err) {
+    throw new CliError(
+      `cannot reach the gateway's admin API at ${addr}: ${(err as Error).cause ?? (err as Error).message}`,
+    );
+  }
+  const answer = (await res.json().catch(() => null)) as any;
+  if (!res.ok)
+    throw new CliError(answer?.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${res.status}`);
+  return answer;
+}
+
+export function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write((json ? JSON.stringify(value, null, 2) : text()) + '\n');
+}
+
+export function table(rows: string[][]): string {
+  if (!rows.length) return '';
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
+}
