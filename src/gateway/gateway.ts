@@ -430,6 +430,10 @@ export class Gateway {
           anomalies: ctx.parsed.anomalies,
         });
       }
+      if (ctx.parsed && this.config.outbreakFilters.logUrls) {
+        // Operators asked for every URL in the mail log (outbreakFilters.logUrls); bounded per message.
+        for (const u of ctx.parsed.urls.slice(0, 200)) this.mailLog.info(`MID ${copy.mid} URL ${u.url}`);
+      }
       if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak);
       const verdict = decide(this.config, result, ctx);
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
