@@ -61,6 +61,11 @@ function some<T>(w: World, xs: readonly T[], min: number, max: number): T[] {
   return Array.from({ length: min + Math.floor(w.rand() * (max - min + 1)) }, () => w.pick(xs));
 }
 
+/** `count` rules shaped like a real feed (for the SMTP bench's outbreak rows). */
+export function benchRules(count: number, seed = 42): Array<Record<string, unknown>> {
+  return generateRules(world(seed), count);
+}
+
 /** A rule mix shaped like a real feed: mostly file and URL campaigns, some phrases, some compound rules. */
 function generateRules(w: World, count: number): Array<Record<string, unknown>> {
   const rules: Array<Record<string, unknown>> = [];

@@ -37,7 +37,7 @@ if (!only || only === 'smtp') {
     for (const r of smtp) {
       const g = r.gateway;
       console.log(
-        `| ${r.message} | ${r.count} | ${f0(g?.acceptedPerSec)} | ${f0(g?.deliveredPerSec)} | ${f0(g?.p50Ms)} / ${f0(g?.p99Ms)} | ${f0(g?.peakRssMb)} | ${g?.cpuSeconds.toFixed(1) ?? '-'} | ${f0(r.sinkDirect.acceptedPerSec)} | ${f0(r.postfix?.acceptedPerSec)} | ${f0(r.postfix?.deliveredPerSec)} |`,
+        `| ${r.message}${r.variant ? ` ${r.variant}` : ''} | ${r.count} | ${f0(g?.acceptedPerSec)} | ${f0(g?.deliveredPerSec)} | ${f0(g?.p50Ms)} / ${f0(g?.p99Ms)} | ${f0(g?.peakRssMb)} | ${g?.cpuSeconds.toFixed(1) ?? '-'} | ${f0(r.sinkDirect.acceptedPerSec)} | ${f0(r.postfix?.acceptedPerSec)} | ${f0(r.postfix?.deliveredPerSec)} |`,
       );
     }
     console.log('');

@@ -8,11 +8,57 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort, tempDir } from '../test/helpers/peers.ts';
 import type { BenchMessage } from './messages.ts';
+import { benchRules } from './outbreak-rules.ts';
+import { generateKeyPair, signBundle } from '../src/outbreak/bundle.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
+/** Gateway settings a row adds to the default config (e.g. 2,000 outbreak rules). */
+export interface GatewayVariant {
+  label: string;
+  config: (dir: string) => Record<string, unknown>;
+}
+
+/**
+ * Outbreak Filters with 2,000 published rules. With `rewrite`, one more rule matches the links of the
+ * 60 KB message (example.com) at level 3 and the policy modifies instead of holding, so every message
+ * gets a subject tag, a disclaimer and its 20 links rewritten to the click-time service.
+ */
+export function outbreakVariant(rewrite: boolean): GatewayVariant {
+  return {
+    label: rewrite ? '+ 2,000 rules, links rewritten' : '+ 2,000 rules',
+    config(dir) {
+      const keys = generateKeyPair();
+      const rules = benchRules(2000);
+      if (rewrite)
+        rules.push({
+          id: 'OUTBREAK_BENCH_LINKS',
+          level: 3,
+          category: 'phish',
+          description: 'bench: links of the 60 KB message',
+          published: '2025-01-01T00:00:00Z',
+          condition: { url: { domain: ['example.com'] } },
+        });
+      mkdirSync(path.join(dir, 'feed'), { recursive: true });
+      const signed = signBundle(
+        { version: 1, published: new Date().toISOString(), rules },
+        keys.privateKey,
+      );
+      writeFileSync(path.join(dir, 'feed/bundle.json'), JSON.stringify(signed));
+      return {
+        outbreakFilters: { ruleFeed: { dir: './feed', publicKey: keys.publicKey } },
+        policies: {
+          incoming: [{ name: 'default', outbreakFilters: { deliverWithoutQuarantine: true } }],
+        },
+      };
+    },
+  };
+}
+
 export interface SmtpResult {
   message: string;
+  /** what the gateway ran with besides the defaults ("" for the default config) */
+  variant: string;
   count: number;
   sessions: number;
   sinkDirect: { acceptedPerSec: number };
@@ -85,6 +131,7 @@ async function gatewayRun(
   count: number,
   sessions: number,
   warmup: number,
+  variant: GatewayVariant | null = null,
 ): Promise<NonNullable<SmtpResult['gateway']>> {
   const sink = await startSmtpSink();
   const dir = tempDir('bw-bench-gw-');
@@ -105,6 +152,8 @@ async function gatewayRun(
     ],
     routes: { '*': [`smtp://127.0.0.1:${sink.port}`] },
     admin: { host: '127.0.0.1', port: adminPort },
+    clickTime: { host: '127.0.0.1', port: await freePort() },
+    ...(variant ? variant.config(dir) : {}),
   };
   writeFileSync(path.join(dir, 'breakwater.yaml'), YAML.stringify(config));
   const proc = spawn(
@@ -277,7 +326,8 @@ export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise
     const count = countFor(msg);
     process.stderr.write(`smtp: ${msg.name} × ${count}, ${sessions} sessions…\n`);
     const direct = await sinkDirect(msg, count, sessions);
-    const gateway = await gatewayRun(msg, count, sessions, Math.min(300, Math.floor(count / 10)));
+    const warmup = Math.min(300, Math.floor(count / 10));
+    const gateway = await gatewayRun(msg, count, sessions, warmup);
     let postfix: SmtpResult['postfix'] = null;
     if (postfixOk) {
       try {
@@ -286,7 +336,30 @@ export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise
         process.stderr.write(`postfix reference skipped: ${(err as Error).message}\n`);
       }
     }
-    results.push({ message: msg.name, count, sessions, sinkDirect: { acceptedPerSec: direct }, gateway, postfix });
+    results.push({
+      message: msg.name,
+      variant: '',
+      count,
+      sessions,
+      sinkDirect: { acceptedPerSec: direct },
+      gateway,
+      postfix,
+    });
+    // Outbreak Filters rows for the small and the HTML message, next to the rows above.
+    if (msg.bytes < 500_000) {
+      const variant = outbreakVariant(msg.bytes >= 20_000);
+      process.stderr.write(`smtp: ${msg.name} ${variant.label}…\n`);
+      const g = await gatewayRun(msg, count, sessions, warmup, variant);
+      results.push({
+        message: msg.name,
+        variant: variant.label,
+        count,
+        sessions,
+        sinkDirect: { acceptedPerSec: direct },
+        gateway: g,
+        postfix: null,
+      });
+    }
   }
   return results;
 }

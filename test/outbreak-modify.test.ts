@@ -733,6 +733,22 @@ test('rewriting twice never double-wraps, with every option on', () => {
   assert.ok(second.bytes.equals(first.bytes));
 });
 
+test('a failing wrap callback is passed to the caller, not swallowed', () => {
+  const failure = new Error('click-time key unavailable');
+  assert.throws(
+    () =>
+      modifyMessage(SIMPLE, {
+        rewrite: {
+          ...rewrite('all'),
+          wrap: () => {
+            throw failure;
+          },
+        },
+      }),
+    (err) => err === failure,
+  );
+});
+
 test('bypass domains match exact hosts and subdomains, IDN and IPv6 literals', () => {
   const body = [
     '<a href="https://münchen.bypass-idn.test/a">1</a>',
@@ -795,6 +811,17 @@ test('DKIM-signed mail in unsigned mode keeps its body and signed subject; our h
   assert.equal(off.disclaimerParts, 1);
   assert.ok(off.subjectChanged);
   assert.ok(off.bytes.includes('<a href="https://evil.test/x">'));
+
+  // protection without rewriting (policy "unsigned", click-time service unavailable)
+  const kept = run(msg, { ...fullOptions('off'), rewrite: undefined, protectSigned: true });
+  assert.equal(kept.disclaimerSkipped, 'signed');
+  assert.equal(kept.subjectSkipped, 'signed');
+  assert.equal(kept.rewriteSkipped, 'off');
+  assert.equal(kept.bytes.toString(), expected);
+  // and the opposite: an explicit false modifies signed mail in unsigned mode
+  const forced = run(msg, { ...fullOptions('unsigned'), protectSigned: false });
+  assert.equal(forced.rewriteSkipped, null);
+  assert.equal(forced.disclaimerParts, 1);
 });
 
 test('S/MIME multipart/signed is untouched in unsigned mode and rewritten in all mode', async () => {

@@ -652,15 +652,22 @@ export class Gateway {
             isOwnLink: (url: string) => click.isOwnLink(url),
           }
         : undefined;
+    // Signed mail keeps a valid signature unless the policy rewrites everything ("all"), also when the
+    // click-time service is off and no rewrite happens at all.
+    const protectSigned = (plan?.urlRewriting ?? 'unsigned') !== 'all';
     let result = modifyMessage(original, {
       subject: subject ?? undefined,
       addHeaders,
       disclaimer: plan?.disclaimer ?? undefined,
       rewrite,
+      protectSigned,
     });
     if (copy.releaseTag) {
       // The release tag goes in front of whatever the policy's own tag did.
-      const tagged = modifyMessage(result.bytes, { subject: { mode: 'prepend', text: copy.releaseTag } });
+      const tagged = modifyMessage(result.bytes, {
+        subject: { mode: 'prepend', text: copy.releaseTag },
+        protectSigned,
+      });
       result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
     }
     if (plan)
@@ -678,7 +685,9 @@ export class Gateway {
     const env: SpoolEnvelope = { ...copy.env, mid: copy.mid, derived: 'modified' };
     if (plan?.alternateMailHost) env.routeOverride = plan.alternateMailHost;
     else delete env.routeOverride;
-    const loc = await this.spool.writeDerived(env, result.bytes);
+    // Modified bytes are short-lived (delivered within moments): the group-commit journal makes them
+    // durable at the cost of one shared write, where a file of their own would cost an fsync each.
+    const loc = await this.spool.append(env, result.bytes);
     const old = copy.file;
     this.dropBytes(copy);
     copy.file = loc.file;

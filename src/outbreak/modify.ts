@@ -16,7 +16,9 @@
 //   signature, whose clients compare protected headers). Our own X-Breakwater-* fields are
 //   still added on top (no signature covers them) and spoofed copies removed.
 //   With `all` everything is modified, signatures or not; with `off` links are left alone and
-//   the subject tag and disclaimer are applied whatever the signatures.
+//   the subject tag and disclaimer are applied whatever the signatures, unless the caller
+//   asks for the protection explicitly (protectSigned, e.g. `unsigned` without a click-time
+//   service).
 // - Body parts: links are rewritten in every inline text/plain and text/html part outside
 //   attachments (Content-Disposition other than inline, or a file name) and outside attached
 //   messages. The disclaimer goes "above the body": into the parts a client shows first — the
@@ -29,12 +31,25 @@
 //   are converted to UTF-8 when the part changes.
 // - Structure that parsers are known to read differently (see modify/mime.ts) leaves the body
 //   alone: only header fields change and rewriteSkipped / disclaimerSkipped say 'unparsable'.
+// - Running twice changes nothing more: own links are not wrapped again, a subject that
+//   already carries the tag and a part that already starts with the disclaimer are left as
+//   they are. Links are rewritten before the disclaimer goes in, so its links stay as written.
+// - Links: href of <a>/<area> (comments included: Outlook renders conditional comments) that
+//   lead to http(s) after entity decoding and whitespace removal, "//host" read as https;
+//   bare http(s) URLs in text. Unknown transfer encodings are read and written as is, the way
+//   mailsplit and mailparser show them.
 import { encodeBase64, encodeQuotedPrintable, bufferIsAscii, linesFit, textCodec } from './modify/encoding.ts';
 import { transferDecode, transferKind, type EncodedText } from './modify/encoding.ts';
 import { dkimSignsSubject, foldField, headerValue, isFieldName, newSubject, tagSubject } from './modify/headers.ts';
 import { charsetOf, firstField, lineBreakOf, unfold, walkMessage } from './modify/mime.ts';
 import type { MimeNode, StructureNote } from './modify/mime.ts';
-import { LinkRewriter, asciiHtml, insertHtmlDisclaimer, insertTextDisclaimer } from './modify/rewrite.ts';
+import {
+  CallbackError,
+  LinkRewriter,
+  asciiHtml,
+  insertHtmlDisclaimer,
+  insertTextDisclaimer,
+} from './modify/rewrite.ts';
 import { retargetMetaCharset, rewriteHtmlLinks, rewriteTextLinks, textLineBreak } from './modify/rewrite.ts';
 
 export interface ModifyOptions {
@@ -50,6 +65,13 @@ export interface ModifyOptions {
   removeHeaders?: string[];
   /** disclaimer inserted above the body: text for text/plain parts, html for text/html parts (already rendered; html is trusted markup) */
   disclaimer?: { text: string; html: string };
+  /**
+   * Leave signed messages as the signer sent them (no subject tag when the Subject is signed,
+   * no disclaimer, no rewriting; our header fields still go on top). Defaults to
+   * `rewrite.mode === 'unsigned'`; pass it when rewriting is off or unavailable (no click-time
+   * service) but the policy's `unsigned` setting should still protect signatures.
+   */
+  protectSigned?: boolean;
   /** URL rewriting */
   rewrite?: {
     mode: 'unsigned' | 'all' | 'off';
@@ -445,7 +467,7 @@ function run(bytes: Buffer, opts: ModifyOptions, headersOnly: boolean): ModifyRe
   }
   const signatures = findSignatures(root, decoded);
   const mode = opts.rewrite?.mode ?? 'off';
-  const protect = mode === 'unsigned' && signatures.length > 0;
+  const protect = signatures.length > 0 && (opts.protectSigned ?? mode === 'unsigned');
 
   // header fields: remove spoofed copies, add ours on top
   const added = (opts.addHeaders ?? []).map((h) => ({ name: h.name, value: headerValue(h.value) }));
@@ -563,14 +585,20 @@ function run(bytes: Buffer, opts: ModifyOptions, headersOnly: boolean): ModifyRe
 
 /**
  * Applies the subject tag, header fields, disclaimer and URL rewriting of an Outbreak Filters
- * modification to a whole message. Never throws on message input (only on invalid options:
- * a header name that is not a field name, or one the modification writes itself).
+ * modification to a whole message. Never throws on message input: an internal failure falls
+ * back to header changes only (note 'internal_error'). It throws on invalid options (a header
+ * name that is not a field name, or one the modification writes itself) and passes through
+ * whatever `wrap` or `isOwnLink` throw, so that a broken click-time service fails the stage
+ * instead of delivering a threat with its links unwrapped.
  */
 export function modifyMessage(bytes: Buffer, opts: ModifyOptions): ModifyResult {
   validate(opts);
   try {
     return run(bytes, opts, false);
-  } catch {
+  } catch (err) {
+    if (err instanceof CallbackError) {
+      throw err.cause;
+    }
     try {
       const r = run(bytes, opts, true);
       r.notes.push('internal_error');

@@ -3,6 +3,14 @@
 // hand-written character loop, linear in the input.
 import { domainToASCII } from 'node:url';
 
+/** An exception thrown by the caller's wrap / isOwnLink, passed through to the caller as is. */
+export class CallbackError extends Error {
+  constructor(cause: unknown) {
+    super('URL rewriting callback failed', { cause });
+    this.name = 'CallbackError';
+  }
+}
+
 /** Decides and performs the rewriting of one URL; shared by all parts of a message. */
 export class LinkRewriter {
   /** original URLs rewritten, de-duplicated, at most `maxListed` */
@@ -41,11 +49,15 @@ export class LinkRewriter {
       this.record(url, cached);
       return cached;
     }
-    let out: string | null = null;
-    if (!this.isOwnLink(url) && !this.bypassed(url)) {
-      const wrapped = this.wrap(url);
-      out = typeof wrapped === 'string' && wrapped && wrapped !== url ? wrapped : null;
+    let wrapped: string | null = null;
+    try {
+      if (!this.isOwnLink(url) && !this.bypassed(url)) {
+        wrapped = this.wrap(url);
+      }
+    } catch (err) {
+      throw new CallbackError(err);
     }
+    const out = typeof wrapped === 'string' && wrapped && wrapped !== url ? wrapped : null;
     if (this.cache.size < 100_000) {
       this.cache.set(url, out);
     }
