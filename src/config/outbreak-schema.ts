@@ -81,14 +81,14 @@ export const policyOutbreakSchema = z
               .string()
               .max(4096)
               .default(
-                'Caution: this message may be $threat_description. It was flagged as a threat (level $threat_level, $threat_category). Do not open links or attachments unless you trust the sender.',
+                'Caution: this message was flagged as a possible threat ($threat_category, level $threat_level): $threat_description. Do not open its links or attachments unless you trust the sender.',
               )
               .describe('Disclaimer for text/plain parts (same variables as the subject)'),
             html: z
               .string()
               .max(8192)
               .default(
-                '<div style="border:2px solid #b45309;background:#fffbeb;color:#78350f;padding:8px 12px;margin:0 0 12px 0;font-family:sans-serif;font-size:14px"><strong>Caution:</strong> this message may be $threat_description. It was flagged as a threat (level $threat_level, $threat_category). Do not open links or attachments unless you trust the sender.</div>',
+                '<div style="border:2px solid #b45309;background:#fffbeb;color:#78350f;padding:8px 12px;margin:0 0 12px 0;font-family:sans-serif;font-size:14px"><strong>Caution:</strong> this message was flagged as a possible threat ($threat_category, level $threat_level): $threat_description. Do not open its links or attachments unless you trust the sender.</div>',
               )
               .describe('Disclaimer for text/html parts (HTML; variables are HTML-escaped when expanded)'),
           })
