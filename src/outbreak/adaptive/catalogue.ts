@@ -11,7 +11,13 @@ export interface AdaptiveRule {
   description: string;
 }
 
-function rule(id: string, level: number, category: ThreatCategory, type: RuleHit['type'], description: string): AdaptiveRule {
+function rule(
+  id: string,
+  level: number,
+  category: ThreatCategory,
+  type: RuleHit['type'],
+  description: string,
+): AdaptiveRule {
   return Object.freeze({ id, level, category, type, description });
 }
 
@@ -169,7 +175,13 @@ export const RULES = {
     'url',
     "Link host carries a well-known brand's name on a domain the brand does not own",
   ),
-  URL_SHORTENER: rule('ADAPTIVE_URL_SHORTENER', 2, 'phish', 'url', 'Link goes through a URL shortener that hides its destination'),
+  URL_SHORTENER: rule(
+    'ADAPTIVE_URL_SHORTENER',
+    2,
+    'phish',
+    'url',
+    'Link goes through a URL shortener that hides its destination',
+  ),
   URL_FREE_HOSTING: rule(
     'ADAPTIVE_URL_FREE_HOSTING',
     2,
@@ -198,7 +210,7 @@ export const RULES = {
     2,
     'phish',
     'sender',
-    'From display name shows an address or domain other than the real sender',
+    "From display name shows an e-mail address other than the real sender's",
   ),
   BRAND_FREE_MAIL: rule(
     'ADAPTIVE_BRAND_FREE_MAIL',
@@ -212,7 +224,7 @@ export const RULES = {
     3,
     'phish',
     'sender',
-    'Subject, display name or file name disguised with invisible characters, foreign marks or look-alike letters',
+    'Subject or display name disguised with invisible characters, foreign marks or look-alike letters (PayPaI, Amаzon)',
   ),
   SENDER_BRAND_LOOKALIKE: rule(
     'ADAPTIVE_SENDER_BRAND_LOOKALIKE',
@@ -226,7 +238,7 @@ export const RULES = {
     2,
     'phish',
     'sender',
-    'From display name names a well-known brand that does not own the sender domain',
+    'From display name names a well-known brand, or a domain, that does not own the sender address',
   ),
   FROM_MALFORMED: rule(
     'ADAPTIVE_FROM_MALFORMED',
@@ -282,14 +294,14 @@ export const RULES = {
     1,
     'other',
     'sender',
-    'Subject or display name written in styled mathematical letters to dodge filters',
+    'Subject or display name written in styled, small-capital or spaced-out letters to dodge filters',
   ),
   RECIPIENT_ADDRESS_QUOTED: rule(
     'ADAPTIVE_RECIPIENT_ADDRESS_QUOTED',
     1,
     'phish',
     'sender',
-    "Subject, display name or greeting addresses the recipient by their e-mail address instead of a name",
+    'Subject, display name or greeting addresses the recipient by their e-mail address instead of a name',
   ),
   SENDER_SUSPICIOUS_TLD: rule(
     'ADAPTIVE_SENDER_SUSPICIOUS_TLD',
@@ -307,9 +319,21 @@ export const RULES = {
     'content',
     'Account or payment threat language (verify your account, unusual sign-in, mailbox full…)',
   ),
-  DELIVERY_LURE: rule('ADAPTIVE_DELIVERY_LURE', 1, 'phish', 'content', 'Parcel held, delivery failed or fee due language'),
+  DELIVERY_LURE: rule(
+    'ADAPTIVE_DELIVERY_LURE',
+    1,
+    'phish',
+    'content',
+    'Parcel held, delivery failed or fee due language',
+  ),
   PRIZE_LURE: rule('ADAPTIVE_PRIZE_LURE', 1, 'scam', 'content', 'Prize, reward or gift language'),
-  MONEY_LURE: rule('ADAPTIVE_MONEY_LURE', 1, 'scam', 'content', 'Easy money, crypto or advance-fee language'),
+  MONEY_LURE: rule(
+    'ADAPTIVE_MONEY_LURE',
+    1,
+    'scam',
+    'content',
+    'Easy money or crypto language (a balance to withdraw, airdrops, lottery…)',
+  ),
   ADVANCE_FEE_LURE: rule(
     'ADAPTIVE_ADVANCE_FEE_LURE',
     1,
@@ -331,7 +355,20 @@ export const RULES = {
     'content',
     'Callback scam: a charge or renewal to dispute by calling a phone number given in the message',
   ),
-  URGENCY: rule('ADAPTIVE_URGENCY', 1, 'other', 'content', 'Deadline pressure language (within 24 hours, final notice…)'),
+  VICE_LURE: rule(
+    'ADAPTIVE_VICE_LURE',
+    1,
+    'other',
+    'content',
+    'Gambling, sex or pill-selling language: the staples of spam runs',
+  ),
+  URGENCY: rule(
+    'ADAPTIVE_URGENCY',
+    1,
+    'other',
+    'content',
+    'Deadline pressure language (within 24 hours, final notice…)',
+  ),
 
   // --- combinations
   BRAND_LURE: rule(
@@ -353,7 +390,14 @@ export const RULES = {
     3,
     'phish',
     'sender',
-    'A free-mail or shared-platform sender writes as a business (brand named, document attached, service name or reference number) with account, delivery, authority or callback lures',
+    'A free-mail or shared-platform sender writes as a business (brand named, document attached, service name or reference number) with account, delivery, authority or callback lures, or attaches a document to a money lure',
+  ),
+  HTML_ATTACHMENT_LURE: rule(
+    'ADAPTIVE_HTML_ATTACHMENT_LURE',
+    3,
+    'phish',
+    'attachment',
+    'HTML or SVG attachment presented as a business document (invoice, order, payment, statement, voicemail…), or with a lure from a free mailbox',
   ),
   CREDENTIAL_LURE_LINK: rule(
     'ADAPTIVE_CREDENTIAL_LURE_LINK',
@@ -367,14 +411,14 @@ export const RULES = {
     3,
     'phish',
     'content',
-    'Several independent suspicious signals in one message (weighted sum of the other rules at least 4)',
+    'Several independent suspicious signals: at least two other rules, one of them technical (not just wording), weighing at least 3 together',
   ),
   MANY_SIGNALS: rule(
     'ADAPTIVE_MANY_SIGNALS',
     4,
     'phish',
     'content',
-    'Many independent suspicious signals in one message (weighted sum of the other rules at least 7)',
+    'Many independent suspicious signals: at least two other rules, one of them technical, weighing at least 6 together',
   ),
 } as const;
 

@@ -4,14 +4,7 @@
 // simple alternations with bounded gaps, so each is linear in the text.
 
 export type LureKind =
-  | 'credential'
-  | 'delivery'
-  | 'prize'
-  | 'money'
-  | 'advance'
-  | 'authority'
-  | 'callback'
-  | 'urgency';
+  'credential' | 'delivery' | 'prize' | 'money' | 'advance' | 'authority' | 'callback' | 'vice' | 'urgency';
 
 interface LurePattern {
   kind: LureKind;
@@ -44,10 +37,26 @@ const LURES: readonly LurePattern[] = [
     String.raw`\b(?:payment|billing|card)\s(?:has\s)?(?:failed|declined|unsuccessful|was declined|could not be processed|problem|issue)`,
   ),
   P('credential', String.raw`\bupdate\s(?:your\s)?(?:payment|billing|card)\s(?:method|details|information|info)`),
-  P('credential', String.raw`\bto avoid (?:suspension|termination|deactivation|closure|interruption|losing|permanent|being locked)`),
-  P('credential', String.raw`\b(?:security|account) (?:alert|notice|warning|verification|update required)|\bupdate required\b`),
-  P('credential', String.raw`\b(?:sign[ -]?in|login|log[ -]?in) (?:attempt|from (?:a )?new device|was detected|details)`),
-  P('credential', String.raw`\b(?:photos?|files?|videos?|data) (?:will be|are being|would be) (?:deleted|removed|lost)`),
+  P(
+    'credential',
+    String.raw`\bto avoid (?:suspension|termination|deactivation|closure|interruption|losing|permanent|being locked)`,
+  ),
+  P(
+    'credential',
+    String.raw`\b(?:security|account) (?:alert|notice|warning|verification|update required)|\bupdate required\b`,
+  ),
+  P(
+    'credential',
+    String.raw`\b(?:sign[ -]?in|login|log[ -]?in) (?:attempt|from (?:a )?new device|was detected|details)`,
+  ),
+  P(
+    'credential',
+    String.raw`\b(?:photos?|files?|videos?|data) (?:will be|are being|would be) (?:deleted|removed|lost)`,
+  ),
+  P(
+    'credential',
+    String.raw`\b(?:(?:seed|recovery|secret|mnemonic) phrase|(?:verify|validate|sync|synchroni[sz]e|reconnect|restore|revalidate) (?:your )?(?:wallet|metamask|ledger|trust wallet))`,
+  ),
   // --- pt
   P(
     'credential',
@@ -68,19 +77,28 @@ const LURES: readonly LurePattern[] = [
     'credential',
     String.raw`\bvotre (?:compte|carte|abonnement|acces|dossier|mot de passe)\b.{0,40}?\b(?:suspendu|bloque|expire|desactive|limite|restreint|resilie)`,
   ),
-  P('credential', String.raw`\b(?:verifier|confirmer|mettre a jour|reactiver) (?:vos|votre) (?:informations|identite|compte|coordonnees|donnees)`),
+  P(
+    'credential',
+    String.raw`\b(?:verifier|confirmer|mettre a jour|reactiver) (?:vos|votre) (?:informations|identite|compte|coordonnees|donnees)`,
+  ),
   // --- es
   P(
     'credential',
     String.raw`\b(?:su|tu) (?:cuenta|tarjeta|suscripcion|contrasena|acceso)\b.{0,40}?\b(?:suspendid|bloquead|expirad|desactivad|limitad|restringid)`,
   ),
-  P('credential', String.raw`\b(?:verifique|confirme|actualice|verifica|confirma|actualiza) (?:su|sus|tu|tus) (?:cuenta|datos|identidad|informacion)`),
+  P(
+    'credential',
+    String.raw`\b(?:verifique|confirme|actualice|verifica|confirma|actualiza) (?:su|sus|tu|tus) (?:cuenta|datos|identidad|informacion)`,
+  ),
   // --- nl / it
   P(
     'credential',
     String.raw`\b(?:uw|je|jouw) (?:account|rekening|pas|abonnement|wachtwoord|toegang)\b.{0,40}?\b(?:geblokkeerd|opgeschort|verlopen|gedeactiveerd|beperkt|verwijderd)`,
   ),
-  P('credential', String.raw`\b(?:il tuo|il suo|la tua|la sua) (?:account|conto|carta|abbonamento)\b.{0,40}?\b(?:sospes|bloccat|scadut|limitat)`),
+  P(
+    'credential',
+    String.raw`\b(?:il tuo|il suo|la tua|la sua) (?:account|conto|carta|abbonamento)\b.{0,40}?\b(?:sospes|bloccat|scadut|limitat)`,
+  ),
 
   // --- parcels held for a fee
   P(
@@ -88,9 +106,15 @@ const LURES: readonly LurePattern[] = [
     String.raw`\b(?:package|parcel|shipment|delivery|order|item)\b.{0,30}?\b(?:on hold|is pending|pending delivery|held|suspended|failed|unable to deliver|could not be delivered|awaiting|returned to sender|undeliverable)`,
   ),
   P('delivery', String.raw`\b(?:customs|shipping|redelivery|delivery|clearance) (?:fee|charge|duty|payment)`),
-  P('delivery', String.raw`\b(?:encomenda|pacote|mercadoria|objeto|pedido|remessa)\b.{0,30}?\b(?:retid|taxad|pendente|devolvid|aguardando|bloquead|tributad)`),
+  P(
+    'delivery',
+    String.raw`\b(?:encomenda|pacote|mercadoria|objeto|pedido|remessa)\b.{0,30}?\b(?:retid|taxad|pendente|devolvid|aguardando|bloquead|tributad)`,
+  ),
   P('delivery', String.raw`\b(?:taxa|tarifa|imposto) (?:alfandegaria|de importacao|de entrega|de envio)`),
-  P('delivery', String.raw`\b(?:paket|sendung|lieferung)\b.{0,30}?\b(?:zuruckgehalten|ausstehend|nicht zugestellt|wartet|angehalten)`),
+  P(
+    'delivery',
+    String.raw`\b(?:paket|sendung|lieferung)\b.{0,30}?\b(?:zuruckgehalten|ausstehend|nicht zugestellt|wartet|angehalten)`,
+  ),
   P('delivery', String.raw`\bcolis\b.{0,30}?\b(?:en attente|bloque|retenu|non livre|en suspens)`),
 
   // --- prizes and rewards
@@ -106,23 +130,37 @@ const LURES: readonly LurePattern[] = [
   // --- easy money and advance-fee fraud
   P(
     'money',
-    String.raw`\b(?:bitcoin|btc|usdt|ethereum|crypto ?wallet|airdrop|staking rewards?|withdraw (?:your|the) (?:funds|balance|money)|inheritance|next of kin|beneficiary|unclaimed (?:funds|assets|balance)|compensation (?:fund|payment)|lottery|western union|moneygram|investment (?:opportunity|plan)|guaranteed (?:profit|return))\b`,
+    String.raw`\b(?:bitcoin|btc|usdt|ethereum|crypto ?wallet|airdrop|staking rewards?|withdraw (?:your|the) (?:funds|balance|money)|unclaimed (?:funds|assets|balance)|compensation (?:fund|payment)|lottery|western union|moneygram|investment (?:opportunity|plan)|guaranteed (?:profit|return))\b`,
   ),
   P('money', String.raw`\b\d+(?:[.,]\d+)? million (?:us )?(?:dollars|usd|euros?|pounds)`),
-  P('money', String.raw`\b(?:saldo|resgate|restituicao|transferencia|credito|beneficio|cashback|pontos)\b.{0,30}?\b(?:liberad|disponive|pendente|aprovad|a receber|expira)`),
+  P(
+    'money',
+    String.raw`\b(?:saldo|resgate|restituicao|transferencia|credito|beneficio|cashback|pontos)\b.{0,30}?\b(?:liberad|disponive|pendente|aprovad|a receber|expira)`,
+  ),
   P('money', String.raw`\b(?:valores a receber|liberacao pendente|resgate (?:o seu|seu|sua|seus)|voce tem pontos)\b`),
-  P('money', String.raw`\b(?:mining|balance|account|wallet)\W{1,3}(?:has|with|of)?\W{0,3}\d+(?:[.,]\d+)?\W{0,3}(?:btc|eth|usdt|\$)`),
+  P(
+    'money',
+    String.raw`\b(?:xrp|steth|nfts?|pi coins?|tokens? (?:allocation|airdrop|claim|distribution|rewards?)|claim (?:your )?(?:\$[a-z]{2,8}|tokens?|coins?|nfts?)|(?:crypto|token|coin) (?:giveaway|airdrop|allocation))\b`,
+  ),
+  P('money', String.raw`(?:^|[\s(])\+ ?(?:[$€£] ?)?\d[\d,.]{2,12} ?(?:[$€£]|usd|usdt|btc|eth|eur)`),
+  P(
+    'money',
+    String.raw`\b(?:mining|balance|account|wallet)\W{1,3}(?:has|with|of)?\W{0,3}\d+(?:[.,]\d+)?\W{0,3}(?:btc|eth|usdt|\$)`,
+  ),
 
   // --- advance-fee fraud (419): a stranger with money to share
   P(
     'advance',
-    String.raw`\b(?:next of kin|my late (?:husband|father|client|wife)|(?:dying|sick) bed|barrister|consignment (?:box|boxes)|diplomat(?:ic)? (?:bag|courier)|business (?:proposal|venture|cooperation)|confidential (?:business|transaction|proposal)|(?:donate|donation of) (?:the sum|\$|us\$|usd)|the sum of (?:\$|us\$|usd|eur|£)|\d{1,2} ?(?:%|percent) of the (?:total |said )?(?:fund|sum|money|amount)|reply (?:to|via) my (?:private|personal) (?:e-?mail|address)|dear (?:friend|beneficiary|sir/madam)|i am (?:a |an )?(?:banker|lawyer|attorney|widow) (?:with|at|from|of))`,
+    String.raw`\b(?:next of kin|inheritance (?:fund|claim|transfer)|(?:the|a|named) beneficiary|my late (?:husband|father|client|wife)|(?:dying|sick) bed|barrister|consignment (?:box|boxes)|diplomat(?:ic)? (?:bag|courier)|business (?:proposal|venture|cooperation)|confidential (?:business|transaction|proposal)|(?:donate|donation of) (?:the sum|\$|us\$|usd)|the sum of (?:\$|us\$|usd|eur|£)|\d{1,2} ?(?:%|percent) of the (?:total |said )?(?:fund|sum|money|amount)|reply (?:to|via) my (?:private|personal) (?:e-?mail|address)|dear (?:friend|beneficiary|sir/madam)|i am (?:a |an )?(?:banker|lawyer|attorney|widow) (?:with|at|from|of))`,
   ),
   P(
     'advance',
     String.raw`\b(?:mutually beneficial|probate|(?:oil|gold|crude|business|lucrative|contract) (?:deal|contract|proposal|proposition|offer) (?:to discuss|for you|with you)|private (?:proposition|proposal|transaction)|(?:is|if) this (?:e-?mail|address) (?:is )?(?:still )?(?:valid|active|in use)|(?:selected|chosen) to receive (?:a |the )?(?:\$|us\$|usd|eur|£)?\s?\d|charity (?:foundation|donation)|(?:donation|grant) (?:from|of) (?:the|our|my) (?:foundation|charity)|acknowledge (?:the )?receipt of this (?:e-?mail|message|letter)|kindly (?:reply|respond|get back|contact)|oferta delicada|(?:buscar|solicitar) sua cooperacao|proposta (?:de negocio|comercial) (?:confidencial|lucrativa))`,
   ),
-  P('advance', String.raw`\b(?:investor|fund manager|loan) (?:offer|opportunity)|\b(?:loan|funding) at (?:\d+|low) ?%|(?:project|business) funding`),
+  P(
+    'advance',
+    String.raw`\b(?:investor|fund manager|loan) (?:offer|opportunity)|\b(?:loan|funding) at (?:\d+|low) ?%|(?:project|business) funding`,
+  ),
 
   // --- authorities: courts, tax offices, fines
   P(
@@ -136,13 +174,33 @@ const LURES: readonly LurePattern[] = [
     String.raw`\b(?:if you (?:did not|didn't|do not|don't) (?:authori[sz]e|make|place|recogni[sz]e|request|initiate)|to (?:cancel|dispute|stop) (?:this|the|your) (?:order|purchase|transaction|payment|charge|renewal|subscription)|(?:want|wish) to cancel|get a (?:full )?refund|(?:call|contact|reach) (?:us|our|the) (?:toll[- ]free|billing|support|helpline|help desk|customer (?:care|service|support))|(?:toll[- ]free|helpline|hotline|support|billing) (?:number|no\.?|line)\b)`,
   ),
 
+  // --- gambling, sex and pills: the staples of spam runs
+  P(
+    'vice',
+    String.raw`\b(?:casino|free spins|freispiele|gratis spins|giros gratis|tours gratuits|jackpot|no deposit (?:bonus|required)|welcome bonus|willkommensbonus|sportsbook|betting bonus)\b`,
+  ),
+  P(
+    'vice',
+    String.raw`\b(?:hot (?:singles|women|girls|moms|milfs)|(?:lonely|local|horny|mature|russian|ukrainian|asian) (?:singles|women|girls|wives|ladies)|singles (?:near you|in your area|bij jou)|meet (?:hot |beautiful )?(?:singles|women|girls)|sex ?(?:date|chat|dating|partner)|horny|naughty (?:date|girls|chat)|seks|sexdate)\b`,
+  ),
+  P(
+    'vice',
+    String.raw`\b(?:viagra|cialis|levitra|without (?:a )?prescription|erectile|erection|penis|potenzmittel|male enhancement|weight loss (?:pill|gummies|formula)|keto (?:gummies|pills|diet))\b`,
+  ),
+
   // --- deadlines
   P(
     'urgency',
     String.raw`\b(?:urgent|immediately|final (?:notice|warning|reminder)|last (?:chance|warning|reminder|notice)|expires? (?:today|soon|in \d)|act now|within (?:24|48|72|12) (?:hours|hrs|h)\b|limited time|right away|before it(?:'s| is) too late|(?:immediate |urgent )?action (?:is )?required)`,
   ),
-  P('urgency', String.raw`\b(?:urgente|imediatamente|ultimo aviso|ultima chance|em ate (?:24|48|72) horas|prazo final|acao necessaria)\b`),
-  P('urgency', String.raw`\b(?:dringend|sofort|letzte (?:chance|warnung|mahnung)|innerhalb von (?:24|48|72) stunden|handlung erforderlich|aktion erforderlich)\b`),
+  P(
+    'urgency',
+    String.raw`\b(?:urgente|imediatamente|ultimo aviso|ultima chance|em ate (?:24|48|72) horas|prazo final|acao necessaria)\b`,
+  ),
+  P(
+    'urgency',
+    String.raw`\b(?:dringend|sofort|letzte (?:chance|warnung|mahnung)|innerhalb von (?:24|48|72) stunden|handlung erforderlich|aktion erforderlich)\b`,
+  ),
   P('urgency', String.raw`\b(?:urgence|immediatement|dernier (?:avis|rappel)|derniere chance|sous (?:24|48|72) ?h)\b`),
 ];
 
@@ -166,6 +224,7 @@ export function findLures(folded: string): LureFindings {
     advance: 0,
     authority: 0,
     callback: 0,
+    vice: 0,
     urgency: 0,
   };
   const evidence: Partial<Record<LureKind, string>> = {};

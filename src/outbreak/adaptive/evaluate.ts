@@ -25,7 +25,7 @@ import {
   SUSPICIOUS_TLDS,
   type Brand,
 } from './lists.ts';
-import { findDisguise, fold, scanHtml, type HtmlScan } from './text.ts';
+import { findDisguise, fold, hasInvisible, scanHtml, type HtmlScan } from './text.ts';
 import { analyseUrl, brandFusedInDomain, brandOwns, domainNamedBy, hostInSet, type UrlFacts } from './url.ts';
 
 const MAX_URLS = 300;
@@ -36,8 +36,8 @@ const MAX_HTML = 512 * 1024;
 const MAX_EVIDENCE = 120;
 
 /** Weighted sum of the other rules' levels at which the combination rules fire. */
-export const MULTIPLE_SIGNALS_SCORE = 4;
-export const MANY_SIGNALS_SCORE = 7;
+export const MULTIPLE_SIGNALS_SCORE = 3;
+export const MANY_SIGNALS_SCORE = 6;
 
 /**
  * Weight of a rule in the combination score when it is not its level: deadline language is
@@ -55,7 +55,30 @@ const LINK_SIGNALS: ReadonlySet<RuleKey> = new Set([
 /** Distinct link domains above which LINK_SIGNALS do not count towards the combination score. */
 const MANY_LINK_DOMAINS = 10;
 
-// eslint-disable-next-line no-control-regex
+/** Combination rules: they restate what other rules found, so they do not add to the score again. */
+const COMBINATIONS: ReadonlySet<RuleKey> = new Set([
+  'BRAND_LURE',
+  'CREDENTIAL_LURE_LINK',
+  'ADVANCE_FEE_FRAUD',
+  'FREE_MAIL_LURE',
+  'HTML_ATTACHMENT_LURE',
+  'MULTIPLE_SIGNALS',
+  'MANY_SIGNALS',
+]);
+
+/** Language rules: words alone never add up to level 3, at least one technical sign must be there. */
+const LANGUAGE_SIGNALS: ReadonlySet<RuleKey> = new Set([
+  'CREDENTIAL_LURE',
+  'DELIVERY_LURE',
+  'PRIZE_LURE',
+  'MONEY_LURE',
+  'ADVANCE_FEE_LURE',
+  'AUTHORITY_LURE',
+  'CALLBACK_LURE',
+  'VICE_LURE',
+  'URGENCY',
+]);
+
 const CONTROL = /[\u0000-\u001f\u007f]+/g;
 
 function evidence(s: string): string {
@@ -91,10 +114,6 @@ class Hits {
 
   keys(): RuleKey[] {
     return [...this.keys_];
-  }
-
-  get size(): number {
-    return this.byId.size;
   }
 
   list(): RuleHit[] {
@@ -170,7 +189,7 @@ function buildContext(facts: MessageFacts): Context {
   const subject = parsed.subject ?? '';
   const folded = `${fold(subject, 1024)} | ${fold(from?.display ?? '', 512)} | ${fold(bodyText, MAX_BODY + 1)}`;
 
-  const urls: UrlFacts[] = [];
+  const urls: Array<UrlFacts & { source: 'text' | 'html' }> = [];
   for (const u of parsed.urls) {
     if (urls.length >= MAX_URLS) {
       break;
@@ -225,8 +244,15 @@ function isDoubleExtension(name: string): boolean {
   return ext.length >= 2 && EXECUTABLE_EXTENSIONS.has(ext[0]) && DOCUMENT_EXTENSIONS.has(ext[1]);
 }
 
+/** A single compressed program: "report.scr.xz", "setup.exe.gz" (the archive may not be listable). */
+function isCompressedExecutable(name: string): boolean {
+  const ext = extensions(name);
+  return ext.length >= 2 && ARCHIVE_EXTENSIONS.has(ext[0]) && EXECUTABLE_EXTENSIONS.has(ext[1]);
+}
+
 const PADDED_EXTENSION = /\s{4}\.?[a-z0-9]{1,5}$|_{6,}\.[a-z0-9]{1,5}$/i;
-const GENERIC_TYPES = /^(?:application\/(?:octet-stream|x-unknown|binary|unknown|force-download|x-download|download|x-msdownload)|binary\/|text\/plain$)/;
+const GENERIC_TYPES =
+  /^(?:application\/(?:octet-stream|x-unknown|binary|unknown|force-download|x-download|download)|binary\/|text\/plain$)/;
 const DECLARED_FAMILY: Readonly<Record<string, RegExp>> = {
   pdf: /pdf/,
   doc: /ms-?word|msword|officedocument|opendocument|rtf/,
@@ -244,7 +270,9 @@ const DECLARED_FAMILY: Readonly<Record<string, RegExp>> = {
   html: /html/,
   htm: /html/,
 };
-const PASSWORD_WORDS = /\b(?:password|passwort|kennwort|senha|contrase.a|mot de passe|wachtwoord|parola|pwd|pass)\b\s*(?:is|:|=|-|ist|e|est)?/i;
+/** "Password: 7741", "the password is x7Kq": a password handed over in the message. */
+const PASSWORD_WORDS =
+  /\b(?:password|passwort|kennwort|senha|contrase.a|mot de passe|wachtwoord|parola|pwd|pass(?:code)?)\b(?:\s*[:=-]|\s+(?:is|ist|est|e|é|es))\s*["'“«]?[^\s"'”»]{3,}/i;
 
 function attachmentRules(ctx: Context, hits: Hits): void {
   let members = 0;
@@ -254,12 +282,15 @@ function attachmentRules(ctx: Context, hits: Hits): void {
     const trueType = att.trueType;
     const label = name || att.declaredType;
 
-    const disguise = name ? findDisguise(name, 512) : null;
-    if ((disguise && disguise.strength >= 3) || PADDED_EXTENSION.test(name)) {
-      hits.add('FILENAME_DISGUISE', `${name} (${disguise?.kind ?? 'padded extension'})`, true);
+    const disguise = name ? filenameDisguise(name) : null;
+    if (disguise) {
+      hits.add('FILENAME_DISGUISE', `${name} (${disguise})`, true);
     }
     if (name && isDoubleExtension(name)) {
       hits.add('DOUBLE_EXTENSION', name, true);
+    }
+    if (name && isCompressedExecutable(name)) {
+      hits.add('ARCHIVE_EXECUTABLE', name, true);
     }
     if (trueType && EXECUTABLE_TRUE_TYPES.has(trueType) && !EXECUTABLE_EXTENSIONS.has(ext)) {
       hits.add('EXECUTABLE_DISGUISED', `${label} is ${trueType}`, true);
@@ -305,12 +336,24 @@ function attachmentRules(ctx: Context, hits: Hits): void {
       if (MACRO_EXTENSIONS.has(mext) || m.name.toLowerCase().endsWith('vbaproject.bin')) {
         hits.add('MACRO_DOCUMENT', where, true);
       }
-      const mdisguise = findDisguise(m.name, 512);
-      if (mdisguise && mdisguise.strength >= 3) {
-        hits.add('FILENAME_DISGUISE', `${where} (${mdisguise.kind})`, true);
+      const mdisguise = filenameDisguise(m.name);
+      if (mdisguise) {
+        hits.add('FILENAME_DISGUISE', `${where} (${mdisguise})`, true);
       }
     }
   }
+}
+
+/** Why a file name is disguised, or null: look-alike tricks, any invisible character, a padded extension. */
+function filenameDisguise(name: string): string | null {
+  const d = findDisguise(name, 512);
+  if (d && d.strength >= 3) {
+    return d.kind;
+  }
+  if (hasInvisible(name.length > 512 ? name.slice(0, 512) : name)) {
+    return 'invisible characters';
+  }
+  return PADDED_EXTENSION.test(name) ? 'padded extension' : null;
 }
 
 function checkTrueType(att: AttachmentInfo, hits: Hits): void {
@@ -374,7 +417,10 @@ function urlOnlyRules(u: UrlFacts, hits: Hits, source: 'text' | 'html' | 'click'
   }
   if (u.userinfo !== null) {
     const info = decodeSafe(u.userinfo);
-    if (/[a-z0-9-]+\.[a-z]{2,}/i.test(info) || BRANDS.some((b) => b.tokens.some((t) => info.toLowerCase().includes(t)))) {
+    if (
+      /[a-z0-9-]+\.[a-z]{2,}/i.test(info) ||
+      BRANDS.some((b) => b.tokens.some((t) => info.toLowerCase().includes(t)))
+    ) {
       hits.add('URL_USERINFO_DECEPTIVE', u.url);
     } else {
       hits.add('URL_USERINFO', u.url);
@@ -429,7 +475,11 @@ function urlRules(ctx: Context, hits: Hits): void {
     }
     if (r && !hits.has('URL_HAS_RECIPIENT')) {
       const hash = u.url.indexOf('#');
-      const inFragment = hash >= 0 && decodeSafe(u.url.slice(hash + 1)).toLowerCase().includes(r);
+      const inFragment =
+        hash >= 0 &&
+        decodeSafe(u.url.slice(hash + 1))
+          .toLowerCase()
+          .includes(r);
       if (inFragment || encoded.some((e) => u.url.includes(e))) {
         hits.add('URL_HAS_RECIPIENT', u.url);
       }
@@ -459,6 +509,10 @@ function linkTextRules(ctx: Context, hits: Hits): void {
     if (ctx.senderDomains.has(named) || (u.domain !== null && ctx.senderDomains.has(u.domain))) {
       continue;
     }
+    // a redirector whose destination (in its query) is the domain the text promises keeps the promise
+    if (redirectsTo(u.url, named)) {
+      continue;
+    }
     const brand = brandOfDomain(named);
     if (brand && brandOwns(brand, u.domain)) {
       continue;
@@ -466,6 +520,27 @@ function linkTextRules(ctx: Context, hits: Hits): void {
     hits.add('LINK_TEXT_MISMATCH', `text "${u.anchorText.slice(0, 50)}" → ${u.host}`);
     return;
   }
+}
+
+function redirectsTo(url: string, domain: string): boolean {
+  const q = url.indexOf('?');
+  if (q < 0) {
+    return false;
+  }
+  let query = url.slice(q + 1, q + 1 + 4096);
+  for (let i = 0; i < 3; i++) {
+    const lower = query.toLowerCase();
+    const at = lower.indexOf(domain);
+    if (at >= 0 && /(?:^|[/.=&@]|%2f|%40)$/.test(lower.slice(Math.max(0, at - 3), at))) {
+      return true;
+    }
+    const decoded = decodeSafe(query);
+    if (decoded === query) {
+      break;
+    }
+    query = decoded;
+  }
+  return false;
 }
 
 function brandOfDomain(domain: string): Brand | null {
@@ -505,10 +580,12 @@ function findBrand(folded: string): BrandMatch | null {
   return null;
 }
 
-const serviceWords = new RegExp(`(?:^|[^a-z])(?:${SERVICE_WORDS.map((w) => w.replace(/[-]/g, '[-_ ]?')).join('|')})(?:$|[^a-z])`);
+const serviceWords = new RegExp(
+  `(?:^|[^a-z])(?:${SERVICE_WORDS.map((w) => w.replace(/[-]/g, '[-_ ]?')).join('|')})(?:$|[^a-z])`,
+);
 
-/** Why an address looks machine-generated, or null. */
-function randomSender(mb: Mailbox): string | null {
+/** Why an address looks machine-generated, or null. `localWritten` is the local part as written (with its case). */
+function randomSender(mb: Mailbox, localWritten: string): string | null {
   const labels = mb.domain.split('.');
   let single = 0;
   for (const l of labels) {
@@ -527,7 +604,7 @@ function randomSender(mb: Mailbox): string | null {
     return 'random letters and digits';
   }
   // random capitals in the local part as written ("xunIqVya"): the parsed address is lower case
-  const local = localAsWritten(mb);
+  const local = localWritten.toLowerCase() === mb.local ? localWritten : '';
   if (local.length >= 6 && /^[A-Za-z]+$/.test(local) && alternations(local, isUpperCode) >= 4) {
     return 'random capitals';
   }
@@ -568,12 +645,6 @@ function alternations(s: string, pred: (c: number) => boolean): number {
     prev = v;
   }
   return switches;
-}
-
-let rawLocal = '';
-
-function localAsWritten(mb: Mailbox): string {
-  return rawLocal.toLowerCase() === mb.local ? rawLocal : '';
 }
 
 /** A mixed-case token of 10+ letters and digits at the end of a subject ("… - hSCXPVFj7yxfmvG"). */
@@ -632,7 +703,8 @@ function swappedBrand(s: string): BrandMatch | null {
   return before && before.brand === after.brand ? null : after;
 }
 
-const GREETING = /\b(?:dear|hello|hi|hey|greetings|good (?:morning|afternoon|evening|day)|ola|oi|prezado|prezada|caro|cara|bonjour|hallo|guten tag|liebe|lieber|hola|estimado|estimada|beste|geachte|ciao|gentile)\b[\s,:]{0,3}$/;
+const GREETING =
+  /\b(?:dear|hello|hi|hey|greetings|good (?:morning|afternoon|evening|day)|ola|oi|prezado|prezada|caro|cara|bonjour|hallo|guten tag|liebe|lieber|hola|estimado|estimada|beste|geachte|ciao|gentile)\b[\s,:]{0,3}$/;
 
 /** The greeting that addresses the recipient by address ("Dear jane@example.com,"), or null. */
 function greetingAddress(body: string, recipient: string): string | null {
@@ -691,7 +763,10 @@ function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
     }
   } else if (display && !b) {
     // a domain written the way addresses are (lower case, or www.), not a title like "News.com"
-    const named = /(?:^|[\s"'(\[])(?:www\.)?[a-z0-9-]+\.[a-z]{2,}(?:$|[\s"')\]])/.test(display) || /www\./i.test(display) ? domainNamedBy(display.toLowerCase()) : null;
+    const named =
+      /(?:^|[\s"'([])(?:www\.)?[a-z0-9-]+\.[a-z]{2,}(?:$|[\s"')\]])/.test(display) || /www\./i.test(display)
+        ? domainNamedBy(display.toLowerCase())
+        : null;
     if (named && ctx.fromDomain && named !== ctx.fromDomain && !ctx.senderDomains.has(named)) {
       hits.add('DISPLAY_NAME_BRAND', `"${display.slice(0, 60)}" <${from.address}> (names ${named})`);
     }
@@ -707,8 +782,7 @@ function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
   if (ctx.sharedFrom) {
     hits.add('SHARED_PLATFORM_SENDER', from.address);
   }
-  rawLocal = rawLocalPart(ctx.fromRaw);
-  const random = from.domain ? randomSender(from) : null;
+  const random = from.domain ? randomSender(from, rawLocalPart(ctx.fromRaw)) : null;
   if (random) {
     hits.add('RANDOM_SENDER', `${from.address} (${random})`);
   }
@@ -793,6 +867,9 @@ function lureRules(ctx: Context, hits: Hits): void {
       hits.add('CALLBACK_LURE', `"${ev.callback ?? ''}", ${phone[0].trim()}`);
     }
   }
+  if (counts.vice > 0) {
+    hits.add('VICE_LURE', ev.vice ?? '');
+  }
   if (counts.urgency > 0) {
     hits.add('URGENCY', ev.urgency ?? '');
   }
@@ -800,7 +877,27 @@ function lureRules(ctx: Context, hits: Hits): void {
 
 const PHONE = /(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)|\b\d{3})[\s.-]?\d{3}[\s.-]?\d{4}\b/;
 
-const DOCUMENT_ATTACHMENT = new Set(['pdf', 'doc', 'docx', 'xls', 'xlsx', 'rtf', 'odt', 'html', 'htm', 'shtml', 'svg', 'zip', 'rar', '7z', 'ics']);
+/** Words that present an attachment as a business document (the usual wrapping of HTML-attachment phishing). */
+const BUSINESS_DOCUMENT =
+  /\b(?:invoice|order|payment|remittance|statement|receipt|purchase|quotation|quote|rfq|proforma|po\b|swift|wire|transfer|voice ?mail|voice message|fax|scan(?:ned)?|document|contract|agreement|shipping|delivery|bill|billing|account|fatura|boleto|comprovante|pedido|rechnung|zahlung|facture|factura|pago|nota fiscal)/;
+
+const DOCUMENT_ATTACHMENT = new Set([
+  'pdf',
+  'doc',
+  'docx',
+  'xls',
+  'xlsx',
+  'rtf',
+  'odt',
+  'html',
+  'htm',
+  'shtml',
+  'svg',
+  'zip',
+  'rar',
+  '7z',
+  'ics',
+]);
 
 function combinationRules(ctx: Context, hits: Hits, brand: BrandMatch | null): void {
   const { counts, evidence: ev } = ctx.lures;
@@ -817,19 +914,45 @@ function combinationRules(ctx: Context, hits: Hits, brand: BrandMatch | null): v
       hits.add('BRAND_LURE', `subject names ${inSubject.brand.name}; "${ev[kind] ?? ''}"`);
     }
   }
-  if (counts.advance >= 2 || (counts.advance > 0 && (hits.has('REPLY_TO_FREE_MAIL') || ctx.freemailFrom || counts.money > 0))) {
+  if (
+    counts.advance >= 2 ||
+    (counts.advance > 0 && (hits.has('REPLY_TO_FREE_MAIL') || ctx.freemailFrom || counts.money > 0))
+  ) {
     hits.add('ADVANCE_FEE_FRAUD', `"${ev.advance ?? ''}"`);
   }
-  if ((ctx.freemailFrom || ctx.sharedFrom) && (counts.credential || counts.delivery || counts.authority || hits.has('CALLBACK_LURE'))) {
+  if (ctx.freemailFrom || ctx.sharedFrom) {
     const doc = ctx.parsed.attachments.find((a) => DOCUMENT_ATTACHMENT.has(a.extension));
-    const named = findBrand(ctx.folded);
-    const business =
-      (named && `names ${named.brand.name}`) ||
-      (doc && `attaches ${doc.name}`) ||
-      (hits.has('DISPLAY_NAME_CODE') && 'reference number in the name') ||
-      (hits.has('SERVICE_NAME_FREE_MAIL') && 'service name');
+    const strong = counts.credential + counts.delivery + counts.authority + (hits.has('CALLBACK_LURE') ? 1 : 0) > 0;
+    let business: string | null = null;
+    if (strong) {
+      const named = findBrand(ctx.folded);
+      business =
+        (named && `names ${named.brand.name}`) ||
+        (doc && `attaches ${doc.name}`) ||
+        (hits.has('DISPLAY_NAME_CODE') && 'reference number in the name') ||
+        (hits.has('SERVICE_NAME_FREE_MAIL') && 'service name') ||
+        null;
+    } else if (counts.money > 0 && doc) {
+      business = `attaches ${doc.name} to "${ev.money ?? ''}"`;
+    }
     if (business) {
-      hits.add('FREE_MAIL_LURE', `${ctx.from?.address ?? ''} ${business}`, Boolean(doc) && business.startsWith('attaches'));
+      hits.add(
+        'FREE_MAIL_LURE',
+        `${ctx.from?.address ?? ''} ${business}`,
+        Boolean(doc) && business.startsWith('attaches'),
+      );
+    }
+  }
+  const htmlAttachment = ctx.parsed.attachments.find(
+    (a) => HTML_ATTACHMENT_EXTENSIONS.has(a.extension) || (a.declaredType === 'text/html' && a.name),
+  );
+  if (htmlAttachment) {
+    const anyLure = Object.entries(counts).some(([k, n]) => k !== 'urgency' && n > 0);
+    const document = BUSINESS_DOCUMENT.exec(fold(`${ctx.subject} ${htmlAttachment.name}`, 1024));
+    if (document) {
+      hits.add('HTML_ATTACHMENT_LURE', `${htmlAttachment.name} ("${document[0]}")`, true);
+    } else if (anyLure && (ctx.freemailFrom || ctx.sharedFrom)) {
+      hits.add('HTML_ATTACHMENT_LURE', `${htmlAttachment.name} from ${ctx.from?.address ?? ''}`, true);
     }
   }
   if (counts.credential > 0) {
@@ -841,11 +964,18 @@ function combinationRules(ctx: Context, hits: Hits, brand: BrandMatch | null): v
   }
   const linkDomains = new Set(ctx.urls.map((u) => u.domain ?? u.host)).size;
   let score = 0;
+  let counted = 0;
+  let technical = false;
   for (const key of hits.keys()) {
-    if (LINK_SIGNALS.has(key) && linkDomains > MANY_LINK_DOMAINS) {
+    if (COMBINATIONS.has(key) || (LINK_SIGNALS.has(key) && linkDomains > MANY_LINK_DOMAINS)) {
       continue;
     }
     score += SCORE_WEIGHT[key] ?? RULES[key].level;
+    counted++;
+    technical ||= !LANGUAGE_SIGNALS.has(key);
+  }
+  if (counted < 2 || !technical) {
+    return;
   }
   if (score >= MANY_SIGNALS_SCORE) {
     hits.add('MANY_SIGNALS', `score ${score}: ${topIds(hits)}`);

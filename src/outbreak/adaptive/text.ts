@@ -5,9 +5,33 @@
 // or overlapping quantifiers runs on message content.
 import { decodeEntities } from '../../mime/urls.ts';
 
-/** Invisible and formatting characters that have no business inside words of a header. */
-const INVISIBLE =
-  /[\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\u{e0000}-\u{e0fff}]/gu;
+/** True when `s` contains any invisible or formatting character (for file names, where none belongs). */
+export function hasInvisible(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const cp = s.codePointAt(i)!;
+    if (isInvisible(cp)) {
+      return true;
+    }
+    if (cp > 0xffff) {
+      i++;
+    }
+  }
+  return false;
+}
+
+/** `s` without its invisible and formatting characters. */
+function stripInvisible(s: string): string {
+  if (!hasInvisible(s)) {
+    return s;
+  }
+  let out = '';
+  for (const ch of s) {
+    if (!isInvisible(ch.codePointAt(0)!)) {
+      out += ch;
+    }
+  }
+  return out;
+}
 
 /** Letters of other scripts that look like Latin ones (the usual homoglyphs), and digits posing as letters. */
 const CONFUSABLES: Readonly<Record<string, string>> = {
@@ -63,6 +87,7 @@ const CONFUSABLE_CLASS = new RegExp(`[${Object.keys(CONFUSABLES).join('')}]`, 'g
 const MARKS = /\p{M}/gu;
 const SPACES = /\s+/g;
 const UNDERSCORES = /_+/g;
+const NON_ASCII = /[^\x00-\x7f]/;
 
 function confusable(c: string): string {
   return CONFUSABLES[c] ?? c;
@@ -77,8 +102,11 @@ export function fold(s: string, max = 4096): string {
   if (s.length > max) {
     s = s.slice(0, max);
   }
-  return s
-    .replace(INVISIBLE, '')
+  if (!NON_ASCII.test(s)) {
+    // nothing to unfold: the common case, and much cheaper
+    return s.toLowerCase().replace(UNDERSCORES, ' ').replace(SPACES, ' ').trim();
+  }
+  return stripInvisible(s)
     .normalize('NFKC')
     .toLowerCase()
     .replace(CONFUSABLE_CLASS, confusable)
@@ -95,7 +123,11 @@ export function skeleton(s: string): string {
 }
 
 function isLatinLetter(cp: number): boolean {
-  return (cp >= 0x41 && cp <= 0x5a) || (cp >= 0x61 && cp <= 0x7a) || (cp >= 0xc0 && cp <= 0x24f && cp !== 0xd7 && cp !== 0xf7);
+  return (
+    (cp >= 0x41 && cp <= 0x5a) ||
+    (cp >= 0x61 && cp <= 0x7a) ||
+    (cp >= 0xc0 && cp <= 0x24f && cp !== 0xd7 && cp !== 0xf7)
+  );
 }
 
 function isLookalikeScript(cp: number): boolean {
@@ -103,6 +135,7 @@ function isLookalikeScript(cp: number): boolean {
   return (cp >= 0x370 && cp <= 0x3ff) || (cp >= 0x400 && cp <= 0x52f) || (cp >= 0x531 && cp <= 0x58f);
 }
 
+/** Invisible and formatting characters that have no business inside words of a header. */
 function isInvisible(cp: number): boolean {
   return (
     cp === 0xad ||
@@ -206,7 +239,7 @@ export function findDisguise(s: string, max = 2048): Disguise | null {
       if (wordLatin && wordOther) {
         return { kind: 'mixed-script word', strength: 3 };
       }
-    } else if (!/\p{L}/u.test(String.fromCodePoint(cp))) {
+    } else if (cp < 0x80 || !LETTER.test(String.fromCodePoint(cp))) {
       wordLatin = false;
       wordOther = false;
     }
@@ -215,7 +248,7 @@ export function findDisguise(s: string, max = 2048): Disguise | null {
   if (styled >= 3) {
     return { kind: 'styled letters', strength: 1 };
   }
-  if (SPACED_LETTERS.test(s)) {
+  if (spacedLetters(s)) {
     return { kind: 'spaced-out letters', strength: 1 };
   }
   return null;
@@ -224,8 +257,30 @@ export function findDisguise(s: string, max = 2048): Disguise | null {
 /** Latin small capitals outside the phonetic-extensions block (ɢ ɪ ɴ ʀ ʏ ʙ ʜ ʟ ꜱ). */
 const SMALL_CAPITALS: ReadonlySet<number> = new Set([0x262, 0x26a, 0x274, 0x280, 0x28f, 0x299, 0x29c, 0x29f, 0xa731]);
 
-/** Five or more single letters separated by single spaces ("T r u s t"). */
-const SPACED_LETTERS = /(?:^|[^\p{L}])(?:\p{L} ){4,}\p{L}(?:$|[^\p{L}])/u;
+const LETTER = /\p{L}/u;
+
+function isLetterAt(chars: readonly string[], i: number): boolean {
+  const c = chars[i];
+  return c !== undefined && LETTER.test(c);
+}
+
+/** Five or more single letters separated by single spaces ("T r u s t"). Linear. */
+function spacedLetters(s: string): boolean {
+  const chars = Array.from(s);
+  let run = 0;
+  for (let i = 0; i < chars.length; i++) {
+    const single = isLetterAt(chars, i) && !isLetterAt(chars, i - 1) && !isLetterAt(chars, i + 1);
+    if (single && (run === 0 || chars[i - 1] === ' ')) {
+      run++;
+      if (run >= 5) {
+        return true;
+      }
+    } else if (chars[i] !== ' ' || !isLetterAt(chars, i - 1)) {
+      run = single ? 1 : 0;
+    }
+  }
+  return false;
+}
 
 export interface HtmlScan {
   /** visible text (tags, comments, style and script removed, entities decoded), capped */
@@ -408,7 +463,13 @@ export function scanHtml(html: string, maxHtml = 512 * 1024, maxText = 32 * 1024
     const nameStart = j;
     while (j < len) {
       const c = html.charCodeAt(j);
-      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x3a)) {
+      if (!(
+        (c >= 0x61 && c <= 0x7a) ||
+        (c >= 0x41 && c <= 0x5a) ||
+        (c >= 0x30 && c <= 0x39) ||
+        c === 0x2d ||
+        c === 0x3a
+      )) {
         break;
       }
       j++;

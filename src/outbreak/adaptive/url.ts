@@ -69,7 +69,10 @@ function authorityOf(url: string): string {
 
 /** True when `host` is `entry` or a subdomain of it. */
 function hostIs(host: string, entry: string): boolean {
-  return host === entry || (host.length > entry.length && host.endsWith(entry) && host[host.length - entry.length - 1] === '.');
+  return (
+    host === entry ||
+    (host.length > entry.length && host.endsWith(entry) && host[host.length - entry.length - 1] === '.')
+  );
 }
 
 /** True when `host` (or its registrable domain) is one of `set`, also for dotted entries below the registrable domain. */
@@ -222,9 +225,28 @@ export function brandFusedInDomain(domain: string | null): Brand | null {
   if (!domain) {
     return null;
   }
+  const cached = fusedCache.get(domain);
+  if (cached !== undefined) {
+    return cached;
+  }
+  const result = computeFused(domain);
+  if (fusedCache.size >= 10_000) {
+    fusedCache.clear();
+  }
+  fusedCache.set(domain, result);
+  return result;
+}
+
+const fusedCache = new Map<string, Brand | null>();
+
+function computeFused(domain: string): Brand | null {
   const label = domain.split('.')[0];
   const parts = label.split(/[-0-9]+/).filter(Boolean);
+  const separated = /[0-9-]/.test(label);
   for (const { token, brand } of brandTokens()) {
+    if (label.indexOf(token) < 0) {
+      continue;
+    }
     let hit = parts.length > 1 && parts.includes(token);
     if (!hit && label.length > token.length) {
       for (const part of parts) {
@@ -237,7 +259,7 @@ export function brandFusedInDomain(domain: string | null): Brand | null {
         }
       }
     }
-    if (!hit && parts.length === 1 && /[0-9-]/.test(label) && parts[0] === token) {
+    if (!hit && parts.length === 1 && separated && parts[0] === token) {
       hit = true;
     }
     if (hit && !brandOwns(brand, domain)) {
@@ -274,11 +296,12 @@ export function analyseUrl(url: string, knownHost?: string, knownDomain?: string
   let unicodeHost: string | null = null;
   let idnDisguised = false;
   let idnBrand: Brand | null = null;
-  // eslint-disable-next-line no-control-regex
   const nonAscii = /[^\x00-\x7f]/.test(bare);
   if (!ipLiteral && (nonAscii || bare.includes('xn--'))) {
     unicodeHost = nonAscii ? bare : domainToUnicode(bare) || bare;
-    idnDisguised = findDisguise(unicodeHost.replace(/\./g, ' ')) !== null || /[\u0370-\u058f]/.test(unicodeHost);
+    // a label mixing scripts (Latin with Cyrillic/Greek/Armenian look-alikes); an all-Cyrillic name is honest
+    const d = findDisguise(unicodeHost.replace(/[.-]/g, ' '));
+    idnDisguised = d !== null && d.strength >= 3;
     // the look-alike label: compare its skeleton with brand tokens, unless the brand owns the domain
     const sk = skeleton(unicodeHost);
     const brand = brandForSkeleton(sk);
@@ -321,7 +344,8 @@ export function analyseUrl(url: string, knownHost?: string, knownDomain?: string
   };
 }
 
-const DOMAIN_IN_TEXT = /(?:^|[^a-z0-9@._-])((?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){1,6}[a-z]{2,24})(?=$|[^a-z0-9-])/i;
+const DOMAIN_IN_TEXT =
+  /(?:^|[^a-z0-9@._-])((?:[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?\.){1,6}[a-z]{2,24})(?=$|[^a-z0-9-])/i;
 
 /**
  * The registrable domain that a link's visible text names ("www.paypal.com", "https://bank.example/login"),
