@@ -3,7 +3,7 @@
 // allow/block lists, and alert e-mails delivered through the gateway's own queue.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hasBinary, startSmtpSink, swaks, tempDir, waitFor, type Sink } from './helpers/peers.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
@@ -195,4 +195,27 @@ test('click-time verdicts: allow and block lists come before the rules', { skip 
   assert.equal(gw.gateway.clickVerdict('https://login.phish.test/x').verdict, 'suspicious');
   assert.equal(gw.gateway.clickVerdict('https://blocked.example.org/ok').verdict, 'malicious');
   assert.equal(gw.gateway.clickVerdict('https://www.example.org/').verdict, 'clean');
+});
+
+test('a bundle that raises many rules at once sends one summary alert, not one per rule', { skip }, async () => {
+  const feed = gw.gateway.config.outbreakFilters.ruleFeed.dir as string;
+  const keys = JSON.parse(readFileSync(path.join(files, 'keys.json'), 'utf8'));
+  const many = Array.from({ length: 15 }, (_, i) => ({
+    id: `OUTBREAK_MANY_${i}`,
+    level: 4,
+    category: 'malware',
+    description: `campaign ${i}`,
+    published: now,
+    condition: { subject: [`campaign-${i}-marker`] },
+  }));
+  writeFileSync(
+    path.join(feed, 'b3.json'),
+    JSON.stringify(signBundle({ version: 3, published: now, rules: [...RULES, ...many] }, keys.privateKey)),
+  );
+  assert.equal((await gw.gateway.rules.update()).status, 'updated');
+  await gw.gateway.store.committed();
+  await new Promise((r) => setTimeout(r, 200));
+  const alerts = gw.gateway.alerts.list({ limit: 100 });
+  assert.ok(alerts.some((a) => a.key === 'outbreak.rules_raised:3' && /15 outbreak rules/.test(a.title)));
+  assert.ok(!alerts.some((a) => a.key.startsWith('outbreak.rule_raised:OUTBREAK_MANY_')));
 });

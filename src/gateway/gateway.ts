@@ -66,6 +66,8 @@ interface Copy {
 }
 
 const MAX_CONCURRENT_PIPELINES = 16;
+/** Rule changes alerted one by one; beyond this, one summary alert per bundle change. */
+const MAX_RULE_ALERTS = 10;
 /** Message bytes kept in memory between ingress and delivery, across all messages; beyond it, read the spool. */
 const MAX_HELD_BYTES = 16 * 1024 * 1024;
 
@@ -89,6 +91,11 @@ export class Gateway {
   /** a re-evaluation of held mail is running or queued */
   private reevaluating: Promise<void> | null = null;
   private reevaluateAgain = false;
+  /**
+   * MIDs on their way out of a quarantine. Index writes commit a moment later, so a concurrent
+   * re-evaluation, scheduled exit or administrator action must not take the same message out twice.
+   */
+  private readonly leaving = new Set<number>();
   readonly metrics: Metrics;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
@@ -757,7 +764,10 @@ export class Gateway {
   }
 
   /** Puts a held message back on its way: rescan with current rules, then delivery. */
-  private releaseHeld(e: QuarantineEntry, reason: string, by: string | null, tag: string | null): void {
+  private releaseHeld(e: QuarantineEntry, reason: string, by: string | null, tag: string | null): boolean {
+    if (this.leaving.has(e.mid) || this.copies.has(e.mid)) return false;
+    this.leaving.add(e.mid);
+    void this.store.committed().then(() => this.leaving.delete(e.mid));
     this.quarantine.remove(e.mid, e.quarantine);
     this.tracker.event(e.mid, { type: 'quarantine.released', quarantine: e.quarantine, reason, by });
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'released', null, null);
@@ -766,6 +776,7 @@ export class Gateway {
     copy.releasedFrom = 'outbreak';
     copy.releaseTag = tag || null;
     void this.scan(copy);
+    return true;
   }
 
   /** A copy made from a held file; the file's reference passes from the quarantine to the copy. */
@@ -791,14 +802,18 @@ export class Gateway {
     return copy;
   }
 
-  private async deleteHeld(e: QuarantineEntry, reason: string, by: string | null): Promise<void> {
+  private async deleteHeld(e: QuarantineEntry, reason: string, by: string | null): Promise<boolean> {
+    if (this.leaving.has(e.mid) || this.copies.has(e.mid)) return false;
+    this.leaving.add(e.mid);
     this.quarantine.remove(e.mid, e.quarantine);
     this.tracker.event(e.mid, { type: 'quarantine.deleted', quarantine: e.quarantine, reason, by });
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'deleted', null, null);
     this.tracker.setStatus(e.mid, 'deleted', true);
     this.tracker.event(e.mid, { type: 'message.done', status: 'deleted' }, e.copy.env.icid);
     await this.store.committed();
+    this.leaving.delete(e.mid);
     this.spool.release(e.file);
+    return true;
   }
 
   /** Scheduled exits: the quarantine's default action (release rescans first). */
@@ -830,30 +845,63 @@ export class Gateway {
     const threshold = thresholds.size ? Math.min(...thresholds) : 6;
     const before = new Map((c.previous?.rules ?? []).map((r) => [r.id, r]));
     const after = new Map((c.next?.rules ?? []).map((r) => [r.id, r]));
-    for (const [id, r] of after) {
-      const old = before.get(id);
-      if (r.level >= threshold && (!old || old.level < threshold))
+    const raised = [...after.values()].filter((r) => {
+      const old = before.get(r.id);
+      return r.level >= threshold && (!old || old.level < threshold);
+    });
+    const lowered = [...before.values()].filter((old) => {
+      const r = after.get(old.id);
+      return old.level >= threshold && (!r || r.level < threshold);
+    });
+    const version = c.next?.version ?? null;
+    // One alert per rule while changes are few; a summary when a bundle moves many rules at once (a
+    // first bundle of 2,000 rules must not send 2,000 e-mails).
+    if (raised.length <= MAX_RULE_ALERTS)
+      for (const r of raised)
         this.outbreakAlert({
           class: 'outbreak',
           severity: r.level >= 4 ? 'critical' : 'warning',
-          key: `outbreak.rule_raised:${id}:${r.level}`,
-          title: `${id} at level ${r.level} (${r.category})`,
-          text: `Outbreak rule ${id} (${r.description}) is now at threat level ${r.level}, at or above the quarantine threshold ${threshold}. Matching messages are held in the Outbreak quarantine.`,
-          data: { ruleId: id, level: r.level, previousLevel: old?.level ?? null, version: c.next?.version },
+          key: `outbreak.rule_raised:${r.id}:${r.level}`,
+          title: `${r.id} at level ${r.level} (${r.category})`,
+          text: `Outbreak rule ${r.id} (${r.description}) is now at threat level ${r.level}, at or above the quarantine threshold ${threshold}. Matching messages are held in the Outbreak quarantine.`,
+          data: { ruleId: r.id, level: r.level, previousLevel: before.get(r.id)?.level ?? null, version },
         });
-    }
-    for (const [id, old] of before) {
-      const r = after.get(id);
-      if (old.level >= threshold && (!r || r.level < threshold))
+    else
+      this.outbreakAlert({
+        class: 'outbreak',
+        severity: raised.some((r) => r.level >= 4) ? 'critical' : 'warning',
+        key: `outbreak.rules_raised:${version}`,
+        title: `${raised.length} outbreak rules at or above level ${threshold} (version ${version})`,
+        text: `Rules version ${version} puts ${raised.length} rules at or above the quarantine threshold ${threshold}; matching messages are held in the Outbreak quarantine. First ones: ${raised
+          .slice(0, 20)
+          .map((r) => `${r.id} (level ${r.level}, ${r.category}: ${r.description})`)
+          .join('; ')}.`,
+        data: { ruleIds: raised.map((r) => r.id).slice(0, 200), count: raised.length, version },
+      });
+    if (lowered.length <= MAX_RULE_ALERTS)
+      for (const old of lowered) {
+        const r = after.get(old.id);
         this.outbreakAlert({
           class: 'outbreak',
           severity: 'info',
-          key: `outbreak.rule_lowered:${id}:${r?.level ?? 'retired'}`,
-          title: r ? `${id} lowered to level ${r.level}` : `${id} retired`,
-          text: `Outbreak rule ${id} (${old.description}) fell below the quarantine threshold ${threshold}${r ? ` (now level ${r.level})` : ' (retired)'}. Held messages are re-evaluated and released when no longer a threat.`,
-          data: { ruleId: id, level: r?.level ?? null, previousLevel: old.level, version: c.next?.version ?? null },
+          key: `outbreak.rule_lowered:${old.id}:${r?.level ?? 'retired'}`,
+          title: r ? `${old.id} lowered to level ${r.level}` : `${old.id} retired`,
+          text: `Outbreak rule ${old.id} (${old.description}) fell below the quarantine threshold ${threshold}${r ? ` (now level ${r.level})` : ' (retired)'}. Held messages are re-evaluated and released when no longer a threat.`,
+          data: { ruleId: old.id, level: r?.level ?? null, previousLevel: old.level, version },
         });
-    }
+      }
+    else
+      this.outbreakAlert({
+        class: 'outbreak',
+        severity: 'info',
+        key: `outbreak.rules_lowered:${version ?? 'flushed'}`,
+        title: `${lowered.length} outbreak rules fell below level ${threshold}`,
+        text: `${c.reason === 'flush' ? 'The cached rules were flushed' : `Rules version ${version} lowers or retires ${lowered.length} rules`}; held messages are re-evaluated and released when no longer a threat. First ones: ${lowered
+          .slice(0, 20)
+          .map((r) => r.id)
+          .join(', ')}.`,
+        data: { ruleIds: lowered.map((r) => r.id).slice(0, 200), count: lowered.length, version },
+      });
     void this.reevaluateHeld();
   }
 
@@ -896,11 +944,14 @@ export class Gateway {
         continue;
       }
       // Still held only while it still meets its policy's quarantine threshold.
-      if (!this.quarantine.get(e.mid, 'outbreak')) continue; // released meanwhile by an administrator
+      // Released or deleted meanwhile (an administrator, a scheduled exit)?
+      if (this.leaving.has(e.mid) || this.copies.has(e.mid) || !this.quarantine.get(e.mid, 'outbreak')) continue;
       if (!settings || a.level < settings.quarantineThreshold) {
         this.recordScore(e.mid, a);
-        this.releaseHeld(e, `re-evaluated with rules version ${a.ruleVersion ?? '-'}: level ${a.level}`, null, null);
-        released++;
+        if (
+          this.releaseHeld(e, `re-evaluated with rules version ${a.ruleVersion ?? '-'}: level ${a.level}`, null, null)
+        )
+          released++;
       } else if (a.level !== e.level || a.hits.map((h) => h.id).join(' ') !== e.ruleIds.join(' ')) {
         const ids = a.hits.filter((h) => h.level > 0).map((h) => h.id);
         this.quarantine.rescored(e.mid, 'outbreak', a.level, ids);
@@ -1060,20 +1111,16 @@ export class Gateway {
 
   async quarantineRelease(f: QuarantineFilter, by: string | null): Promise<number[]> {
     const done: number[] = [];
-    for (const e of await this.quarantineList(f)) {
-      this.releaseHeld(e, by ? `released by ${by}` : 'released by administrator', by, null);
-      done.push(e.mid);
-    }
+    for (const e of await this.quarantineList(f))
+      if (this.releaseHeld(e, by ? `released by ${by}` : 'released by administrator', by, null)) done.push(e.mid);
     await this.store.committed();
     return done;
   }
 
   async quarantineDelete(f: QuarantineFilter, by: string | null): Promise<number[]> {
     const done: number[] = [];
-    for (const e of await this.quarantineList(f)) {
-      await this.deleteHeld(e, by ? `deleted by ${by}` : 'deleted by administrator', by);
-      done.push(e.mid);
-    }
+    for (const e of await this.quarantineList(f))
+      if (await this.deleteHeld(e, by ? `deleted by ${by}` : 'deleted by administrator', by)) done.push(e.mid);
     return done;
   }
 
