@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -7,6 +7,9 @@ import path from 'node:path';
 import { makeMessages } from './messages.ts';
 import { runSmtp, type SmtpResult } from './smtp.ts';
 import { runTracking, type TrackingResult } from './tracking.ts';
+import { runRulesBench, type RulesBenchResult } from './outbreak-rules.ts';
+import { runModifyBench, type ModifyBenchResult } from './modify.ts';
+import { runClickTimeBench, type ClickTimeBenchResult } from './clicktime.ts';
 import { hasBinary } from '../test/helpers/peers.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -21,6 +24,7 @@ console.log(
 
 let smtp: SmtpResult[] = [];
 let tracking: TrackingResult | null = null;
+let outbreak: { rules: RulesBenchResult; modify: ModifyBenchResult; clickTime: ClickTimeBenchResult } | null = null;
 
 if (!only || only === 'smtp') {
   if (!hasBinary('smtp-source') || !hasBinary('smtp-sink'))
@@ -58,9 +62,51 @@ if (!only || only === 'tracking') {
   console.log('');
 }
 
+if (!only || only === 'outbreak') {
+  process.stderr.write('outbreak: rule engine, modification, click-time service…\n');
+  const rules = await runRulesBench({ minMs: quick ? 300 : 2000 });
+  const modify = runModifyBench();
+  const clickTime = await runClickTimeBench({ durationSeconds: quick ? 2 : 5 });
+  outbreak = { rules, modify, clickTime };
+  const f1 = (n: number) => n.toFixed(1);
+  console.log(
+    `Outbreak rule engine: ${rules.rules} rules × ${rules.messages} parsed messages (mean ${f1(rules.meanMessageBytes / 1024)} KB), ${rules.hitsPerMessage.toFixed(2)} hits per message`,
+  );
+  console.log('| engine | compile ms | evaluations/s | p50 µs | p99 µs |');
+  console.log('|---|---|---|---|---|');
+  for (const [name, e] of [
+    ['indexed (ours)', rules.indexed],
+    ['linear, every rule (reference)', rules.linear],
+  ] as const)
+    console.log(`| ${name} | ${f1(e.compileMs)} | ${f0(e.evaluationsPerSec)} | ${f1(e.p50Us)} | ${f1(e.p99Us)} |`);
+  console.log('');
+  console.log(
+    `Message modification: ${f0(modify.messageBytes / 1024)} KB HTML + text, ${modify.links} distinct links wrapped, ${modify.iterations} runs`,
+  );
+  console.log('| | messages/s | p50 ms | p99 ms |');
+  console.log('|---|---|---|---|');
+  for (const [name, m] of [
+    ['modifyMessage: subject, headers, disclaimer, links (8bit)', modify.modify],
+    ['modifyMessage, HTML quoted-printable', modify.modifyQuotedPrintable],
+    ['reference: Buffer copy + one regex href replace', modify.reference],
+  ] as const)
+    console.log(`| ${name} | ${f0(m.messagesPerSec)} | ${m.p50Ms.toFixed(2)} | ${m.p99Ms.toFixed(2)} |`);
+  console.log('');
+  console.log(
+    `Click-time service: autocannon, ${clickTime.connections} connections, ${clickTime.durationSeconds} s; server in its own process`,
+  );
+  console.log('| target | status | requests/s | p50 ms | p99 ms | failures | server CPU s |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const c of [clickTime.clickTime, clickTime.warningPage, clickTime.reference])
+    console.log(
+      `| ${c.name} | ${c.status} | ${f0(c.requestsPerSec)} | ${c.p50Ms} | ${c.p99Ms} | ${c.failures} | ${c.serverCpuSeconds.toFixed(1)} |`,
+    );
+  console.log('');
+}
+
 const out = path.resolve(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
   path.join(out, 'latest.json'),
-  JSON.stringify({ at: new Date().toISOString(), quick, cpu, smtp, tracking }, null, 2),
+  JSON.stringify({ at: new Date().toISOString(), quick, cpu, smtp, tracking, outbreak }, null, 2),
 );
