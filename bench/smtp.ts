@@ -40,10 +40,7 @@ export function outbreakVariant(rewrite: boolean): GatewayVariant {
           condition: { url: { domain: ['example.com'] } },
         });
       mkdirSync(path.join(dir, 'feed'), { recursive: true });
-      const signed = signBundle(
-        { version: 1, published: new Date().toISOString(), rules },
-        keys.privateKey,
-      );
+      const signed = signBundle({ version: 1, published: new Date().toISOString(), rules }, keys.privateKey);
       writeFileSync(path.join(dir, 'feed/bundle.json'), JSON.stringify(signed));
       return {
         outbreakFilters: { ruleFeed: { dir: './feed', publicKey: keys.publicKey } },

@@ -25,7 +25,7 @@ const keys = generateKeyPair();
 let feedDir: string;
 let sink: Sink;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
-let hooks: Array<{ key: string; class: string; severity: string; title: string }> = [];
+const hooks: Array<{ key: string; class: string; severity: string; title: string }> = [];
 let hookServer: Server;
 
 const INVOICE_RULE = (level: number) => ({
