@@ -1201,15 +1201,7 @@ export class Gateway {
         (r) => !r.done && r.status !== 'splintered' && r.status !== 'quarantined' && !derived.has(r.mid),
       );
       for (const r of undone) {
-        const rcpts = this.store
-          .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
-          .all(r.mid) as Array<{
-          rid: number;
-          address: string;
-          status: string;
-          attempts: number;
-          next_attempt_at: number | null;
-        }>;
+        const rcpts = this.recipientRows(r.mid);
         const copy = this.addCopy(
           r.mid,
           r.parent_mid,
@@ -1251,6 +1243,20 @@ export class Gateway {
     if (resumed) this.mailLog.info(`recovered ${resumed} unfinished message(s) from the spool`);
   }
 
+  private recipientRows(
+    mid: number,
+  ): Array<{ rid: number; address: string; status: string; attempts: number; next_attempt_at: number | null }> {
+    return this.store
+      .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
+      .all(mid) as Array<{
+      rid: number;
+      address: string;
+      status: string;
+      attempts: number;
+      next_attempt_at: number | null;
+    }>;
+  }
+
   /**
    * Resumes copies that had a file of their own when the process stopped. A "modified" file is the
    * output of a finished scan: deliver it. A "held" file whose copy is not in the quarantine index was
@@ -1266,15 +1272,7 @@ export class Gateway {
       const live = files.filter((f) => !heldFiles.has(f.file));
       if (!row || row.done || row.status === 'quarantined' || !live.length) continue;
       const pick = live.find((f) => f.env.derived === 'modified') ?? live[live.length - 1];
-      const rcpts = this.store
-        .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
-        .all(mid) as Array<{
-        rid: number;
-        address: string;
-        status: string;
-        attempts: number;
-        next_attempt_at: number | null;
-      }>;
+      const rcpts = this.recipientRows(mid);
       const env: SpoolEnvelope = { ...pick.env };
       delete env.derived;
       const copy = this.addCopy(
