@@ -29,9 +29,9 @@ export interface WarningPageInfo {
   reason: string;
   ruleIds: readonly string[];
   mid: number;
-  /** form action of "Continue" (relative to the page), e.g. "<token>/continue" */
+  /** form action of "Continue", e.g. "/c/<token>/continue" */
   continueAction: string;
-  /** href of "Go back" (relative to the page) */
+  /** href of "Go back", e.g. "/back" */
   backHref: string;
 }
 

@@ -259,12 +259,14 @@ export class ClickTimeService {
     const method = req.method ?? 'GET';
 
     if (path.startsWith('/c/')) {
-      const rest = path.slice(3);
+      let rest = path.slice(3);
+      // some clients append a slash to a link
+      if (rest.length > 1 && rest.indexOf('/') === rest.length - 1) rest = rest.slice(0, -1);
       const slash = rest.indexOf('/');
       if (slash < 0) {
         if (method === 'GET' || method === 'HEAD') {
           this.noBody(req, res);
-          this.guard(req, res, this.click(req, res, rest, method === 'HEAD'));
+          this.guard(req, res, () => this.click(req, res, rest, method === 'HEAD'));
         } else this.methodNotAllowed(req, res, 'GET, HEAD');
         return;
       }
@@ -296,9 +298,12 @@ export class ClickTimeService {
     else this.notFound(req, res);
   }
 
-  /** A bug while answering becomes a 500 page (and onError), never an unhandled rejection. */
-  private guard(req: http.IncomingMessage, res: http.ServerResponse, work: Promise<void>): void {
-    work.catch((err: unknown) => {
+  /**
+   * Runs a handler that answers synchronously or returns a promise (only when the verdict is async): a
+   * bug while answering becomes a 500 page (and onError), never an unhandled rejection.
+   */
+  private guard(req: http.IncomingMessage, res: http.ServerResponse, work: () => void | Promise<void>): void {
+    const fail = (err: unknown) => {
       this.onError(err, 'request failed');
       if (!res.headersSent && !res.destroyed) {
         res.shouldKeepAlive = false;
@@ -312,8 +317,14 @@ export class ClickTimeService {
             'The link could not be checked. Please try again later.',
           ),
         );
-      } else res.destroy();
-    });
+      } else if (!res.writableEnded) res.destroy();
+    };
+    try {
+      const p = work();
+      if (p) p.catch(fail);
+    } catch (err) {
+      fail(err);
+    }
   }
 
   /** A GET or HEAD with a body: answer without reading it and close the connection. */
@@ -323,12 +334,12 @@ export class ClickTimeService {
       res.shouldKeepAlive = false;
   }
 
-  private async click(
+  private click(
     req: http.IncomingMessage,
     res: http.ServerResponse,
     token: string,
     head: boolean,
-  ): Promise<void> {
+  ): void | Promise<void> {
     const checked = this.checkToken(token);
     if (!checked.ok) {
       this.sendPage(req, res, renderInvalidLinkPage(this.opts.branding, checked.kind));
@@ -337,7 +348,19 @@ export class ClickTimeService {
     }
     const { payload, url } = checked;
     const r = this.verdictFor(url.href);
-    const outcome = isThenable(r) ? await r : r;
+    if (isThenable(r)) return r.then((outcome) => this.answerClick(req, res, token, head, payload, url, outcome));
+    this.answerClick(req, res, token, head, payload, url, r);
+  }
+
+  private answerClick(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    token: string,
+    head: boolean,
+    payload: { mid: number; recipient: string },
+    url: URL,
+    outcome: Outcome,
+  ): void {
     if (res.destroyed) return;
     const base = { mid: payload.mid, recipient: payload.recipient, url: url.href };
     if (outcome.kind === 'unknown') {
@@ -360,8 +383,8 @@ export class ClickTimeService {
           reason: v.reason,
           ruleIds: v.ruleIds,
           mid: payload.mid,
-          continueAction: `${token}/continue`,
-          backHref: this.relativeBack(),
+          continueAction: `${this.basePath}/c/${token}/continue`,
+          backHref: this.backHref(),
         }),
       );
       if (!head) this.record(req, { ...common, action: 'warned' });
@@ -374,7 +397,7 @@ export class ClickTimeService {
           reason: v.reason,
           ruleIds: v.ruleIds,
           mid: payload.mid,
-          backHref: this.relativeBack(),
+          backHref: this.backHref(),
         }),
       );
       if (!head) this.record(req, { ...common, action: 'blocked' });
@@ -400,10 +423,10 @@ export class ClickTimeService {
       );
       return;
     }
-    this.readSmallBody(req, res, () => this.guard(req, res, this.afterContinueBody(req, res, token)));
+    this.readSmallBody(req, res, () => this.guard(req, res, () => this.afterContinueBody(req, res, token)));
   }
 
-  private async afterContinueBody(req: http.IncomingMessage, res: http.ServerResponse, token: string): Promise<void> {
+  private afterContinueBody(req: http.IncomingMessage, res: http.ServerResponse, token: string): void | Promise<void> {
     const checked = this.checkToken(token);
     if (!checked.ok) {
       this.sendPage(req, res, renderInvalidLinkPage(this.opts.branding, checked.kind));
@@ -412,7 +435,17 @@ export class ClickTimeService {
     }
     const { payload, url } = checked;
     const r = this.verdictFor(url.href);
-    const outcome = isThenable(r) ? await r : r;
+    if (isThenable(r)) return r.then((outcome) => this.answerContinue(req, res, payload, url, outcome));
+    this.answerContinue(req, res, payload, url, r);
+  }
+
+  private answerContinue(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    payload: { mid: number; recipient: string },
+    url: URL,
+    outcome: Outcome,
+  ): void {
     if (res.destroyed) return;
     const base = { mid: payload.mid, recipient: payload.recipient, url: url.href };
     if (outcome.kind === 'verdict' && outcome.v.verdict === 'malicious') {
@@ -426,7 +459,7 @@ export class ClickTimeService {
           reason: v.reason,
           ruleIds: v.ruleIds,
           mid: payload.mid,
-          backHref: this.relativeBack(1),
+          backHref: this.backHref(),
         }),
       );
       this.record(req, { ...base, verdict: 'malicious', action: 'blocked', reason: v.reason, ruleIds: [...v.ruleIds] });
@@ -562,9 +595,9 @@ export class ClickTimeService {
     return { kind: 'unknown', reason: 'verdict error: invalid answer' };
   }
 
-  /** "Go back" from a page at /c/<token> (depth 0) or /c/<token>/continue (depth 1). */
-  private relativeBack(depth = 0): string {
-    return '../'.repeat(depth + 1) + 'back';
+  /** "Go back": a root-relative path, valid whether or not a proxy strips the baseUrl path. */
+  private backHref(): string {
+    return `${this.basePath}/back`;
   }
 
   private redirect(res: http.ServerResponse, status: 302 | 303, location: string): void {
