@@ -655,7 +655,15 @@ export class Gateway {
         ? {
             mode: plan.urlRewriting,
             bypassDomains: plan.bypassDomains,
-            wrap: (url: string) => click.wrap(url, { mid: copy.mid, recipient: single, reason: 'outbreak' }),
+            wrap: (url: string) => {
+              try {
+                return click.wrap(url, { mid: copy.mid, recipient: single, reason: 'outbreak' });
+              } catch {
+                // A URL too long to carry in a signed link (several KB) is not left clickable in a threat
+                // message: it points at the service's "this link cannot be opened" page instead.
+                return `${click.baseUrl}/c/unavailable`;
+              }
+            },
             isOwnLink: (url: string) => click.isOwnLink(url),
           }
         : undefined;
