@@ -38,8 +38,12 @@ export async function runTracking(records: number): Promise<TrackingResult> {
   const t0 = performance.now();
   const db = store.db;
   const insMsg = db.prepare(
-    `insert into messages(mid, icid, spool_file, received_at, direction, listener, policy, sender, sender_ip, size, status, updated_at, done, subject, message_id)
-     values (?, ?, '', ?, 'incoming', 'incoming', 'default', ?, ?, ?, ?, ?, 1, ?, ?)`,
+    `insert into messages(mid, icid, spool_file, received_at, direction, listener, policy, sender, sender_ip, size, status, updated_at, done, subject, message_id, threat_level)
+     values (?, ?, '', ?, 'incoming', 'incoming', 'default', ?, ?, ?, ?, ?, 1, ?, ?, ?)`,
+  );
+  const insRule = db.prepare(
+    `insert or ignore into message_rules(mid, rule_id, level, category, type, description, adaptive)
+     values (?, ?, ?, 'phish', 'url', 'bench rule', ?)`,
   );
   const insRcpt = db.prepare('insert into recipients(mid, rid, address, status) values (?, ?, ?, ?)');
   const insAtt = db.prepare('insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)');
@@ -59,7 +63,16 @@ export async function runTracking(records: number): Promise<TrackingResult> {
       const subject = `${WORDS[Math.floor(rand() * WORDS.length)]} ${WORDS[Math.floor(rand() * WORDS.length)]} ${WORDS[Math.floor(rand() * WORDS.length)]} #${mid}${extra}`;
       const messageId = `<${mid}.${Math.floor(rand() * 1e9)}@sender.test>`;
       const status = statuses[Math.floor(rand() * statuses.length)];
-      insMsg.run(mid, mid, at, sender, ip, 2000 + Math.floor(rand() * 50_000), status, at, subject, messageId);
+      // Outbreak Filters: most mail scores 0; ~8 % a low level, ~4 % a threat, from 2,000 outbreak rules
+      // and a few adaptive ones.
+      const r = rand();
+      const level = r < 0.88 ? 0 : r < 0.96 ? 1 + Math.floor(rand() * 2) : 3 + Math.floor(rand() * 3);
+      insMsg.run(mid, mid, at, sender, ip, 2000 + Math.floor(rand() * 50_000), status, at, subject, messageId, level);
+      if (level > 0) {
+        insRule.run(mid, `OUTBREAK_${String(Math.floor(rand() * 2000)).padStart(7, '0')}`, level, 0);
+        if (rand() < 0.5)
+          insRule.run(mid, `ADAPTIVE_${['URL_SHORTENER', 'URGENCY', 'LINK_TEXT_MISMATCH'][mid % 3]}`, 1, 1);
+      }
       insSubj.run(mid, subject);
       const nr = 1 + Math.floor(rand() * 3);
       for (let rid = 0; rid < nr; rid++) insRcpt.run(mid, rid, `rcpt${Math.floor(rand() * 50_000)}@dst.test`, status);
@@ -112,6 +125,11 @@ export async function runTracking(records: number): Promise<TrackingResult> {
     ['--status bounced', { status: 'bounced' }],
     ['--since/--until (1 day)', { since: now - 10 * day, until: now - 9 * day }],
     ['--sender --since (25 days)', { sender: probe.sender, since: now - 25 * day }],
+    ['--level 3 (4 % of records)', { level: 3 }],
+    ['--level 5', { level: 5 }],
+    ['--rule OUTBREAK_0000042', { rule: 'OUTBREAK_0000042' }],
+    ['--rule ADAPTIVE_URGENCY (2 %)', { rule: 'ADAPTIVE_URGENCY' }],
+    ['--level 3 --since/--until (1 day)', { level: 3, since: now - 10 * day, until: now - 9 * day }],
   ];
   const results: TrackingResult['queries'] = [];
   for (const [name, q] of queries) {

@@ -214,7 +214,15 @@ test(
     assert.ok(released, 'released event');
     assert.match(String(released.reason), /re-evaluated/);
     assert.equal(after2.threatLevel, 2);
+    assert.deepEqual(
+      after2.attachments.map((x) => x.name),
+      ['april-invoice.zip'],
+      "the rescan on release replaces the first scan's facts",
+    );
     assert.equal((await api('GET', '/quarantines/outbreak/messages')).messages.length, 0);
+    const report = await api('GET', '/reports/outbreak');
+    assert.ok(report.topRules.some((r: any) => r.ruleId === 'OUTBREAK_0000001' && r.messages >= 2));
+    assert.ok(report.byLevel.some((l: any) => l.level === 2));
     assert.ok(clean);
     // alerts: the rule crossed the threshold upwards, then fell back below
     await waitFor(() => hooks.some((h) => h.key.startsWith('outbreak.rule_lowered:OUTBREAK_0000001')), 5000, 'alerts');

@@ -76,17 +76,20 @@ function bulkFilter(body: unknown, quarantine: QuarantineName): { filter: Quaran
 }
 
 export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void {
-  api.get('/outbreak/status', async () => ({
-    settings: gw.config.outbreakFilters,
-    policies: Object.fromEntries(
-      (['incoming', 'outgoing'] as const).map((d) => [
-        d,
-        gw.config.policies[d].map((p) => ({ name: p.name, outbreakFilters: p.outbreakFilters })),
-      ]),
-    ),
-    ...gw.rules.status(),
-    quarantine: gw.quarantine.usage(),
-  }));
+  api.get('/outbreak/status', async () => {
+    await gw.store.committed();
+    return {
+      settings: gw.config.outbreakFilters,
+      policies: Object.fromEntries(
+        (['incoming', 'outgoing'] as const).map((d) => [
+          d,
+          gw.config.policies[d].map((p) => ({ name: p.name, outbreakFilters: p.outbreakFilters })),
+        ]),
+      ),
+      ...gw.rules.status(),
+      quarantine: gw.quarantine.usage(),
+    };
+  });
   api.post('/outbreak/update', async () => gw.rules.update());
   api.post('/outbreak/flush', async (req) => {
     const b = (req.body ?? {}) as Record<string, unknown>;
@@ -165,6 +168,14 @@ export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void 
     const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 30 * 86_400_000;
     const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
     return gw.webInteractionReport(since, until, top);
+  });
+
+  api.get('/reports/outbreak', async (req) => {
+    const q = req.query as Record<string, unknown>;
+    const until = q.until !== undefined ? timeParam(q.until, 'until') : Date.now() + 1;
+    const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 7 * 86_400_000;
+    const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
+    return gw.outbreakReport(since, until, top);
   });
 
   api.get('/alerts', async (req) => {

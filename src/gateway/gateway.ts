@@ -427,7 +427,8 @@ export class Gateway {
           failureMode: f.failureMode,
         });
       if (ctx.parsed) {
-        this.tracker.setParsed(copy.mid, ctx.parsed, copy.recovered);
+        // A rescan (after a restart, or on release from a quarantine) replaces what the first scan recorded.
+        this.tracker.setParsed(copy.mid, ctx.parsed, copy.recovered || copy.releasedFrom !== null);
         this.tracker.event(copy.mid, {
           type: 'scan.parsed',
           subject: ctx.parsed.subject,
@@ -441,7 +442,7 @@ export class Gateway {
         // Operators asked for every URL in the mail log (outbreakFilters.logUrls); bounded per message.
         for (const u of ctx.parsed.urls.slice(0, 200)) this.mailLog.info(`MID ${copy.mid} URL ${u.url}`);
       }
-      if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak);
+      if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak, copy.recovered || copy.releasedFrom !== null);
       const verdict = decide(this.config, result, ctx);
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
       switch (verdict.kind) {
@@ -611,8 +612,8 @@ export class Gateway {
 
   // ---- Outbreak Filters: scores, modification, the Outbreak quarantine --------------------------
 
-  private recordScore(mid: number, a: OutbreakAssessment): void {
-    this.tracker.setThreat(mid, a.level, a.hits);
+  private recordScore(mid: number, a: OutbreakAssessment, rescan = true): void {
+    this.tracker.setThreat(mid, a.level, a.hits, rescan);
     this.tracker.event(mid, {
       type: 'outbreak.scored',
       level: a.level,
@@ -1085,6 +1086,42 @@ export class Gateway {
       totals,
       urls,
       topMaliciousClickers: users,
+    };
+  }
+
+  /** Outbreak Filters report (DESIGN §8): messages by threat level, by category and by rule. */
+  async outbreakReport(since: number, until: number, top = 20): Promise<Record<string, unknown>> {
+    await this.store.committed();
+    const byLevel = this.store
+      .stmt(
+        `select threat_level level, count(*) messages from messages
+         where received_at >= ? and received_at < ? and threat_level is not null
+         group by threat_level order by threat_level`,
+      )
+      .all(since, until);
+    const rules = this.store
+      .stmt(
+        `select r.rule_id ruleId, r.category, r.type, r.description, r.adaptive, max(r.level) level, count(*) messages
+         from messages m join message_rules r on r.mid = m.mid
+         where m.threat_level > 0 and m.received_at >= ? and m.received_at < ? and r.level > 0
+         group by r.rule_id order by messages desc, r.rule_id limit ?`,
+      )
+      .all(since, until, top) as Array<Record<string, unknown>>;
+    const byCategory = this.store
+      .stmt(
+        `select r.category, count(distinct m.mid) messages
+         from messages m join message_rules r on r.mid = m.mid and r.level = m.threat_level
+         where m.threat_level > 0 and m.received_at >= ? and m.received_at < ?
+         group by r.category order by messages desc`,
+      )
+      .all(since, until);
+    return {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      byLevel,
+      byCategory,
+      topRules: rules.map((r) => ({ ...r, adaptive: !!r.adaptive })),
+      quarantine: this.quarantine.usage(),
     };
   }
 

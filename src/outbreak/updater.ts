@@ -106,9 +106,15 @@ export class RuleUpdater {
 
   /** Fetches, verifies and installs the feed's bundle; concurrent callers share one run. */
   update(): Promise<UpdateResult> {
-    this.running ??= this.doUpdate().finally(() => {
-      this.running = null;
-    });
+    // Resolves once what the update recorded (version, times, errors) is committed and readable.
+    this.running ??= this.doUpdate()
+      .then(async (r) => {
+        await this.o.store.committed();
+        return r;
+      })
+      .finally(() => {
+        this.running = null;
+      });
     return this.running;
   }
 

@@ -294,7 +294,10 @@ export class Tracker {
     }
   }
 
-  /** Records a message's Outbreak Filters score: level and matching rules (searchable by level and rule). */
+  /**
+   * Records a message's Outbreak Filters score: level and matching rules (searchable by level and rule).
+   * `replace` (a rescan) drops the rules an earlier scan recorded.
+   */
   setThreat(
     mid: number,
     level: number,
@@ -306,9 +309,11 @@ export class Tracker {
       description: string;
       adaptive: boolean;
     }>,
+    replace = true,
   ): void {
     this.store.run('update messages set threat_level = ? where mid = ?', level, mid);
-    this.store.run('delete from message_rules where mid = ?', mid);
+    // A first scan has nothing to replace: skip the delete on the hot path.
+    if (replace) this.store.run('delete from message_rules where mid = ?', mid);
     for (const h of hits.slice(0, 50))
       this.store.run(
         'insert or ignore into message_rules(mid, rule_id, level, category, type, description, adaptive) values (?,?,?,?,?,?,?)',
