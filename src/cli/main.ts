@@ -26,7 +26,10 @@ export function buildCli(): Command {
       const loaded = load(opts.config);
       const running = await runGateway(loaded, { announce: (l) => process.stdout.write(l + '\n') });
       writeFileSync(adminAddressFile(loaded.dataDir), `${loaded.config.admin.host}:${running.adminPort}\n`);
-      for (const [name, port] of running.gateway.ports) process.stdout.write(`listener ${name} on port ${port}\n`);
+      for (const [name, port] of running.gateway.ports)
+        process.stdout.write(
+          name === 'clickTime' ? `click-time service on port ${port}\n` : `listener ${name} on port ${port}\n`,
+        );
       process.stdout.write(`admin API on http://${loaded.config.admin.host}:${running.adminPort}\n`);
       process.stdout.write(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}\n`);
       let stopping = false;
