@@ -7,6 +7,8 @@ import { checkConfigFile } from '../config/load.ts';
 import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
 import { ParsePool } from '../mime/pool.ts';
 import { OutbreakEngine } from '../outbreak/engine.ts';
+import { ClamdClient } from '../antivirus/clamd.ts';
+import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
 import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
@@ -81,9 +83,22 @@ export function buildCli(): Command {
     (opts) => {
       // The pipeline is built from config alone, so this works with the gateway stopped too.
       const config = load(opts.config).config;
+      const av = config.antivirus;
       const stages = buildPipeline(config, {
         parsePool: new ParsePool(),
         outbreak: new OutbreakEngine(config.outbreakFilters.adaptiveRules),
+        // the client connects only when it scans: describing the stage needs no clamd
+        antivirus: av.clamd
+          ? {
+              clamd: new ClamdClient({
+                target: av.clamd,
+                timeoutMs: parseDuration(av.timeout),
+                maxStreamBytes: parseByteSize(av.maxScanSize),
+                maxConnections: av.maxConnections,
+              }),
+              signatureVersion: () => null,
+            }
+          : undefined,
       });
       print(
         opts.json,

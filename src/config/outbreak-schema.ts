@@ -235,6 +235,18 @@ export const alertsSchema = z
 
 export const quarantineSchema = z
   .object({
+    virus: z
+      .object({
+        retention: duration.default('30d').describe('How long messages stay before the default action'),
+        defaultAction: z
+          .enum(['release', 'delete'])
+          .default('delete')
+          .describe('What happens at the scheduled exit: release (deliver) or delete'),
+        releaseSubjectTag: asciiText.default('').describe('Text prepended to the subject of released messages'),
+      })
+      .strict()
+      .prefault({})
+      .describe('The virus quarantine (infected and unscannable messages)'),
     outbreak: z
       .object({
         defaultAction: z
@@ -252,3 +264,66 @@ export const quarantineSchema = z
   .strict()
   .prefault({})
   .describe('Quarantines (DESIGN §5)');
+
+const avAction = z.enum(['deliver', 'drop', 'strip', 'quarantine']);
+
+export const policyAntivirusSchema = z
+  .object({
+    mode: z
+      .enum(['inherit', 'custom', 'disabled'])
+      .default('inherit')
+      .describe('inherit: the default policy of the same direction; custom: the settings below; disabled: no scan'),
+    infected: z
+      .object({
+        action: avAction
+          .default('quarantine')
+          .describe('deliver, drop, strip (infected attachments replaced by a notice) or quarantine in "virus"'),
+        subjectTag: asciiText.default('[VIRUS] ').describe('Prepended to the subject when the message is delivered'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Messages with a virus'),
+    unscannable: z
+      .object({
+        action: z
+          .enum(['deliver', 'drop', 'quarantine'])
+          .default('quarantine')
+          .describe('deliver, drop or quarantine in "virus" (encrypted archives, over the size limit, scan errors)'),
+        subjectTag: asciiText
+          .default('[UNSCANNABLE] ')
+          .describe('Prepended to the subject when the message is delivered'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Messages clamd could not scan'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Anti-virus settings of this policy');
+
+export const antivirusSchema = z
+  .object({
+    clamd: z
+      .union([
+        z.object({ socket: z.string().min(1).describe('clamd unix socket path') }).strict(),
+        z
+          .object({
+            host: z.string().min(1).describe('clamd TCP address'),
+            port: z.number().int().min(1).max(65535).describe('clamd TCP port'),
+          })
+          .strict(),
+      ])
+      .optional()
+      .describe('Where clamd listens; anti-virus scanning is off when unset'),
+    timeout: duration.default('30s').describe('Longest wait for one scan; past it the message waits and is retried'),
+    maxScanSize: byteSize
+      .default('25MiB')
+      .describe("clamd's StreamMaxLength: larger messages are unscannable (size limit)"),
+    maxConnections: z.number().int().min(1).max(64).default(4).describe('Connections to clamd at once'),
+    signatureCheckInterval: duration
+      .default('5m')
+      .describe('How often the clamd signature version is read; a change re-evaluates the Outbreak quarantine'),
+  })
+  .strict()
+  .prefault({})
+  .describe('Anti-virus through ClamAV clamd (DESIGN §5)');

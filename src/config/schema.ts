@@ -3,6 +3,8 @@
 import { z } from 'zod';
 import {
   alertsSchema,
+  antivirusSchema,
+  policyAntivirusSchema,
   byteSize,
   duration,
   clickTimeSchema,
@@ -137,6 +139,7 @@ export const policySchema = z
         'Addresses ("a@x.test"), domains ("x.test"), subdomain wildcards (".x.test") or "@x.test"; recipients for incoming, senders for outgoing',
       ),
     outbreakFilters: policyOutbreakSchema,
+    antivirus: policyAntivirusSchema,
   })
   .strict();
 
@@ -217,6 +220,7 @@ export const configSchema = z
       .default({ maxSize: '100MiB', keep: 10 })
       .describe('Mail log'),
     outbreakFilters: outbreakFiltersSchema,
+    antivirus: antivirusSchema,
     clickTime: clickTimeSchema,
     alerts: alertsSchema,
     quarantine: quarantineSchema,
@@ -260,5 +264,6 @@ export const configSchema = z
 export type Config = z.infer<typeof configSchema>;
 export type PolicyConfig = Config['policies']['incoming'][number];
 export type PolicyOutbreakConfig = PolicyConfig['outbreakFilters'];
+export type PolicyAntivirusConfig = PolicyConfig['antivirus'];
 export type ListenerConfig = Config['listeners'][number];
 export type SenderGroup = ListenerConfig['hat'][number];

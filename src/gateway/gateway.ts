@@ -26,7 +26,15 @@ import { Metrics } from './metrics.ts';
 import { OutbreakEngine, type OutbreakAssessment } from '../outbreak/engine.ts';
 import { RuleUpdater, type RuleChange } from '../outbreak/updater.ts';
 import { effectiveOutbreakSettings, type ModificationPlan } from '../policy/outbreak.ts';
-import { QuarantineIndex, type QuarantineEntry, type QuarantineFilter } from '../quarantine/quarantine.ts';
+import {
+  QuarantineIndex,
+  type QuarantineEntry,
+  type QuarantineFilter,
+  type QuarantineName,
+} from '../quarantine/quarantine.ts';
+import { ClamdClient } from '../antivirus/clamd.ts';
+import { stripParts } from '../antivirus/strip.ts';
+import type { Verdict } from '../policy/verdict.ts';
 import { modifyMessage } from '../outbreak/modify.ts';
 import { ClickTimeService, type ClickRecord } from '../clicktime/server.ts';
 import { Alerts, type AlertInput } from '../alerts/alerts.ts';
@@ -58,7 +66,7 @@ interface Copy {
   /** resumed from the spool at start: an earlier run may have recorded part of its scan */
   recovered: boolean;
   /** on its way out of a quarantine: rescanned, never held there again */
-  releasedFrom: 'outbreak' | null;
+  releasedFrom: QuarantineName | null;
   /** subject tag for a message released at its scheduled exit */
   releaseTag: string | null;
   /** alternate mail host chosen by Outbreak Filters' modification */
@@ -87,10 +95,18 @@ export class Gateway {
   readonly quarantine: QuarantineIndex;
   readonly alerts: Alerts;
   clickTime: ClickTimeService | null = null;
+  readonly clamd: ClamdClient | null;
+  /** clamd's signature version as last read (null: unknown or no clamd) */
+  avSignatureVersion: number | null = null;
+  private avTimer: NodeJS.Timeout | null = null;
   private exitTimer: NodeJS.Timeout | null = null;
   /** a re-evaluation of held mail is running or queued */
   private reevaluating: Promise<void> | null = null;
   private reevaluateAgain = false;
+  /** copies waiting to be scanned again (a stage failed: clamd down, a timeout) */
+  private readonly rescans = new Map<number, NodeJS.Timeout>();
+  private clamdDown = false;
+  private reevaluateWithAv = false;
   /**
    * MIDs on their way out of a quarantine. Index writes commit a moment later, so a concurrent
    * re-evaluation, scheduled exit or administrator action must not take the same message out twice.
@@ -161,7 +177,20 @@ export class Gateway {
         }),
       log: (l) => this.mailLog.info(l),
     });
-    this.stages = buildPipeline(this.config, { parsePool: this.parsePool, outbreak: this.outbreak });
+    const av = this.config.antivirus;
+    this.clamd = av.clamd
+      ? new ClamdClient({
+          target: av.clamd,
+          timeoutMs: parseDuration(av.timeout),
+          maxStreamBytes: parseByteSize(av.maxScanSize),
+          maxConnections: av.maxConnections,
+        })
+      : null;
+    this.stages = buildPipeline(this.config, {
+      parsePool: this.parsePool,
+      outbreak: this.outbreak,
+      antivirus: this.clamd ? { clamd: this.clamd, signatureVersion: () => this.avSignatureVersion } : undefined,
+    });
   }
 
   async start(): Promise<void> {
@@ -192,6 +221,20 @@ export class Gateway {
       this.mailLog.info(`listener ${l.name} (${l.direction}) on ${l.host}:${port}`);
     }
     this.rules.start();
+    if (this.clamd) {
+      await this.checkSignatures();
+      const every = parseDuration(this.config.antivirus.signatureCheckInterval);
+      const poll = (): void => {
+        void this.checkSignatures().finally(() => {
+          if (!this.stopped) {
+            this.avTimer = setTimeout(poll, every);
+            this.avTimer.unref();
+          }
+        });
+      };
+      this.avTimer = setTimeout(poll, every);
+      this.avTimer.unref();
+    }
     const every = parseDuration(this.config.outbreakFilters.reevaluateInterval);
     const tick = (): void => {
       void this.applyScheduledExits().finally(() => {
@@ -216,6 +259,8 @@ export class Gateway {
     this.stopped = true;
     this.rules.stop();
     if (this.exitTimer) clearTimeout(this.exitTimer);
+    if (this.avTimer) clearTimeout(this.avTimer);
+    await this.clamd?.close();
     await this.clickTime?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
     await this.alerts.close();
@@ -406,6 +451,7 @@ export class Gateway {
         recipients: copy.recipients.map((r) => r.address),
         parsed: null,
         outbreak: null,
+        antivirus: null,
         releasedFrom: copy.releasedFrom,
         bytes: copy.bytes,
         findings: [],
@@ -419,6 +465,8 @@ export class Gateway {
       const started = performance.now();
       const result = await runPipeline(this.stages, ctx);
       this.metrics.pipelineSeconds.observe((performance.now() - started) / 1000);
+      // clamd failing a scan: the signature check notices when it answers again and rescans at once.
+      if (result.failures.some((f) => f.stage === 'antivirus')) this.clamdDown = true;
       for (const f of result.failures)
         this.tracker.event(copy.mid, {
           type: 'stage.failed',
@@ -442,22 +490,36 @@ export class Gateway {
         // Operators asked for every URL in the mail log (outbreakFilters.logUrls); bounded per message.
         for (const u of ctx.parsed.urls.slice(0, 200)) this.mailLog.info(`MID ${copy.mid} URL ${u.url}`);
       }
+      if (ctx.antivirus)
+        this.tracker.event(copy.mid, {
+          type: 'antivirus.scanned',
+          verdict: ctx.antivirus.verdict,
+          names: ctx.antivirus.names,
+          reason: ctx.antivirus.reason,
+          signatureVersion: ctx.antivirus.signatureVersion,
+          infectedParts: ctx.antivirus.infectedParts.map((p) => p.partPath),
+        });
       if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak, copy.recovered || copy.releasedFrom !== null);
       const verdict = decide(this.config, result, ctx);
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
       switch (verdict.kind) {
         case 'deliver':
-          if (verdict.modify || copy.releaseTag) await this.modifyCopy(copy, verdict.modify ?? null);
+          if (verdict.modify || verdict.strip?.length || verdict.subjectTag || copy.releaseTag)
+            await this.modifyCopy(copy, verdict);
           this.tracker.setStatus(copy.mid, 'queued', false);
           this.submitDelivery(copy);
           break;
         case 'quarantine':
-          await this.hold(copy, verdict.retentionMs, verdict.reason, ctx.outbreak, ctx.parsed?.subject ?? null);
+          await this.hold(copy, verdict, ctx.outbreak, ctx.parsed?.subject ?? null);
           break;
         case 'tempfail': {
           this.tracker.setStatus(copy.mid, 'deferred', false);
-          const t = setTimeout(() => void this.scan(copy), verdict.retryAfterMs);
+          const t = setTimeout(() => {
+            this.rescans.delete(copy.mid);
+            void this.scan(copy);
+          }, verdict.retryAfterMs);
           t.unref();
+          this.rescans.set(copy.mid, t);
           break;
         }
         case 'drop':
@@ -642,12 +704,28 @@ export class Gateway {
    * Applies Outbreak Filters' modification (and a release tag) and makes the result durable as a
    * "modified" spool file before delivery, so retries and restarts deliver exactly these bytes.
    */
-  private async modifyCopy(copy: Copy, plan: ModificationPlan | null): Promise<void> {
-    const original = await this.copyBytes(copy);
+  private async modifyCopy(copy: Copy, verdict: Extract<Verdict, { kind: 'deliver' }>): Promise<void> {
+    const plan: ModificationPlan | null = verdict.modify ?? null;
+    let original = await this.copyBytes(copy);
+    let stripped = false;
+    if (verdict.strip?.length) {
+      // Anti-virus: infected attachments out first, each replaced by a notice; the rest stays as it was.
+      const r = stripParts(original, verdict.strip);
+      this.tracker.event(copy.mid, {
+        type: 'antivirus.stripped',
+        parts: r.stripped,
+        subjectTag: verdict.subjectTag ?? null,
+      });
+      stripped = r.stripped.length > 0;
+      original = r.bytes;
+    }
     const addHeaders = [...(plan?.headers ?? [])];
     const subject = plan?.subject ?? null;
     if (copy.releaseTag) {
-      addHeaders.push({ name: 'X-Breakwater-Quarantine', value: 'released from Outbreak at its scheduled exit' });
+      addHeaders.push({
+        name: 'X-Breakwater-Quarantine',
+        value: `released from ${copy.releasedFrom === 'virus' ? 'Virus' : 'Outbreak'} at its scheduled exit`,
+      });
     }
     const click = this.clickTime;
     const single = copy.recipients.length === 1 ? copy.recipients[0].address : '';
@@ -678,12 +756,11 @@ export class Gateway {
       rewrite,
       protectSigned,
     });
-    if (copy.releaseTag) {
-      // The release tag goes in front of whatever the policy's own tag did.
-      const tagged = modifyMessage(result.bytes, {
-        subject: { mode: 'prepend', text: copy.releaseTag },
-        protectSigned,
-      });
+    if (stripped) result = { ...result, changed: true };
+    // Anti-virus tag, then the release tag, each in front of what came before.
+    for (const tag of [verdict.subjectTag, copy.releaseTag]) {
+      if (!tag) continue;
+      const tagged = modifyMessage(result.bytes, { subject: { mode: 'prepend', text: tag }, protectSigned });
       result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
     }
     if (plan)
@@ -717,30 +794,34 @@ export class Gateway {
     this.spool.release(old);
   }
 
-  /** Moves a copy into the Outbreak quarantine: its own durable file, then the index, then let go. */
+  /** Moves a copy into a quarantine: its own durable file, then the index, then let go. */
   private async hold(
     copy: Copy,
-    retentionMs: number,
-    reason: string,
+    verdict: Extract<Verdict, { kind: 'quarantine' }>,
     a: OutbreakAssessment | null,
     subject: string | null,
   ): Promise<void> {
+    const { retentionMs, reason } = verdict;
     const bytes = await this.copyBytes(copy);
     const loc = await this.spool.writeDerived({ ...copy.env, mid: copy.mid, derived: 'held' }, bytes);
     const now = Date.now();
     const pending = copy.recipients.filter((r) => copy.pending.has(r.rid));
     const entry: QuarantineEntry = {
       mid: copy.mid,
-      quarantine: 'outbreak',
+      quarantine: verdict.quarantine,
       enteredAt: now,
       exitAt: now + retentionMs,
       size: loc.size,
       file: loc.file,
       bodyOffset: loc.bodyOffset,
       level: a?.level ?? 0,
-      category: a?.category ?? null,
-      viral: a?.viral ?? false,
-      ruleIds: (a?.hits ?? []).filter((h) => h.level > 0).map((h) => h.id),
+      category: verdict.quarantine === 'virus' ? 'virus' : (a?.category ?? null),
+      viral: verdict.quarantine === 'virus' || (a?.viral ?? false),
+      // the virus quarantine is managed by virus name, the Outbreak quarantine by rule
+      ruleIds:
+        verdict.quarantine === 'virus'
+          ? (verdict.names ?? []).map((n) => n.replace(/\s+/g, '_'))
+          : (a?.hits ?? []).filter((h) => h.level > 0).map((h) => h.id),
       reason,
       sender: copy.env.sender,
       recipients: pending.map((r) => r.address),
@@ -759,7 +840,7 @@ export class Gateway {
     this.tracker.setStatus(copy.mid, 'quarantined', false);
     this.tracker.event(copy.mid, {
       type: 'quarantine.held',
-      quarantine: 'outbreak',
+      quarantine: verdict.quarantine,
       reason,
       exitAt: entry.exitAt,
       level: entry.level,
@@ -782,7 +863,7 @@ export class Gateway {
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'released', null, null);
     this.tracker.setStatus(e.mid, 'scanning', false);
     const copy = this.resumeHeld(e.copy, { file: e.file, bodyOffset: e.bodyOffset, size: e.size });
-    copy.releasedFrom = 'outbreak';
+    copy.releasedFrom = e.quarantine;
     copy.releaseTag = tag || null;
     void this.scan(copy);
     return true;
@@ -828,9 +909,9 @@ export class Gateway {
   /** Scheduled exits: the quarantine's default action (release rescans first). */
   private async applyScheduledExits(): Promise<void> {
     await this.store.committed();
-    const q = this.config.quarantine.outbreak;
     for (const e of this.quarantine.due(Date.now())) {
       if (this.stopped) return;
+      const q = this.config.quarantine[e.quarantine];
       if (q.defaultAction === 'delete') await this.deleteHeld(e, 'expired', null);
       else this.releaseHeld(e, 'scheduled exit', null, q.releaseSubjectTag);
     }
@@ -914,8 +995,13 @@ export class Gateway {
     void this.reevaluateHeld();
   }
 
-  /** Scores every message in the Outbreak quarantine again; those now below threshold leave at once. */
-  reevaluateHeld(): Promise<void> {
+  /**
+   * Scores every message in the Outbreak quarantine again; those now below threshold leave at once.
+   * With `antivirus` (clamd's signatures changed) each is also scanned: one that is now infected leaves
+   * the Outbreak quarantine into the pipeline, where the anti-virus policy takes it.
+   */
+  reevaluateHeld(antivirus = false): Promise<void> {
+    this.reevaluateWithAv ||= antivirus;
     if (this.reevaluating) {
       this.reevaluateAgain = true;
       return this.reevaluating;
@@ -923,7 +1009,9 @@ export class Gateway {
     this.reevaluating = (async () => {
       do {
         this.reevaluateAgain = false;
-        await this.reevaluateOnce();
+        const av = this.reevaluateWithAv;
+        this.reevaluateWithAv = false;
+        await this.reevaluateOnce(av);
       } while (this.reevaluateAgain && !this.stopped);
     })().finally(() => {
       this.reevaluating = null;
@@ -931,7 +1019,7 @@ export class Gateway {
     return this.reevaluating;
   }
 
-  private async reevaluateOnce(): Promise<void> {
+  private async reevaluateOnce(antivirus: boolean): Promise<void> {
     await this.store.committed();
     const held = this.quarantine.list({ quarantine: 'outbreak', limit: 100_000 });
     let released = 0;
@@ -945,9 +1033,19 @@ export class Gateway {
           defaultParseLimits,
         );
         a = this.outbreak.score(
-          { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: null },
+          { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: this.avSignatureVersion },
           settings?.bypassExtensions ?? [],
         );
+        if (antivirus && this.clamd) {
+          const r = await this.clamd.scan(
+            createReadStream(e.file, { start: e.bodyOffset, end: e.bodyOffset + e.size - 1 }),
+            e.size,
+          );
+          if (r.verdict === 'infected' && !this.leaving.has(e.mid) && !this.copies.has(e.mid)) {
+            if (this.releaseHeld(e, `new anti-virus signatures: ${r.names.join(', ')}`, null, null)) released++;
+            continue;
+          }
+        }
       } catch (err) {
         this.mailLog.warning(`MID ${e.mid} re-evaluation failed: ${(err as Error).message}; it stays held`);
         continue;
@@ -1288,6 +1386,42 @@ export class Gateway {
     if (resumed) this.mailLog.info(`recovered ${resumed} unfinished message(s) from the spool`);
   }
 
+  /** The quarantine a copy was last released from (its tracking events say). */
+  private lastReleasedFrom(mid: number): QuarantineName | null {
+    const row = this.store
+      .stmt("select data from events where mid = ? and type = 'quarantine.released' order by id desc limit 1")
+      .get(mid) as { data: string } | undefined;
+    const q = row ? (JSON.parse(row.data) as { quarantine?: string }).quarantine : null;
+    return q === 'virus' || q === 'outbreak' ? q : null;
+  }
+
+  /**
+   * Reads clamd's signature version; a change re-evaluates the Outbreak quarantine, where new
+   * signatures may condemn (or clear) held mail (DESIGN §5).
+   */
+  private async checkSignatures(): Promise<void> {
+    if (!this.clamd) return;
+    const v = await this.clamd.version().catch(() => null);
+    if (!v) {
+      if (!this.clamdDown) this.mailLog.warning('anti-virus: clamd does not answer; messages wait to be scanned');
+      this.clamdDown = true;
+      return;
+    }
+    if (this.clamdDown) {
+      // clamd is back: what waited for it is scanned now, not at its retry time.
+      this.clamdDown = false;
+      this.mailLog.info(`anti-virus: clamd answers again; ${this.rescanNow()} waiting message(s) rescanned`);
+    }
+    if (v.signatureVersion === null) return;
+    const previous = this.avSignatureVersion;
+    this.avSignatureVersion = v.signatureVersion;
+    if (previous !== v.signatureVersion) {
+      this.store.setMeta('antivirus.signature_version', String(v.signatureVersion));
+      this.mailLog.info(`anti-virus signatures: ${v.raw}`);
+      if (previous !== null) void this.reevaluateHeld(true);
+    }
+  }
+
   private recipientRows(
     mid: number,
   ): Array<{ rid: number; address: string; status: string; attempts: number; next_attempt_at: number | null }> {
@@ -1351,7 +1485,7 @@ export class Gateway {
         const due = Math.max(0, ...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
         this.submitDelivery(copy, attempts, due);
       } else {
-        copy.releasedFrom = rcpts.some((x) => x.status === 'released') ? 'outbreak' : null;
+        copy.releasedFrom = rcpts.some((x) => x.status === 'released') ? this.lastReleasedFrom(mid) : null;
         void this.scan(copy);
       }
     }
@@ -1384,8 +1518,29 @@ export class Gateway {
     }));
   }
 
+  /** Scans copies waiting after a stage failure now (one, or all), instead of at their retry time. */
+  rescanNow(mid?: number): number {
+    let n = 0;
+    for (const [m, t] of [...this.rescans]) {
+      if (mid !== undefined && m !== mid) continue;
+      clearTimeout(t);
+      this.rescans.delete(m);
+      const copy = this.copies.get(m);
+      if (copy) {
+        void this.scan(copy);
+        n++;
+      }
+    }
+    return n;
+  }
+
   queueRetry(mid: number): { mid: number; recipients: number } | null {
     if (!this.copies.has(mid)) return null;
+    if (this.rescans.has(mid)) {
+      const n = this.rescanNow(mid);
+      this.tracker.event(mid, { type: 'admin.retry', rids: [...this.copies.get(mid)!.pending] });
+      return { mid, recipients: n ? this.copies.get(mid)!.pending.size : 0 };
+    }
     const n = this.delivery.retryNow(mid);
     if (n) this.tracker.event(mid, { type: 'admin.retry', rids: [...this.copies.get(mid)!.pending] });
     return { mid, recipients: n };

@@ -40,6 +40,12 @@ export class Metrics {
     labelNames: ['level'],
     registers: [this.registry],
   });
+  readonly antivirus = new Counter({
+    name: 'breakwater_antivirus_verdicts_total',
+    help: 'Anti-virus verdicts (clean, infected, unscannable)',
+    labelNames: ['verdict'],
+    registers: [this.registry],
+  });
   readonly quarantine = new Counter({
     name: 'breakwater_quarantine_events_total',
     help: 'Quarantine moves by kind (held, released, deleted)',
@@ -102,6 +108,9 @@ export class Metrics {
         break;
       case 'delivery.bounced':
         this.recipients.inc({ result: 'bounced' });
+        break;
+      case 'antivirus.scanned':
+        this.antivirus.inc({ verdict: e.verdict });
         break;
       case 'outbreak.scored':
         if (!e.skipped) this.threatLevels.inc({ level: String(e.level) });

@@ -6,18 +6,22 @@ import { parseStage } from './stages/parse.ts';
 import { outbreakStage } from './stages/outbreak.ts';
 import type { ParsePool } from '../mime/pool.ts';
 import type { OutbreakEngine } from '../outbreak/engine.ts';
+import { antivirusStage, type AntivirusDeps } from './stages/antivirus.ts';
 
 /** Shared resources stages use (thread pools, rule engines; later: clamd connections). */
 export interface PipelineDeps {
   parsePool: ParsePool;
   outbreak: OutbreakEngine;
+  /** present when clamd is configured */
+  antivirus?: AntivirusDeps;
 }
 
 export function buildPipeline(config: Config, deps: PipelineDeps): Stage[] {
   return [
     parseStage(deps.parsePool),
-    // Stages still to come, in Cisco's order: sender authentication (SPF/DKIM/DMARC), anti-virus and
-    // content filters go here, before Outbreak Filters.
+    // Still to come, in Cisco's order: sender authentication (SPF/DKIM/DMARC) before anti-virus, content
+    // filters after it.
+    ...(deps.antivirus ? [antivirusStage(config, deps.antivirus)] : []),
     outbreakStage(config, deps.outbreak),
   ];
 }

@@ -4,6 +4,7 @@ import type { ParsedMessage } from '../mime/types.ts';
 import type { Finding } from '../policy/verdict.ts';
 import type { SpoolEnvelope } from '../spool/spool.ts';
 import type { OutbreakAssessment } from '../outbreak/engine.ts';
+import type { AntivirusResult } from '../antivirus/types.ts';
 
 /**
  * What happens when a stage throws or times out. Never "continue as if nothing happened":
@@ -28,8 +29,10 @@ export interface StageContext {
   parsed: ParsedMessage | null;
   /** Outbreak Filters' score; null when the stage did not run (disabled for the policy) */
   outbreak: OutbreakAssessment | null;
-  /** the message is being rescanned on its way out of the Outbreak quarantine */
-  releasedFrom: 'outbreak' | null;
+  /** anti-virus result; null when the stage did not run (no clamd, or disabled for the policy) */
+  antivirus: AntivirusResult | null;
+  /** the message is being rescanned on its way out of this quarantine (never held there again) */
+  releasedFrom: 'outbreak' | 'virus' | null;
   findings: Finding[];
   /** the message bytes when they are in memory (small messages); otherwise use openMessage() */
   bytes: Buffer | null;

@@ -4,8 +4,23 @@
 import type { ModificationPlan } from './outbreak.ts';
 
 export type Verdict =
-  | { kind: 'deliver'; reason: string; modify?: ModificationPlan }
-  | { kind: 'quarantine'; quarantine: 'outbreak'; reason: string; retentionMs: number }
+  | {
+      kind: 'deliver';
+      reason: string;
+      modify?: ModificationPlan;
+      /** attachments anti-virus removes, each replaced by a notice */
+      strip?: Array<{ partPath: string; notice: string }>;
+      /** anti-virus subject tag (infected or unscannable mail delivered by policy) */
+      subjectTag?: string;
+    }
+  | {
+      kind: 'quarantine';
+      quarantine: 'outbreak' | 'virus';
+      reason: string;
+      retentionMs: number;
+      /** virus names for the virus quarantine */
+      names?: string[];
+    }
   | { kind: 'drop'; reason: string }
   | { kind: 'bounce'; reason: string; reply: string }
   | { kind: 'tempfail'; reason: string; retryAfterMs: number };

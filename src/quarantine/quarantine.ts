@@ -5,9 +5,9 @@
 import type { Store } from '../store/db.ts';
 import type { SpoolEnvelope } from '../spool/spool.ts';
 
-export type QuarantineName = 'outbreak';
+export type QuarantineName = 'outbreak' | 'virus';
 
-export const quarantineNames: readonly QuarantineName[] = ['outbreak'];
+export const quarantineNames: readonly QuarantineName[] = ['outbreak', 'virus'];
 
 /** What is needed to put a held copy back on its way (rescan, then delivery). */
 export interface HeldCopy {

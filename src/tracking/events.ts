@@ -47,6 +47,15 @@ export type TrackingEvent =
   | { type: 'admin.retry'; rids: number[] }
   | { type: 'admin.deleted'; rids: number[] }
   | {
+      type: 'antivirus.scanned';
+      verdict: string;
+      names: string[];
+      reason: string | null;
+      signatureVersion: number | null;
+      infectedParts: string[];
+    }
+  | { type: 'antivirus.stripped'; parts: string[]; subjectTag: string | null }
+  | {
       type: 'outbreak.scored';
       level: number;
       category: string | null;

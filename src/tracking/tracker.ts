@@ -204,6 +204,14 @@ export class Tracker {
       case 'admin.deleted':
         this.log.info(`MID ${mid} deleted by administrator for RID [${e.rids.join(', ')}]`);
         break;
+      case 'antivirus.scanned':
+        this.log.info(
+          `MID ${mid} antivirus ${e.verdict}${e.names.length ? ` ${e.names.join(', ')}` : ''}${e.reason ? ` (${e.reason})` : ''}`,
+        );
+        break;
+      case 'antivirus.stripped':
+        this.log.info(`MID ${mid} antivirus: ${e.parts.length} infected attachment(s) removed`);
+        break;
       case 'outbreak.scored':
         if (e.skipped) this.log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
         else if (e.level > 0)
@@ -540,7 +548,7 @@ export class Tracker {
 }
 
 function quarantineLabel(q: string): string {
-  return q === 'outbreak' ? 'Outbreak' : q;
+  return q === 'outbreak' ? 'Outbreak' : q === 'virus' ? 'Virus' : q;
 }
 
 function likeEscape(s: string): string {

@@ -47,7 +47,11 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
         return;
       }
       const a = engine.score(
-        { parsed: ctx.parsed, sender: ctx.env.sender.toLowerCase(), avSignatureVersion: null },
+        {
+          parsed: ctx.parsed,
+          sender: ctx.env.sender.toLowerCase(),
+          avSignatureVersion: ctx.antivirus?.signatureVersion ?? null,
+        },
         settings.bypassExtensions,
       );
       ctx.outbreak = a;
