@@ -168,6 +168,17 @@ test(
     await clamd.restart();
     // the gateway notices clamd is back (signature check every second) and scans what waited
     await waitFor(() => delivered('while-clamd-down'), 30_000, 'delivery after clamd is back');
+    // one critical alert for the outage, one when clamd is back
+    await waitFor(
+      () => gw.gateway.alerts.list({ limit: 50, class: 'antivirus' }).some((a) => a.key === 'antivirus.clamd_up'),
+      5000,
+      'clamd back alert',
+    );
+    const down = gw.gateway.alerts
+      .list({ limit: 50, class: 'antivirus' })
+      .filter((a) => a.key === 'antivirus.clamd_down');
+    assert.equal(down.length, 1);
+    assert.equal(down[0].severity, 'critical');
   },
 );
 
@@ -187,6 +198,10 @@ test(
       rec.events.some((e) => e.type === 'quarantine.released' && /new anti-virus signatures/.test(String(e.reason))),
     );
     assert.ok(rec.events.some((e) => e.type === 'antivirus.scanned' && e.verdict === 'infected'));
+    assert.ok(
+      gw.gateway.alerts.list({ limit: 50, class: 'antivirus' }).some((a) => a.key.startsWith('antivirus.signatures:')),
+      'signature update alert',
+    );
   },
 );
 

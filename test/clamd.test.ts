@@ -6,7 +6,6 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { randomBytes, createHash } from 'node:crypto';
-import { crc32 } from 'node:zlib';
 import { zipSync } from 'fflate';
 import {
   ClamdClient,
@@ -17,7 +16,15 @@ import {
   type ClamdOptions,
   type ScanResult,
 } from '../src/antivirus/clamd.ts';
-import { CLAMAV_TESTFILES, EICAR, hasClamavTestfiles, hasClamd, startClamd, type TestClamd } from './helpers/clamd.ts';
+import {
+  CLAMAV_TESTFILES,
+  EICAR,
+  encryptedZip,
+  hasClamavTestfiles,
+  hasClamd,
+  startClamd,
+  type TestClamd,
+} from './helpers/clamd.ts';
 
 const skip = hasClamd()
   ? false
@@ -98,60 +105,6 @@ function mimeMessage(
   }
   lines.push('--b1--', '');
   return Buffer.from(lines.join('\r\n'));
-}
-
-// ZipCrypto ("traditional PKWARE encryption"), stored: what `zip -e` writes; fflate cannot encrypt.
-const CRC_TABLE = new Uint32Array(256).map((_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function encryptedZip(name: string, data: Buffer, password: string): Buffer {
-  let k0 = 0x12345678;
-  let k1 = 0x23456789;
-  let k2 = 0x34567890;
-  const update = (b: number) => {
-    k0 = (CRC_TABLE[(k0 ^ b) & 0xff] ^ (k0 >>> 8)) >>> 0;
-    k1 = (Math.imul((k1 + (k0 & 0xff)) >>> 0, 134775813) + 1) >>> 0;
-    k2 = (CRC_TABLE[(k2 ^ (k1 >>> 24)) & 0xff] ^ (k2 >>> 8)) >>> 0;
-  };
-  const keystream = () => {
-    const t = (k2 | 2) & 0xffff;
-    return (Math.imul(t, t ^ 1) >>> 8) & 0xff;
-  };
-  for (const b of Buffer.from(password)) update(b);
-  const crc = crc32(data) >>> 0;
-  const plain = Buffer.concat([randomBytes(11), Buffer.from([crc >>> 24]), data]);
-  const enc = Buffer.alloc(plain.length);
-  for (let i = 0; i < plain.length; i++) {
-    enc[i] = plain[i] ^ keystream();
-    update(plain[i]);
-  }
-  const fname = Buffer.from(name);
-  const local = Buffer.alloc(30);
-  local.writeUInt32LE(0x04034b50, 0);
-  local.writeUInt16LE(20, 4);
-  local.writeUInt16LE(1, 6); // flag bit 0: encrypted
-  local.writeUInt32LE(crc, 14);
-  local.writeUInt32LE(enc.length, 18);
-  local.writeUInt32LE(data.length, 22);
-  local.writeUInt16LE(fname.length, 26);
-  const central = Buffer.alloc(46);
-  central.writeUInt32LE(0x02014b50, 0);
-  central.writeUInt16LE(20, 4);
-  central.writeUInt16LE(20, 6);
-  central.writeUInt16LE(1, 8);
-  central.writeUInt32LE(crc, 16);
-  central.writeUInt32LE(enc.length, 20);
-  central.writeUInt32LE(data.length, 24);
-  central.writeUInt16LE(fname.length, 28);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(1, 8);
-  end.writeUInt16LE(1, 10);
-  end.writeUInt32LE(central.length + fname.length, 12);
-  end.writeUInt32LE(local.length + fname.length + enc.length, 16);
-  return Buffer.concat([local, fname, enc, central, fname, end]);
 }
 
 async function* chunks(total: number, size = 64 * 1024, fill = 0x41): AsyncGenerator<Buffer> {

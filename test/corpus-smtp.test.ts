@@ -77,8 +77,9 @@ test('a sample of the real corpus passes through the gateway byte for byte', { t
     assert.equal(results.length, files.length);
     const dir = path.join(gw.dataDir, 'delivered');
     const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && (!existsSync(dir) || readdirSync(dir).length < results.length))
-      await new Promise((r) => setTimeout(r, 100));
+    // (a delivery in progress is a .tmp file until it is renamed: count finished ones only)
+    const finished = () => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.eml')).length : 0);
+    while (Date.now() < deadline && finished() < results.length) await new Promise((r) => setTimeout(r, 100));
     let mismatched = 0;
     for (const r of results) {
       const got = readFileSync(path.join(dir, `${r.mid}.eml`));

@@ -42,15 +42,15 @@ const unscannable: AntivirusResult = {
 
 test('defaults: infected and unscannable mail goes to the virus quarantine; clean mail is left alone', () => {
   const s = effectiveAntivirusSettings(config([{ name: 'default' }]), 'incoming', 'default')!;
-  assert.equal(decideAntivirus(infected(), s, { releasedFromVirus: false }).kind, 'quarantine');
-  assert.equal(decideAntivirus(unscannable, s, { releasedFromVirus: false }).kind, 'quarantine');
+  assert.equal(decideAntivirus(infected(), s, { released: new Set() }).kind, 'quarantine');
+  assert.equal(decideAntivirus(unscannable, s, { released: new Set() }).kind, 'quarantine');
   const clean = { ...infected(), verdict: 'clean' as const, names: [] };
-  assert.equal(decideAntivirus(clean, s, { releasedFromVirus: false }).kind, 'none');
+  assert.equal(decideAntivirus(clean, s, { released: new Set() }).kind, 'none');
 });
 
 test('a message released from the virus quarantine is delivered with the tag, not held again', () => {
   const s = effectiveAntivirusSettings(config([{ name: 'default' }]), 'incoming', 'default')!;
-  const a = decideAntivirus(infected(), s, { releasedFromVirus: true });
+  const a = decideAntivirus(infected(), s, { released: new Set(['virus']) });
   assert.equal(a.kind, 'deliver');
   assert.equal(a.kind === 'deliver' && a.subjectTag, '[VIRUS] ');
 });
@@ -59,12 +59,12 @@ test('strip replaces the infected attachments; with none singled out the message
   const c = config([{ name: 'default', antivirus: { infected: { action: 'strip' } } }]);
   const s = effectiveAntivirusSettings(c, 'incoming', 'default')!;
   const a = decideAntivirus(infected([{ partPath: '1.2', name: 'x.com', names: ['Eicar'] }]), s, {
-    releasedFromVirus: false,
+    released: new Set(),
   });
   assert.equal(a.kind, 'deliver');
   assert.deepEqual(a.kind === 'deliver' && a.strip.map((p) => p.partPath), ['1.2']);
   assert.match(a.kind === 'deliver' ? a.strip[0].notice : '', /x\.com was removed .* Eicar/);
-  assert.equal(decideAntivirus(infected(), s, { releasedFromVirus: false }).kind, 'quarantine');
+  assert.equal(decideAntivirus(infected(), s, { released: new Set() }).kind, 'quarantine');
 });
 
 test('drop and deliver actions, inherit from the default policy, disabled policies and no clamd', () => {
@@ -74,8 +74,8 @@ test('drop and deliver actions, inherit from the default policy, disabled polici
     { name: 'default', antivirus: { infected: { action: 'drop' }, unscannable: { action: 'deliver' } } },
   ]);
   const inherited = effectiveAntivirusSettings(c, 'incoming', 'inherits')!;
-  assert.equal(decideAntivirus(infected(), inherited, { releasedFromVirus: false }).kind, 'drop');
-  assert.equal(decideAntivirus(unscannable, inherited, { releasedFromVirus: false }).kind, 'deliver');
+  assert.equal(decideAntivirus(infected(), inherited, { released: new Set() }).kind, 'drop');
+  assert.equal(decideAntivirus(unscannable, inherited, { released: new Set() }).kind, 'deliver');
   assert.equal(effectiveAntivirusSettings(c, 'incoming', 'off'), null);
   assert.equal(effectiveAntivirusSettings(config([{ name: 'default' }], false), 'incoming', 'default'), null);
 });

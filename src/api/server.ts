@@ -1,11 +1,15 @@
 // The admin API (DESIGN §9): /api/v1, bearer token, stable error codes, /health and /metrics.
 // It only calls the gateway's service functions; the CLI calls this API.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { Gateway } from '../gateway/gateway.ts';
 import { describePipeline } from '../pipeline/pipeline.ts';
 import { trackingFilters, type TrackingQuery } from '../tracking/tracker.ts';
 import { ApiError, intParam, sendError, timeParam, tokenMatches } from './errors.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
+import { openApiDocument } from './openapi.ts';
+import { renderDocsPage } from './docs-page.ts';
+import { registerQuarantineRoutes } from './quarantine-routes.ts';
 
 export { ApiError } from './errors.ts';
 
@@ -44,8 +48,14 @@ export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   return out;
 }
 
-export async function buildApi(gw: Gateway, token: string): Promise<FastifyInstance> {
+export interface ApiOptions {
+  /** called for every route as it is registered (tests compare them with the OpenAPI document) */
+  onRoute?: (route: RouteOptions) => void;
+}
+
+export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  if (options.onRoute) app.addHook('onRoute', options.onRoute);
 
   app.setErrorHandler((err: any, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
@@ -73,6 +83,22 @@ export async function buildApi(gw: Gateway, token: string): Promise<FastifyInsta
   };
 
   app.get('/health', async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gw.startedAt) / 1000) }));
+
+  // The OpenAPI document and its HTML rendering are public, like /health.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const openApi = openApiDocument(pkg.version);
+  const docsPage = renderDocsPage(openApi);
+  app.get('/api/v1/openapi.json', async () => openApi);
+  app.get('/api/docs', async (_req, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .header(
+        'content-security-policy',
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
+      )
+      .header('x-content-type-options', 'nosniff')
+      .send(docsPage),
+  );
 
   app.get('/metrics', { onRequest: auth }, async (_req, reply) => {
     gw.metrics.queueDepth.set(gw.activeCopies());
@@ -120,6 +146,7 @@ export async function buildApi(gw: Gateway, token: string): Promise<FastifyInsta
         return r;
       });
       registerOutbreakRoutes(api, gw);
+      registerQuarantineRoutes(api, gw);
     },
     { prefix: '/api/v1' },
   );

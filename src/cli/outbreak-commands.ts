@@ -3,6 +3,7 @@
 // and `outbreak setup` (edits the config file) work locally.
 import type { Command } from 'commander';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import readline from 'node:readline';
 import YAML from 'yaml';
 import { validateConfig } from '../config/load.ts';
@@ -26,7 +27,17 @@ function filterBody(opts: Record<string, any>, mids: string[]): Record<string, u
   for (const k of ['rule', 'sender', 'recipient', 'since', 'until'] as const) if (opts[k] !== undefined) b[k] = opts[k];
   if (opts.level !== undefined) b.level = Number(opts.level);
   if (opts.all) b.all = true;
+  // Tracking records who acted: the operating-system user behind the CLI.
+  b.by = `${safeUser()} (cli)`;
   return b;
+}
+
+function safeUser(): string {
+  try {
+    return os.userInfo().username.slice(0, 64) || 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 export function registerOutbreakCommands(program: Command, withConfig: (c: Command) => Command): void {
@@ -192,6 +203,56 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
       extend: opts.extend,
     });
     print(opts.json, r, () => `${r.count} message(s) delayed by ${opts.extend}`);
+  });
+  withConfig(
+    QUARANTINE_FILTERS(quarantine.command('move [mids...]').description('move held messages to another quarantine'))
+      .requiredOption('--to <quarantine>', 'the target quarantine')
+      .option('--all', 'every message in the quarantine'),
+  ).action(async (mids: string[], opts) => {
+    const r = await api(opts, 'POST', `/api/v1/quarantines/${encodeURIComponent(opts.quarantine)}/move`, {
+      ...filterBody(opts, mids),
+      to: opts.to,
+    });
+    print(opts.json, r, () => `${r.count} message(s) moved to ${opts.to}${r.count ? `: ${r.mids.join(', ')}` : ''}`);
+  });
+  withConfig(
+    QUARANTINE_FILTERS(
+      quarantine
+        .command('copy [mids...]')
+        .description('send a copy of held messages (attached, unchanged) to administrators; they stay held'),
+    )
+      .requiredOption('--to <addresses>', 'comma-separated e-mail addresses')
+      .option('--all', 'every message in the quarantine'),
+  ).action(async (mids: string[], opts) => {
+    const r = await api(opts, 'POST', `/api/v1/quarantines/${encodeURIComponent(opts.quarantine)}/copy`, {
+      ...filterBody(opts, mids),
+      to: String(opts.to)
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean),
+    });
+    print(opts.json, r, () => `copies of ${r.count} message(s) sent to ${opts.to}`);
+  });
+  withConfig(
+    quarantine.command('status').description('quarantines, their usage and the capacity budget').option('--json'),
+  ).action(async (opts) => {
+    const r = await api(opts, 'GET', '/api/v1/quarantines');
+    print(opts.json, r, () =>
+      [
+        table([
+          ['QUARANTINE', 'KIND', 'MESSAGES', 'BYTES', 'RETENTION', 'DEFAULT ACTION'],
+          ...r.quarantines.map((q: any) => [
+            q.name,
+            q.kind,
+            String(q.messages),
+            String(q.bytes),
+            q.retention,
+            q.defaultAction,
+          ]),
+        ]),
+        `capacity: ${r.usage.messages} message(s), ${r.usage.bytes} of ${r.usage.maxSize} bytes (${r.usage.percent} %)`,
+      ].join('\n'),
+    );
   });
   withConfig(
     quarantine

@@ -233,16 +233,27 @@ export const alertsSchema = z
   .prefault({})
   .describe('Alerts (DESIGN §6)');
 
+const quarantineName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'lower-case letters, digits, "-" and "_" (at most 64)');
+
+const releaseSubjectTag = asciiText
+  .default('')
+  .describe('Text prepended to the subject of released messages (e.g. "[RELEASED] ")');
+
 export const quarantineSchema = z
   .object({
+    maxSize: byteSize
+      .default('10GiB')
+      .describe('One budget for all quarantines together; past it the oldest messages take their default action first'),
     virus: z
       .object({
         retention: duration.default('30d').describe('How long messages stay before the default action'),
         defaultAction: z
           .enum(['release', 'delete'])
           .default('delete')
-          .describe('What happens at the scheduled exit: release (deliver) or delete'),
-        releaseSubjectTag: asciiText.default('').describe('Text prepended to the subject of released messages'),
+          .describe('What happens at the scheduled exit or on overflow: release (deliver) or delete'),
+        releaseSubjectTag,
       })
       .strict()
       .prefault({})
@@ -252,14 +263,29 @@ export const quarantineSchema = z
         defaultAction: z
           .enum(['release', 'delete'])
           .default('release')
-          .describe('What happens at the scheduled exit: release (rescan, then deliver) or delete'),
-        releaseSubjectTag: asciiText
-          .default('')
-          .describe('Text prepended to the subject of messages released at their scheduled exit (e.g. "[RELEASED] ")'),
+          .describe('What happens at the scheduled exit or on overflow: release (rescan, then deliver) or delete'),
+        releaseSubjectTag,
       })
       .strict()
       .prefault({})
-      .describe('The Outbreak quarantine'),
+      .describe("The Outbreak quarantine (retention is each policy's outbreakFilters.maxRetention)"),
+    policy: z
+      .array(
+        z
+          .object({
+            name: quarantineName.describe('Name used by policies, the CLI and the API'),
+            description: z.string().max(200).default('').describe('What the quarantine is for'),
+            retention: duration.default('14d').describe('How long messages stay before the default action'),
+            defaultAction: z
+              .enum(['release', 'delete'])
+              .default('release')
+              .describe('What happens at the scheduled exit or on overflow: release (rescan, then deliver) or delete'),
+            releaseSubjectTag,
+          })
+          .strict(),
+      )
+      .default([])
+      .describe('Named policy quarantines (targets of policy actions and of "move")'),
   })
   .strict()
   .prefault({})
@@ -277,7 +303,8 @@ export const policyAntivirusSchema = z
       .object({
         action: avAction
           .default('quarantine')
-          .describe('deliver, drop, strip (infected attachments replaced by a notice) or quarantine in "virus"'),
+          .describe('deliver, drop, strip (infected attachments replaced by a notice) or quarantine'),
+        quarantine: quarantineName.default('virus').describe('The quarantine for action quarantine'),
         subjectTag: asciiText.default('[VIRUS] ').describe('Prepended to the subject when the message is delivered'),
       })
       .strict()
@@ -288,7 +315,8 @@ export const policyAntivirusSchema = z
         action: z
           .enum(['deliver', 'drop', 'quarantine'])
           .default('quarantine')
-          .describe('deliver, drop or quarantine in "virus" (encrypted archives, over the size limit, scan errors)'),
+          .describe('deliver, drop or quarantine (encrypted archives, over the size limit, scan errors)'),
+        quarantine: quarantineName.default('virus').describe('The quarantine for action quarantine'),
         subjectTag: asciiText
           .default('[UNSCANNABLE] ')
           .describe('Prepended to the subject when the message is delivered'),

@@ -239,6 +239,31 @@ export const configSchema = z
         seen.add(p.name);
       });
     }
+    const quarantines = new Set<string>(['outbreak', 'virus']);
+    cfg.quarantine.policy.forEach((q, i) => {
+      if (quarantines.has(q.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['quarantine', 'policy', i, 'name'],
+          message:
+            q.name === 'outbreak' || q.name === 'virus'
+              ? `${q.name} is a system quarantine; choose another name`
+              : `duplicate quarantine ${q.name}`,
+        });
+      quarantines.add(q.name);
+    });
+    for (const dir of ['incoming', 'outgoing'] as const)
+      cfg.policies[dir].forEach((p, i) => {
+        for (const verdict of ['infected', 'unscannable'] as const) {
+          const q = p.antivirus[verdict].quarantine;
+          if (!quarantines.has(q) || q === 'outbreak')
+            ctx.addIssue({
+              code: 'custom',
+              path: ['policies', dir, i, 'antivirus', verdict, 'quarantine'],
+              message: `no quarantine ${q} (virus or a quarantine.policy entry)`,
+            });
+        }
+      });
     const names = new Set<string>();
     cfg.listeners.forEach((l, i) => {
       if (names.has(l.name))

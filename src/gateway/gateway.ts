@@ -2,6 +2,7 @@
 // API together, and recovers unfinished mail at start. Service functions used by the API and CLI live
 // in service.ts.
 import { createReadStream, existsSync, openSync, readSync, closeSync, readFileSync, writeFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
@@ -28,12 +29,16 @@ import { RuleUpdater, type RuleChange } from '../outbreak/updater.ts';
 import { effectiveOutbreakSettings, type ModificationPlan } from '../policy/outbreak.ts';
 import {
   QuarantineIndex,
+  quarantineSettings,
+  quarantineTitle,
   type QuarantineEntry,
   type QuarantineFilter,
   type QuarantineName,
+  type QuarantineSettings,
 } from '../quarantine/quarantine.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
 import { stripParts } from '../antivirus/strip.ts';
+import { buildQuarantineCopy } from '../quarantine/copy-message.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { modifyMessage } from '../outbreak/modify.ts';
 import { ClickTimeService, type ClickRecord } from '../clicktime/server.ts';
@@ -65,15 +70,31 @@ interface Copy {
   outcomes: Map<number, 'delivered' | 'bounced' | 'deleted'>;
   /** resumed from the spool at start: an earlier run may have recorded part of its scan */
   recovered: boolean;
-  /** on its way out of a quarantine: rescanned, never held there again */
-  releasedFrom: QuarantineName | null;
-  /** subject tag for a message released at its scheduled exit */
+  /** on its way out of these quarantines: rescanned, never held in them again */
+  releasedFrom: QuarantineName[];
+  /** subject tag for a message released by its quarantine's default action (scheduled exit, overflow) */
   releaseTag: string | null;
+  /** X-Breakwater-Quarantine: how it left the quarantine */
+  releaseNote: string | null;
   /** alternate mail host chosen by Outbreak Filters' modification */
   routeOverride: string | null;
 }
 
 const MAX_CONCURRENT_PIPELINES = 16;
+/** Quarantine usage thresholds (percent of quarantine.maxSize) that raise an alert when crossed upward. */
+const CAPACITY_THRESHOLDS = [5, 50, 75, 95];
+/** Messages scanning or waiting for delivery beyond which a system alert goes out. */
+const QUEUE_ALERT_THRESHOLD = 10_000;
+
+/** Why and how a held message leaves a quarantine by release. */
+interface ReleaseHow {
+  reason: string;
+  by: string | null;
+  /** subject tag (the quarantine's default action only) */
+  tag: string | null;
+  /** the X-Breakwater-Quarantine header */
+  note: string;
+}
 /** Rule changes alerted one by one; beyond this, one summary alert per bundle change. */
 const MAX_RULE_ALERTS = 10;
 /** Message bytes kept in memory between ingress and delivery, across all messages; beyond it, read the spool. */
@@ -126,6 +147,16 @@ export class Gateway {
   private heldBytes = 0;
   private readonly pipelineWaiting: Array<() => void> = [];
   private stopped = false;
+  /** every quarantine the configuration defines */
+  private readonly quarantineSettings: QuarantineSettings[];
+  /** quarantine.maxSize in bytes */
+  private readonly quarantineMaxBytes: number;
+  /** the capacity threshold (percent) usage last rose past; alerts fire only when it rises */
+  private capacityLevel = 0;
+  private overflowing: Promise<void> | null = null;
+  /** system alerts: the disk threshold last crossed, and whether the queue alert is active */
+  private diskLevel = 0;
+  private queueAlerted = false;
 
   constructor(loaded: LoadedConfig, options: GatewayOptions = {}) {
     this.config = loaded.config;
@@ -149,6 +180,8 @@ export class Gateway {
     this.parsePool = new ParsePool();
     this.outbreak = new OutbreakEngine(this.config.outbreakFilters.adaptiveRules);
     this.quarantine = new QuarantineIndex(this.store);
+    this.quarantineSettings = quarantineSettings(this.config);
+    this.quarantineMaxBytes = parseByteSize(this.config.quarantine.maxSize);
     this.alerts = new Alerts({
       recipients: this.config.alerts.recipients,
       from: this.config.alerts.from ?? `breakwater@${this.config.hostname}`,
@@ -156,7 +189,9 @@ export class Gateway {
       webhooks: this.config.alerts.webhooks,
       minSeverity: this.config.alerts.minSeverity,
       suppressFor: parseDuration(this.config.alerts.suppressFor),
-      sendMail: (sender, recipients, message) => this.injectGenerated(sender, recipients, message),
+      sendMail: async (sender, recipients, message) => {
+        await this.injectGenerated(sender, recipients, message);
+      },
       store: this.store,
     });
     this.rules = new RuleUpdater({
@@ -203,6 +238,9 @@ export class Gateway {
     const tls = await ensureTls(this.dataDir, this.config.listeners, (l) => this.mailLog.warning(l));
     this.rules.loadPersisted();
     await this.recover();
+    this.capacityLevel = Number(this.store.getMeta('quarantine.capacity_level') ?? 0);
+    // A smaller maxSize than the quarantines hold (changed config): the oldest leave first, now.
+    this.capacityChanged();
     if (this.config.clickTime.enabled) await this.startClickTime();
     for (const l of this.config.listeners) {
       const ingress = new Ingress(l, {
@@ -237,7 +275,7 @@ export class Gateway {
     }
     const every = parseDuration(this.config.outbreakFilters.reevaluateInterval);
     const tick = (): void => {
-      void this.applyScheduledExits().finally(() => {
+      void Promise.all([this.applyScheduledExits(), this.checkSystem()]).finally(() => {
         if (!this.stopped) {
           this.exitTimer = setTimeout(tick, every);
           this.exitTimer.unref();
@@ -410,8 +448,9 @@ export class Gateway {
       pending: new Set(recipients.map((r) => r.rid)),
       outcomes: new Map(),
       recovered: false,
-      releasedFrom: null,
+      releasedFrom: [],
       releaseTag: null,
+      releaseNote: null,
       routeOverride: env.routeOverride ?? null,
     };
     this.copies.set(mid, copy);
@@ -466,7 +505,8 @@ export class Gateway {
       const result = await runPipeline(this.stages, ctx);
       this.metrics.pipelineSeconds.observe((performance.now() - started) / 1000);
       // clamd failing a scan: the signature check notices when it answers again and rescans at once.
-      if (result.failures.some((f) => f.stage === 'antivirus')) this.clamdDown = true;
+      const avFailure = result.failures.find((f) => f.stage === 'antivirus');
+      if (avFailure) this.clamdUnavailable(avFailure.error);
       for (const f of result.failures)
         this.tracker.event(copy.mid, {
           type: 'stage.failed',
@@ -476,7 +516,7 @@ export class Gateway {
         });
       if (ctx.parsed) {
         // A rescan (after a restart, or on release from a quarantine) replaces what the first scan recorded.
-        this.tracker.setParsed(copy.mid, ctx.parsed, copy.recovered || copy.releasedFrom !== null);
+        this.tracker.setParsed(copy.mid, ctx.parsed, copy.recovered || copy.releasedFrom.length > 0);
         this.tracker.event(copy.mid, {
           type: 'scan.parsed',
           subject: ctx.parsed.subject,
@@ -499,12 +539,12 @@ export class Gateway {
           signatureVersion: ctx.antivirus.signatureVersion,
           infectedParts: ctx.antivirus.infectedParts.map((p) => p.partPath),
         });
-      if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak, copy.recovered || copy.releasedFrom !== null);
+      if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak, copy.recovered || copy.releasedFrom.length > 0);
       const verdict = decide(this.config, result, ctx);
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
       switch (verdict.kind) {
         case 'deliver':
-          if (verdict.modify || verdict.strip?.length || verdict.subjectTag || copy.releaseTag)
+          if (verdict.modify || verdict.strip?.length || verdict.subjectTag || copy.releaseTag || copy.releaseNote)
             await this.modifyCopy(copy, verdict);
           this.tracker.setStatus(copy.mid, 'queued', false);
           this.submitDelivery(copy);
@@ -721,12 +761,7 @@ export class Gateway {
     }
     const addHeaders = [...(plan?.headers ?? [])];
     const subject = plan?.subject ?? null;
-    if (copy.releaseTag) {
-      addHeaders.push({
-        name: 'X-Breakwater-Quarantine',
-        value: `released from ${copy.releasedFrom === 'virus' ? 'Virus' : 'Outbreak'} at its scheduled exit`,
-      });
-    }
+    if (copy.releaseNote) addHeaders.push({ name: 'X-Breakwater-Quarantine', value: copy.releaseNote });
     const click = this.clickTime;
     const single = copy.recipients.length === 1 ? copy.recipients[0].address : '';
     const rewrite =
@@ -791,80 +826,104 @@ export class Gateway {
       copy.bytes = result.bytes;
       this.heldBytes += result.bytes.length;
     }
-    this.spool.release(old);
+    // The old bytes go only once the database no longer points at them: a held file released before
+    // the index row saying so is committed would leave, after a crash, a quarantine entry with no file.
+    void this.store.committed().then(() => this.spool.release(old));
   }
 
-  /** Moves a copy into a quarantine: its own durable file, then the index, then let go. */
+  /**
+   * Moves a copy into one or more quarantines: one durable file of its own, an index row per
+   * quarantine, then the shared spool bytes are let go.
+   */
   private async hold(
     copy: Copy,
     verdict: Extract<Verdict, { kind: 'quarantine' }>,
     a: OutbreakAssessment | null,
     subject: string | null,
   ): Promise<void> {
-    const { retentionMs, reason } = verdict;
     const bytes = await this.copyBytes(copy);
     const loc = await this.spool.writeDerived({ ...copy.env, mid: copy.mid, derived: 'held' }, bytes);
     const now = Date.now();
     const pending = copy.recipients.filter((r) => copy.pending.has(r.rid));
-    const entry: QuarantineEntry = {
+    const held: QuarantineEntry['copy'] = {
       mid: copy.mid,
-      quarantine: verdict.quarantine,
-      enteredAt: now,
-      exitAt: now + retentionMs,
-      size: loc.size,
-      file: loc.file,
-      bodyOffset: loc.bodyOffset,
-      level: a?.level ?? 0,
-      category: verdict.quarantine === 'virus' ? 'virus' : (a?.category ?? null),
-      viral: verdict.quarantine === 'virus' || (a?.viral ?? false),
-      // the virus quarantine is managed by virus name, the Outbreak quarantine by rule
-      ruleIds:
-        verdict.quarantine === 'virus'
-          ? (verdict.names ?? []).map((n) => n.replace(/\s+/g, '_'))
-          : (a?.hits ?? []).filter((h) => h.level > 0).map((h) => h.id),
-      reason,
-      sender: copy.env.sender,
-      recipients: pending.map((r) => r.address),
-      subject,
+      parentMid: copy.parentMid,
+      env: { ...copy.env, derived: undefined, routeOverride: undefined },
       policy: copy.policy,
-      copy: {
-        mid: copy.mid,
-        parentMid: copy.parentMid,
-        env: { ...copy.env, derived: undefined, routeOverride: undefined },
-        policy: copy.policy,
-        recipients: pending,
-      },
+      recipients: pending,
     };
-    this.quarantine.add(entry);
+    for (const h of verdict.holds) {
+      const outbreak = h.quarantine === 'outbreak';
+      const entry: QuarantineEntry = {
+        mid: copy.mid,
+        quarantine: h.quarantine,
+        enteredAt: now,
+        exitAt: now + h.retentionMs,
+        size: loc.size,
+        file: loc.file,
+        bodyOffset: loc.bodyOffset,
+        level: a?.level ?? 0,
+        category: outbreak ? (a?.category ?? null) : 'virus',
+        viral: !outbreak || (a?.viral ?? false),
+        ruleIds: h.ids,
+        reason: h.reason,
+        sender: copy.env.sender,
+        recipients: pending.map((r) => r.address),
+        subject,
+        policy: copy.policy,
+        copy: held,
+      };
+      this.quarantine.add(entry);
+      this.tracker.event(copy.mid, {
+        type: 'quarantine.held',
+        quarantine: h.quarantine,
+        reason: h.reason,
+        exitAt: entry.exitAt,
+        level: entry.level,
+        ruleIds: entry.ruleIds,
+      });
+    }
     for (const r of pending) this.tracker.setRecipient(copy.mid, r.rid, 'quarantined', null, null);
     this.tracker.setStatus(copy.mid, 'quarantined', false);
-    this.tracker.event(copy.mid, {
-      type: 'quarantine.held',
-      quarantine: verdict.quarantine,
-      reason,
-      exitAt: entry.exitAt,
-      level: entry.level,
-      ruleIds: entry.ruleIds,
-    });
     // The copy leaves the active set; its shared spool bytes go once the index is durable.
     this.copies.delete(copy.mid);
     this.dropBytes(copy);
     await this.store.committed();
     this.spool.release(copy.file);
+    this.capacityChanged();
   }
 
-  /** Puts a held message back on its way: rescan with current rules, then delivery. */
-  private releaseHeld(e: QuarantineEntry, reason: string, by: string | null, tag: string | null): boolean {
-    if (this.leaving.has(e.mid) || this.copies.has(e.mid)) return false;
+  /**
+   * Takes a held message out of one quarantine. Still in others: it stays held there (delivered only
+   * when released from all). Otherwise it is put back on its way: rescan with current rules, then
+   * delivery. Returns false when it is already leaving.
+   */
+  private releaseHeld(e: QuarantineEntry, how: ReleaseHow): boolean {
+    // (A row read before a queued write committed may describe a message already gone.)
+    if (this.leaving.has(e.mid) || this.copies.has(e.mid) || !this.quarantine.has(e.mid, e.quarantine)) return false;
+    const rest = this.quarantine.remove(e.mid, e.quarantine);
+    this.tracker.event(e.mid, {
+      type: 'quarantine.released',
+      quarantine: e.quarantine,
+      reason: how.reason,
+      by: how.by,
+      ...(rest.length ? { stillIn: rest } : { note: how.note, tag: how.tag }),
+    });
+    if (rest.length) {
+      // The others remember it, so that the last release delivers it rather than holding it again.
+      this.quarantine.markReleased(e.mid, [...new Set([...(e.copy.releasedFrom ?? []), e.quarantine])]);
+      return true;
+    }
     this.leaving.add(e.mid);
-    void this.store.committed().then(() => this.leaving.delete(e.mid));
-    this.quarantine.remove(e.mid, e.quarantine);
-    this.tracker.event(e.mid, { type: 'quarantine.released', quarantine: e.quarantine, reason, by });
+    // The index removal and the status change must commit together: committed() flushes what is queued,
+    // so it comes after both (a crash between two commits would leave a held file nobody owns).
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'released', null, null);
     this.tracker.setStatus(e.mid, 'scanning', false);
+    void this.store.committed().then(() => this.leaving.delete(e.mid));
     const copy = this.resumeHeld(e.copy, { file: e.file, bodyOffset: e.bodyOffset, size: e.size });
-    copy.releasedFrom = e.quarantine;
-    copy.releaseTag = tag || null;
+    copy.releasedFrom = [...new Set([...(e.copy.releasedFrom ?? []), e.quarantine])];
+    copy.releaseTag = how.tag || null;
+    copy.releaseNote = how.note;
     void this.scan(copy);
     return true;
   }
@@ -884,19 +943,29 @@ export class Gateway {
       pending: new Set(h.recipients.map((r) => r.rid)),
       outcomes: new Map(),
       recovered: false,
-      releasedFrom: null,
+      releasedFrom: [],
       releaseTag: null,
+      releaseNote: null,
       routeOverride: null,
     };
     this.copies.set(h.mid, copy);
     return copy;
   }
 
+  /** Deletes a held message: deleted from one quarantine means deleted from all it is in. */
   private async deleteHeld(e: QuarantineEntry, reason: string, by: string | null): Promise<boolean> {
-    if (this.leaving.has(e.mid) || this.copies.has(e.mid)) return false;
+    if (this.leaving.has(e.mid) || this.copies.has(e.mid) || !this.quarantine.has(e.mid, e.quarantine)) return false;
     this.leaving.add(e.mid);
+    const others = this.quarantine.memberships(e.mid).filter((q) => q !== e.quarantine);
     this.quarantine.remove(e.mid, e.quarantine);
-    this.tracker.event(e.mid, { type: 'quarantine.deleted', quarantine: e.quarantine, reason, by });
+    for (const q of others) this.quarantine.remove(e.mid, q);
+    this.tracker.event(e.mid, {
+      type: 'quarantine.deleted',
+      quarantine: e.quarantine,
+      reason,
+      by,
+      ...(others.length ? { alsoIn: others } : {}),
+    });
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'deleted', null, null);
     this.tracker.setStatus(e.mid, 'deleted', true);
     this.tracker.event(e.mid, { type: 'message.done', status: 'deleted' }, e.copy.env.icid);
@@ -906,15 +975,152 @@ export class Gateway {
     return true;
   }
 
-  /** Scheduled exits: the quarantine's default action (release rescans first). */
+  /** A quarantine's default action (scheduled exit, overflow): release (rescan first, tagged) or delete. */
+  private async defaultAction(e: QuarantineEntry, why: 'scheduled exit' | 'overflow'): Promise<boolean> {
+    const q = this.quarantineConfig(e.quarantine);
+    const action = q?.defaultAction ?? 'release';
+    if (action === 'delete') return this.deleteHeld(e, why === 'overflow' ? 'quarantine full' : 'expired', null);
+    return this.releaseHeld(e, {
+      reason: why === 'overflow' ? 'quarantine full: oldest released first' : 'scheduled exit',
+      by: null,
+      tag: q?.releaseSubjectTag ?? null,
+      note: `released from ${quarantineTitle(e.quarantine)} ${why === 'overflow' ? 'when the quarantines were full' : 'at its scheduled exit'}`,
+    });
+  }
+
+  /** Scheduled exits: the quarantine's default action. */
   private async applyScheduledExits(): Promise<void> {
     await this.store.committed();
     for (const e of this.quarantine.due(Date.now())) {
       if (this.stopped) return;
-      const q = this.config.quarantine[e.quarantine];
-      if (q.defaultAction === 'delete') await this.deleteHeld(e, 'expired', null);
-      else this.releaseHeld(e, 'scheduled exit', null, q.releaseSubjectTag);
+      await this.defaultAction(e, 'scheduled exit');
     }
+    this.capacityAlert();
+  }
+
+  /** Settings of a quarantine by name; null for a name the configuration no longer has. */
+  quarantineConfig(name: QuarantineName): QuarantineSettings | null {
+    return this.quarantineSettings.find((q) => q.name === name) ?? null;
+  }
+
+  /**
+   * Capacity (DESIGN §5): past `quarantine.maxSize`, the oldest messages first take their quarantine's
+   * default action until the total fits; alerts when usage rises past 5, 50, 75 and 95 %.
+   */
+  private capacityChanged(): void {
+    const max = this.quarantineMaxBytes;
+    if (this.quarantine.usage().bytes > max && !this.overflowing) {
+      this.overflowing = this.relieveOverflow().finally(() => {
+        this.overflowing = null;
+        this.capacityAlert();
+      });
+    }
+    this.capacityAlert();
+  }
+
+  private async relieveOverflow(): Promise<void> {
+    const max = this.quarantineMaxBytes;
+    let after: { enteredAt: number; mid: number } | undefined;
+    while (this.quarantine.usage().bytes > max && !this.stopped) {
+      const batch = this.quarantine.oldest(100, after);
+      if (!batch.length) break;
+      for (const e of batch) {
+        after = { enteredAt: e.enteredAt, mid: e.mid };
+        if (this.quarantine.usage().bytes <= max) break;
+        const q = this.quarantineConfig(e.quarantine);
+        this.tracker.event(e.mid, {
+          type: 'quarantine.overflow',
+          quarantine: e.quarantine,
+          action: q?.defaultAction ?? 'release',
+          usedBytes: this.quarantine.usage().bytes,
+          maxSize: max,
+        });
+        await this.defaultAction(e, 'overflow');
+      }
+      await this.store.committed();
+    }
+  }
+
+  /** Raises a quarantine capacity alert when usage rises past a threshold; not again while it stays above. */
+  private capacityAlert(): void {
+    const max = this.quarantineMaxBytes;
+    const used = this.quarantine.usage().bytes;
+    const percent = max > 0 ? (used / max) * 100 : 0;
+    const level = CAPACITY_THRESHOLDS.filter((t) => percent >= t).pop() ?? 0;
+    if (level === this.capacityLevel) return;
+    const rising = level > this.capacityLevel;
+    this.capacityLevel = level;
+    this.store.setMeta('quarantine.capacity_level', String(level));
+    if (!rising) return;
+    const severity = level >= 95 ? 'critical' : level >= 75 ? 'warning' : 'info';
+    this.alerts
+      .raise({
+        class: 'quarantine',
+        severity,
+        key: `quarantine.capacity:${level}`,
+        title: `Quarantines at ${percent.toFixed(0)} % of their capacity`,
+        text: `The quarantines hold ${this.quarantine.usage().messages} message(s), ${used} bytes: ${percent.toFixed(1)} % of quarantine.maxSize (${max} bytes), past the ${level} % threshold. When they are full, the oldest messages take their quarantine's default action (release or delete) first.`,
+        data: { percent: Math.round(percent * 10) / 10, threshold: level, usedBytes: used, maxSize: max },
+      })
+      .catch((err: Error) => this.mailLog.warning(`quarantine capacity alert could not be raised: ${err.message}`));
+  }
+
+  /** Raises an alert; a failure to record or send it is logged, never thrown into the mail flow. */
+  private raiseAlert(a: AlertInput): void {
+    this.alerts
+      .raise(a)
+      .catch((err: Error) => this.mailLog.warning(`alert ${a.key} could not be raised: ${err.message}`));
+  }
+
+  /** clamd failed a scan or a check: mail waits for it (never delivered unscanned); alert once per outage. */
+  private clamdUnavailable(why: string): void {
+    if (this.clamdDown) return;
+    this.clamdDown = true;
+    this.mailLog.warning(`anti-virus: ${why}; messages wait to be scanned`);
+    this.raiseAlert({
+      class: 'antivirus',
+      severity: 'critical',
+      key: 'antivirus.clamd_down',
+      title: 'clamd does not answer: mail waits for anti-virus',
+      text: `The anti-virus scanner failed (${why}). Messages that need scanning are kept and retried; none is delivered unscanned. They are scanned as soon as clamd answers again.`,
+      data: { error: why },
+    });
+  }
+
+  /**
+   * System health (DESIGN §6): the spool's file system filling up, the queue growing. Alerts when a
+   * threshold is crossed upward, as for quarantine capacity.
+   */
+  private async checkSystem(): Promise<void> {
+    try {
+      const fs = await statfs(this.dataDir);
+      const used = fs.blocks > 0 ? ((fs.blocks - fs.bavail) / fs.blocks) * 100 : 0;
+      const level = used >= 95 ? 95 : used >= 90 ? 90 : 0;
+      if (level > this.diskLevel)
+        this.raiseAlert({
+          class: 'system',
+          severity: level >= 95 ? 'critical' : 'warning',
+          key: `system.disk:${level}`,
+          title: `the data directory's file system is ${used.toFixed(0)} % full`,
+          text: `The file system holding ${this.dataDir} (spool, quarantines, database) is ${used.toFixed(1)} % full, ${Math.round((fs.bavail * fs.bsize) / 1048576)} MiB left. When it is full, the gateway answers 4xx to new mail.`,
+          data: { percent: Math.round(used * 10) / 10, freeBytes: fs.bavail * fs.bsize },
+        });
+      this.diskLevel = level;
+    } catch (err) {
+      this.mailLog.warning(`system check: cannot read the file system of ${this.dataDir}: ${(err as Error).message}`);
+    }
+    const queued = this.copies.size;
+    const growing = queued >= QUEUE_ALERT_THRESHOLD;
+    if (growing && !this.queueAlerted)
+      this.raiseAlert({
+        class: 'system',
+        severity: 'warning',
+        key: 'system.queue',
+        title: `${queued} messages in the queue`,
+        text: `${queued} messages are being scanned or waiting for delivery (alert threshold ${QUEUE_ALERT_THRESHOLD}). Check the downstream mail servers (breakwater queue list) and clamd.`,
+        data: { queued, threshold: QUEUE_ALERT_THRESHOLD },
+      });
+    this.queueAlerted = growing;
   }
 
   private outbreakAlert(a: AlertInput): void {
@@ -1021,9 +1227,8 @@ export class Gateway {
 
   private async reevaluateOnce(antivirus: boolean): Promise<void> {
     await this.store.committed();
-    const held = this.quarantine.list({ quarantine: 'outbreak', limit: 100_000 });
     let released = 0;
-    for (const e of held) {
+    for (const e of this.quarantine.each({ quarantine: 'outbreak' })) {
       if (this.stopped) return;
       const settings = effectiveOutbreakSettings(this.config, e.copy.env.direction, e.policy);
       let a: OutbreakAssessment | null = null;
@@ -1042,7 +1247,15 @@ export class Gateway {
             e.size,
           );
           if (r.verdict === 'infected' && !this.leaving.has(e.mid) && !this.copies.has(e.mid)) {
-            if (this.releaseHeld(e, `new anti-virus signatures: ${r.names.join(', ')}`, null, null)) released++;
+            if (
+              this.releaseHeld(e, {
+                reason: `new anti-virus signatures: ${r.names.join(', ')}`,
+                by: null,
+                tag: null,
+                note: 'released from Outbreak for anti-virus after a signature update',
+              })
+            )
+              released++;
             continue;
           }
         }
@@ -1052,11 +1265,16 @@ export class Gateway {
       }
       // Still held only while it still meets its policy's quarantine threshold.
       // Released or deleted meanwhile (an administrator, a scheduled exit)?
-      if (this.leaving.has(e.mid) || this.copies.has(e.mid) || !this.quarantine.get(e.mid, 'outbreak')) continue;
+      if (this.leaving.has(e.mid) || this.copies.has(e.mid) || !this.quarantine.has(e.mid, 'outbreak')) continue;
       if (!settings || a.level < settings.quarantineThreshold) {
         this.recordScore(e.mid, a);
         if (
-          this.releaseHeld(e, `re-evaluated with rules version ${a.ruleVersion ?? '-'}: level ${a.level}`, null, null)
+          this.releaseHeld(e, {
+            reason: `re-evaluated with rules version ${a.ruleVersion ?? '-'}: level ${a.level}`,
+            by: null,
+            tag: null,
+            note: `released from Outbreak early: rules version ${a.ruleVersion ?? '-'} puts it at level ${a.level}`,
+          })
         )
           released++;
       } else if (a.level !== e.level || a.hits.map((h) => h.id).join(' ') !== e.ruleIds.join(' ')) {
@@ -1226,7 +1444,12 @@ export class Gateway {
   // ---- generated mail (alerts) ------------------------------------------------------------------
 
   /** Hands a message the gateway wrote itself to its own spool and delivery queue. */
-  private async injectGenerated(sender: string, recipients: string[], message: Buffer): Promise<void> {
+  private async injectGenerated(
+    sender: string,
+    recipients: string[],
+    message: Buffer,
+    kind: 'alert' | 'copy' = 'alert',
+  ): Promise<number> {
     const env: SpoolEnvelope = {
       mid: this.nextMid++,
       icid: 0,
@@ -1239,10 +1462,11 @@ export class Gateway {
       helo: null,
       tls: null,
       receivedAt: Date.now(),
-      generated: 'alert',
+      generated: kind,
     };
     const loc = await this.spool.append(env, message);
     this.onAccepted({ ...loc, env, bytes: message });
+    return env.mid;
   }
 
   // ---- quarantine service functions (API, CLI) --------------------------------------------------
@@ -1252,24 +1476,59 @@ export class Gateway {
     return this.quarantine.list(f);
   }
 
+  /** Bulk actions read every match a page at a time unless the filter has its own limit. */
+  private async *bulk(f: QuarantineFilter): AsyncGenerator<QuarantineEntry> {
+    await this.store.committed();
+    if (f.limit !== undefined) yield* this.quarantine.list(f);
+    else yield* this.quarantine.each(f);
+  }
+
+  /** Quarantines with their settings and usage; the capacity budget. */
+  async quarantineSummary(): Promise<{
+    quarantines: Array<QuarantineSettings & { messages: number; bytes: number }>;
+    usage: { messages: number; bytes: number; maxSize: number; percent: number };
+  }> {
+    await this.store.committed();
+    const per = this.quarantine.perQuarantine();
+    const usage = this.quarantine.usage();
+    return {
+      quarantines: this.quarantineSettings.map((q) => ({ ...q, ...(per.get(q.name) ?? { messages: 0, bytes: 0 }) })),
+      usage: {
+        ...usage,
+        maxSize: this.quarantineMaxBytes,
+        percent: Math.round((usage.bytes / this.quarantineMaxBytes) * 1000) / 10,
+      },
+    };
+  }
+
   async quarantineRelease(f: QuarantineFilter, by: string | null): Promise<number[]> {
     const done: number[] = [];
-    for (const e of await this.quarantineList(f))
-      if (this.releaseHeld(e, by ? `released by ${by}` : 'released by administrator', by, null)) done.push(e.mid);
+    for await (const e of this.bulk(f))
+      if (
+        this.releaseHeld(e, {
+          reason: by ? `released by ${by}` : 'released by administrator',
+          by,
+          tag: null,
+          note: `released from ${quarantineTitle(e.quarantine)} by ${by ?? 'an administrator'}`,
+        })
+      )
+        done.push(e.mid);
     await this.store.committed();
+    this.capacityAlert();
     return done;
   }
 
   async quarantineDelete(f: QuarantineFilter, by: string | null): Promise<number[]> {
     const done: number[] = [];
-    for (const e of await this.quarantineList(f))
+    for await (const e of this.bulk(f))
       if (await this.deleteHeld(e, by ? `deleted by ${by}` : 'deleted by administrator', by)) done.push(e.mid);
+    this.capacityAlert();
     return done;
   }
 
   async quarantineDelay(f: QuarantineFilter, byMs: number, by: string | null): Promise<number[]> {
     const done: number[] = [];
-    for (const e of await this.quarantineList(f)) {
+    for await (const e of this.bulk(f)) {
       const exitAt = e.exitAt + byMs;
       this.quarantine.delay(e.mid, e.quarantine, exitAt);
       this.tracker.event(e.mid, { type: 'quarantine.delayed', quarantine: e.quarantine, exitAt, by });
@@ -1279,14 +1538,65 @@ export class Gateway {
     return done;
   }
 
-  async quarantineRules(): Promise<
-    Array<{ ruleId: string; description: string; messages: number; totalSize: number }>
-  > {
+  /**
+   * Moves messages to another quarantine (e.g. from Outbreak to a policy quarantine for a longer
+   * look). The target's retention starts now; the entry time is kept, so overflow still sees its age.
+   */
+  async quarantineMove(f: QuarantineFilter, to: QuarantineName, by: string | null): Promise<number[]> {
+    const target = this.quarantineConfig(to);
+    if (!target) throw new Error(`no quarantine ${to}`);
+    const done: number[] = [];
+    for await (const e of this.bulk(f)) {
+      if (e.quarantine === to || this.leaving.has(e.mid) || this.copies.has(e.mid)) continue;
+      // The Outbreak quarantine's retention is its policy's; a policy may since have lost its settings.
+      const settings = effectiveOutbreakSettings(this.config, e.copy.env.direction, e.policy);
+      const retention =
+        target.retentionMs ??
+        (settings ? parseDuration(e.viral ? settings.retention.viral : settings.retention.other) : null) ??
+        Math.max(e.exitAt - Date.now(), 0);
+      const exitAt = Date.now() + retention;
+      if (!this.quarantine.move(e.mid, e.quarantine, to, exitAt, `moved from ${e.quarantine}: ${e.reason}`)) continue;
+      this.tracker.event(e.mid, { type: 'quarantine.moved', quarantine: e.quarantine, to, exitAt, by });
+      done.push(e.mid);
+    }
+    await this.store.committed();
+    return done;
+  }
+
+  /** Sends a copy of each held message to administrators; the messages stay held. */
+  async quarantineCopy(f: QuarantineFilter, to: string[], by: string | null): Promise<number[]> {
+    const from = this.config.alerts.from ?? `breakwater@${this.config.hostname}`;
+    const done: number[] = [];
+    for await (const e of this.bulk(f)) {
+      if (!this.quarantine.has(e.mid, e.quarantine)) continue;
+      const original = await this.copyBytes({ bytes: null, file: e.file, bodyOffset: e.bodyOffset, size: e.size });
+      const message = buildQuarantineCopy({ entry: e, original, from, to, hostname: this.config.hostname, by });
+      const copyMid = await this.injectGenerated(from, to, message, 'copy');
+      this.tracker.event(e.mid, { type: 'quarantine.copied', quarantine: e.quarantine, to, copyMid, by });
+      done.push(e.mid);
+    }
+    await this.store.committed();
+    return done;
+  }
+
+  /**
+   * "Manage by rule": per outbreak rule (Outbreak quarantine) or virus name (virus and policy
+   * quarantines), its description, messages and total size.
+   */
+  async quarantineRules(
+    quarantine: QuarantineName = 'outbreak',
+  ): Promise<Array<{ ruleId: string; description: string; messages: number; totalSize: number }>> {
     await this.store.committed();
     const descriptions = new Map(this.rules.activeRules().map((r) => [r.id, r.description]));
-    return this.quarantine.rules('outbreak').map((r) => ({
+    return this.quarantine.rules(quarantine).map((r) => ({
       ...r,
-      description: descriptions.get(r.ruleId) ?? (r.ruleId.startsWith('ADAPTIVE_') ? 'adaptive rule' : ''),
+      description:
+        descriptions.get(r.ruleId) ??
+        (r.ruleId.startsWith('ADAPTIVE_')
+          ? 'adaptive rule'
+          : quarantine === 'outbreak'
+            ? 'rule no longer published'
+            : 'virus or scan result'),
     }));
   }
 
@@ -1310,11 +1620,12 @@ export class Gateway {
       }
     // Held messages stay held: the quarantine index owns their files.
     const heldFiles = new Set<string>();
-    for (const e of this.quarantine.list({ limit: 1_000_000 })) {
-      if (existsSync(e.file)) {
-        this.spool.retain(e.file);
-        heldFiles.add(e.file);
-      } else this.mailLog.warning(`MID ${e.mid} quarantine file ${e.file} is missing`);
+    // (A message in several quarantines has one file: one reference for the index.)
+    for (const file of this.quarantine.files()) {
+      if (existsSync(file)) {
+        this.spool.retain(file);
+        heldFiles.add(file);
+      } else this.mailLog.warning(`quarantine file ${file} is missing`);
     }
     for (const { file, env, bodyOffset, size } of spooled) {
       // Copies made by the policy split share their original's bytes: found by parent MID.
@@ -1386,13 +1697,21 @@ export class Gateway {
     if (resumed) this.mailLog.info(`recovered ${resumed} unfinished message(s) from the spool`);
   }
 
-  /** The quarantine a copy was last released from (its tracking events say). */
-  private lastReleasedFrom(mid: number): QuarantineName | null {
-    const row = this.store
-      .stmt("select data from events where mid = ? and type = 'quarantine.released' order by id desc limit 1")
-      .get(mid) as { data: string } | undefined;
-    const q = row ? (JSON.parse(row.data) as { quarantine?: string }).quarantine : null;
-    return q === 'virus' || q === 'outbreak' ? q : null;
+  /**
+   * The quarantines a copy was released from (its tracking events say: never held there again), and the
+   * header and tag its last release gave it.
+   */
+  private releasedQuarantines(mid: number): { quarantines: QuarantineName[]; note: string | null; tag: string | null } {
+    const rows = this.store
+      .stmt("select data from events where mid = ? and type = 'quarantine.released' order by id")
+      .all(mid) as Array<{ data: string }>;
+    const events = rows.map((r) => JSON.parse(r.data) as { quarantine: string; note?: string; tag?: string | null });
+    const last = events.at(-1);
+    return {
+      quarantines: [...new Set(events.map((e) => e.quarantine))],
+      note: last?.note ?? null,
+      tag: last?.tag ?? null,
+    };
   }
 
   /**
@@ -1403,14 +1722,22 @@ export class Gateway {
     if (!this.clamd) return;
     const v = await this.clamd.version().catch(() => null);
     if (!v) {
-      if (!this.clamdDown) this.mailLog.warning('anti-virus: clamd does not answer; messages wait to be scanned');
-      this.clamdDown = true;
+      this.clamdUnavailable('clamd does not answer');
       return;
     }
     if (this.clamdDown) {
       // clamd is back: what waited for it is scanned now, not at its retry time.
       this.clamdDown = false;
-      this.mailLog.info(`anti-virus: clamd answers again; ${this.rescanNow()} waiting message(s) rescanned`);
+      const n = this.rescanNow();
+      this.mailLog.info(`anti-virus: clamd answers again; ${n} waiting message(s) rescanned`);
+      this.raiseAlert({
+        class: 'antivirus',
+        severity: 'info',
+        key: 'antivirus.clamd_up',
+        title: 'clamd answers again',
+        text: `clamd answers again (${v.raw}); ${n} message(s) that waited for a scan are being scanned now.`,
+        data: { waiting: n },
+      });
     }
     if (v.signatureVersion === null) return;
     const previous = this.avSignatureVersion;
@@ -1418,7 +1745,17 @@ export class Gateway {
     if (previous !== v.signatureVersion) {
       this.store.setMeta('antivirus.signature_version', String(v.signatureVersion));
       this.mailLog.info(`anti-virus signatures: ${v.raw}`);
-      if (previous !== null) void this.reevaluateHeld(true);
+      if (previous !== null) {
+        void this.reevaluateHeld(true);
+        this.raiseAlert({
+          class: 'antivirus',
+          severity: 'info',
+          key: `antivirus.signatures:${v.signatureVersion}`,
+          title: `anti-virus signatures updated to version ${v.signatureVersion}`,
+          text: `clamd's signatures changed from version ${previous} to ${v.signatureVersion} (${v.raw}). The Outbreak quarantine is being rescanned with them.`,
+          data: { previous, version: v.signatureVersion },
+        });
+      }
     }
   }
 
@@ -1449,7 +1786,10 @@ export class Gateway {
         .get(mid) as
         { mid: number; parent_mid: number | null; status: string; policy: string | null; done: number } | undefined;
       const live = files.filter((f) => !heldFiles.has(f.file));
-      if (!row || row.done || row.status === 'quarantined' || !live.length) continue;
+      if (!row || row.done || !live.length) continue;
+      // Still "quarantined" with no index row: a release was under way (older versions committed the
+      // two apart). Its held file is the message: rescan it like any release, never drop it.
+      if (row.status === 'quarantined' && this.quarantine.memberships(mid).length) continue;
       const pick = live.find((f) => f.env.derived === 'modified') ?? live[live.length - 1];
       const rcpts = this.recipientRows(mid);
       const env: SpoolEnvelope = { ...pick.env };
@@ -1485,7 +1825,13 @@ export class Gateway {
         const due = Math.max(0, ...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
         this.submitDelivery(copy, attempts, due);
       } else {
-        copy.releasedFrom = rcpts.some((x) => x.status === 'released') ? this.lastReleasedFrom(mid) : null;
+        const releasing = row.status === 'quarantined' || rcpts.some((x) => x.status === 'released');
+        if (releasing) {
+          const r = this.releasedQuarantines(mid);
+          copy.releasedFrom = r.quarantines;
+          copy.releaseNote = r.note;
+          copy.releaseTag = r.tag;
+        }
         void this.scan(copy);
       }
     }

@@ -93,13 +93,19 @@ export class ParsePool {
   }
 
   /** V8 heap figures of each worker thread (for status). */
+  /** Heap figures of the workers that answer; one still starting (or just replaced) is left out. */
   async heapStats(): Promise<Array<{ usedHeapSize: number; totalHeapSize: number }>> {
-    return Promise.all(
+    const stats = await Promise.all(
       this.workers.map(async (w) => {
-        const h = await w.worker.getHeapStatistics();
-        return { usedHeapSize: h.used_heap_size, totalHeapSize: h.total_heap_size };
+        try {
+          const h = await w.worker.getHeapStatistics();
+          return { usedHeapSize: h.used_heap_size, totalHeapSize: h.total_heap_size };
+        } catch {
+          return null; // ERR_WORKER_NOT_RUNNING while a worker starts: not an error for /status
+        }
       }),
     );
+    return stats.filter((s) => s !== null);
   }
 
   async close(): Promise<void> {

@@ -51,6 +51,7 @@ export class RuleUpdater {
   private rules: Rule[] = [];
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<UpdateResult> | null = null;
+  private queued: Promise<UpdateResult> | null = null;
 
   constructor(o: RuleUpdaterOptions) {
     this.o = o;
@@ -104,10 +105,23 @@ export class RuleUpdater {
     this.timer = null;
   }
 
-  /** Fetches, verifies and installs the feed's bundle; concurrent callers share one run. */
+  /**
+   * Fetches, verifies and installs the feed's bundle. A caller arriving while a run is under way gets
+   * the run after it (shared by every caller that arrives meanwhile): the run in progress may have read
+   * the feed before the change this caller wants to see.
+   */
   update(): Promise<UpdateResult> {
+    if (this.running) {
+      this.queued ??= this.running
+        .catch(() => undefined)
+        .then(() => {
+          this.queued = null;
+          return this.update();
+        });
+      return this.queued;
+    }
     // Resolves once what the update recorded (version, times, errors) is committed and readable.
-    this.running ??= this.doUpdate()
+    this.running = this.doUpdate()
       .then(async (r) => {
         await this.o.store.committed();
         return r;

@@ -31,8 +31,8 @@ export interface StageContext {
   outbreak: OutbreakAssessment | null;
   /** anti-virus result; null when the stage did not run (no clamd, or disabled for the policy) */
   antivirus: AntivirusResult | null;
-  /** the message is being rescanned on its way out of this quarantine (never held there again) */
-  releasedFrom: 'outbreak' | 'virus' | null;
+  /** rescanned on its way out of these quarantines (never held in them again); empty on first scan */
+  releasedFrom: readonly string[];
   findings: Finding[];
   /** the message bytes when they are in memory (small messages); otherwise use openMessage() */
   bytes: Buffer | null;

@@ -21,29 +21,31 @@ export function effectiveAntivirusSettings(
 export type AntivirusAction =
   | { kind: 'none' }
   | { kind: 'drop'; reason: string }
-  | { kind: 'quarantine'; reason: string; names: string[] }
+  | { kind: 'quarantine'; reason: string; names: string[]; quarantine: string }
   | { kind: 'deliver'; reason: string; subjectTag: string | null; strip: Array<{ partPath: string; notice: string }> };
 
 export function decideAntivirus(
   r: AntivirusResult,
   s: PolicyAntivirusConfig,
-  opts: { releasedFromVirus: boolean },
+  opts: { released: ReadonlySet<string> },
 ): AntivirusAction {
   if (r.verdict === 'clean') return { kind: 'none' };
   const names = r.verdict === 'infected' ? r.names : [`unscannable: ${r.reason ?? 'error'}`];
   const what = r.verdict === 'infected' ? `infected (${r.names.join(', ')})` : `unscannable (${r.reason}: ${r.detail})`;
   const setting = r.verdict === 'infected' ? s.infected : s.unscannable;
   let action: 'deliver' | 'drop' | 'strip' | 'quarantine' = setting.action;
-  // An administrator released it from the virus quarantine: deliver it, tagged.
-  if (opts.releasedFromVirus && action === 'quarantine') action = 'deliver';
+  // Released from the quarantine this verdict sends it to (by an administrator or at its scheduled
+  // exit): deliver it, tagged, rather than hold it there again.
+  if (opts.released.has(setting.quarantine) && action === 'quarantine') action = 'deliver';
   // Strip needs to know which attachments are infected; when none could be singled out (the virus is in
   // the body, or only the whole message matches) the message is held instead of delivered infected.
-  if (action === 'strip' && !r.infectedParts.length) action = 'quarantine';
+  if (action === 'strip' && !r.infectedParts.length)
+    action = opts.released.has(setting.quarantine) ? 'deliver' : 'quarantine';
   switch (action) {
     case 'drop':
       return { kind: 'drop', reason: `anti-virus: ${what}` };
     case 'quarantine':
-      return { kind: 'quarantine', reason: `anti-virus: ${what}`, names };
+      return { kind: 'quarantine', reason: `anti-virus: ${what}`, names, quarantine: setting.quarantine };
     case 'deliver':
       return { kind: 'deliver', reason: `anti-virus: ${what}`, subjectTag: setting.subjectTag || null, strip: [] };
     case 'strip':

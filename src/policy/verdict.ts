@@ -15,15 +15,21 @@ export type Verdict =
     }
   | {
       kind: 'quarantine';
-      quarantine: 'outbreak' | 'virus';
       reason: string;
-      retentionMs: number;
-      /** virus names for the virus quarantine */
-      names?: string[];
+      /** one or more quarantines (DESIGN §5: delivered only when released from all of them) */
+      holds: QuarantineHold[];
     }
   | { kind: 'drop'; reason: string }
   | { kind: 'bounce'; reason: string; reply: string }
   | { kind: 'tempfail'; reason: string; retryAfterMs: number };
+
+export interface QuarantineHold {
+  quarantine: string;
+  reason: string;
+  retentionMs: number;
+  /** what the message is managed by in that quarantine: outbreak rule ids, virus names */
+  ids: string[];
+}
 
 export type FindingSeverity = 'info' | 'suspicious' | 'threat';
 

@@ -4,10 +4,59 @@
 // file is the index and its queries, shared by the API and the CLI.
 import type { Store } from '../store/db.ts';
 import type { SpoolEnvelope } from '../spool/spool.ts';
+import { parseDuration, type Config } from '../config/schema.ts';
 
-export type QuarantineName = 'outbreak' | 'virus';
+/** `outbreak`, `virus`, or the name of a configured policy quarantine. */
+export type QuarantineName = string;
 
-export const quarantineNames: readonly QuarantineName[] = ['outbreak', 'virus'];
+export const systemQuarantines: readonly QuarantineName[] = ['outbreak', 'virus'];
+
+/** A quarantine's settings, system or policy, in one shape. */
+export interface QuarantineSettings {
+  name: QuarantineName;
+  kind: 'system' | 'policy';
+  description: string;
+  /** null for the Outbreak quarantine: its retention is each policy's outbreakFilters.maxRetention */
+  retentionMs: number | null;
+  defaultAction: 'release' | 'delete';
+  releaseSubjectTag: string;
+}
+
+/** Every quarantine the configuration defines, system ones first. */
+export function quarantineSettings(config: Config): QuarantineSettings[] {
+  const q = config.quarantine;
+  return [
+    {
+      name: 'outbreak',
+      kind: 'system',
+      description: 'Outbreak Filters: messages at or above a policy threshold',
+      retentionMs: null,
+      defaultAction: q.outbreak.defaultAction,
+      releaseSubjectTag: q.outbreak.releaseSubjectTag,
+    },
+    {
+      name: 'virus',
+      kind: 'system',
+      description: 'Anti-virus: infected and unscannable messages',
+      retentionMs: parseDuration(q.virus.retention),
+      defaultAction: q.virus.defaultAction,
+      releaseSubjectTag: q.virus.releaseSubjectTag,
+    },
+    ...q.policy.map((p): QuarantineSettings => ({
+      name: p.name,
+      kind: 'policy',
+      description: p.description,
+      retentionMs: parseDuration(p.retention),
+      defaultAction: p.defaultAction,
+      releaseSubjectTag: p.releaseSubjectTag,
+    })),
+  ];
+}
+
+/** The display name used in headers and messages ("Outbreak", "Virus", or the policy quarantine's name). */
+export function quarantineTitle(name: QuarantineName): string {
+  return name === 'outbreak' ? 'Outbreak' : name === 'virus' ? 'Virus' : name;
+}
 
 /** What is needed to put a held copy back on its way (rescan, then delivery). */
 export interface HeldCopy {
@@ -16,6 +65,8 @@ export interface HeldCopy {
   env: SpoolEnvelope;
   policy: string;
   recipients: Array<{ rid: number; address: string }>;
+  /** quarantines it was already released from while it sat in several (DESIGN §5: released from all) */
+  releasedFrom?: QuarantineName[];
 }
 
 export interface QuarantineEntry {
@@ -49,6 +100,8 @@ export interface QuarantineFilter {
   until?: number;
   mids?: number[];
   limit?: number;
+  /** paging: entries after this one in (entered_at, mid) order */
+  after?: { enteredAt: number; mid: number };
 }
 
 const SCHEMA = `
@@ -76,6 +129,7 @@ create index if not exists quarantine_exit on quarantine(exit_at);
 create index if not exists quarantine_entered on quarantine(quarantine, entered_at);
 create index if not exists quarantine_level on quarantine(quarantine, level);
 create index if not exists quarantine_sender on quarantine(sender);
+create index if not exists quarantine_age on quarantine(entered_at, mid);
 create table if not exists quarantine_rules (
   mid integer not null,
   quarantine text not null,
@@ -104,15 +158,73 @@ interface Row {
   copy: string;
 }
 
+interface Membership {
+  size: number;
+  quarantines: Set<QuarantineName>;
+}
+
 export class QuarantineIndex {
   private readonly store: Store;
+  /**
+   * Which quarantines each held message is in, kept in memory: writes reach SQLite through the
+   * store's writer thread, so reads right after a write would not see it. Capacity and the
+   * "released from all / deleted from any" rules are decided here.
+   */
+  private readonly members = new Map<number, Membership>();
+  private readonly perName = new Map<QuarantineName, { messages: number; bytes: number }>();
+  private bytes = 0;
 
   constructor(store: Store) {
     this.store = store;
     store.db.exec(SCHEMA);
+    for (const r of store.db.prepare('select mid, quarantine, size from quarantine').all() as unknown as Array<{
+      mid: number;
+      quarantine: string;
+      size: number;
+    }>)
+      this.remember(r.mid, r.quarantine, r.size);
+  }
+
+  private remember(mid: number, quarantine: QuarantineName, size: number): void {
+    let m = this.members.get(mid);
+    if (!m) {
+      m = { size, quarantines: new Set() };
+      this.members.set(mid, m);
+      this.bytes += size;
+    }
+    if (m.quarantines.has(quarantine)) return;
+    m.quarantines.add(quarantine);
+    const q = this.perName.get(quarantine) ?? { messages: 0, bytes: 0 };
+    q.messages++;
+    q.bytes += m.size;
+    this.perName.set(quarantine, q);
+  }
+
+  private forget(mid: number, quarantine: QuarantineName): void {
+    const m = this.members.get(mid);
+    if (!m?.quarantines.delete(quarantine)) return;
+    const q = this.perName.get(quarantine);
+    if (q) {
+      q.messages--;
+      q.bytes -= m.size;
+    }
+    if (!m.quarantines.size) {
+      this.members.delete(mid);
+      this.bytes -= m.size;
+    }
+  }
+
+  /** The quarantines a message is in. */
+  memberships(mid: number): QuarantineName[] {
+    return [...(this.members.get(mid)?.quarantines ?? [])];
+  }
+
+  has(mid: number, quarantine: QuarantineName): boolean {
+    return this.members.get(mid)?.quarantines.has(quarantine) ?? false;
   }
 
   add(e: QuarantineEntry): void {
+    this.remember(e.mid, e.quarantine, e.size);
     this.store.run(
       `insert or replace into quarantine(mid, quarantine, entered_at, exit_at, size, file, body_offset, level, category,
        viral, rule_ids, reason, sender, recipients, subject, policy, copy) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
@@ -143,9 +255,46 @@ export class QuarantineIndex {
       );
   }
 
-  remove(mid: number, quarantine: QuarantineName): void {
+  /** Takes a message out of one quarantine; returns the quarantines it is still in. */
+  remove(mid: number, quarantine: QuarantineName): QuarantineName[] {
+    this.forget(mid, quarantine);
     this.store.run('delete from quarantine where mid = ? and quarantine = ?', mid, quarantine);
     this.store.run('delete from quarantine_rules where mid = ? and quarantine = ?', mid, quarantine);
+    return this.memberships(mid);
+  }
+
+  /** A message left one quarantine but stays in others: they remember it, so the last release delivers it. */
+  markReleased(mid: number, releasedFrom: QuarantineName[]): void {
+    this.store.run(
+      "update quarantine set copy = json_set(copy, '$.releasedFrom', json(?)) where mid = ?",
+      JSON.stringify(releasedFrom),
+      mid,
+    );
+  }
+
+  /**
+   * Moves a message between quarantines, keeping its entry time (first in, first out still sees its
+   * age). Already in the target: it just leaves the source.
+   */
+  move(mid: number, from: QuarantineName, to: QuarantineName, exitAt: number, reason: string): boolean {
+    if (!this.has(mid, from)) return false;
+    if (this.has(mid, to)) {
+      this.remove(mid, from);
+      return true;
+    }
+    const size = this.members.get(mid)!.size;
+    this.forget(mid, from);
+    this.remember(mid, to, size);
+    this.store.run(
+      'update quarantine set quarantine = ?, exit_at = ?, reason = ? where mid = ? and quarantine = ?',
+      to,
+      exitAt,
+      reason,
+      mid,
+      from,
+    );
+    this.store.run('update quarantine_rules set quarantine = ? where mid = ? and quarantine = ?', to, mid, from);
+    return true;
   }
 
   /** A re-evaluation changed a held message's score (it stays held). */
@@ -211,6 +360,10 @@ export class QuarantineIndex {
       where.push('q.entered_at < ?');
       args.push(f.until);
     }
+    if (f.after) {
+      where.push('(q.entered_at, q.mid) > (?, ?)');
+      args.push(f.after.enteredAt, f.after.mid);
+    }
     if (f.mids?.length) {
       where.push(`q.mid in (${f.mids.map(() => '?').join(',')})`);
       args.push(...f.mids);
@@ -221,6 +374,25 @@ export class QuarantineIndex {
     return (this.store.db.prepare(sql).all(...args) as unknown as Row[]).map(toEntry);
   }
 
+  /** Every held file (one per message, whatever the number of quarantines it is in). */
+  files(): string[] {
+    return (this.store.stmt('select distinct file from quarantine').all() as unknown as Array<{ file: string }>).map(
+      (r) => r.file,
+    );
+  }
+
+  /** Every entry matching a filter, read a page at a time (bulk actions over any number of messages). */
+  *each(f: Omit<QuarantineFilter, 'after' | 'limit'>, pageSize = 1000): Generator<QuarantineEntry> {
+    let after: { enteredAt: number; mid: number } | undefined;
+    for (;;) {
+      const page = this.list({ ...f, after, limit: pageSize });
+      yield* page;
+      if (page.length < pageSize) return;
+      const last = page[page.length - 1];
+      after = { enteredAt: last.enteredAt, mid: last.mid };
+    }
+  }
+
   /** Held messages whose scheduled exit has come. */
   due(now: number, limit = 500): QuarantineEntry[] {
     return (
@@ -228,6 +400,21 @@ export class QuarantineIndex {
         .stmt('select * from quarantine where exit_at <= ? order by exit_at limit ?')
         .all(now, limit) as unknown as Row[]
     ).map(toEntry);
+  }
+
+  /** The oldest held entries, across all quarantines: first in, first out on overflow. */
+  oldest(limit: number, after?: { enteredAt: number; mid: number }): QuarantineEntry[] {
+    const rows = after
+      ? this.store
+          .stmt('select * from quarantine where (entered_at, mid) > (?, ?) order by entered_at, mid limit ?')
+          .all(after.enteredAt, after.mid, limit)
+      : this.store.stmt('select * from quarantine order by entered_at, mid limit ?').all(limit);
+    return (rows as unknown as Row[]).map(toEntry);
+  }
+
+  /** Messages and bytes per quarantine (a message in two counts in each). */
+  perQuarantine(): Map<QuarantineName, { messages: number; bytes: number }> {
+    return new Map([...this.perName].map(([k, v]) => [k, { ...v }]));
   }
 
   /** The "manage by rule" summary (reference R58/R82): rule, messages, total size. */
@@ -243,12 +430,9 @@ export class QuarantineIndex {
     ).map((r) => ({ ruleId: r.rule_id, messages: r.n, totalSize: r.total }));
   }
 
+  /** Distinct held messages and their bytes, all quarantines together (the capacity budget). */
   usage(): { messages: number; bytes: number } {
-    const r = this.store.stmt('select count(*) n, coalesce(sum(size), 0) b from quarantine').get() as {
-      n: number;
-      b: number;
-    };
-    return { messages: r.n, bytes: r.b };
+    return { messages: this.members.size, bytes: this.bytes };
   }
 }
 

@@ -76,8 +76,34 @@ export type TrackingEvent =
     }
   | { type: 'quarantine.held'; quarantine: string; reason: string; exitAt: number; level: number; ruleIds: string[] }
   | { type: 'quarantine.rescored'; quarantine: string; level: number; ruleIds: string[]; ruleVersion: number | null }
-  | { type: 'quarantine.released'; quarantine: string; reason: string; by: string | null }
-  | { type: 'quarantine.deleted'; quarantine: string; reason: string; by: string | null }
+  | {
+      type: 'quarantine.released';
+      quarantine: string;
+      reason: string;
+      by: string | null;
+      /** quarantines it still sits in: it leaves only when released from all of them */
+      stillIn?: string[];
+      /** the X-Breakwater-Quarantine text and subject tag it leaves with (kept for recovery) */
+      note?: string;
+      tag?: string | null;
+    }
+  | {
+      type: 'quarantine.deleted';
+      quarantine: string;
+      reason: string;
+      by: string | null;
+      /** the other quarantines it was in: deleted from any means deleted from all */
+      alsoIn?: string[];
+    }
+  | { type: 'quarantine.moved'; quarantine: string; to: string; exitAt: number; by: string | null }
+  | { type: 'quarantine.copied'; quarantine: string; to: string[]; copyMid: number; by: string | null }
+  | {
+      type: 'quarantine.overflow';
+      quarantine: string;
+      action: 'release' | 'delete';
+      usedBytes: number;
+      maxSize: number;
+    }
   | { type: 'quarantine.delayed'; quarantine: string; exitAt: number; by: string | null }
   | { type: 'click'; recipient: string; url: string; verdict: string; action: string; ruleIds: string[] }
   | { type: 'message.done'; status: MessageStatus };

@@ -45,6 +45,8 @@ export class MailLog {
   private line(level: string, text: string): void {
     // Never let a CR/LF from a peer forge a log line.
     const line = `${new Date().toISOString()} ${level}: ${text.replace(/[\r\n]+/g, ' ')}\n`;
+    // BW_DEBUG=1 echoes the mail log to stderr (debugging tests that run the gateway in-process)
+    if (process.env.BW_DEBUG) process.stderr.write(line);
     this.size += Buffer.byteLength(line);
     // Lines are gathered and written once per event-loop turn: one write call per batch, not per line.
     this.buffer += line;

@@ -241,10 +241,34 @@ export class Tracker {
         this.log.info(`MID ${mid} rescanned in quarantine "${quarantineLabel(e.quarantine)}": level ${e.level}`);
         break;
       case 'quarantine.released':
-        this.log.info(`MID ${mid} released from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})`);
+        this.log.info(
+          `MID ${mid} released from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})` +
+            (e.stillIn?.length ? `; still in ${e.stillIn.map((q) => `"${quarantineLabel(q)}"`).join(', ')}` : ''),
+        );
         break;
       case 'quarantine.deleted':
-        this.log.info(`MID ${mid} deleted from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})`);
+        this.log.info(
+          `MID ${mid} deleted from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})` +
+            (e.alsoIn?.length
+              ? `; also removed from ${e.alsoIn.map((q) => `"${quarantineLabel(q)}"`).join(', ')}`
+              : ''),
+        );
+        break;
+      case 'quarantine.moved':
+        this.log.info(
+          `MID ${mid} moved from quarantine "${quarantineLabel(e.quarantine)}" to "${quarantineLabel(e.to)}"` +
+            (e.by ? ` by ${e.by}` : ''),
+        );
+        break;
+      case 'quarantine.copied':
+        this.log.info(
+          `MID ${mid} copy sent from quarantine "${quarantineLabel(e.quarantine)}" to ${e.to.map((a) => `<${a}>`).join(', ')} as MID ${e.copyMid}`,
+        );
+        break;
+      case 'quarantine.overflow':
+        this.log.warning(
+          `MID ${mid} quarantine "${quarantineLabel(e.quarantine)}" over capacity (${e.usedBytes} of ${e.maxSize} bytes): oldest message takes its default action, ${e.action}`,
+        );
         break;
       case 'quarantine.delayed':
         this.log.info(

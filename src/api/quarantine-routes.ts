@@ -1,0 +1,188 @@
+// Admin API routes for quarantines (DESIGN §5, §9): list, show, manage by rule, and the bulk actions
+// release, delete, delay, move and send a copy. Each route validates its input and calls one gateway
+// service function; the CLI calls these routes.
+import type { FastifyInstance } from 'fastify';
+import type { Gateway } from '../gateway/gateway.ts';
+import { parseDuration } from '../config/schema.ts';
+import { safeAddress } from '../alerts/message.ts';
+import type { QuarantineFilter, QuarantineName } from '../quarantine/quarantine.ts';
+import { ApiError, intParam, timeParam } from './errors.ts';
+
+const FILTER_KEYS = ['rule', 'level', 'sender', 'recipient', 'since', 'until', 'limit', 'mids'] as const;
+
+function quarantineName(gw: Gateway, v: unknown, code = 'quarantine_not_found', status = 404): QuarantineName {
+  if (typeof v !== 'string' || !gw.quarantineConfig(v)) {
+    const known = (gw.config.quarantine.policy.map((q) => q.name) as string[]).concat(['outbreak', 'virus']);
+    throw new ApiError(status, code, `no quarantine ${String(v).slice(0, 80)} (known: ${known.sort().join(', ')})`);
+  }
+  return v;
+}
+
+/** A quarantine filter from a query string (strings) or a JSON body (typed values). */
+export function quarantineFilterFrom(q: Record<string, unknown>, quarantine: QuarantineName): QuarantineFilter {
+  const known = new Set<string>([...FILTER_KEYS, 'all', 'by', 'quarantine']);
+  for (const k of Object.keys(q))
+    if (!known.has(k)) throw new ApiError(400, 'unknown_parameter', `unknown quarantine filter ${k}`);
+  const f: QuarantineFilter = { quarantine };
+  const str = (k: 'rule' | 'sender' | 'recipient') => {
+    if (q[k] === undefined) return;
+    if (typeof q[k] !== 'string' || !q[k])
+      throw new ApiError(400, 'invalid_parameter', `${k} must be a non-empty string`);
+    f[k] = q[k] as string;
+  };
+  str('rule');
+  str('sender');
+  str('recipient');
+  const int = (k: string): number => (typeof q[k] === 'number' ? checkInt(q[k] as number, k) : intParam(q[k], k));
+  if (q.level !== undefined) {
+    f.level = int('level');
+    if (f.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
+  }
+  if (q.limit !== undefined) f.limit = int('limit');
+  if (q.since !== undefined) f.since = typeof q.since === 'number' ? q.since : timeParam(q.since, 'since');
+  if (q.until !== undefined) f.until = typeof q.until === 'number' ? q.until : timeParam(q.until, 'until');
+  if (q.mids !== undefined) {
+    const list = Array.isArray(q.mids) ? q.mids : String(q.mids).split(',');
+    f.mids = list.map((m) => (typeof m === 'number' ? checkInt(m, 'mids') : intParam(String(m).trim(), 'mids')));
+    if (!f.mids.length) throw new ApiError(400, 'invalid_parameter', 'mids must not be empty');
+  }
+  return f;
+}
+
+function checkInt(n: number, name: string): number {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ApiError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
+  return n;
+}
+
+/** Bulk actions need a filter, or an explicit `all: true`: an empty body never empties a quarantine. */
+function bulkFilter(
+  body: unknown,
+  quarantine: QuarantineName,
+  extra: readonly string[] = [],
+): { filter: QuarantineFilter; by: string | null } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new ApiError(400, 'invalid_body', 'the body must be a JSON object with a filter (mids, rule, level, …)');
+  const b = Object.fromEntries(Object.entries(body as Record<string, unknown>).filter(([k]) => !extra.includes(k)));
+  const filter = quarantineFilterFrom(b, quarantine);
+  const narrowed = FILTER_KEYS.some((k) => k !== 'limit' && b[k] !== undefined);
+  if (!narrowed && b.all !== true)
+    throw new ApiError(
+      400,
+      'filter_required',
+      'give mids, rule, level, sender, recipient or a time range, or all: true',
+    );
+  if (b.by !== undefined && (typeof b.by !== 'string' || b.by.length > 200))
+    throw new ApiError(400, 'invalid_parameter', 'by must be a short string');
+  return { filter, by: (b.by as string | undefined) ?? null };
+}
+
+export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): void {
+  api.get('/quarantines', async () => {
+    const s = await gw.quarantineSummary();
+    return {
+      quarantines: s.quarantines.map((q) => ({
+        name: q.name,
+        kind: q.kind,
+        description: q.description,
+        messages: q.messages,
+        bytes: q.bytes,
+        defaultAction: q.defaultAction,
+        retention: q.retentionMs === null ? 'per policy' : formatDuration(q.retentionMs),
+        releaseSubjectTag: q.releaseSubjectTag,
+      })),
+      usage: s.usage,
+    };
+  });
+  api.get('/quarantines/:name/messages', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const f = quarantineFilterFrom(req.query as Record<string, unknown>, name);
+    return { messages: (await gw.quarantineList(f)).map(publicEntry) };
+  });
+  api.get('/quarantines/:name/messages/:mid', async (req) => {
+    const p = req.params as { name: string; mid: string };
+    const name = quarantineName(gw, p.name);
+    const mid = intParam(p.mid, 'mid');
+    const [e] = await gw.quarantineList({ quarantine: name, mids: [mid] });
+    if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
+    return { ...publicEntry(e), tracking: gw.tracker.show(mid) };
+  });
+  api.get('/quarantines/:name/rules', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    return { rules: await gw.quarantineRules(name) };
+  });
+  api.post('/quarantines/:name/release', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const { filter, by } = bulkFilter(req.body, name);
+    const mids = await gw.quarantineRelease(filter, by);
+    return { action: 'release', count: mids.length, mids };
+  });
+  api.post('/quarantines/:name/delete', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const { filter, by } = bulkFilter(req.body, name);
+    const mids = await gw.quarantineDelete(filter, by);
+    return { action: 'delete', count: mids.length, mids };
+  });
+  api.post('/quarantines/:name/delay', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const b = (req.body ?? {}) as Record<string, unknown>;
+    const { extend } = b;
+    if (typeof extend !== 'string' || !/^\d+(ms|s|m|h|d)$/.test(extend))
+      throw new ApiError(400, 'invalid_parameter', 'extend must be a duration such as "4h" or "2d"');
+    const { filter, by } = bulkFilter(req.body, name, ['extend']);
+    const mids = await gw.quarantineDelay(filter, parseDuration(extend), by);
+    return { action: 'delay', count: mids.length, mids };
+  });
+
+  api.post('/quarantines/:name/move', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const to = ((req.body ?? {}) as Record<string, unknown>).to;
+    const target = quarantineName(gw, to, 'invalid_target', 400);
+    if (target === name) throw new ApiError(400, 'invalid_target', 'to must be another quarantine');
+    const { filter, by } = bulkFilter(req.body, name, ['to']);
+    const mids = await gw.quarantineMove(filter, target, by);
+    return { action: 'move', count: mids.length, mids };
+  });
+  api.post('/quarantines/:name/copy', async (req) => {
+    const name = quarantineName(gw, (req.params as { name: string }).name);
+    const to = ((req.body ?? {}) as Record<string, unknown>).to;
+    const list = Array.isArray(to) ? to : typeof to === 'string' ? [to] : [];
+    const addresses = list.map((a) => (typeof a === 'string' ? safeAddress(a) : null));
+    if (!addresses.length || addresses.length > 20 || addresses.some((a) => a === null))
+      throw new ApiError(400, 'invalid_parameter', 'to must be 1 to 20 e-mail addresses');
+    const { filter, by } = bulkFilter(req.body, name, ['to']);
+    const mids = await gw.quarantineCopy(filter, addresses as string[], by);
+    return { action: 'copy', count: mids.length, mids };
+  });
+}
+
+function publicEntry(e: Awaited<ReturnType<Gateway['quarantineList']>>[number]) {
+  return {
+    mid: e.mid,
+    quarantine: e.quarantine,
+    enteredAt: new Date(e.enteredAt).toISOString(),
+    scheduledExit: new Date(e.exitAt).toISOString(),
+    size: e.size,
+    level: e.level,
+    category: e.category,
+    viral: e.viral,
+    ruleIds: e.ruleIds,
+    reason: e.reason,
+    sender: e.sender,
+    recipients: e.recipients,
+    subject: e.subject,
+    policy: e.policy,
+  };
+}
+
+/** 14 days → "14d", 90 minutes → "90m": the config's own notation. */
+function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
