@@ -1496,7 +1496,7 @@ export class Gateway {
       usage: {
         ...usage,
         maxSize: this.quarantineMaxBytes,
-        percent: Math.round((usage.bytes / this.quarantineMaxBytes) * 1000) / 10,
+        percent: this.quarantineMaxBytes > 0 ? Math.round((usage.bytes / this.quarantineMaxBytes) * 1000) / 10 : 100,
       },
     };
   }
