@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -11,6 +11,9 @@ import { runRulesBench, type RulesBenchResult } from './outbreak-rules.ts';
 import { runModifyBench, type ModifyBenchResult } from './modify.ts';
 import { runClickTimeBench, type ClickTimeBenchResult } from './clicktime.ts';
 import { hasBinary } from '../test/helpers/peers.ts';
+import { hasClamd } from '../test/helpers/clamd.ts';
+import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.ts';
+import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY;
@@ -104,9 +107,29 @@ if (!only || only === 'outbreak') {
   console.log('');
 }
 
+let clamd: ClamdBenchResult | null = null;
+if (!only || only === 'clamd') {
+  if (!hasClamd()) console.log('clamd: skipped (clamav-daemon not installed; see .ci/run)\n');
+  else {
+    process.stderr.write('clamd: INSTREAM throughput…\n');
+    clamd = await runClamdBench({ quick });
+    printClamdBench(clamd);
+  }
+}
+
+let quarantine: QuarantineBenchResult | null = null;
+if (!only || only === 'quarantine') {
+  if (!hasBinary('smtp-source') || !hasBinary('smtp-sink'))
+    console.log('Quarantine: skipped (Postfix smtp-source/smtp-sink not installed; see .ci/run)\n');
+  else {
+    quarantine = await runQuarantineBench(quick);
+    printQuarantineBench(quarantine);
+  }
+}
+
 const out = path.resolve(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
   path.join(out, 'latest.json'),
-  JSON.stringify({ at: new Date().toISOString(), quick, cpu, smtp, tracking, outbreak }, null, 2),
+  JSON.stringify({ at: new Date().toISOString(), quick, cpu, smtp, tracking, outbreak, clamd, quarantine }, null, 2),
 );

@@ -85,6 +85,24 @@ test('a message in two quarantines counts once; removal reports where it still i
     [3],
   );
   assert.deepEqual(q.files().sort(), ['/spool/held-1', '/spool/held-2', '/spool/held-3']);
+  // filters driven by the recipient and sender indexes, also after a move
+  assert.deepEqual(
+    q.list({ recipient: 'B@dst.test' }).map((e) => e.mid),
+    [2, 1, 3],
+  );
+  assert.deepEqual(
+    q.list({ quarantine: 'review', recipient: 'b@dst.test' }).map((e) => e.mid),
+    [3],
+  );
+  assert.deepEqual(q.list({ recipient: 'nobody@dst.test' }), []);
+  assert.deepEqual(
+    q.list({ sender: 'a@SRC.test', quarantine: 'virus' }).map((e) => e.mid),
+    [2],
+  );
+  assert.deepEqual(
+    q.list({ rule: 'R2', recipient: 'b@dst.test' }).map((e) => e.mid),
+    [3],
+  );
 
   // the counts come back from the database after a restart
   const again = new QuarantineIndex(store);

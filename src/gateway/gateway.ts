@@ -133,6 +133,7 @@ export class Gateway {
    * re-evaluation, scheduled exit or administrator action must not take the same message out twice.
    */
   private readonly leaving = new Set<number>();
+  private readonly commitWaiters: Array<() => void> = [];
   readonly metrics: Metrics;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
@@ -915,17 +916,37 @@ export class Gateway {
       return true;
     }
     this.leaving.add(e.mid);
-    // The index removal and the status change must commit together: committed() flushes what is queued,
-    // so it comes after both (a crash between two commits would leave a held file nobody owns).
+    // The index removal and the status change are queued in the same turn, so they commit in one
+    // transaction (a crash between two commits would leave a held file nobody owns).
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'released', null, null);
     this.tracker.setStatus(e.mid, 'scanning', false);
-    void this.store.committed().then(() => this.leaving.delete(e.mid));
+    void this.afterCommit(() => this.leaving.delete(e.mid));
     const copy = this.resumeHeld(e.copy, { file: e.file, bodyOffset: e.bodyOffset, size: e.size });
     copy.releasedFrom = [...new Set([...(e.copy.releasedFrom ?? []), e.quarantine])];
     copy.releaseTag = how.tag || null;
     copy.releaseNote = how.note;
     void this.scan(copy);
     return true;
+  }
+
+  /**
+   * Runs `fn` once what is queued now is committed. Quarantine actions of one event-loop turn share a
+   * single commit: a bulk release or delete of thousands is a few transactions, not one per message.
+   */
+  private afterCommit(fn: () => void): Promise<void> {
+    return new Promise((resolve) => {
+      this.commitWaiters.push(() => {
+        fn();
+        resolve();
+      });
+      if (this.commitWaiters.length > 1) return;
+      setImmediate(() => {
+        const batch = this.commitWaiters.splice(0);
+        void this.store.committed().then(() => {
+          for (const w of batch) w();
+        });
+      });
+    });
   }
 
   /** A copy made from a held file; the file's reference passes from the quarantine to the copy. */
@@ -969,9 +990,11 @@ export class Gateway {
     for (const r of e.copy.recipients) this.tracker.setRecipient(e.mid, r.rid, 'deleted', null, null);
     this.tracker.setStatus(e.mid, 'deleted', true);
     this.tracker.event(e.mid, { type: 'message.done', status: 'deleted' }, e.copy.env.icid);
-    await this.store.committed();
-    this.leaving.delete(e.mid);
-    this.spool.release(e.file);
+    // The file goes once the database says the message is deleted.
+    void this.afterCommit(() => {
+      this.leaving.delete(e.mid);
+      this.spool.release(e.file);
+    });
     return true;
   }
 
@@ -1522,6 +1545,7 @@ export class Gateway {
     const done: number[] = [];
     for await (const e of this.bulk(f))
       if (await this.deleteHeld(e, by ? `deleted by ${by}` : 'deleted by administrator', by)) done.push(e.mid);
+    await this.store.committed();
     this.capacityAlert();
     return done;
   }

@@ -136,6 +136,15 @@ create table if not exists quarantine_rules (
   rule_id text not null,
   primary key (rule_id, quarantine, mid)
 ) without rowid;
+-- a message's rule rows go when it leaves: found by MID, not by scanning every rule's rows
+create index if not exists quarantine_rules_mid on quarantine_rules(mid, quarantine);
+create table if not exists quarantine_recipients (
+  address text not null,
+  quarantine text not null,
+  mid integer not null,
+  primary key (address, quarantine, mid)
+) without rowid;
+create index if not exists quarantine_recipients_mid on quarantine_recipients(mid, quarantine);
 `;
 
 interface Row {
@@ -160,7 +169,13 @@ interface Row {
 
 interface Membership {
   size: number;
-  quarantines: Set<QuarantineName>;
+  /** quarantine → the rule ids (or virus names) it is managed by there */
+  quarantines: Map<QuarantineName, string[]>;
+}
+
+interface Tally {
+  messages: number;
+  bytes: number;
 }
 
 export class QuarantineIndex {
@@ -171,52 +186,83 @@ export class QuarantineIndex {
    * "released from all / deleted from any" rules are decided here.
    */
   private readonly members = new Map<number, Membership>();
-  private readonly perName = new Map<QuarantineName, { messages: number; bytes: number }>();
+  private readonly perName = new Map<QuarantineName, Tally>();
+  /** quarantine → rule id → messages and bytes: the "manage by rule" summary without a query */
+  private readonly perRule = new Map<QuarantineName, Map<string, Tally>>();
   private bytes = 0;
 
   constructor(store: Store) {
     this.store = store;
     store.db.exec(SCHEMA);
-    for (const r of store.db.prepare('select mid, quarantine, size from quarantine').all() as unknown as Array<{
+    // Databases from before the recipient table: fill it once from the recipients column.
+    if (
+      !store.db.prepare('select 1 from quarantine_recipients limit 1').get() &&
+      store.db.prepare('select 1 from quarantine limit 1').get()
+    )
+      for (const r of store.db.prepare('select mid, quarantine, recipients from quarantine').all() as unknown as Array<{
+        mid: number;
+        quarantine: string;
+        recipients: string;
+      }>)
+        for (const a of new Set(r.recipients.split(' ').filter(Boolean)))
+          store.db
+            .prepare('insert or ignore into quarantine_recipients(address, quarantine, mid) values (?, ?, ?)')
+            .run(a, r.quarantine, r.mid);
+    for (const r of store.db
+      .prepare('select mid, quarantine, size, rule_ids from quarantine')
+      .all() as unknown as Array<{
       mid: number;
       quarantine: string;
       size: number;
+      rule_ids: string;
     }>)
-      this.remember(r.mid, r.quarantine, r.size);
+      this.remember(r.mid, r.quarantine, r.size, r.rule_ids ? r.rule_ids.split(' ') : []);
   }
 
-  private remember(mid: number, quarantine: QuarantineName, size: number): void {
+  private tally(quarantine: QuarantineName, ruleIds: readonly string[], size: number, sign: 1 | -1): void {
+    const q = this.perName.get(quarantine) ?? { messages: 0, bytes: 0 };
+    q.messages += sign;
+    q.bytes += sign * size;
+    this.perName.set(quarantine, q);
+    let rules = this.perRule.get(quarantine);
+    if (!rules) this.perRule.set(quarantine, (rules = new Map()));
+    for (const id of new Set(ruleIds)) {
+      const t = rules.get(id) ?? { messages: 0, bytes: 0 };
+      t.messages += sign;
+      t.bytes += sign * size;
+      if (t.messages > 0) rules.set(id, t);
+      else rules.delete(id);
+    }
+  }
+
+  private remember(mid: number, quarantine: QuarantineName, size: number, ruleIds: readonly string[]): void {
     let m = this.members.get(mid);
     if (!m) {
-      m = { size, quarantines: new Set() };
+      m = { size, quarantines: new Map() };
       this.members.set(mid, m);
       this.bytes += size;
     }
     if (m.quarantines.has(quarantine)) return;
-    m.quarantines.add(quarantine);
-    const q = this.perName.get(quarantine) ?? { messages: 0, bytes: 0 };
-    q.messages++;
-    q.bytes += m.size;
-    this.perName.set(quarantine, q);
+    m.quarantines.set(quarantine, [...ruleIds]);
+    this.tally(quarantine, ruleIds, m.size, 1);
   }
 
-  private forget(mid: number, quarantine: QuarantineName): void {
+  private forget(mid: number, quarantine: QuarantineName): string[] {
     const m = this.members.get(mid);
-    if (!m?.quarantines.delete(quarantine)) return;
-    const q = this.perName.get(quarantine);
-    if (q) {
-      q.messages--;
-      q.bytes -= m.size;
-    }
+    const ruleIds = m?.quarantines.get(quarantine);
+    if (!m || !ruleIds) return [];
+    m.quarantines.delete(quarantine);
+    this.tally(quarantine, ruleIds, m.size, -1);
     if (!m.quarantines.size) {
       this.members.delete(mid);
       this.bytes -= m.size;
     }
+    return ruleIds;
   }
 
   /** The quarantines a message is in. */
   memberships(mid: number): QuarantineName[] {
-    return [...(this.members.get(mid)?.quarantines ?? [])];
+    return [...(this.members.get(mid)?.quarantines.keys() ?? [])];
   }
 
   has(mid: number, quarantine: QuarantineName): boolean {
@@ -224,7 +270,7 @@ export class QuarantineIndex {
   }
 
   add(e: QuarantineEntry): void {
-    this.remember(e.mid, e.quarantine, e.size);
+    this.remember(e.mid, e.quarantine, e.size, e.ruleIds);
     this.store.run(
       `insert or replace into quarantine(mid, quarantine, entered_at, exit_at, size, file, body_offset, level, category,
        viral, rule_ids, reason, sender, recipients, subject, policy, copy) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
@@ -253,6 +299,13 @@ export class QuarantineIndex {
         e.quarantine,
         id,
       );
+    for (const a of new Set(e.recipients.map((r) => r.toLowerCase())))
+      this.store.run(
+        'insert or ignore into quarantine_recipients(address, quarantine, mid) values (?, ?, ?)',
+        a,
+        e.quarantine,
+        e.mid,
+      );
   }
 
   /** Takes a message out of one quarantine; returns the quarantines it is still in. */
@@ -260,6 +313,7 @@ export class QuarantineIndex {
     this.forget(mid, quarantine);
     this.store.run('delete from quarantine where mid = ? and quarantine = ?', mid, quarantine);
     this.store.run('delete from quarantine_rules where mid = ? and quarantine = ?', mid, quarantine);
+    this.store.run('delete from quarantine_recipients where mid = ? and quarantine = ?', mid, quarantine);
     return this.memberships(mid);
   }
 
@@ -283,8 +337,7 @@ export class QuarantineIndex {
       return true;
     }
     const size = this.members.get(mid)!.size;
-    this.forget(mid, from);
-    this.remember(mid, to, size);
+    this.remember(mid, to, size, this.forget(mid, from));
     this.store.run(
       'update quarantine set quarantine = ?, exit_at = ?, reason = ? where mid = ? and quarantine = ?',
       to,
@@ -294,11 +347,17 @@ export class QuarantineIndex {
       from,
     );
     this.store.run('update quarantine_rules set quarantine = ? where mid = ? and quarantine = ?', to, mid, from);
+    this.store.run('update quarantine_recipients set quarantine = ? where mid = ? and quarantine = ?', to, mid, from);
     return true;
   }
 
   /** A re-evaluation changed a held message's score (it stays held). */
   rescored(mid: number, quarantine: QuarantineName, level: number, ruleIds: string[]): void {
+    const size = this.members.get(mid)?.size;
+    if (size !== undefined && this.has(mid, quarantine)) {
+      this.forget(mid, quarantine);
+      this.remember(mid, quarantine, size, ruleIds);
+    }
     this.store.run(
       'update quarantine set level = ?, rule_ids = ? where mid = ? and quarantine = ?',
       level,
@@ -335,10 +394,27 @@ export class QuarantineIndex {
       where.push('q.quarantine = ?');
       args.push(f.quarantine);
     }
+    // The most selective filter drives the query: a rule's or a recipient's own index rows (CROSS JOIN
+    // keeps SQLite from walking the entry-time index instead), or the sender index. Then the matches
+    // are sorted; other filters are checked on those rows only.
+    let from = 'quarantine q';
     if (f.rule) {
-      where.push('q.mid in (select mid from quarantine_rules where rule_id = ? and quarantine = q.quarantine)');
+      from = 'quarantine_rules r cross join quarantine q on q.mid = r.mid and q.quarantine = r.quarantine';
+      where.push('r.rule_id = ?');
       args.push(f.rule);
-    }
+      if (f.quarantine) {
+        where.push('r.quarantine = ?');
+        args.push(f.quarantine);
+      }
+    } else if (f.recipient) {
+      from = 'quarantine_recipients x cross join quarantine q on q.mid = x.mid and q.quarantine = x.quarantine';
+      where.push('x.address = ?');
+      args.push(f.recipient.toLowerCase());
+      if (f.quarantine) {
+        where.push('x.quarantine = ?');
+        args.push(f.quarantine);
+      }
+    } else if (f.sender && !f.mids?.length) from = 'quarantine q indexed by quarantine_sender';
     if (f.level !== undefined) {
       where.push('q.level >= ?');
       args.push(f.level);
@@ -347,7 +423,7 @@ export class QuarantineIndex {
       where.push('q.sender = ?');
       args.push(f.sender.toLowerCase());
     }
-    if (f.recipient) {
+    if (f.recipient && f.rule) {
       // recipients are stored space-separated; match a whole address
       where.push("(' ' || q.recipients || ' ') like ? escape '\\'");
       args.push(`% ${f.recipient.toLowerCase().replace(/[\\%_]/g, (c) => '\\' + c)} %`);
@@ -369,7 +445,7 @@ export class QuarantineIndex {
       args.push(...f.mids);
     }
     const limit = Math.min(Math.max(f.limit ?? 1000, 1), 100_000);
-    const sql = `select q.* from quarantine q ${where.length ? 'where ' + where.join(' and ') : ''}
+    const sql = `select q.* from ${from} ${where.length ? 'where ' + where.join(' and ') : ''}
       order by q.entered_at, q.mid limit ${limit}`;
     return (this.store.db.prepare(sql).all(...args) as unknown as Row[]).map(toEntry);
   }
@@ -419,15 +495,9 @@ export class QuarantineIndex {
 
   /** The "manage by rule" summary (reference R58/R82): rule, messages, total size. */
   rules(quarantine: QuarantineName = 'outbreak'): Array<{ ruleId: string; messages: number; totalSize: number }> {
-    return (
-      this.store
-        .stmt(
-          `select r.rule_id, count(*) n, sum(q.size) total from quarantine_rules r
-           join quarantine q on q.mid = r.mid and q.quarantine = r.quarantine
-           where r.quarantine = ? group by r.rule_id order by n desc, r.rule_id`,
-        )
-        .all(quarantine) as unknown as Array<{ rule_id: string; n: number; total: number }>
-    ).map((r) => ({ ruleId: r.rule_id, messages: r.n, totalSize: r.total }));
+    return [...(this.perRule.get(quarantine) ?? new Map<string, Tally>())]
+      .map(([ruleId, t]) => ({ ruleId, messages: t.messages, totalSize: t.bytes }))
+      .sort((a, b) => b.messages - a.messages || (a.ruleId < b.ruleId ? -1 : a.ruleId > b.ruleId ? 1 : 0));
   }
 
   /** Distinct held messages and their bytes, all quarantines together (the capacity budget). */
