@@ -265,11 +265,13 @@ test(
     for (const l of links) assert.ok(l.startsWith(base), `rewritten: ${l}`);
     assert.ok(!(parsed.html as string).includes('login.phish.test'), 'the original URL is not left in an href');
 
-    // clicks: a clean link redirects, a phishing link warns, a malware link is blocked
+    // clicks: a link no rule flags still warns (its message is a level-5 threat, issue 10), a phishing
+    // link warns, a malware link is blocked
     const [phish, help, malware] = links;
     const r1 = await fetch(help, { redirect: 'manual' });
-    assert.equal(r1.status, 302);
-    assert.equal(r1.headers.get('location'), 'https://docs.example.org/help');
+    assert.equal(r1.status, 200);
+    assert.equal(r1.headers.get('location'), null);
+    assert.match(await r1.text(), /docs\.example\.org/);
     const r2 = await fetch(phish, { redirect: 'manual' });
     assert.equal(r2.status, 200);
     assert.match(await r2.text(), /login\.phish\.test/);
@@ -289,10 +291,10 @@ test(
       5000,
       'clicks recorded',
     );
-    assert.deepEqual(rec.clicks.map((c) => `${c.verdict}/${c.action}`).sort(), [
-      'clean/redirected',
-      'malicious/blocked',
-      'suspicious/warned',
+    assert.deepEqual(rec.clicks.map((c) => `${c.verdict}/${c.action} ${c.source}`).sort(), [
+      'malicious/blocked url_rules',
+      'suspicious/warned message',
+      'suspicious/warned url_rules',
     ]);
     assert.ok(rec.clicks.every((c) => c.recipient === 'mod@dst.test'));
     assert.ok(rec.events.some((e) => e.type === 'outbreak.modified' && e.rewrittenUrls === 3));

@@ -239,7 +239,17 @@ const schemas: Record<string, Schema> = {
         'matching outbreak and adaptive rules, strongest first',
       ),
       clicks: arrayOf(
-        object({ at: time, recipient: str, url: str, verdict: str, action: str }),
+        object({
+          at: time,
+          recipient: str,
+          url: str,
+          verdict: str,
+          action: str,
+          source: described(
+            'what decided the verdict: allow_list, block_list, url_rules (at click time), url_at_rewrite, message (its threat level) or none ("" for clicks recorded before this field)',
+            str,
+          ),
+        }),
         'clicks on rewritten links (empty in search results)',
       ),
       events: arrayOf(

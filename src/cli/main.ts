@@ -186,7 +186,11 @@ export function buildCli(): Command {
         ...m.urls.map((u: string) => `  url ${u}`),
         ...(m.threatLevel !== null ? [`threat level ${m.threatLevel}`] : []),
         ...m.threatRules.map((r: any) => `  rule ${r.id} level ${r.level} ${r.category}/${r.type}: ${r.description}`),
-        ...m.clicks.map((c: any) => `  click ${c.at} <${c.recipient}> ${c.url} ${c.verdict} → ${c.action}`),
+        ...m.clicks.map(
+          (c: any) =>
+            `  click ${c.at} <${c.recipient}> ${c.url} ${c.verdict} → ${c.action}` +
+            (c.source && c.source !== 'none' ? ` (from ${c.source})` : ''),
+        ),
         'events:',
         ...m.events.map((e: any) => {
           const { at, type, ...rest } = e;

@@ -4,6 +4,7 @@
 // Everything that can come from a URL, a token or a verdict goes through escapeHtml().
 import { domainToUnicode } from 'node:url';
 import { getDomain } from 'tldts';
+import type { ClickSource } from './verdict.ts';
 
 export interface Branding {
   /** name shown in the header and the text, e.g. "Breakwater" or "Contoso Mail Security" */
@@ -33,6 +34,8 @@ export interface WarningPageInfo {
   continueAction: string;
   /** href of "Go back", e.g. "/back" */
   backHref: string;
+  /** what the verdict rests on (named in the technical details; "message" also changes the wording) */
+  source?: ClickSource;
 }
 
 export interface BlockPageInfo {
@@ -41,6 +44,20 @@ export interface BlockPageInfo {
   ruleIds: readonly string[];
   mid: number;
   backHref: string;
+  source?: ClickSource;
+}
+
+const SOURCE_LABELS: Record<ClickSource, string> = {
+  allow_list: 'Allow list',
+  block_list: 'Block list',
+  url_rules: 'Threat rules for this address (checked now)',
+  url_at_rewrite: 'Threat rules for this address (when the email was scanned)',
+  message: 'Threat level of the email',
+  none: '',
+};
+
+function sourceLabel(source: ClickSource | undefined): string {
+  return source ? escapeHtml(SOURCE_LABELS[source] ?? '') : '';
 }
 
 /** why a link cannot be opened: a damaged or altered token, an expired one, or a non-web destination */
@@ -284,8 +301,12 @@ export function renderWarningPage(branding: Branding, info: WarningPageInfo): Pa
   const u = new URL(info.url);
   const host = escapeHtml(u.host);
   const reason = info.reason.trim();
+  const lead =
+    info.source === 'message'
+      ? `You clicked a link in an email that ${escapeHtml(b.name)} rated as a likely threat, such as phishing or malware. Links in such an email may lead to a harmful site even when the site itself is not known yet.`
+      : `You clicked a link in an email. ${escapeHtml(b.name)} checked where it leads and found signs of phishing or malware.`;
   const content = `<h1>This link may not be safe</h1>
-<p class="lead">You clicked a link in an email. ${escapeHtml(b.name)} checked where it leads and found signs of phishing or malware.</p>
+<p class="lead">${lead}</p>
 <section class="dest" aria-labelledby="dest-label">
 <h2 id="dest-label">This link goes to</h2>
 <p class="host">${hostHtml(u)}</p>
@@ -305,6 +326,7 @@ ${urlNotes(u)}
 </div>
 ${detailsHtml([
   ['Verdict', 'Suspicious'],
+  ['Based on', sourceLabel(info.source)],
   ['Rules', ruleList(info.ruleIds)],
   ['Message reference', info.mid > 0 ? `MID ${info.mid}` : ''],
   ['Checked at', escapeHtml(new Date().toISOString().replace('T', ' ').slice(0, 19) + ' UTC')],
@@ -341,6 +363,7 @@ ${urlNotes(u)}
 </div>
 ${detailsHtml([
   ['Verdict', 'Malicious'],
+  ['Based on', sourceLabel(info.source)],
   ['Address', `<code>${escapeHtml(u.href)}</code>`],
   ['Rules', ruleList(info.ruleIds)],
   ['Message reference', info.mid > 0 ? `MID ${info.mid}` : ''],

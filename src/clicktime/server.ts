@@ -3,7 +3,8 @@
 // interaction tracking, §8).
 //
 //   GET  /c/<token>           clean → 302, suspicious → 200 warning page, malicious → 403 block page,
-//                             verdict late or failing → 302 (fail open, verdict "unknown"),
+//                             verdict late or failing → what the token knows (message and URL level at
+//                             rewrite time), else 302 (fail open, verdict "unknown"),
 //                             altered / damaged / expired token or non-http(s) URL → 400, never a redirect
 //   HEAD /c/<token>           the same status and headers, no click recorded (link scanners)
 //   POST /c/<token>/continue  "Continue" on the warning page: token and verdict checked again → 303
@@ -11,11 +12,26 @@
 //   GET  /back                "Go back" on the warning and block pages
 //   GET  /health              200 ok
 //
+// The verdict of a click is the strongest of the fresh verdict (allow/block lists and the current URL
+// rules, from the verdict function) and what the token carries from rewrite time (the message's threat
+// level and the rules that matched the URL then); an allow list entry wins over everything: verdict.ts.
+//
 // Plain node:http: the clean redirect is the hot path (one HMAC, one URL parse, one synchronous verdict
 // when the verdict function answers synchronously).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { signClickToken, verifyClickToken, MAX_TOKEN_LENGTH, CLICK_KEY_BYTES } from './token.ts';
+import {
+  signClickToken,
+  verifyClickToken,
+  MAX_TOKEN_LENGTH,
+  CLICK_KEY_BYTES,
+  MAX_RULE_IDS,
+  MAX_THREAT_LEVEL,
+  RULE_ID,
+  type ClickThreat,
+  type ClickTokenPayload,
+} from './token.ts';
+import { combineVerdict, type ClickSource, type CombinedVerdict, type VerdictLevels } from './verdict.ts';
 import {
   renderBackPage,
   renderBlockPage,
@@ -28,6 +44,8 @@ import {
 } from './pages.ts';
 
 export type ClickVerdict = 'clean' | 'suspicious' | 'malicious' | 'unknown';
+
+export type { ClickSource, ClickThreat };
 
 export type ClickAction = 'redirected' | 'warned' | 'continued' | 'blocked' | 'invalid';
 
@@ -44,6 +62,8 @@ export interface ClickRecord {
   /** the verdict's reason; for action "invalid": malformed | bad_signature | expired | unsupported_scheme */
   reason: string;
   ruleIds: string[];
+  /** what decided the verdict: lists, URL rules now or at rewrite time, the message's level, or none */
+  source: ClickSource;
   clientIp: string;
   userAgent: string;
 }
@@ -52,6 +72,8 @@ export interface UrlVerdict {
   verdict: 'clean' | 'suspicious' | 'malicious';
   ruleIds: string[];
   reason: string;
+  /** what decided it (default "url_rules"); an "allow_list" verdict wins over what the token says */
+  source?: 'allow_list' | 'block_list' | 'url_rules';
 }
 
 export interface ClickTimeOptions {
@@ -66,6 +88,10 @@ export interface ClickTimeOptions {
   verdictTimeoutMs?: number;
   /** fresh verdict for a destination; may answer synchronously. A throw counts as no verdict (fail open). */
   verdict: (url: string) => Promise<UrlVerdict> | UrlVerdict;
+  /** a URL threat level carried in a token at or above this warns; default 1 (clickTime.warnLevel) */
+  warnLevel?: number;
+  /** a URL threat level carried in a token at or above this blocks; default 4 (clickTime.blockLevel) */
+  blockLevel?: number;
   /** every click; called after the response is written, exceptions go to onError */
   onClick: (c: ClickRecord) => void;
   /** default 30 days */
@@ -80,6 +106,10 @@ export interface WrapOptions {
   recipient: string;
   /** why the link is rewritten, e.g. "outbreak" */
   reason: string;
+  /** the message's threat level and strongest rules (carried in the token; default: none, level 0) */
+  messageThreat?: ClickThreat;
+  /** what matched this URL itself at rewrite time (carried in the token; default: none, level 0) */
+  urlThreat?: ClickThreat;
 }
 
 const DEFAULT_VERDICT_TIMEOUT_MS = 2000;
@@ -91,6 +121,17 @@ const TIMEOUT = Symbol('timeout');
 
 type Outcome = { kind: 'verdict'; v: UrlVerdict } | { kind: 'unknown'; reason: string };
 
+type TrustedPayload = Pick<ClickTokenPayload, 'mid' | 'recipient' | 'messageThreat' | 'urlThreat'>;
+
+/** A threat as a token can carry it: level clamped to 0–5, valid ids only, de-duplicated, at most 4. */
+function tokenThreat(t: ClickThreat | undefined): ClickThreat | undefined {
+  if (!t) return undefined;
+  const level = Number.isFinite(t.level) ? Math.min(MAX_THREAT_LEVEL, Math.max(0, Math.floor(t.level))) : 0;
+  const ids = [...new Set((t.ruleIds ?? []).filter((id) => typeof id === 'string' && RULE_ID.test(id)))];
+  if (level === 0 && ids.length === 0) return undefined;
+  return { level, ruleIds: ids.slice(0, MAX_RULE_IDS) };
+}
+
 function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function';
 }
@@ -101,7 +142,8 @@ function validVerdict(v: unknown): v is UrlVerdict {
   return (
     (o.verdict === 'clean' || o.verdict === 'suspicious' || o.verdict === 'malicious') &&
     Array.isArray(o.ruleIds) &&
-    typeof o.reason === 'string'
+    typeof o.reason === 'string' &&
+    (o.source === undefined || o.source === 'allow_list' || o.source === 'block_list' || o.source === 'url_rules')
   );
 }
 
@@ -126,6 +168,7 @@ export class ClickTimeService {
   private readonly keys: readonly Buffer[];
   private readonly verdictTimeoutMs: number;
   private readonly lifetime: number;
+  private readonly levels: VerdictLevels;
   private base: URL;
   /** path prefix of baseUrl without the trailing slash ("" or e.g. "/click") */
   private readonly basePath: string;
@@ -144,6 +187,7 @@ export class ClickTimeService {
     this.keys = [...opts.keys];
     this.verdictTimeoutMs = opts.verdictTimeoutMs ?? DEFAULT_VERDICT_TIMEOUT_MS;
     this.lifetime = opts.linkLifetimeSeconds ?? DEFAULT_LINK_LIFETIME_S;
+    this.levels = { warnLevel: opts.warnLevel ?? 1, blockLevel: opts.blockLevel ?? 4 };
     this.base = base;
     this.basePath = base.pathname.replace(/\/+$/, '');
     this.onError =
@@ -209,18 +253,33 @@ export class ClickTimeService {
    * The rewritten link for `url`. A link that is already one of ours is returned unchanged (never
    * wrapped twice). Throws a TypeError for a URL that is not absolute http(s) and a RangeError for a URL
    * too long to fit a token (about 6,000 bytes): the caller leaves such links alone or defangs them.
+   * The threat levels always go into the token; when the URL is so long that the rule ids do not fit
+   * too, the ids are left out (the levels alone decide the verdict; the pages then name no rule).
    */
   wrap(url: string, o: WrapOptions): string {
     if (this.isOwnLink(url)) return url;
     const u = webUrl(url);
     if (!u) throw new TypeError('clickTime: only absolute http(s) URLs are wrapped');
-    const token = signClickToken(this.keys[0], {
+    const payload: ClickTokenPayload = {
       url: u.href,
       mid: o.mid,
       recipient: o.recipient,
       reason: o.reason,
       expires: Math.floor(Date.now() / 1000) + this.lifetime,
-    });
+    };
+    const messageThreat = tokenThreat(o.messageThreat);
+    const urlThreat = tokenThreat(o.urlThreat);
+    if (messageThreat) payload.messageThreat = messageThreat;
+    if (urlThreat) payload.urlThreat = urlThreat;
+    let token: string;
+    try {
+      token = signClickToken(this.keys[0], payload);
+    } catch (err) {
+      if (!(err instanceof RangeError) || (!messageThreat?.ruleIds.length && !urlThreat?.ruleIds.length)) throw err;
+      if (messageThreat) payload.messageThreat = { level: messageThreat.level, ruleIds: [] };
+      if (urlThreat) payload.urlThreat = { level: urlThreat.level, ruleIds: [] };
+      token = signClickToken(this.keys[0], payload);
+    }
     return `${this.baseUrl}/c/${token}`;
   }
 
@@ -357,20 +416,21 @@ export class ClickTimeService {
     res: http.ServerResponse,
     token: string,
     head: boolean,
-    payload: { mid: number; recipient: string },
+    payload: TrustedPayload,
     url: URL,
     outcome: Outcome,
   ): void {
     if (res.destroyed) return;
     const base = { mid: payload.mid, recipient: payload.recipient, url: url.href };
-    if (outcome.kind === 'unknown') {
+    const v = this.decide(payload, outcome);
+    if (!v) {
+      const reason = outcome.kind === 'unknown' ? outcome.reason : '';
       this.redirect(res, 302, url.href);
       if (!head)
-        this.record(req, { ...base, verdict: 'unknown', action: 'redirected', reason: outcome.reason, ruleIds: [] });
+        this.record(req, { ...base, verdict: 'unknown', action: 'redirected', reason, ruleIds: [], source: 'none' });
       return;
     }
-    const v = outcome.v;
-    const common = { ...base, verdict: v.verdict, reason: v.reason, ruleIds: [...v.ruleIds] };
+    const common = { ...base, verdict: v.verdict, reason: v.reason, ruleIds: [...v.ruleIds], source: v.source };
     if (v.verdict === 'clean') {
       this.redirect(res, 302, url.href);
       if (!head) this.record(req, { ...common, action: 'redirected' });
@@ -385,6 +445,7 @@ export class ClickTimeService {
           mid: payload.mid,
           continueAction: `${this.basePath}/c/${token}/continue`,
           backHref: this.backHref(),
+          source: v.source,
         }),
       );
       if (!head) this.record(req, { ...common, action: 'warned' });
@@ -398,6 +459,7 @@ export class ClickTimeService {
           ruleIds: v.ruleIds,
           mid: payload.mid,
           backHref: this.backHref(),
+          source: v.source,
         }),
       );
       if (!head) this.record(req, { ...common, action: 'blocked' });
@@ -442,15 +504,15 @@ export class ClickTimeService {
   private answerContinue(
     req: http.IncomingMessage,
     res: http.ServerResponse,
-    payload: { mid: number; recipient: string },
+    payload: TrustedPayload,
     url: URL,
     outcome: Outcome,
   ): void {
     if (res.destroyed) return;
     const base = { mid: payload.mid, recipient: payload.recipient, url: url.href };
-    if (outcome.kind === 'verdict' && outcome.v.verdict === 'malicious') {
+    const v = this.decide(payload, outcome);
+    if (v && v.verdict === 'malicious') {
       // the URL turned malicious since the warning was shown (or the form was posted directly)
-      const v = outcome.v;
       this.sendPage(
         req,
         res,
@@ -460,22 +522,48 @@ export class ClickTimeService {
           ruleIds: v.ruleIds,
           mid: payload.mid,
           backHref: this.backHref(),
+          source: v.source,
         }),
       );
-      this.record(req, { ...base, verdict: 'malicious', action: 'blocked', reason: v.reason, ruleIds: [...v.ruleIds] });
+      this.record(req, {
+        ...base,
+        verdict: 'malicious',
+        action: 'blocked',
+        reason: v.reason,
+        ruleIds: [...v.ruleIds],
+        source: v.source,
+      });
       return;
     }
     this.redirect(res, 303, url.href);
-    if (outcome.kind === 'unknown')
-      this.record(req, { ...base, verdict: 'unknown', action: 'continued', reason: outcome.reason, ruleIds: [] });
+    if (!v)
+      this.record(req, {
+        ...base,
+        verdict: 'unknown',
+        action: 'continued',
+        reason: outcome.kind === 'unknown' ? outcome.reason : '',
+        ruleIds: [],
+        source: 'none',
+      });
     else
       this.record(req, {
         ...base,
-        verdict: outcome.v.verdict,
+        verdict: v.verdict,
         action: 'continued',
-        reason: outcome.v.reason,
-        ruleIds: [...outcome.v.ruleIds],
+        reason: v.reason,
+        ruleIds: [...v.ruleIds],
+        source: v.source,
       });
+  }
+
+  /** The click's verdict: the fresh one combined with what the token carries; null when nothing is known. */
+  private decide(payload: TrustedPayload, outcome: Outcome): CombinedVerdict | null {
+    return combineVerdict(
+      outcome.kind === 'verdict' ? outcome.v : null,
+      payload,
+      this.levels,
+      outcome.kind === 'unknown' ? outcome.reason : '',
+    );
   }
 
   /** Reads and discards a body of at most MAX_POST_BODY bytes, then calls next; bigger → 413. */
@@ -517,7 +605,7 @@ export class ClickTimeService {
   private checkToken(
     token: string,
   ):
-    | { ok: true; payload: { mid: number; recipient: string }; url: URL }
+    | { ok: true; payload: TrustedPayload; url: URL }
     | { ok: false; kind: InvalidLinkKind; record: Omit<ClickRecord, 'at' | 'clientIp' | 'userAgent'> } {
     const v = verifyClickToken(this.keys, token);
     if (!v.ok) {
@@ -534,6 +622,7 @@ export class ClickTimeService {
           action: 'invalid',
           reason: v.reason,
           ruleIds: [],
+          source: 'none',
         },
       };
     }
@@ -551,6 +640,7 @@ export class ClickTimeService {
           action: 'invalid',
           reason: 'unsupported_scheme',
           ruleIds: [],
+          source: 'none',
         },
       };
     }
@@ -656,6 +746,7 @@ export class ClickTimeService {
       action: r.action,
       reason: r.reason,
       ruleIds: r.ruleIds,
+      source: r.source,
       clientIp: req.socket.remoteAddress ?? '',
       userAgent: ua.length > MAX_USER_AGENT ? ua.slice(0, MAX_USER_AGENT) : ua,
     };

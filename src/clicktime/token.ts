@@ -2,18 +2,38 @@
 //
 // token = base64url(body ‖ tag), canonical encoding only (no padding, no stray low bits), at most
 // MAX_TOKEN_LENGTH characters.
-//   body = version (1 byte, 0x01)
+//   body = version (1 byte: 0x01 without threat information, 0x02 with it)
 //          expires   unsigned LEB128 (unix seconds)
 //          mid       unsigned LEB128
 //          reason    LEB128 byte length ‖ UTF-8
 //          recipient LEB128 byte length ‖ UTF-8
 //          url       LEB128 byte length ‖ UTF-8
+//          version 2 only:
+//          flags     1 byte: bit 0 message threat follows, bit 1 URL threat follows (1–3, nothing else)
+//          threat    (message, then URL, each when flagged)
+//                    level 1 byte (0–5) ‖ count 1 byte (0–MAX_RULE_IDS) ‖ count × rule id, each
+//                    LEB128 (3 × length + prefix) ‖ ASCII, prefix 1 = "OUTBREAK_", 2 = "ADAPTIVE_" left
+//                    out (0 = none; an id written with prefix 0 never starts with either)
 //   tag  = HMAC-SHA256(key, "breakwater-click-v1\0" ‖ body) truncated to 16 bytes (128 bits)
+//
+// Version 1 is what tokens looked like before the threat fields existed: they still verify, and carry
+// no threat information (level 0). A payload without threat information is still written as version 1,
+// byte for byte as before. The threat fields of a typical link (one outbreak rule id for the message and
+// one for the URL) cost about 30 characters; the most they can cost (2 × 4 ids of 64 characters) is
+// about 710.
 //
 // The tag is checked (in constant time, against every key of the rotation list) before a single byte
 // of the body is interpreted, so nothing from an altered token is ever used. The payload is signed,
-// not encrypted: whoever holds a link can decode the URL, MID and recipient it carries.
+// not encrypted: whoever holds a link can decode the URL, MID, recipient and threat fields it carries.
 import { createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+
+/** What was known about a threat when the link was rewritten. */
+export interface ClickThreat {
+  /** threat level 0–5 */
+  level: number;
+  /** the strongest matching rules, at most MAX_RULE_IDS, each 1–64 characters of A–Z a–z 0–9 _ - . : */
+  ruleIds: string[];
+}
 
 export interface ClickTokenPayload {
   /** the destination, an absolute URL */
@@ -26,6 +46,10 @@ export interface ClickTokenPayload {
   reason: string;
   /** unix seconds after which the link is refused */
   expires: number;
+  /** the message's threat level and strongest rules at rewrite time; absent (level 0) in old tokens */
+  messageThreat?: ClickThreat;
+  /** what matched the URL itself at rewrite time; absent (level 0) in old tokens */
+  urlThreat?: ClickThreat;
 }
 
 export type ClickTokenError = 'malformed' | 'bad_signature' | 'expired';
@@ -41,6 +65,14 @@ export const CLICK_KEY_BYTES = 32;
 export const MAX_TOKEN_LENGTH = 8192;
 export const TAG_BYTES = 16;
 const VERSION = 0x01;
+const VERSION_THREAT = 0x02;
+/** rule ids carried per threat (message, URL) */
+export const MAX_RULE_IDS = 4;
+export const MAX_THREAT_LEVEL = 5;
+const MAX_RULE_ID_BYTES = 64;
+/** what a rule id carried in a token may look like */
+export const RULE_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
+const ID_PREFIXES = ['', 'OUTBREAK_', 'ADAPTIVE_'] as const;
 const MAX_REASON_BYTES = 64;
 const MAX_RECIPIENT_BYTES = 512;
 const CONTEXT = Buffer.from('breakwater-click-v1\0', 'latin1');
@@ -91,6 +123,36 @@ function writeVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/** The encoded threat section (flags and the threats present), or null when there is none. */
+function encodeThreats(message: ClickThreat | undefined, url: ClickThreat | undefined): Buffer | null {
+  if (message === undefined && url === undefined) return null;
+  const parts: number[] = [(message !== undefined ? 1 : 0) | (url !== undefined ? 2 : 0)];
+  for (const [name, t] of [
+    ['messageThreat', message],
+    ['urlThreat', url],
+  ] as const) {
+    if (t === undefined) continue;
+    if (typeof t !== 'object' || t === null) throw new TypeError(`${name} must be an object`);
+    if (!Number.isInteger(t.level) || t.level < 0 || t.level > MAX_THREAT_LEVEL)
+      throw new TypeError(`${name}.level must be an integer 0–${MAX_THREAT_LEVEL}`);
+    if (!Array.isArray(t.ruleIds) || t.ruleIds.length > MAX_RULE_IDS)
+      throw new TypeError(`${name}.ruleIds must be an array of at most ${MAX_RULE_IDS} ids`);
+    parts.push(t.level, t.ruleIds.length);
+    for (const id of t.ruleIds) {
+      if (typeof id !== 'string' || !RULE_ID.test(id))
+        throw new TypeError(`${name}.ruleIds: ${JSON.stringify(id)} is not a rule id`);
+      let prefix = 0;
+      for (let p = 1; p < ID_PREFIXES.length; p++)
+        if (id.length > ID_PREFIXES[p].length && id.startsWith(ID_PREFIXES[p])) prefix = p;
+      const rest = id.slice(ID_PREFIXES[prefix].length);
+      const head = Buffer.alloc(varintLength(rest.length * 3 + prefix));
+      writeVarint(head, 0, rest.length * 3 + prefix);
+      parts.push(...head, ...Buffer.from(rest, 'latin1'));
+    }
+  }
+  return Buffer.from(parts);
+}
+
 /**
  * Signs a payload. Throws a TypeError for an invalid payload and a RangeError when the token would be
  * longer than MAX_TOKEN_LENGTH (a URL of more than about 6,000 bytes).
@@ -107,6 +169,7 @@ export function signClickToken(key: Buffer, payload: ClickTokenPayload): string 
   const why = Buffer.from(reason ?? '', 'utf8');
   if (why.length > MAX_REASON_BYTES) throw new TypeError(`reason must be at most ${MAX_REASON_BYTES} bytes`);
   if (rcpt.length > MAX_RECIPIENT_BYTES) throw new TypeError(`recipient must be at most ${MAX_RECIPIENT_BYTES} bytes`);
+  const threats = encodeThreats(payload.messageThreat, payload.urlThreat);
   const bodyLength =
     1 +
     varintLength(expires) +
@@ -116,18 +179,20 @@ export function signClickToken(key: Buffer, payload: ClickTokenPayload): string 
     varintLength(rcpt.length) +
     rcpt.length +
     varintLength(u.length) +
-    u.length;
+    u.length +
+    (threats?.length ?? 0);
   if (Math.ceil(((bodyLength + TAG_BYTES) * 4) / 3) > MAX_TOKEN_LENGTH)
     throw new RangeError(`the URL is too long to wrap (a token may have at most ${MAX_TOKEN_LENGTH} characters)`);
   const buf = Buffer.allocUnsafe(bodyLength + TAG_BYTES);
   let pos = 0;
-  buf[pos++] = VERSION;
+  buf[pos++] = threats ? VERSION_THREAT : VERSION;
   pos = writeVarint(buf, pos, expires);
   pos = writeVarint(buf, pos, mid);
   for (const field of [why, rcpt, u]) {
     pos = writeVarint(buf, pos, field.length);
     pos += field.copy(buf, pos);
   }
+  if (threats) pos += threats.copy(buf, pos);
   tag(key, buf.subarray(0, bodyLength)).copy(buf, bodyLength);
   return buf.toString('base64url');
 }
@@ -163,8 +228,31 @@ class Reader {
   }
 }
 
+function decodeThreat(r: Reader): ClickThreat | null {
+  if (r.pos + 2 > r.buf.length) return null;
+  const level = r.buf[r.pos++];
+  const count = r.buf[r.pos++];
+  if (level > MAX_THREAT_LEVEL || count > MAX_RULE_IDS) return null;
+  const ruleIds: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const head = r.varint();
+    if (head < 0) return null;
+    const prefix = ID_PREFIXES[head % 3];
+    const len = Math.floor(head / 3);
+    if (r.pos + len > r.buf.length || prefix.length + len > MAX_RULE_ID_BYTES || (prefix && len === 0)) return null;
+    const id = prefix + r.buf.toString('latin1', r.pos, r.pos + len);
+    r.pos += len;
+    // one encoding per id: a known prefix is always left out
+    if (!RULE_ID.test(id) || (!prefix && ID_PREFIXES.some((p) => p && id.length > p.length && id.startsWith(p))))
+      return null;
+    ruleIds.push(id);
+  }
+  return { level, ruleIds };
+}
+
 function decodeBody(body: Buffer): ClickTokenPayload | null {
-  if (body[0] !== VERSION) return null;
+  const version = body[0];
+  if (version !== VERSION && version !== VERSION_THREAT) return null;
   const r = new Reader(body);
   const expires = r.varint();
   const mid = r.varint();
@@ -172,8 +260,25 @@ function decodeBody(body: Buffer): ClickTokenPayload | null {
   const reason = r.string(MAX_REASON_BYTES);
   const recipient = r.string(MAX_RECIPIENT_BYTES);
   const url = r.string(MAX_TOKEN_LENGTH);
-  if (reason === null || recipient === null || url === null || url === '' || r.pos !== body.length) return null;
-  return { url, mid, recipient, reason, expires };
+  if (reason === null || recipient === null || url === null || url === '') return null;
+  const payload: ClickTokenPayload = { url, mid, recipient, reason, expires };
+  if (version === VERSION_THREAT) {
+    if (r.pos >= body.length) return null;
+    const flags = body[r.pos++];
+    if (flags < 1 || flags > 3) return null;
+    if (flags & 1) {
+      const t = decodeThreat(r);
+      if (!t) return null;
+      payload.messageThreat = t;
+    }
+    if (flags & 2) {
+      const t = decodeThreat(r);
+      if (!t) return null;
+      payload.urlThreat = t;
+    }
+  }
+  if (r.pos !== body.length) return null;
+  return payload;
 }
 
 /**

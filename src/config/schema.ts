@@ -199,9 +199,14 @@ export const configSchema = z
           .boolean()
           .default(true)
           .describe('fsync each message and its directory entry before replying 250 (never turn off in production)'),
+        minFree: byteSize
+          .default('64MiB')
+          .describe(
+            "Free space the data directory's file system must keep (like Postfix's queue_minfree): below it new mail gets 452 4.3.1 at MAIL FROM until space frees",
+          ),
       })
       .strict()
-      .default({ fsync: true })
+      .default({ fsync: true, minFree: '64MiB' })
       .describe('Spool'),
     admin: z
       .object({

@@ -410,6 +410,8 @@ export class DeliveryQueue {
         job.recipients.map((r) => ({ r, outcome: 'delivered' as const, reply: `250 written to ${dest}` })),
       );
     } catch (err) {
+      // (A full disk, say: leave no partial file behind; the message stays queued and is retried.)
+      await fsp.unlink(path.join(abs, `${job.mid}.eml.tmp`)).catch(() => {});
       this.defer(job, job.recipients, `4.3.0 ${(err as Error).message}`, dcid, target);
     }
   }

@@ -10,9 +10,11 @@ import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { parseByteSize } from '../config/schema.ts';
 import { Spool, type SpoolEnvelope, type SpooledMessage } from '../spool/spool.ts';
+import { StorageGuard, type StorageState } from '../spool/storage.ts';
 import { Store } from '../store/db.ts';
 import { MailLog } from '../tracking/maillog.ts';
 import { Tracker } from '../tracking/tracker.ts';
+import { escapeControls } from '../tracking/escape.ts';
 import { Ingress, type AcceptedMessage } from '../smtp/ingress.ts';
 import type { ReverseResolver } from '../smtp/hat.ts';
 import { splitByPolicy } from '../policy/policies.ts';
@@ -41,7 +43,7 @@ import { stripParts } from '../antivirus/strip.ts';
 import { buildQuarantineCopy } from '../quarantine/copy-message.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { modifyMessage } from '../outbreak/modify.ts';
-import { ClickTimeService, type ClickRecord } from '../clicktime/server.ts';
+import { ClickTimeService, type ClickRecord, type UrlVerdict } from '../clicktime/server.ts';
 import { Alerts, type AlertInput } from '../alerts/alerts.ts';
 import { parseDuration } from '../config/schema.ts';
 import { urlHost } from '../mime/urls.ts';
@@ -115,6 +117,8 @@ export class Gateway {
   readonly rules: RuleUpdater;
   readonly quarantine: QuarantineIndex;
   readonly alerts: Alerts;
+  /** whether the data directory has room for new mail (452 4.3.1 at MAIL FROM when not) */
+  readonly storage: StorageGuard;
   clickTime: ClickTimeService | null = null;
   readonly clamd: ClamdClient | null;
   /** clamd's signature version as last read (null: unknown or no clamd) */
@@ -171,6 +175,14 @@ export class Gateway {
       this.config.log.keep,
     );
     this.tracker = new Tracker(this.store, this.mailLog);
+    this.storage = new StorageGuard({
+      dir: this.dataDir,
+      minFreeBytes: parseByteSize(this.config.spool.minFree),
+      onChange: (s) => this.storageChanged(s),
+    });
+    // Every write path reports a full or failing disk here instead of taking the process down.
+    this.mailLog.onWriteError = (err) => this.storage.reportFailure('mail log', err);
+    this.store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(this.dataDir, 'spool'), this.config.spool.fsync);
     this.metrics = new Metrics();
     this.tracker.onEvent = (_mid, e) => this.metrics.onEvent(e);
@@ -230,6 +242,7 @@ export class Gateway {
   }
 
   async start(): Promise<void> {
+    await this.storage.start();
     await this.spool.init();
     const maxDbMid = (this.store.db.prepare('select max(mid) m from messages').get() as { m: number | null }).m ?? 0;
     this.nextMid = maxDbMid + 1; // recover() raises it past every MID in the spool
@@ -253,6 +266,7 @@ export class Gateway {
         log: (line) => this.tracker.connection(line),
         tls: tls.get(l.name) ?? null,
         resolver: this.options.resolver,
+        storage: this.storage,
       });
       const port = await ingress.listen();
       this.ports.set(l.name, port);
@@ -296,6 +310,7 @@ export class Gateway {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.storage.stop();
     this.rules.stop();
     if (this.exitTimer) clearTimeout(this.exitTimer);
     if (this.avTimer) clearTimeout(this.avTimer);
@@ -593,9 +608,13 @@ export class Gateway {
         }
       }
     } catch (err) {
-      // A bug must not lose mail: leave the copy queued and try again later.
-      this.mailLog.warning(`MID ${copy.mid} pipeline error: ${(err as Error).stack ?? err}`);
-      const t = setTimeout(() => void this.scan(copy), 60_000);
+      // A full disk (held file, modified copy) or a bug must not lose mail: the copy stays in the
+      // spool and is scanned again — soon for a disk that may free up, in a minute for a bug.
+      const full = this.storage.reportFailure(`MID ${copy.mid} processing`, err);
+      this.mailLog.warning(
+        `MID ${copy.mid} ${full ? 'cannot be stored now' : 'pipeline error'}: ${full ? (err as Error).message : ((err as Error).stack ?? err)}`,
+      );
+      const t = setTimeout(() => void this.scan(copy), full ? 10_000 : 60_000);
       t.unref();
     } finally {
       this.releasePipeline();
@@ -772,7 +791,15 @@ export class Gateway {
             bypassDomains: plan.bypassDomains,
             wrap: (url: string) => {
               try {
-                return click.wrap(url, { mid: copy.mid, recipient: single, reason: 'outbreak' });
+                // The link carries what is known now: the message's level and what matches the URL itself,
+                // so that a click is never judged on the URL's current rules alone (docs/outbreak.md).
+                return click.wrap(url, {
+                  mid: copy.mid,
+                  recipient: single,
+                  reason: 'outbreak',
+                  messageThreat: plan.threat.level > 0 ? plan.threat : undefined,
+                  urlThreat: this.urlThreatNow(url),
+                });
               } catch {
                 // A URL too long to carry in a signed link (several KB) is not left clickable in a threat
                 // message: it points at the service's "this link cannot be opened" page instead.
@@ -868,9 +895,10 @@ export class Gateway {
         viral: !outbreak || (a?.viral ?? false),
         ruleIds: h.ids,
         reason: h.reason,
-        sender: copy.env.sender,
+        sender: escapeControls(copy.env.sender),
         recipients: pending.map((r) => r.address),
-        subject,
+        // shown in listings and terminals: peer control characters escaped (the held file keeps them)
+        subject: subject === null ? null : escapeControls(subject),
         policy: copy.policy,
         copy: held,
       };
@@ -1093,6 +1121,31 @@ export class Gateway {
     this.alerts
       .raise(a)
       .catch((err: Error) => this.mailLog.warning(`alert ${a.key} could not be raised: ${err.message}`));
+  }
+
+  /** The data disk crossed the reserve (or a write failed for lack of space), or it has room again. */
+  private storageChanged(s: StorageState): void {
+    if (!s.accepting) {
+      this.mailLog.warning(`storage: not accepting new mail (452 4.3.1): ${s.detail}`);
+      this.raiseAlert({
+        class: 'system',
+        severity: 'critical',
+        key: 'system.storage_full',
+        title: 'data disk full: new mail is refused with 452 4.3.1',
+        text: `The gateway stopped accepting new mail: ${s.detail}. Mail already accepted is kept and delivered; senders retry later. Free space under ${this.dataDir} (or raise its file system's size); acceptance resumes by itself once at least spool.minFree is free.`,
+        data: { reason: s.reason, freeBytes: s.freeBytes, minFreeBytes: parseByteSize(this.config.spool.minFree) },
+      });
+    } else {
+      this.mailLog.info('storage: space is back above the reserve; accepting new mail again');
+      this.raiseAlert({
+        class: 'system',
+        severity: 'info',
+        key: 'system.storage_ok',
+        title: 'data disk has room again: accepting new mail',
+        text: `Free space under ${this.dataDir} is back above spool.minFree; the gateway accepts new mail again.`,
+        data: {},
+      });
+    }
   }
 
   /** clamd failed a scan or a check: mail waits for it (never delivered unscanned); alert once per outage. */
@@ -1338,6 +1391,8 @@ export class Gateway {
       verdictTimeoutMs: parseDuration(c.verdictTimeout),
       linkLifetimeSeconds: Math.round(parseDuration(c.linkLifetime) / 1000),
       verdict: (url) => this.clickVerdict(url),
+      warnLevel: c.warnLevel,
+      blockLevel: c.blockLevel,
       onClick: (r) => this.recordClick(r),
     });
     const port = await service.listen();
@@ -1346,17 +1401,44 @@ export class Gateway {
     this.mailLog.info(`click-time service on ${c.host}:${port}`);
   }
 
-  /** Verdict for a URL at click time: allow/block lists, then current outbreak and adaptive rules. */
-  clickVerdict(url: string): { verdict: 'clean' | 'suspicious' | 'malicious'; ruleIds: string[]; reason: string } {
+  /** The level and strongest rules that match a URL now (for a rewritten link's token); undefined for none. */
+  private urlThreatNow(url: string): { level: number; ruleIds: string[] } | undefined {
+    let href: string;
+    try {
+      // the URL as the click-time service will see it (and judge it again)
+      href = new URL(url).href;
+    } catch {
+      return undefined;
+    }
+    let hits: ReturnType<OutbreakEngine['scoreUrl']>;
+    try {
+      hits = this.outbreak.scoreUrl(href);
+    } catch (err) {
+      this.mailLog.warning(`click-time: URL rules failed at rewrite time: ${(err as Error).message}`);
+      return undefined;
+    }
+    const level = Math.max(0, ...hits.map((h) => h.level));
+    return level > 0 ? { level, ruleIds: hits.filter((h) => h.level === level).map((h) => h.id) } : undefined;
+  }
+
+  /**
+   * Verdict for a URL at click time: allow/block lists, then current outbreak and adaptive rules. The
+   * click-time service combines it with what the link's token carries (src/clicktime/verdict.ts).
+   */
+  clickVerdict(url: string): UrlVerdict {
     const c = this.config.clickTime;
-    if (listMatches(c.allowList, url)) return { verdict: 'clean', ruleIds: [], reason: 'allow list' };
-    if (listMatches(c.blockList, url)) return { verdict: 'malicious', ruleIds: [], reason: 'block list' };
+    if (listMatches(c.allowList, url))
+      return { verdict: 'clean', ruleIds: [], reason: 'allow list', source: 'allow_list' };
+    if (listMatches(c.blockList, url))
+      return { verdict: 'malicious', ruleIds: [], reason: 'block list', source: 'block_list' };
     const hits = this.outbreak.scoreUrl(url);
     const level = Math.max(0, ...hits.map((h) => h.level));
     const ids = hits.filter((h) => h.level === level && level > 0).map((h) => h.id);
-    if (level >= c.blockLevel) return { verdict: 'malicious', ruleIds: ids, reason: `level ${level}` };
-    if (level >= c.warnLevel) return { verdict: 'suspicious', ruleIds: ids, reason: `level ${level}` };
-    return { verdict: 'clean', ruleIds: [], reason: 'no rule matched' };
+    if (level >= c.blockLevel)
+      return { verdict: 'malicious', ruleIds: ids, reason: `level ${level}`, source: 'url_rules' };
+    if (level >= c.warnLevel)
+      return { verdict: 'suspicious', ruleIds: ids, reason: `level ${level}`, source: 'url_rules' };
+    return { verdict: 'clean', ruleIds: [], reason: 'no rule matched', source: 'url_rules' };
   }
 
   private recordClick(r: ClickRecord): void {
@@ -1368,7 +1450,7 @@ export class Gateway {
       domain = null;
     }
     this.store.run(
-      'insert into clicks(at, mid, recipient, url, domain, verdict, action, reason, rule_ids) values (?,?,?,?,?,?,?,?,?)',
+      'insert into clicks(at, mid, recipient, url, domain, verdict, action, reason, rule_ids, source) values (?,?,?,?,?,?,?,?,?,?)',
       r.at,
       r.mid,
       r.recipient,
@@ -1378,6 +1460,7 @@ export class Gateway {
       r.action,
       r.reason,
       r.ruleIds.join(' '),
+      r.source,
     );
     this.tracker.event(r.mid, {
       type: 'click',
@@ -1386,6 +1469,7 @@ export class Gateway {
       verdict: r.verdict,
       action: r.action,
       ruleIds: r.ruleIds,
+      source: r.source,
     });
   }
 
@@ -1941,6 +2025,8 @@ export class Gateway {
         address: `${l.host}:${this.ports.get(l.name) ?? l.port}`,
       })),
       queue: { active: this.copies.size, deferred: this.delivery.deferred().length },
+      storage: { ...this.storage.snapshot(), databaseRetries: this.store.storageRetries },
+      mailLog: { ...this.mailLog.health },
       nextMid: this.nextMid,
       dataDir: this.dataDir,
       memory: {

@@ -29,6 +29,8 @@ export interface ModificationPlan {
   urlRewriting: 'unsigned' | 'all' | 'off';
   bypassDomains: string[];
   alternateMailHost: string | null;
+  /** the message's threat level and strongest rules (at most 4), carried in its rewritten links */
+  threat: { level: number; ruleIds: string[] };
 }
 
 export type OutbreakAction =
@@ -98,6 +100,10 @@ function modificationPlan(a: OutbreakAssessment, s: PolicyOutbreakConfig, threat
     urlRewriting: threat ? m.urlRewriting : 'off',
     bypassDomains: m.bypassDomains,
     alternateMailHost: threat ? (m.alternateMailHost ?? null) : null,
+    threat: {
+      level: a.level,
+      ruleIds: a.level > 0 ? [...new Set(a.hits.filter((h) => h.level === a.level).map((h) => h.id))].slice(0, 4) : [],
+    },
   };
 }
 

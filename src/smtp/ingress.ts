@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { HostAccessTable, type HatMatch, type ReverseResolver } from './hat.ts';
-import { Replies, SmtpReplyError } from './replies.ts';
+import { Replies, SmtpReplyError, withEnhancedCodes } from './replies.ts';
 import { addressMatches } from './address.ts';
 import type { Spool, SpoolEnvelope, SpoolLocation, SpoolWriter } from '../spool/spool.ts';
 
@@ -25,6 +25,8 @@ export interface IngressDeps {
   log: (line: string) => void;
   tls: { key: Buffer; cert: Buffer } | null;
   resolver?: ReverseResolver;
+  /** free space for new mail (spool/storage.ts): refused at MAIL FROM while it says no */
+  storage?: { readonly accepting: boolean; reportFailure(where: string, err: unknown): boolean };
 }
 
 interface SessionState {
@@ -110,6 +112,7 @@ export class Ingress {
     class GatewaySMTPServer extends SMTPServer {
       override connect(socket: Socket, socketOptions: unknown): void {
         const conn = new SMTPConnection(this, socket, socketOptions as any) as any;
+        withEnhancedCodes(conn);
         const self = this as any;
         self.connections.add(conn);
         conn.on('error', (err: Error) => self._onError(err));
@@ -214,6 +217,8 @@ export class Ingress {
     if (!st) return cb(new SmtpReplyError(Replies.rejectedByHat));
     const max = st.match.group?.maxMessagesPerSession ?? 1000;
     if (st.messages >= max) return cb(new SmtpReplyError(Replies.tooManyMessages));
+    // RFC 5321 §4.5.3.1.10 / RFC 3463 4.3.1: no room for more mail now; the client retries later.
+    if (this.deps.storage && !this.deps.storage.accepting) return cb(new SmtpReplyError(Replies.insufficientStorage));
     const args = address.args as unknown as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0);
     if (declared > st.maxMessageSize) return cb(new SmtpReplyError(Replies.messageTooBig));
@@ -362,7 +367,8 @@ export class Ingress {
             cb(err);
           } else {
             this.deps.log(`ICID ${st.icid} spool failure: ${err.message}`);
-            cb(new SmtpReplyError(Replies.spoolFailure));
+            const full = this.deps.storage?.reportFailure(w ? 'spool message file' : 'spool journal', err) ?? false;
+            cb(new SmtpReplyError(full ? Replies.insufficientStorage : Replies.spoolFailure));
           }
         });
     });

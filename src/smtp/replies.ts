@@ -4,6 +4,12 @@
 export interface SmtpReply {
   code: number;
   text: string;
+  /**
+   * RFC 3463 enhanced status code, when smtp-server's default for the reply code would be wrong
+   * (its table maps 452 to 4.2.2 "mailbox full", 550 to 5.1.1 "bad mailbox"). The session writes it
+   * in place of the default; see withEnhancedCodes().
+   */
+  enhanced?: string;
 }
 
 export const Replies = {
@@ -20,6 +26,11 @@ export const Replies = {
     text: 'Message refused: bare CR or LF in message data (RFC 5321 §2.3.8); line endings must be CRLF',
   },
   spoolFailure: { code: 451, text: 'Local error while storing the message, try again later' },
+  insufficientStorage: {
+    code: 452,
+    text: 'Insufficient system storage, try again later',
+    enhanced: '4.3.1',
+  },
   badSender: { code: 553, text: 'Sender address rejected: invalid address' },
   badRecipient: { code: 553, text: 'Recipient address rejected: invalid address' },
 } as const satisfies Record<string, SmtpReply>;
@@ -27,7 +38,28 @@ export const Replies = {
 export class SmtpReplyError extends Error {
   readonly responseCode: number;
   constructor(reply: SmtpReply) {
-    super(reply.text);
+    // The enhanced code travels at the start of the text; withEnhancedCodes() moves it into place.
+    super(reply.enhanced ? `${reply.enhanced} ${reply.text}` : reply.text);
     this.responseCode = reply.code;
   }
+}
+
+const EMBEDDED_ENHANCED = /^([245]\.\d{1,3}\.\d{1,3}) (.*)$/s;
+
+/**
+ * Wraps an smtp-server connection's send(): a reply text that starts with its own enhanced status
+ * code is sent with that code instead of the library's default for the reply code (or without any,
+ * when the client did not ask for ENHANCEDSTATUSCODES with EHLO).
+ */
+export function withEnhancedCodes(conn: {
+  send: (code: number, data?: unknown, context?: unknown) => unknown;
+  _useEnhancedStatusCodes?: () => boolean;
+}): void {
+  const send = conn.send.bind(conn);
+  conn.send = (code: number, data?: unknown, context?: unknown) => {
+    const m = typeof data === 'string' ? EMBEDDED_ENHANCED.exec(data) : null;
+    if (!m) return send(code, data, context);
+    const useEnhanced = conn._useEnhancedStatusCodes?.() ?? true;
+    return send(code, useEnhanced ? `${m[1]} ${m[2]}` : m[2], false);
+  };
 }

@@ -5,6 +5,7 @@
 import { DatabaseSync, type StatementSync, type SQLInputValue } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import type { WriteAck, WriteBatch } from './writer.ts';
+import { isSqliteStorageError } from './errors.ts';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 
@@ -100,7 +101,8 @@ create table if not exists clicks (
   verdict text not null,
   action text not null,
   reason text not null,
-  rule_ids text not null
+  rule_ids text not null,
+  source text not null default ''
 );
 create index if not exists clicks_mid on clicks(mid);
 create index if not exists clicks_at on clicks(at);
@@ -119,6 +121,10 @@ export class Store {
   private nextBatch = 1;
   private acked = 0;
   private readonly ackWaiters: Array<{ id: number; resolve: () => void }> = [];
+  /** told when a batch cannot commit for lack of disk space (it is retried until it does) */
+  onStorageError: ((err: Error) => void) | null = null;
+  /** batches that waited for the disk since start */
+  storageRetries = 0;
 
   constructor(file: string) {
     if (file !== ':memory:') mkdirSync(path.dirname(file), { recursive: true });
@@ -126,6 +132,12 @@ export class Store {
     this.db.exec('pragma journal_mode = wal; pragma synchronous = normal; pragma busy_timeout = 5000;');
     this.db.exec('pragma temp_store = memory; pragma cache_size = -16384;');
     this.db.exec(SCHEMA);
+    // clicks.source (what decided a click's verdict) came after the first release
+    const clickColumns = this.db.prepare("select name from pragma_table_info('clicks')").all() as Array<{
+      name: string;
+    }>;
+    if (!clickColumns.some((c) => c.name === 'source'))
+      this.db.exec("alter table clicks add column source text not null default ''");
     this.db
       .prepare('insert or ignore into meta(key, value) values (?, ?)')
       .run('schema_version', String(SCHEMA_VERSION));
@@ -179,6 +191,7 @@ export class Store {
       try {
         this.stmt(sql).run(...params);
       } catch (err) {
+        if (isSqliteStorageError(err)) this.onStorageError?.(err as Error);
         errors.push((err as Error).message);
       }
     }
@@ -187,6 +200,14 @@ export class Store {
   }
 
   private onAck(ack: WriteAck): void {
+    if (ack.storageError) {
+      // Not committed yet: the writer retries it; waiters keep waiting.
+      this.storageRetries++;
+      const err = Object.assign(new Error(ack.storageError.message), { code: 'ENOSPC', sqlite: ack.storageError.code });
+      if (ack.storageError.code !== 'SQLITE_FULL') err.code = 'EIO';
+      this.onStorageError?.(err);
+      return;
+    }
     for (const e of ack.errors) process.emitWarning(`store write failed: ${e}`);
     this.acked = Math.max(this.acked, ack.id);
     for (let i = this.ackWaiters.length - 1; i >= 0; i--) {

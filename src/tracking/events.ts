@@ -105,7 +105,16 @@ export type TrackingEvent =
       maxSize: number;
     }
   | { type: 'quarantine.delayed'; quarantine: string; exitAt: number; by: string | null }
-  | { type: 'click'; recipient: string; url: string; verdict: string; action: string; ruleIds: string[] }
+  | {
+      type: 'click';
+      recipient: string;
+      url: string;
+      verdict: string;
+      action: string;
+      ruleIds: string[];
+      /** what decided the verdict (ClickSource: allow_list, block_list, url_rules, url_at_rewrite, message, none) */
+      source: string;
+    }
   | { type: 'message.done'; status: MessageStatus };
 
 export type TrackingEventType = TrackingEvent['type'];

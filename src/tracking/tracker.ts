@@ -1,4 +1,5 @@
 // Message tracking (DESIGN §8): the record per MID, its events, the mail log lines, and search.
+import { escapeControls, escapeDeep } from './escape.ts';
 import type { Store } from '../store/db.ts';
 import type { MailLog } from './maillog.ts';
 import type { MessageStatus, RecipientStatus, TrackingEvent } from './events.ts';
@@ -97,7 +98,7 @@ export interface TrackingRecord {
     adaptive: boolean;
   }>;
   /** clicks on rewritten links (web interaction tracking) */
-  clicks: Array<{ at: string; recipient: string; url: string; verdict: string; action: string }>;
+  clicks: Array<{ at: string; recipient: string; url: string; verdict: string; action: string; source: string }>;
   events: Array<{ at: string; type: string; [k: string]: unknown }>;
 }
 
@@ -123,10 +124,10 @@ export class Tracker {
       m.direction,
       m.listener,
       m.policy,
-      m.sender.toLowerCase(),
+      escapeControls(m.sender.toLowerCase()),
       m.senderIp,
-      m.rdns,
-      m.helo,
+      m.rdns === null ? null : escapeControls(m.rdns),
+      m.helo === null ? null : escapeControls(m.helo),
       m.tls,
       m.size,
       m.status,
@@ -146,7 +147,14 @@ export class Tracker {
   event(mid: number, e: TrackingEvent, icid?: number): void {
     const at = Date.now();
     const { type, ...data } = e;
-    this.store.run('insert into events(mid, at, type, data) values (?, ?, ?, ?)', mid, at, type, JSON.stringify(data));
+    // Peer text (subjects, replies, HELO) is kept with its control characters escaped (SECURITY.md).
+    this.store.run(
+      'insert into events(mid, at, type, data) values (?, ?, ?, ?)',
+      mid,
+      at,
+      type,
+      JSON.stringify(escapeDeep(data)),
+    );
     this.logLine(mid, e, icid);
     this.onEvent?.(mid, e);
   }
@@ -276,7 +284,10 @@ export class Tracker {
         );
         break;
       case 'click':
-        this.log.info(`MID ${mid} click by <${e.recipient}> on ${e.url}: ${e.verdict}, ${e.action}`);
+        this.log.info(
+          `MID ${mid} click by <${e.recipient}> on ${e.url}: ${e.verdict}, ${e.action}` +
+            (e.source && e.source !== 'none' ? ` (from ${e.source})` : ''),
+        );
         break;
       case 'message.done':
         this.log.info(`Message finished MID ${mid} ${e.status}` + (icid !== undefined ? ` ICID ${icid}` : ''));
@@ -297,9 +308,9 @@ export class Tracker {
     const run = this.store.run.bind(this.store);
     run(
       'update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?',
-      p.subject,
-      p.messageId,
-      p.from,
+      p.subject === null ? null : escapeControls(p.subject),
+      p.messageId === null ? null : escapeControls(p.messageId),
+      p.from === null ? null : escapeControls(p.from),
       Date.now(),
       mid,
     );
@@ -308,12 +319,12 @@ export class Tracker {
       run('delete from attachments where mid = ?', mid);
       run('delete from urls where mid = ?', mid);
     }
-    if (p.subject) run('insert into subjects(rowid, subject) values (?, ?)', mid, p.subject);
+    if (p.subject) run('insert into subjects(rowid, subject) values (?, ?)', mid, escapeControls(p.subject));
     for (const a of p.attachments)
       run(
         'insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)',
         mid,
-        a.name,
+        escapeControls(a.name),
         a.trueType,
         a.size,
         a.sha256,
@@ -521,13 +532,14 @@ export class Tracker {
     const clicks = withEvents
       ? (
           this.store
-            .stmt('select at, recipient, url, verdict, action from clicks where mid = ? order by id')
+            .stmt('select at, recipient, url, verdict, action, source from clicks where mid = ? order by id')
             .all(r.mid) as unknown as Array<{
             at: number;
             recipient: string;
             url: string;
             verdict: string;
             action: string;
+            source: string;
           }>
         ).map((c) => ({ ...c, at: new Date(c.at).toISOString() }))
       : [];
