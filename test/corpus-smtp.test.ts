@@ -42,9 +42,14 @@ test('a sample of the real corpus passes through the gateway byte for byte', { t
     return;
   }
   const files = sample();
-  // Transport only: Outbreak Filters would (rightly) hold or modify part of this real mail.
+  // Transport only: Outbreak Filters and the unscannable action (MIME torture fixtures) would (rightly)
+  // hold or modify part of this real mail.
   const gw = await startTestGateway(
-    testConfig({ routes: { '*': ['file:delivered'] }, outbreakFilters: { enabled: false } }),
+    testConfig({
+      routes: { '*': ['file:delivered'] },
+      outbreakFilters: { enabled: false },
+      policies: { incoming: [{ name: 'default', unscannable: { mode: 'disabled' } }] },
+    }),
   );
   const port = gw.port('incoming');
   try {

@@ -176,19 +176,28 @@ test('modified threats go to the alternate mail host', { skip }, async () => {
   assert.ok(gw.gateway.tracker.show(mid)!.events.some((e) => e.type === 'outbreak.modified' && e.alternateMailHost));
 });
 
-test('messages above maxScanSize and policies with Outbreak Filters disabled are not scored', { skip }, async () => {
-  const big = await send(
-    'bob@dst.test',
-    'too-big-to-scan',
-    attach('big.exe', Buffer.concat([EXE, Buffer.alloc(100_000)])),
-  );
-  await waitFor(() => sink.messages().find((m) => m.body.includes('too-big-to-scan')), 10_000, 'delivery');
-  const scored = gw.gateway.tracker.show(big)!.events.find((e) => e.type === 'outbreak.scored');
-  assert.equal(scored?.skipped, 'too_large');
-  const off = await send('off@dst.test', 'policy-off', attach('tool.exe', EXE));
-  await waitFor(() => sink.messages().find((m) => m.body.includes('policy-off')), 10_000, 'delivery');
-  assert.equal(gw.gateway.tracker.show(off)!.threatLevel, null);
-});
+test(
+  'above maxScanSize the attachments are still scored; policies with Outbreak Filters disabled are not',
+  { skip },
+  async () => {
+    // Padding must not hide an attachment (issue 10): only content past maxScanSize goes unread.
+    const big = await send(
+      'bob@dst.test',
+      'too-big-to-scan',
+      attach('big.exe', Buffer.concat([EXE, Buffer.alloc(100_000)])),
+    );
+    await waitFor(() => status(big) === 'quarantined', 10_000, 'held by its attachment');
+    const rec = gw.gateway.tracker.show(big)!;
+    const scored = rec.events.find((e) => e.type === 'outbreak.scored');
+    assert.equal(scored?.skipped, null);
+    assert.equal(scored?.partial, true);
+    assert.equal(rec.threatLevel, 4);
+    assert.ok(!sink.messages().some((m) => m.body.includes('too-big-to-scan')));
+    const off = await send('off@dst.test', 'policy-off', attach('tool.exe', EXE));
+    await waitFor(() => sink.messages().find((m) => m.body.includes('policy-off')), 10_000, 'delivery');
+    assert.equal(gw.gateway.tracker.show(off)!.threatLevel, null);
+  },
+);
 
 test('click-time verdicts: allow and block lists come before the rules', { skip }, () => {
   assert.equal(gw.gateway.clickVerdict('https://trusted.phish.test/x').verdict, 'clean');

@@ -1,6 +1,7 @@
 // Config sections for Outbreak Filters (DESIGN §4.3, §4.4), the click-time service (§4.6), alerts (§6)
 // and quarantines (§5). Part of the one schema in schema.ts; kept apart so each section reads whole.
 import { z } from 'zod';
+import { DEFAULT_UNSCANNABLE_LIMITS, UNSCANNABLE_KINDS } from '../policy/unscannable.ts';
 
 export const duration = z
   .string()
@@ -328,6 +329,39 @@ export const policyAntivirusSchema = z
   .strict()
   .prefault({})
   .describe('Anti-virus settings of this policy');
+
+export const policyUnscannableSchema = z
+  .object({
+    mode: z
+      .enum(['inherit', 'custom', 'disabled'])
+      .default('inherit')
+      .describe(
+        'inherit: the default policy of the same direction; custom: the settings below; disabled: limits are only recorded',
+      ),
+    action: z
+      .enum(['deliver', 'quarantine', 'drop'])
+      .optional()
+      .describe(
+        'What happens to a message that reached a limit: deliver (tagged), quarantine or drop; unset: quarantine for incoming policies, deliver for outgoing',
+      ),
+    quarantine: quarantineName
+      .default('virus')
+      .describe('The quarantine for action quarantine (virus, or a quarantine.policy entry)'),
+    subjectTag: asciiText
+      .optional()
+      .describe('Prepended to the subject when delivered; unset: "[UNSCANNABLE] " for incoming, none for outgoing'),
+    limits: z
+      .array(z.enum(UNSCANNABLE_KINDS))
+      .default([...DEFAULT_UNSCANNABLE_LIMITS])
+      .describe(
+        'Limits that make a message unscannable: depth, parts, archive_depth, archive_members, archive_expansion, archive_bomb, archive_corrupt, encrypted, parse_timeout, parse_error, scan_size, urls, text',
+      ),
+  })
+  .strict()
+  .prefault({})
+  .describe(
+    'Messages the parser or a scanner could not look at whole: nesting, part count, archive depth/size/members, encrypted archives, parse timeouts (docs/outbreak.md)',
+  );
 
 export const antivirusSchema = z
   .object({

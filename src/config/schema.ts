@@ -5,6 +5,7 @@ import {
   alertsSchema,
   antivirusSchema,
   policyAntivirusSchema,
+  policyUnscannableSchema,
   byteSize,
   duration,
   clickTimeSchema,
@@ -140,6 +141,7 @@ export const policySchema = z
       ),
     outbreakFilters: policyOutbreakSchema,
     antivirus: policyAntivirusSchema,
+    unscannable: policyUnscannableSchema,
   })
   .strict();
 
@@ -259,6 +261,13 @@ export const configSchema = z
     });
     for (const dir of ['incoming', 'outgoing'] as const)
       cfg.policies[dir].forEach((p, i) => {
+        const q = p.unscannable.quarantine;
+        if (!quarantines.has(q) || q === 'outbreak')
+          ctx.addIssue({
+            code: 'custom',
+            path: ['policies', dir, i, 'unscannable', 'quarantine'],
+            message: `no quarantine ${q} (virus or a quarantine.policy entry)`,
+          });
         for (const verdict of ['infected', 'unscannable'] as const) {
           const q = p.antivirus[verdict].quarantine;
           if (!quarantines.has(q) || q === 'outbreak')
@@ -295,5 +304,6 @@ export type Config = z.infer<typeof configSchema>;
 export type PolicyConfig = Config['policies']['incoming'][number];
 export type PolicyOutbreakConfig = PolicyConfig['outbreakFilters'];
 export type PolicyAntivirusConfig = PolicyConfig['antivirus'];
+export type PolicyUnscannableConfig = PolicyConfig['unscannable'];
 export type ListenerConfig = Config['listeners'][number];
 export type SenderGroup = ListenerConfig['hat'][number];

@@ -21,7 +21,8 @@ import { splitByPolicy } from '../policy/policies.ts';
 import { buildPipeline, runPipeline } from '../pipeline/pipeline.ts';
 import { ParsePool } from '../mime/pool.ts';
 import type { Stage, StageContext } from '../pipeline/stage.ts';
-import { decide } from '../policy/decide.ts';
+import { decide, unscannableAction } from '../policy/decide.ts';
+import { limitsReached } from '../policy/unscannable.ts';
 import { DeliveryQueue, type DeliveryJob, type RecipientResult } from '../delivery/queue.ts';
 import { buildDsn, statusFromReply } from '../delivery/dsn.ts';
 import { ensureTls } from './tls.ts';
@@ -557,6 +558,17 @@ export class Gateway {
         });
       if (ctx.outbreak) this.recordScore(copy.mid, ctx.outbreak, copy.recovered || copy.releasedFrom.length > 0);
       const verdict = decide(this.config, result, ctx);
+      const limits = limitsReached(ctx.findings);
+      if (limits.length && !result.stoppedBy)
+        this.tracker.event(copy.mid, {
+          type: 'scan.unscannable',
+          limits,
+          action: unscannableAction(this.config, ctx, new Set(ctx.releasedFrom)).kind,
+          details: ctx.findings
+            .filter((f) => f.code.startsWith('limit.'))
+            .map((f) => f.detail)
+            .slice(0, 10),
+        });
       this.tracker.event(copy.mid, { type: 'verdict', verdict: verdict.kind, reason: verdict.reason });
       switch (verdict.kind) {
         case 'deliver':
@@ -745,6 +757,7 @@ export class Gateway {
       ruleIds: a.hits.map((h) => h.id).slice(0, 20),
       ruleVersion: a.ruleVersion,
       skipped: a.skipped,
+      ...(a.partial ? { partial: true } : {}),
     });
   }
 

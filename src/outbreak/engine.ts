@@ -10,6 +10,8 @@ export interface OutbreakAssessment {
   /** false when the stage did not score the message (see skipped) */
   scanned: boolean;
   skipped: null | 'too_large' | 'not_parsed';
+  /** larger than maxScanSize: attachment metadata and the first maxScanSize bytes of content were scored */
+  partial: boolean;
   level: number;
   /** category and type of the strongest hit; null at level 0 */
   category: ThreatCategory | null;
@@ -33,6 +35,7 @@ export const emptyAssessment = (skipped: OutbreakAssessment['skipped'], ruleVers
   ({
     scanned: false,
     skipped,
+    partial: false,
     level: 0,
     category: null,
     type: null,
@@ -105,6 +108,7 @@ export function assess(hits: RuleHit[], ruleVersion: number | null): OutbreakAss
   return {
     scanned: true,
     skipped: null,
+    partial: false,
     level: top?.level ?? 0,
     category: top && top.level > 0 ? top.category : null,
     type: top && top.level > 0 ? top.type : null,

@@ -74,6 +74,7 @@ export function describePipeline(stages: Stage[]): string {
     for (const [k, v] of Object.entries(s.settings)) lines.push(`     ${k}: ${JSON.stringify(v)}`);
   });
   lines.push('verdict (policy layer: findings → deliver / quarantine / drop / bounce / tempfail)');
+  lines.push("  limits reached (nesting, archives, encryption, parse timeout): the policy's unscannable action");
   lines.push(
     'message modification (outbreak threats: subject tag, headers, disclaimer, links to the click-time service)',
   );

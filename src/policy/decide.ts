@@ -6,6 +6,7 @@ import type { StageContext } from '../pipeline/stage.ts';
 import { decideOutbreak, effectiveOutbreakSettings } from './outbreak.ts';
 import { decideAntivirus, effectiveAntivirusSettings, type AntivirusAction } from './antivirus.ts';
 import { parseDuration } from '../config/schema.ts';
+import { decideUnscannable, effectiveUnscannableSettings, type UnscannableAction } from './unscannable.ts';
 
 export function decide(config: Config, result: PipelineResult, ctx: StageContext): Verdict {
   if (result.stoppedBy) {
@@ -29,6 +30,7 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
   const av: AntivirusAction =
     ctx.antivirus && avSettings ? decideAntivirus(ctx.antivirus, avSettings, { released }) : { kind: 'none' };
   if (av.kind === 'drop') return { kind: 'drop', reason: av.reason };
+  const unscannable = unscannableAction(config, ctx, released);
   const holds: QuarantineHold[] = [];
   if (av.kind === 'quarantine') {
     holds.push({
@@ -42,13 +44,35 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
     // Filters, and may sit in both quarantines.
     if (ctx.antivirus?.verdict === 'infected') return { kind: 'quarantine', reason: av.reason, holds };
   }
-  const avDelivery = av.kind === 'deliver' ? { strip: av.strip, subjectTag: av.subjectTag ?? undefined } : {};
+  // A limit reached: part of the message was never looked at (policy/unscannable.ts).
+  if (unscannable.kind === 'drop') return { kind: 'drop', reason: unscannable.reason };
+  if (unscannable.kind === 'quarantine')
+    addHold(holds, {
+      quarantine: unscannable.quarantine,
+      reason: unscannable.reason,
+      retentionMs: retentionOf(config, unscannable.quarantine),
+      ids: unscannable.ids,
+    });
+  // the same tag twice (anti-virus and limits both say "unscannable") is put on once
+  const subjectTag =
+    [
+      ...new Set(
+        [
+          av.kind === 'deliver' ? av.subjectTag : null,
+          unscannable.kind === 'deliver' ? unscannable.subjectTag : null,
+        ].filter((t): t is string => !!t),
+      ),
+    ].join('') || undefined;
+  const avDelivery = {
+    ...(av.kind === 'deliver' ? { strip: av.strip } : {}),
+    ...(subjectTag ? { subjectTag } : {}),
+  };
   const settings = ctx.outbreak ? effectiveOutbreakSettings(config, ctx.direction, ctx.policy) : null;
   if (ctx.outbreak && settings) {
     const action = decideOutbreak(ctx.outbreak, settings, { released: released.has('outbreak') });
     switch (action.kind) {
       case 'quarantine':
-        holds.push({
+        addHold(holds, {
           quarantine: 'outbreak',
           reason: action.reason,
           retentionMs: action.retentionMs,
@@ -57,7 +81,14 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
         break;
       case 'modify':
         if (!holds.length)
-          return { kind: 'deliver', reason: `Outbreak Filters: ${action.reason}`, modify: action.plan, ...avDelivery };
+          return {
+            kind: 'deliver',
+            reason: [`Outbreak Filters: ${action.reason}`, unscannable.kind === 'deliver' ? unscannable.reason : '']
+              .filter(Boolean)
+              .join('; '),
+            modify: action.plan,
+            ...avDelivery,
+          };
         break;
       case 'none':
         break;
@@ -68,8 +99,44 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
     }
   }
   if (holds.length) return { kind: 'quarantine', reason: holds.map((h) => h.reason).join('; '), holds };
-  if (av.kind === 'deliver') return { kind: 'deliver', reason: av.reason, ...avDelivery };
+  if (av.kind === 'deliver' || unscannable.kind === 'deliver')
+    return {
+      kind: 'deliver',
+      reason: [av.kind === 'deliver' ? av.reason : '', unscannable.kind === 'deliver' ? unscannable.reason : '']
+        .filter(Boolean)
+        .join('; '),
+      ...avDelivery,
+    };
   return { kind: 'deliver', reason: 'no policy action' };
+}
+
+/** What the policy does about the limits this copy reached (also what tracking records). */
+export function unscannableAction(
+  config: Config,
+  ctx: Pick<StageContext, 'direction' | 'policy' | 'findings' | 'antivirus'>,
+  released: ReadonlySet<string>,
+): UnscannableAction {
+  const s = effectiveUnscannableSettings(config, ctx.direction, ctx.policy);
+  if (!s) return { kind: 'none' };
+  // clamd found it unscannable too (an encrypted archive, say) and its policy holds such mail: one
+  // quarantine for "could not be looked at", not two the analyst must release it from.
+  const av = ctx.antivirus ? effectiveAntivirusSettings(config, ctx.direction, ctx.policy) : null;
+  const quarantine =
+    ctx.antivirus?.verdict === 'unscannable' && av?.unscannable.action === 'quarantine'
+      ? av.unscannable.quarantine
+      : s.quarantine;
+  return decideUnscannable(ctx.findings, { ...s, quarantine }, { released });
+}
+
+/** Two reasons to hold a message in the same quarantine are one hold managed by both sets of ids. */
+function addHold(holds: QuarantineHold[], hold: QuarantineHold): void {
+  const same = holds.find((h) => h.quarantine === hold.quarantine);
+  if (!same) holds.push(hold);
+  else {
+    same.reason = `${same.reason}; ${hold.reason}`;
+    same.ids = [...new Set([...same.ids, ...hold.ids])];
+    same.retentionMs = Math.max(same.retentionMs, hold.retentionMs);
+  }
 }
 
 /** A quarantine's retention; the Outbreak quarantine's comes from the policy, never from here. */

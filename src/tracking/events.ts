@@ -29,6 +29,8 @@ export type TrackingEvent =
       anomalies: string[];
     }
   | { type: 'stage.failed'; stage: string; error: string; failureMode: string }
+  /** limits the parser or a scanner reached, and what the policy did about them (policy/unscannable.ts) */
+  | { type: 'scan.unscannable'; limits: string[]; action: string; details: string[] }
   | { type: 'verdict'; verdict: string; reason: string }
   | { type: 'delivery.start'; dcid: number; target: string; rids: number[] }
   | { type: 'delivery.delivered'; dcid: number; rid: number; address: string; target: string; reply: string }
@@ -64,6 +66,8 @@ export type TrackingEvent =
       ruleIds: string[];
       ruleVersion: number | null;
       skipped: string | null;
+      /** only the first maxScanSize bytes of content were scored (attachment metadata always is) */
+      partial?: boolean;
     }
   | {
       type: 'outbreak.modified';

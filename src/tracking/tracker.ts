@@ -183,6 +183,9 @@ export class Tracker {
       case 'stage.failed':
         this.log.warning(`MID ${mid} stage ${e.stage} failed (${e.failureMode}): ${e.error}`);
         break;
+      case 'scan.unscannable':
+        this.log.warning(`MID ${mid} unscannable: ${e.limits.join(', ')} limit reached; action ${e.action}`);
+        break;
       case 'verdict':
         this.log.info(`MID ${mid} verdict ${e.verdict} (${e.reason})`);
         break;
@@ -222,6 +225,7 @@ export class Tracker {
         break;
       case 'outbreak.scored':
         if (e.skipped) this.log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
+        if (e.partial) this.log.info(`MID ${mid} Outbreak Filters: content scored up to maxScanSize`);
         else if (e.level > 0)
           this.log.info(
             `MID ${mid} Outbreak Filters: verdict positive (${e.ruleIds.slice(0, 5).join(', ')} level ${e.level})`,

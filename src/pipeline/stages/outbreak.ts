@@ -5,6 +5,8 @@ import { parseByteSize } from '../../config/schema.ts';
 import { emptyAssessment, type OutbreakEngine } from '../../outbreak/engine.ts';
 import { effectiveOutbreakSettings } from '../../policy/outbreak.ts';
 import type { Stage } from '../stage.ts';
+import type { ParsedMessage } from '../../mime/types.ts';
+import { limitFinding } from '../../policy/unscannable.ts';
 
 export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
   const maxScanSize = parseByteSize(config.outbreakFilters.maxScanSize);
@@ -26,16 +28,6 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
       const settings = effectiveOutbreakSettings(config, ctx.direction, ctx.policy);
       if (!settings) return;
       const version = engine.bundle?.version ?? null;
-      if (ctx.size > maxScanSize) {
-        ctx.outbreak = emptyAssessment('too_large', version);
-        ctx.findings.push({
-          stage: 'outbreak',
-          code: 'outbreak.not_scanned',
-          severity: 'info',
-          detail: `message of ${ctx.size} bytes is larger than maxScanSize ${maxScanSize}`,
-        });
-        return;
-      }
       if (!ctx.parsed) {
         ctx.outbreak = emptyAssessment('not_parsed', version);
         ctx.findings.push({
@@ -46,15 +38,26 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
         });
         return;
       }
+      // Above maxScanSize only the content past the first maxScanSize bytes is skipped: attachment names,
+      // true types, sizes, hashes and archive members are always scored (padding must not hide them).
+      const partial = ctx.size > maxScanSize;
+      if (partial)
+        ctx.findings.push(
+          limitFinding(
+            'outbreak',
+            'scan_size',
+            `message of ${ctx.size} bytes is larger than maxScanSize ${maxScanSize}: content scored up to it`,
+          ),
+        );
       const a = engine.score(
         {
-          parsed: ctx.parsed,
+          parsed: partial ? truncatedContent(ctx.parsed, maxScanSize) : ctx.parsed,
           sender: ctx.env.sender.toLowerCase(),
           avSignatureVersion: ctx.antivirus?.signatureVersion ?? null,
         },
         settings.bypassExtensions,
       );
-      ctx.outbreak = a;
+      ctx.outbreak = partial ? { ...a, partial } : a;
       for (const h of a.hits)
         ctx.findings.push({
           stage: 'outbreak',
@@ -64,4 +67,12 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
         });
     },
   };
+}
+
+/** The parsed message with its text content cut to the first `max` characters (text first, then HTML). */
+function truncatedContent(parsed: ParsedMessage, max: number): ParsedMessage {
+  const text = parsed.text.length > max ? parsed.text.slice(0, max) : parsed.text;
+  const room = Math.max(0, max - text.length);
+  const html = parsed.html.length > room ? parsed.html.slice(0, room) : parsed.html;
+  return text === parsed.text && html === parsed.html ? parsed : { ...parsed, text, html };
 }

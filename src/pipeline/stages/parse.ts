@@ -1,6 +1,7 @@
 // Stage 1: parse the message once, streaming (parts, attachments with true types and hashes, archive
 // members, URLs). Every later stage reads ctx.parsed.
-import { defaultParseLimits } from '../../mime/types.ts';
+import { defaultParseLimits, ParseTimeoutError } from '../../mime/types.ts';
+import { limitFinding, parseLimitFindings } from '../../policy/unscannable.ts';
 import type { ParsePool } from '../../mime/pool.ts';
 import type { Stage } from '../stage.ts';
 
@@ -23,13 +24,24 @@ export function parseStage(pool: ParsePool): Stage {
     },
     async run(ctx) {
       // Larger messages are parsed on a worker thread, reading the spool file themselves.
-      const parsed = await pool.parse(
-        ctx.bytes ? { bytes: ctx.bytes } : { file: ctx.file, start: ctx.bodyOffset, size: ctx.size },
-        limits,
-      );
+      let parsed;
+      try {
+        parsed = await pool.parse(
+          ctx.bytes ? { bytes: ctx.bytes } : { file: ctx.file, start: ctx.bodyOffset, size: ctx.size },
+          limits,
+        );
+      } catch (err) {
+        // Not parsed means not looked at: a limit the policy layer acts on, and still a stage failure.
+        const timeout = err instanceof ParseTimeoutError || (err as { code?: string }).code === 'parse_timeout';
+        ctx.findings.push(
+          limitFinding('mime.parse', timeout ? 'parse_timeout' : 'parse_error', (err as Error).message),
+        );
+        throw err;
+      }
       ctx.parsed = parsed;
       for (const a of parsed.anomalies)
         ctx.findings.push({ stage: 'mime.parse', code: `mime.${a}`, severity: 'info', detail: a });
+      ctx.findings.push(...parseLimitFindings(parsed));
     },
   };
 }
