@@ -249,7 +249,9 @@ export class Gateway {
     const maxIcid = Number(this.store.getMeta('icid_hwm') ?? 0);
     this.nextIcid = maxIcid + 1;
     this.store.setMeta('icid_hwm', String(this.nextIcid + 1000));
-    const tls = await ensureTls(this.dataDir, this.config.listeners, (l) => this.mailLog.warning(l));
+    const tls = await ensureTls(this.dataDir, this.config.hostname, this.config.listeners, (l) =>
+      this.mailLog.warning(l),
+    );
     this.rules.loadPersisted();
     await this.recover();
     this.capacityLevel = Number(this.store.getMeta('quarantine.capacity_level') ?? 0);
@@ -267,6 +269,13 @@ export class Gateway {
         tls: tls.get(l.name) ?? null,
         resolver: this.options.resolver,
         storage: this.storage,
+        smtp: {
+          allowNul: this.config.smtp.allowNul,
+          dataTimeoutMs: parseDuration(this.config.smtp.dataTimeout),
+          dataMinRate: this.config.smtp.dataMinRate,
+          dataRateGraceMs: parseDuration(this.config.smtp.dataRateGrace),
+          postmaster: this.config.smtp.postmaster ?? this.config.alerts.recipients[0] ?? null,
+        },
       });
       const port = await ingress.listen();
       this.ports.set(l.name, port);
