@@ -124,6 +124,8 @@ export class Gateway {
   /** clamd's signature version as last read (null: unknown or no clamd) */
   avSignatureVersion: number | null = null;
   private avTimer: NodeJS.Timeout | null = null;
+  /** while clamd does not answer: the next probe (antivirus.probeInterval) */
+  private clamdProbe: NodeJS.Timeout | null = null;
   private exitTimer: NodeJS.Timeout | null = null;
   /** a re-evaluation of held mail is running or queued */
   private reevaluating: Promise<void> | null = null;
@@ -323,6 +325,7 @@ export class Gateway {
     this.rules.stop();
     if (this.exitTimer) clearTimeout(this.exitTimer);
     if (this.avTimer) clearTimeout(this.avTimer);
+    if (this.clamdProbe) clearTimeout(this.clamdProbe);
     await this.clamd?.close();
     await this.clickTime?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
@@ -532,6 +535,8 @@ export class Gateway {
       // clamd failing a scan: the signature check notices when it answers again and rescans at once.
       const avFailure = result.failures.find((f) => f.stage === 'antivirus');
       if (avFailure) this.clamdUnavailable(avFailure.error);
+      // A scan that worked while clamd was taken for down: it is back, rescan what waits for it now.
+      else if (this.clamdDown && ctx.antivirus) void this.checkSignatures();
       for (const f of result.failures)
         this.tracker.event(copy.mid, {
           type: 'stage.failed',
@@ -1161,6 +1166,7 @@ export class Gateway {
   private clamdUnavailable(why: string): void {
     if (this.clamdDown) return;
     this.clamdDown = true;
+    this.probeClamd();
     this.mailLog.warning(`anti-virus: ${why}; messages wait to be scanned`);
     this.raiseAlert({
       class: 'antivirus',
@@ -1829,6 +1835,21 @@ export class Gateway {
       note: last?.note ?? null,
       tag: last?.tag ?? null,
     };
+  }
+
+  /**
+   * While clamd is down it is asked every antivirus.probeInterval whether it answers again; the first
+   * answer rescans the waiting messages at once (checkSignatures), instead of at their retry time.
+   */
+  private probeClamd(): void {
+    if (this.clamdProbe || this.stopped || !this.clamd) return;
+    this.clamdProbe = setTimeout(() => {
+      void this.checkSignatures().finally(() => {
+        this.clamdProbe = null;
+        if (this.clamdDown) this.probeClamd();
+      });
+    }, parseDuration(this.config.antivirus.probeInterval));
+    this.clamdProbe.unref();
   }
 
   /**
