@@ -200,7 +200,17 @@ test('non-ASCII addresses need SMTPUTF8 on MAIL FROM (553 5.6.7 without it)', { 
   assert.match(await c.cmd('RSET'), /^250 /);
   assert.match(await c.cmd('MAIL FROM:<jörg@src.test> SMTPUTF8'), /^250 /);
   assert.match(await c.cmd('RCPT TO:<bjørn@dst.test>'), /^250 /);
+  assert.match(await c.cmd('RSET'), /^250 /);
+  // a refused MAIL FROM with SMTPUTF8 does not leave the flag behind for the next one
+  assert.match(await c.cmd('MAIL FROM:<a@src.test> SMTPUTF8 SIZE=999999999999'), /^552 /);
+  assert.match(await c.cmd('MAIL FROM:<a@src.test>'), /^250 /);
+  assert.match(await c.cmd('RCPT TO:<bjørn@dst.test>'), /^553 5\.6\.7 /);
   c.close();
+  // an A-label (xn--) domain is ASCII on the wire, even though smtp-server hands it over decoded
+  const d = await session(gw.port('incoming'));
+  assert.match(await d.cmd('MAIL FROM:<a@xn--bcher-kva.test>'), /^250 /);
+  assert.doesNotMatch(await d.cmd('RCPT TO:<bob@xn--bcher-kva.test>'), /5\.6\.7/);
+  d.close();
 });
 
 test('a real client (python smtplib) sends to a non-ASCII address with SMTPUTF8', { skip }, async () => {

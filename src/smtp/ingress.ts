@@ -54,6 +54,11 @@ const DEFAULT_LIMITS: SmtpLimits = {
 
 /** Anything outside US-ASCII: such an address needs SMTPUTF8 (RFC 6531). */
 const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * MAIL FROM / RCPT TO addresses that were not US-ASCII on the wire. smtp-server turns an ASCII
+ * "xn--" domain into Unicode while parsing, so the parsed address cannot tell; the command can.
+ */
+const nonAsciiOnWire = new WeakSet<object>();
 
 interface SessionState {
   icid: number;
@@ -155,6 +160,13 @@ export class Ingress {
         const conn = new SMTPConnection(this, socket, socketOptions as any) as any;
         withEnhancedCodes(conn);
         connections.set(conn.session, conn);
+        const parse = conn._parseAddressCommand.bind(conn);
+        conn._parseAddressCommand = (name: unknown, command: unknown) => {
+          const parsed = parse(name, command);
+          const path = /<[^<>]*>/.exec(String(command ?? ''))?.[0] ?? '';
+          if (parsed && NON_ASCII.test(path)) nonAsciiOnWire.add(parsed);
+          return parsed;
+        };
         const self = this as any;
         self.connections.add(conn);
         conn.on('error', (err: Error) => self._onError(err));
@@ -264,7 +276,7 @@ export class Ingress {
     const args = address.args as unknown as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0);
     if (declared > st.maxMessageSize) return cb(new SmtpReplyError(Replies.messageTooBig));
-    if (NON_ASCII.test(address.address) && !smtpUtf8(session))
+    if (nonAsciiOnWire.has(address) && !smtpUtf8(address))
       return cb(new SmtpReplyError(Replies.utf8SenderNeedsSmtputf8));
     if (address.address && !/^[^\s@<>]+@[^\s@<>]+$/.test(address.address))
       return cb(new SmtpReplyError(Replies.badSender));
@@ -281,7 +293,7 @@ export class Ingress {
       this.deps.log(`ICID ${st.icid} RCPT <${address.address}> is delivered to <${this.postmaster}>`);
       address.address = this.postmaster;
     }
-    if (NON_ASCII.test(address.address) && !smtpUtf8(session))
+    if (nonAsciiOnWire.has(address) && !(session.envelope.mailFrom && smtpUtf8(session.envelope.mailFrom)))
       return cb(new SmtpReplyError(Replies.utf8RecipientNeedsSmtputf8));
     if (!/^[^\s@<>]+@[^\s@<>]+$/.test(address.address)) return cb(new SmtpReplyError(Replies.badRecipient));
     // Recipient access table. No open relay, whatever the config: only a relay group on an outgoing
@@ -498,7 +510,8 @@ export class Ingress {
   }
 }
 
-/** MAIL FROM carried SMTPUTF8 (smtp-server sets the flag on the envelope). */
-function smtpUtf8(session: SMTPServerSession): boolean {
-  return (session.envelope as { smtpUtf8?: boolean }).smtpUtf8 === true;
+/** This MAIL FROM carried SMTPUTF8 (the envelope's flag outlives a refused MAIL FROM). */
+function smtpUtf8(mailFrom: SMTPServerAddress): boolean {
+  const args = mailFrom.args as unknown as Record<string, string | boolean> | false | undefined;
+  return !!args && args.SMTPUTF8 === true;
 }
