@@ -252,3 +252,21 @@ test('the self-signed STARTTLS certificate names the configured hostname', { ski
   assert.equal(cert.checkHost('mx.details.test'), 'mx.details.test');
   assert.doesNotMatch(cert.subject, /CN=breakwater$/m);
 });
+
+test('the self-signed certificate is kept across restarts and made again when the hostname changes', async () => {
+  const { ensureTls } = await import('../src/gateway/tls.ts');
+  const { tempDir } = await import('./helpers/peers.ts');
+  const dir = tempDir('bw-tls-');
+  const listeners = [{ name: 'in', tls: {} }] as unknown as Parameters<typeof ensureTls>[2];
+  const warnings: string[] = [];
+  const first = (await ensureTls(dir, 'a.example.test', listeners, (l) => warnings.push(l))).get('in')!;
+  const again = (await ensureTls(dir, 'a.example.test', listeners, (l) => warnings.push(l))).get('in')!;
+  assert.ok(first.cert.equals(again.cert), 'same certificate after a restart');
+  assert.deepEqual(warnings, []);
+  const renamed = (await ensureTls(dir, 'b.example.test', listeners, (l) => warnings.push(l))).get('in')!;
+  assert.equal(new X509Certificate(renamed.cert).checkHost('b.example.test'), 'b.example.test');
+  assert.equal(new X509Certificate(renamed.cert).checkHost('a.example.test'), undefined);
+  assert.match(warnings.join('\n'), /does not name b\.example\.test/);
+  const ip = (await ensureTls(tempDir('bw-tls-'), '192.0.2.7', listeners, () => {})).get('in')!;
+  assert.equal(new X509Certificate(ip.cert).checkIP('192.0.2.7'), '192.0.2.7');
+});
