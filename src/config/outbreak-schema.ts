@@ -385,6 +385,11 @@ export const antivirusSchema = z
     signatureCheckInterval: duration
       .default('5m')
       .describe('How often the clamd signature version is read; a change re-evaluates the Outbreak quarantine'),
+    probeInterval: duration
+      .default('5s')
+      .describe(
+        'While clamd does not answer, how often it is asked again; its first answer rescans the waiting messages at once',
+      ),
   })
   .strict()
   .prefault({})

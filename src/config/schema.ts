@@ -210,6 +210,37 @@ export const configSchema = z
       .strict()
       .default({ fsync: true, minFree: '64MiB' })
       .describe('Spool'),
+    smtp: z
+      .object({
+        allowNul: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Accept messages whose data holds NUL bytes; off: such a message gets 554 5.6.0 and nothing is stored',
+          ),
+        dataTimeout: duration
+          .default('10m')
+          .describe('Longest time one DATA transfer may take; past it the client gets 451 4.4.2 and is disconnected'),
+        dataMinRate: z
+          .number()
+          .int()
+          .min(0)
+          .default(500)
+          .describe(
+            'Slowest average DATA rate, in bytes per second, once dataRateGrace has passed (451 4.4.2 and disconnect below it; 0: no minimum)',
+          ),
+        dataRateGrace: duration.default('30s').describe('Time at the start of DATA before dataMinRate applies'),
+        postmaster: z
+          .string()
+          .regex(/^[^\s@<>]+@[^\s@<>]+$/, 'an address such as hostmaster@example.com')
+          .optional()
+          .describe(
+            'Where mail for the domainless recipient <postmaster> goes (RFC 5321 §4.5.1); unset: the first alerts.recipients address, else postmaster@ the first domain the listener accepts',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('SMTP session limits and special recipients'),
     admin: z
       .object({
         host: z.string().default('127.0.0.1').describe('Admin API address'),

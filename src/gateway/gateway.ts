@@ -125,6 +125,8 @@ export class Gateway {
   /** clamd's signature version as last read (null: unknown or no clamd) */
   avSignatureVersion: number | null = null;
   private avTimer: NodeJS.Timeout | null = null;
+  /** while clamd does not answer: the next probe (antivirus.probeInterval) */
+  private clamdProbe: NodeJS.Timeout | null = null;
   private exitTimer: NodeJS.Timeout | null = null;
   /** a re-evaluation of held mail is running or queued */
   private reevaluating: Promise<void> | null = null;
@@ -250,7 +252,9 @@ export class Gateway {
     const maxIcid = Number(this.store.getMeta('icid_hwm') ?? 0);
     this.nextIcid = maxIcid + 1;
     this.store.setMeta('icid_hwm', String(this.nextIcid + 1000));
-    const tls = await ensureTls(this.dataDir, this.config.listeners, (l) => this.mailLog.warning(l));
+    const tls = await ensureTls(this.dataDir, this.config.hostname, this.config.listeners, (l) =>
+      this.mailLog.warning(l),
+    );
     this.rules.loadPersisted();
     await this.recover();
     this.capacityLevel = Number(this.store.getMeta('quarantine.capacity_level') ?? 0);
@@ -268,6 +272,13 @@ export class Gateway {
         tls: tls.get(l.name) ?? null,
         resolver: this.options.resolver,
         storage: this.storage,
+        smtp: {
+          allowNul: this.config.smtp.allowNul,
+          dataTimeoutMs: parseDuration(this.config.smtp.dataTimeout),
+          dataMinRate: this.config.smtp.dataMinRate,
+          dataRateGraceMs: parseDuration(this.config.smtp.dataRateGrace),
+          postmaster: this.config.smtp.postmaster ?? this.config.alerts.recipients[0] ?? null,
+        },
       });
       const port = await ingress.listen();
       this.ports.set(l.name, port);
@@ -315,6 +326,7 @@ export class Gateway {
     this.rules.stop();
     if (this.exitTimer) clearTimeout(this.exitTimer);
     if (this.avTimer) clearTimeout(this.avTimer);
+    if (this.clamdProbe) clearTimeout(this.clamdProbe);
     await this.clamd?.close();
     await this.clickTime?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
@@ -524,6 +536,8 @@ export class Gateway {
       // clamd failing a scan: the signature check notices when it answers again and rescans at once.
       const avFailure = result.failures.find((f) => f.stage === 'antivirus');
       if (avFailure) this.clamdUnavailable(avFailure.error);
+      // A scan that worked while clamd was taken for down: it is back, rescan what waits for it now.
+      else if (this.clamdDown && ctx.antivirus) void this.checkSignatures();
       for (const f of result.failures)
         this.tracker.event(copy.mid, {
           type: 'stage.failed',
@@ -1165,6 +1179,7 @@ export class Gateway {
   private clamdUnavailable(why: string): void {
     if (this.clamdDown) return;
     this.clamdDown = true;
+    this.probeClamd();
     this.mailLog.warning(`anti-virus: ${why}; messages wait to be scanned`);
     this.raiseAlert({
       class: 'antivirus',
@@ -1833,6 +1848,21 @@ export class Gateway {
       note: last?.note ?? null,
       tag: last?.tag ?? null,
     };
+  }
+
+  /**
+   * While clamd is down it is asked every antivirus.probeInterval whether it answers again; the first
+   * answer rescans the waiting messages at once (checkSignatures), instead of at their retry time.
+   */
+  private probeClamd(): void {
+    if (this.clamdProbe || this.stopped || !this.clamd) return;
+    this.clamdProbe = setTimeout(() => {
+      void this.checkSignatures().finally(() => {
+        this.clamdProbe = null;
+        if (this.clamdDown) this.probeClamd();
+      });
+    }, parseDuration(this.config.antivirus.probeInterval));
+    this.clamdProbe.unref();
   }
 
   /**

@@ -1,12 +1,13 @@
 // The SMTP ingress session (DESIGN §3.1–3.3): HAT at connect, RAT at RCPT, data streamed to the
-// spool with bare CR/LF refused, and the 250 reply only once the message is on disk.
+// spool with bare CR/LF and NUL refused, a deadline and a minimum rate for DATA, and the 250 reply
+// only once the message is on disk.
 import { SMTPServer, type SMTPServerSession, type SMTPServerDataStream, type SMTPServerAddress } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { HostAccessTable, type HatMatch, type ReverseResolver } from './hat.ts';
-import { Replies, SmtpReplyError, withEnhancedCodes } from './replies.ts';
+import { Replies, SmtpReplyError, withEnhancedCodes, type SmtpReply } from './replies.ts';
 import { addressMatches } from './address.ts';
 import type { Spool, SpoolEnvelope, SpoolLocation, SpoolWriter } from '../spool/spool.ts';
 
@@ -27,7 +28,37 @@ export interface IngressDeps {
   resolver?: ReverseResolver;
   /** free space for new mail (spool/storage.ts): refused at MAIL FROM while it says no */
   storage?: { readonly accepting: boolean; reportFailure(where: string, err: unknown): boolean };
+  /** the config's smtp section; defaults when unset */
+  smtp?: Partial<SmtpLimits>;
 }
+
+export interface SmtpLimits {
+  /** accept NUL bytes in message data */
+  allowNul: boolean;
+  /** longest DATA transfer, ms */
+  dataTimeoutMs: number;
+  /** slowest average DATA rate in bytes/s once dataRateGraceMs has passed; 0: none */
+  dataMinRate: number;
+  dataRateGraceMs: number;
+  /** where the domainless <postmaster> recipient goes; null: postmaster@ the listener's first domain */
+  postmaster: string | null;
+}
+
+const DEFAULT_LIMITS: SmtpLimits = {
+  allowNul: false,
+  dataTimeoutMs: 10 * 60_000,
+  dataMinRate: 500,
+  dataRateGraceMs: 30_000,
+  postmaster: null,
+};
+
+/** Anything outside US-ASCII: such an address needs SMTPUTF8 (RFC 6531). */
+const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * MAIL FROM / RCPT TO addresses that were not US-ASCII on the wire. smtp-server turns an ASCII
+ * "xn--" domain into Unicode while parsing, so the parsed address cannot tell; the command can.
+ */
+const nonAsciiOnWire = new WeakSet<object>();
 
 interface SessionState {
   icid: number;
@@ -96,11 +127,26 @@ export class Ingress {
   private readonly perIp = new Map<string, number>();
   private readonly rcptPerHour = new Map<string, { windowStart: number; count: number }>();
   private readonly sessions = new WeakMap<SMTPServerSession, SessionState>();
+  /** the smtp-server connection of each session, to reply and hang up from inside DATA */
+  private readonly connections = new WeakMap<
+    SMTPServerSession,
+    { send: (code: number, text: string) => unknown; close: () => void }
+  >();
+  private readonly limits: SmtpLimits;
+  /** address the domainless <postmaster> recipient is delivered to */
+  readonly postmaster: string;
 
   constructor(listener: ListenerConfig, deps: IngressDeps) {
     this.listener = listener;
     this.deps = deps;
     this.hat = new HostAccessTable(listener, deps.resolver);
+    this.limits = { ...DEFAULT_LIMITS, ...deps.smtp };
+    const firstDomain = listener.acceptDomains
+      .filter((d) => !d.startsWith('.'))
+      .map((d) => d.slice(d.lastIndexOf('@') + 1))
+      .find((d) => d.length > 0);
+    this.postmaster = this.limits.postmaster ?? `postmaster@${firstDomain ?? deps.hostname}`;
+    const connections = this.connections;
     const maxSize = Math.max(...listener.hat.map((g) => parseByteSize(g.maxMessageSize)), 1024 * 1024);
     const hat = this.hat;
     const early = (ip: string): number => {
@@ -113,6 +159,14 @@ export class Ingress {
       override connect(socket: Socket, socketOptions: unknown): void {
         const conn = new SMTPConnection(this, socket, socketOptions as any) as any;
         withEnhancedCodes(conn);
+        connections.set(conn.session, conn);
+        const parse = conn._parseAddressCommand.bind(conn);
+        conn._parseAddressCommand = (name: unknown, command: unknown) => {
+          const parsed = parse(name, command);
+          const path = /<[^<>]*>/.exec(String(command ?? ''))?.[0] ?? '';
+          if (parsed && NON_ASCII.test(path)) nonAsciiOnWire.add(parsed);
+          return parsed;
+        };
         const self = this as any;
         self.connections.add(conn);
         conn.on('error', (err: Error) => self._onError(err));
@@ -222,6 +276,8 @@ export class Ingress {
     const args = address.args as unknown as Record<string, string> | false | undefined;
     const declared = Number((args && args.SIZE) || 0);
     if (declared > st.maxMessageSize) return cb(new SmtpReplyError(Replies.messageTooBig));
+    if (nonAsciiOnWire.has(address) && !smtpUtf8(address))
+      return cb(new SmtpReplyError(Replies.utf8SenderNeedsSmtputf8));
     if (address.address && !/^[^\s@<>]+@[^\s@<>]+$/.test(address.address))
       return cb(new SmtpReplyError(Replies.badSender));
     cb();
@@ -230,11 +286,20 @@ export class Ingress {
   private onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const st = this.sessions.get(session);
     if (!st) return cb(new SmtpReplyError(Replies.rejectedByHat));
+    // RFC 5321 §4.5.1: every SMTP server accepts the domainless <postmaster>. It goes to the
+    // configured address, set by the administrator, so the recipient access table does not apply.
+    const postmaster = address.address.toLowerCase() === 'postmaster';
+    if (postmaster) {
+      this.deps.log(`ICID ${st.icid} RCPT <${address.address}> is delivered to <${this.postmaster}>`);
+      address.address = this.postmaster;
+    }
+    if (nonAsciiOnWire.has(address) && !(session.envelope.mailFrom && smtpUtf8(session.envelope.mailFrom)))
+      return cb(new SmtpReplyError(Replies.utf8RecipientNeedsSmtputf8));
     if (!/^[^\s@<>]+@[^\s@<>]+$/.test(address.address)) return cb(new SmtpReplyError(Replies.badRecipient));
     // Recipient access table. No open relay, whatever the config: only a relay group on an outgoing
     // listener may send anywhere; everybody else only to the listener's accepted domains.
     const relay = this.listener.direction === 'outgoing' && st.match.action === 'relay';
-    if (!relay && !addressMatches(address.address, this.listener.acceptDomains)) {
+    if (!postmaster && !relay && !addressMatches(address.address, this.listener.acceptDomains)) {
       this.deps.log(`ICID ${st.icid} RCPT <${address.address}> rejected: relaying denied`);
       return cb(new SmtpReplyError(Replies.relayDenied));
     }
@@ -270,7 +335,11 @@ export class Ingress {
     const now = Date.now();
     const tls = session.secure ? ((session as any).tlsOptions?.version ?? 'TLS') : null;
     const helo = session.hostNameAppearsAs || null;
-    const rcpts = session.envelope.rcptTo.map((r) => r.address);
+    // <postmaster> and the address it stands for may both be in the envelope: deliver once
+    const seen = new Set<string>();
+    const rcpts = session.envelope.rcptTo
+      .map((r) => r.address)
+      .filter((a) => !seen.has(a.toLowerCase()) && !!seen.add(a.toLowerCase()));
     const env: SpoolEnvelope = {
       mid,
       icid: st.icid,
@@ -286,8 +355,11 @@ export class Ingress {
     };
     const received = Buffer.from(this.receivedHeader(env, session, rcpts));
     const guard = new LineEndingGuard();
+    const limits = this.limits;
+    let nul = false;
     let size = 0;
     let oversize = false;
+    let ended = false;
     let memory: Buffer[] | null = [received];
     let memoryBytes = received.length;
     let writer: SpoolWriter | null = null;
@@ -307,11 +379,55 @@ export class Ingress {
       });
     };
 
+    // Whatever was written for a message that will not be accepted is removed.
+    const discard = (): void => {
+      void writing
+        .catch(() => {})
+        .then(() => (writer as SpoolWriter | null)?.abort())
+        .catch(() => {});
+    };
+    // A client that drips the message (a byte every few seconds keeps the socket timeout from ever
+    // firing) holds a session and its memory forever: DATA has a deadline and a minimum rate.
+    const startedAt = Date.now();
+    const breach = (reply: SmtpReply): void => {
+      if (ended) return;
+      ended = true;
+      clearInterval(watch);
+      failed = new Error(reply.text);
+      this.deps.log(`ICID ${st.icid} message refused after ${size} bytes: ${reply.text}`);
+      discard();
+      const conn = this.connections.get(session);
+      if (!conn) return void stream.destroy();
+      conn.send(reply.code, reply.enhanced ? `${reply.enhanced} ${reply.text}` : reply.text);
+      conn.close();
+    };
+    const tick = Math.max(20, Math.min(1000, Math.floor(limits.dataTimeoutMs / 10)));
+    const watch = setInterval(() => {
+      const elapsed = Date.now() - startedAt;
+      if (elapsed >= limits.dataTimeoutMs) breach(Replies.dataTimeout);
+      else if (
+        limits.dataMinRate > 0 &&
+        elapsed >= limits.dataRateGraceMs &&
+        size < (limits.dataMinRate * elapsed) / 1000
+      )
+        breach(Replies.dataTooSlow);
+    }, tick);
+    watch.unref();
+    // The client went away (or was sent away) before the end of the data: nothing is kept.
+    stream.on('close', () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(watch);
+      discard();
+    });
+
     stream.on('data', (chunk: Buffer) => {
+      if (ended) return;
       size += chunk.length;
       guard.feed(chunk);
+      if (!limits.allowNul && !nul && chunk.includes(0)) nul = true;
       if (size > st.maxMessageSize) oversize = true;
-      if (guard.bad || oversize || failed) return; // keep reading to the end; the reply is an error
+      if (guard.bad || nul || oversize || failed) return; // keep reading to the end; the reply is an error
       if (memory) {
         memory.push(chunk);
         memoryBytes += chunk.length;
@@ -335,8 +451,12 @@ export class Ingress {
       failed = err;
     });
     stream.on('end', () => {
+      if (ended) return;
+      ended = true;
+      clearInterval(watch);
       guard.end();
       const finish = async (): Promise<SpoolLocation> => {
+        if (nul) throw new SmtpReplyError(Replies.nulInData);
         if (guard.bad) throw new SmtpReplyError(Replies.bareLineEnding);
         if (oversize || stream.sizeExceeded) throw new SmtpReplyError(Replies.messageTooBig);
         if (failed) throw failed;
@@ -388,4 +508,10 @@ export class Ingress {
     lines.push(`\t${date}`);
     return lines.join('\r\n') + '\r\n';
   }
+}
+
+/** This MAIL FROM carried SMTPUTF8 (the envelope's flag outlives a refused MAIL FROM). */
+function smtpUtf8(mailFrom: SMTPServerAddress): boolean {
+  const args = mailFrom.args as unknown as Record<string, string | boolean> | false | undefined;
+  return !!args && args.SMTPUTF8 === true;
 }

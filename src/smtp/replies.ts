@@ -1,5 +1,6 @@
 // SMTP replies the gateway sends, as named constants (RFC 5321 §4.2, enhanced codes per RFC 3463).
 // smtp-server adds the enhanced status code itself; only the session turns these into socket text.
+// Texts are US-ASCII only (RFC 5321 §4.2 reply lines are 7-bit; test/smtp-details checks every one).
 
 export interface SmtpReply {
   code: number;
@@ -16,14 +17,41 @@ export const Replies = {
   rejectedByHat: { code: 554, text: 'Access denied: your host is not allowed to send mail here' },
   tempfailByHat: { code: 421, text: 'Service temporarily unavailable for your host, try again later' },
   tooManyConnections: { code: 421, text: 'Too many concurrent connections from your address, try again later' },
-  relayDenied: { code: 550, text: 'Relaying denied: recipient domain is not accepted here' },
+  // RFC 3463 5.7.1 "delivery not authorized": the mailbox may well exist, this host just won't relay to it.
+  relayDenied: { code: 550, text: 'Relaying denied: recipient domain is not accepted here', enhanced: '5.7.1' },
   tooManyRecipients: { code: 452, text: 'Too many recipients for this message' },
   recipientRateExceeded: { code: 452, text: 'Too many recipients from your address this hour, try again later' },
   tooManyMessages: { code: 421, text: 'Too many messages in this session, reconnect to send more' },
   messageTooBig: { code: 552, text: 'Message exceeds the size limit for your host' },
   bareLineEnding: {
     code: 550,
-    text: 'Message refused: bare CR or LF in message data (RFC 5321 §2.3.8); line endings must be CRLF',
+    text: 'Message refused: bare CR or LF in message data (RFC 5321 section 2.3.8); line endings must be CRLF',
+  },
+  nulInData: {
+    code: 554,
+    text: 'Message refused: message contains NUL bytes',
+    enhanced: '5.6.0',
+  },
+  dataTimeout: {
+    code: 451,
+    text: 'Message transfer took too long, closing connection; try again later',
+    enhanced: '4.4.2',
+  },
+  dataTooSlow: {
+    code: 451,
+    text: 'Message transfer too slow, closing connection; try again later',
+    enhanced: '4.4.2',
+  },
+  // RFC 6531 §3.5: a non-ASCII address in a session without SMTPUTF8.
+  utf8SenderNeedsSmtputf8: {
+    code: 553,
+    text: 'Sender address has non-ASCII characters: SMTPUTF8 is required',
+    enhanced: '5.6.7',
+  },
+  utf8RecipientNeedsSmtputf8: {
+    code: 553,
+    text: 'Recipient address has non-ASCII characters: SMTPUTF8 is required',
+    enhanced: '5.6.7',
   },
   spoolFailure: { code: 451, text: 'Local error while storing the message, try again later' },
   insufficientStorage: {
