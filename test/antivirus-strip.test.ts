@@ -10,8 +10,8 @@ import path from 'node:path';
 import PostalMime from 'postal-mime';
 import { parseMessage } from '../src/mime/parse.ts';
 import type { ParsedMessage } from '../src/mime/types.ts';
-import { mapParts, type PartSpan } from '../src/antivirus/parts.ts';
-import { extractPart, noticeFileName, stripParts } from '../src/antivirus/strip.ts';
+import { mapParts, type PartSpan } from '../src/mime/edit/parts.ts';
+import { extractPart, noticeFileName, stripParts } from '../src/mime/edit/replace.ts';
 
 const require = createRequire(import.meta.url);
 

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { dkimSign, dkimVerify } from 'mailauth';
 import PostalMime from 'postal-mime';
 import { modifyMessage, type ModifyOptions, type ModifyResult } from '../src/outbreak/modify.ts';
-import { walkMessage } from '../src/outbreak/modify/mime.ts';
-import { encodeBase64, encodeQuotedPrintable } from '../src/outbreak/modify/encoding.ts';
+import { walkMessage } from '../src/mime/edit/structure.ts';
+import { encodeBase64, encodeQuotedPrintable } from '../src/mime/edit/encoding.ts';
 import { createTransferDecoder } from '../src/mime/decode.ts';
 import { decodeEntities } from '../src/mime/urls.ts';
 

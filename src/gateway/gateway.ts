@@ -40,7 +40,7 @@ import {
   type QuarantineSettings,
 } from '../quarantine/quarantine.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
-import { stripParts } from '../antivirus/strip.ts';
+import { stripParts } from '../mime/edit/replace.ts';
 import { buildQuarantineCopy } from '../quarantine/copy-message.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { modifyMessage } from '../outbreak/modify.ts';

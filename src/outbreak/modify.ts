@@ -38,11 +38,11 @@
 //   lead to http(s) after entity decoding and whitespace removal, "//host" read as https;
 //   bare http(s) URLs in text. Unknown transfer encodings are read and written as is, the way
 //   mailsplit and mailparser show them.
-import { encodeBase64, encodeQuotedPrintable, bufferIsAscii, linesFit, textCodec } from './modify/encoding.ts';
-import { transferDecode, transferKind, type EncodedText } from './modify/encoding.ts';
-import { dkimSignsSubject, foldField, headerValue, isFieldName, newSubject, tagSubject } from './modify/headers.ts';
-import { charsetOf, firstField, lineBreakOf, unfold, walkMessage } from './modify/mime.ts';
-import type { MimeNode, StructureNote } from './modify/mime.ts';
+import { encodeBase64, encodeQuotedPrintable, bufferIsAscii, linesFit, textCodec } from '../mime/edit/encoding.ts';
+import { transferDecode, transferKind, type EncodedText } from '../mime/edit/encoding.ts';
+import { dkimSignsSubject, foldField, headerValue, isFieldName, newSubject, tagSubject } from '../mime/edit/headers.ts';
+import { charsetOf, firstField, lineBreakOf, unfold, walkMessage } from '../mime/edit/structure.ts';
+import type { MimeNode, StructureNote } from '../mime/edit/structure.ts';
 import {
   CallbackError,
   LinkRewriter,

@@ -5,7 +5,7 @@ import type { Config } from '../../config/schema.ts';
 import { parseByteSize, parseDuration } from '../../config/schema.ts';
 import type { ClamdClient } from '../../antivirus/clamd.ts';
 import type { AntivirusResult } from '../../antivirus/types.ts';
-import { extractPart } from '../../antivirus/strip.ts';
+import { extractPart } from '../../mime/edit/replace.ts';
 import { effectiveAntivirusSettings } from '../../policy/antivirus.ts';
 import type { Stage, StageContext } from '../stage.ts';
 

@@ -3,8 +3,8 @@
 // that can represent what was inserted.
 import { isUtf8 } from 'node:buffer';
 import { TextDecoder } from 'node:util';
-import { createTransferDecoder } from '../../mime/decode.ts';
-import { iconv, libmime } from '../../mime/deps.ts';
+import { createTransferDecoder } from '../decode.ts';
+import { iconv, libmime } from '../deps.ts';
 
 interface IconvCodec {
   encodingExists(name: string): boolean;

@@ -7,7 +7,7 @@
 // delimiter line may carry nothing but an optional "--" after the boundary, a closing
 // delimiter in the preamble does not count, a header block cut short by a delimiter is lost
 // (or kept without a body when the delimiter closes the multipart), the line break in front
-// of a delimiter belongs to the delimiter. The offset walker of src/outbreak/modify/mime.ts
+// of a delimiter belongs to the delimiter. The offset walker of ./structure.ts
 // follows the RFC and flags where parsers disagree; here the answer has to be the parser's
 // own, so this file replays the splitter's line state machine (message-splitter.js, for a
 // message written in one piece, as parseMessage does with a Buffer) synchronously, with

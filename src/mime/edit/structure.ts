@@ -11,7 +11,7 @@
 // postal-mime accepts and mailsplit does not; a nested multipart left open, which mailsplit
 // keeps reading past its parent's delimiters; a child reusing an ancestor's boundary) the
 // walk reports the structure as ambiguous, and the caller then leaves the body alone.
-import { libmime } from '../../mime/deps.ts';
+import { libmime } from '../deps.ts';
 
 /** nesting depth (multiparts and attached messages) below which parts are not walked */
 export const MAX_DEPTH = 20;

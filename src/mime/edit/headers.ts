@@ -1,9 +1,9 @@
 // Header fields written by message modification: the tagged Subject, the fields added on top
 // (X-Breakwater-Outbreak-*), and the DKIM facts that decide whether the Subject may change.
 import { isUtf8 } from 'node:buffer';
-import { libmime } from '../../mime/deps.ts';
+import { libmime } from '../deps.ts';
 import { isAscii } from './encoding.ts';
-import { unfold, type HeaderField } from './mime.ts';
+import { unfold, type HeaderField } from './structure.ts';
 
 interface LibmimeWords {
   decodeWords(value: string): string;

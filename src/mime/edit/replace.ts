@@ -1,4 +1,4 @@
-// Infected attachments for the anti-virus stage (DESIGN §5): read one part's decoded bytes to
+// Part replacement (MIME editing, used by anti-virus stripping, DESIGN §5): read one part's decoded bytes to
 // scan it on its own, and deliver a message with infected parts replaced by a text notice.
 //
 // Parts are addressed by the paths of the parse stage (ParsedMessage.parts[].path,
@@ -26,11 +26,11 @@
 //   unless it contains a stripped part). If not, nothing is stripped: `stripped` is empty and
 //   the original bytes are returned. Callers must treat a target missing from `stripped` as
 //   still present (quarantine or drop rather than deliver).
-import { createTransferDecoder } from '../mime/decode.ts';
-import { libmime } from '../mime/deps.ts';
-import { encodeBase64 } from '../outbreak/modify/encoding.ts';
-import { foldField } from '../outbreak/modify/headers.ts';
-import { parseHeaderBlock } from '../outbreak/modify/mime.ts';
+import { createTransferDecoder } from '../decode.ts';
+import { libmime } from '../deps.ts';
+import { encodeBase64 } from './encoding.ts';
+import { foldField } from './headers.ts';
+import { parseHeaderBlock } from './structure.ts';
 import { MAX_DEPTH, containerOf, mapParts, rawBody, type PartMap, type PartSpan } from './parts.ts';
 
 export interface StripTarget {
