@@ -188,7 +188,9 @@ export class Gateway {
     this.store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(this.dataDir, 'spool'), this.config.spool.fsync);
     this.metrics = new Metrics();
-    this.tracker.onEvent = (_mid, e) => this.metrics.onEvent(e);
+    this.tracker.bus.subscribe('metrics', (e) => this.metrics.onEvent(e.event));
+    this.tracker.bus.onSubscriberError = (name, err) =>
+      this.mailLog.warning(`event subscriber ${name} failed: ${err.message}`);
     this.delivery = new DeliveryQueue(this.config, this.dataDir, this.tracker, {
       onFinal: (job, results) => this.onDeliveryFinal(job, results),
       onDeferred: (job) => this.dropBytes(this.copies.get(job.mid)),

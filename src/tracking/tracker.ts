@@ -3,6 +3,7 @@ import { escapeControls, escapeDeep } from './escape.ts';
 import type { Store } from '../store/db.ts';
 import type { MailLog } from './maillog.ts';
 import type { MessageStatus, RecipientStatus, TrackingEvent } from './events.ts';
+import { EventBus, type BusEvent } from './bus.ts';
 import type { ParsedMessage } from '../mime/types.ts';
 
 export interface NewMessageRecord {
@@ -105,11 +106,14 @@ export interface TrackingRecord {
 export class Tracker {
   private readonly store: Store;
   private readonly log: MailLog;
-  onEvent: ((mid: number, event: TrackingEvent) => void) | null = null;
+  /** where events are announced; this tracker is its first subscriber (record, then mail log line) */
+  readonly bus: EventBus;
 
-  constructor(store: Store, log: MailLog) {
+  constructor(store: Store, log: MailLog, bus: EventBus = new EventBus()) {
     this.store = store;
     this.log = log;
+    this.bus = bus;
+    bus.subscribe('tracking', (e) => this.record(e));
   }
 
   recordMessage(m: NewMessageRecord): void {
@@ -143,9 +147,13 @@ export class Tracker {
       );
   }
 
-  /** Appends an event to the message's record and writes its mail log line. */
+  /** Announces an event on the bus (kept for callers not yet moved to emitting on the bus themselves). */
   event(mid: number, e: TrackingEvent, icid?: number): void {
-    const at = Date.now();
+    this.bus.emit(mid, e, icid);
+  }
+
+  /** The tracking subscriber: appends the event to the message's record and writes its mail log line. */
+  private record({ mid, at, event: e, icid }: BusEvent): void {
     const { type, ...data } = e;
     // Peer text (subjects, replies, HELO) is kept with its control characters escaped (SECURITY.md).
     this.store.run(
@@ -156,7 +164,6 @@ export class Tracker {
       JSON.stringify(escapeDeep(data)),
     );
     this.logLine(mid, e, icid);
-    this.onEvent?.(mid, e);
   }
 
   private logLine(mid: number, e: TrackingEvent, icid?: number): void {
