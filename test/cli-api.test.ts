@@ -43,6 +43,8 @@ before(async () => {
   doc.listeners[0].acceptDomains.push('stuck.test');
   doc.delivery = { retrySchedule: ['1h'], connectTimeout: '1s' };
   dir = tempDir('bw-cli-');
+  // clamd: auto must not pick up a clamd this machine happens to run (test/quickstart-antivirus covers it)
+  doc.antivirus.autoSockets = [path.join(dir, 'no-clamd.ctl')];
   configFile = path.join(dir, 'breakwater.yaml');
   writeFileSync(configFile, YAML.stringify(doc));
   gw = await spawnGateway(configFile);

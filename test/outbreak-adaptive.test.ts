@@ -653,9 +653,16 @@ test('malformed From headers are flagged; unusual but valid ones are not', async
   for (const from of [
     'Temu, <service@shop.example.com>',
     '"Prize", <a@example.com>, "Prize" <b@example.com>',
-    'Correios <avisos@correios>',
     'Bank <>',
     'Alert <x@exa mple.com>',
+    'Shop <promo@dreamdeals24,com>',
+    'Team <"team@example.com">',
+    'Gift <team@{example.com}>',
+    'Bank <a@-bank.example.com>',
+    'Bank <a@bank..example.com>',
+    'Bank <a@bank_.example.com>',
+    'Bank < a@bank.example.com >',
+    'survey <free,net>',
   ]) {
     expectHit(await run({ from }), 'ADAPTIVE_FROM_MALFORMED');
   }
@@ -664,8 +671,44 @@ test('malformed From headers are flagged; unusual but valid ones are not', async
     'john@example.com (John Doe)',
     'john@example.com',
     '=?UTF-8?B?w4lsb2RpZQ==?= <elodie@example.fr>',
+    // single-label hosts (swaks' default user@hostname) and reserved names are valid syntax
+    'root@vm',
+    'Root <root@vm>',
+    'Correios <avisos@correios>',
+    'alice@example.test',
+    'Alice <alice@mail.example.test>',
+    'bob@host.example',
+    'carol@nowhere.invalid',
+    'root@localhost',
+    'root@box.localhost',
+    'pi@raspberrypi.local',
+    'me@router.home.arpa',
+    'postmaster@[192.0.2.1]',
+    'postmaster@[IPv6:2001:db8::1]',
   ]) {
     expectNo(await run({ from }), 'ADAPTIVE_FROM_MALFORMED');
+  }
+});
+
+test("swaks' default message (From: root@<hostname>) and quick-start .test mail match nothing", async () => {
+  const swaks = Buffer.from(
+    [
+      'Date: Sun, 06 Dec 2026 14:59:50 +0000',
+      'To: someone@example.test',
+      'From: root@vm',
+      'Subject: test Sun, 06 Dec 2026 14:59:50 +0000',
+      'Message-Id: <20261206145950.014752@vm>',
+      'X-Mailer: swaks v20201014.0 jetmore.org/john/code/swaks/',
+      '',
+      'This is a test mailing',
+      '',
+    ].join('\r\n'),
+  );
+  const hits = evaluateAdaptive({ parsed: await parseMessage(swaks), sender: 'root@vm', avSignatureVersion: null });
+  assert.deepEqual(ids(hits), []);
+  for (const from of ['alice@example.test', 'Alice <alice@gateway.example.test>', 'root@localhost.localdomain']) {
+    const h = await run({ from, to: 'someone@example.test', subject: 'test' }, 'alice@example.test');
+    assert.equal(adaptiveLevel(h), 0, `${from}: ${ids(h).join(', ')}`);
   }
 });
 

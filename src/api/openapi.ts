@@ -479,12 +479,24 @@ const operations: Record<string, OpSpec> = {
   'GET /api/v1/status': {
     id: 'getStatus',
     tag: 'System',
-    summary: 'Listeners, queue counts, next MID, memory',
+    summary: 'Listeners, queue counts, anti-virus, next MID, memory',
     ok: object({
       hostname: str,
       uptimeSeconds: int,
       listeners: arrayOf(object({ name: str, direction: str, address: described('host:port', str) })),
       queue: object({ active: int, deferred: int }),
+      antivirus: object({
+        enabled: bool,
+        mode: described(
+          'configured: antivirus.clamd names a clamd; auto: probed at start (clamd: auto); off: no clamd configured',
+          { type: 'string', enum: ['configured', 'auto', 'off'] },
+        ),
+        clamd: described('the clamd in use: socket path or host:port', nullable('string')),
+        probed: arrayOf(str, 'with clamd: auto, the sockets probed at start'),
+        answering: described('whether clamd answered the last check (null when off)', nullable('boolean')),
+        signatureVersion: nullable('integer'),
+        summary: described('one line, as printed at start: `anti-virus: off (no clamd at …)`', str),
+      }),
       nextMid: ref('Mid'),
       dataDir: str,
       memory: freeObject('process memory, held message bytes, parse workers and store writer heaps'),

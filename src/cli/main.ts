@@ -8,6 +8,7 @@ import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
 import { ParsePool } from '../mime/pool.ts';
 import { OutbreakEngine } from '../outbreak/engine.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
+import { clamdTarget, resolveAntivirus } from '../antivirus/auto.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
 import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
@@ -33,6 +34,7 @@ export function buildCli(): Command {
           name === 'clickTime' ? `click-time service on port ${port}\n` : `listener ${name} on port ${port}\n`,
         );
       process.stdout.write(`admin API on http://${loaded.config.admin.host}:${running.adminPort}\n`);
+      process.stdout.write(`${running.gateway.antivirus.summary}\n`);
       process.stdout.write(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}\n`);
       let stopping = false;
       const stop = (): void => {
@@ -73,6 +75,9 @@ export function buildCli(): Command {
           `hostname ${s.hostname}, up ${s.uptimeSeconds}s`,
           ...s.listeners.map((l: any) => `listener ${l.name} (${l.direction}) ${l.address}`),
           `queue: ${s.queue.active} active, ${s.queue.deferred} deferred`,
+          s.antivirus.enabled && s.antivirus.answering === false
+            ? `${s.antivirus.summary}, NOT ANSWERING: mail that needs a scan waits`
+            : s.antivirus.summary,
         ].join('\n'),
       );
     },
@@ -80,18 +85,20 @@ export function buildCli(): Command {
 
   const pipeline = program.command('pipeline').description('the scanning pipeline');
   withConfig(pipeline.command('show').description('print the stages in order').option('--json', 'JSON output')).action(
-    (opts) => {
-      // The pipeline is built from config alone, so this works with the gateway stopped too.
-      const config = load(opts.config).config;
+    async (opts) => {
+      // The pipeline is built from config alone, so this works with the gateway stopped too
+      // (`clamd: auto` is probed now, as start would).
+      const { config } = await resolveAntivirus(load(opts.config).config);
       const av = config.antivirus;
+      const target = clamdTarget(config);
       const stages = buildPipeline(config, {
         parsePool: new ParsePool(),
         outbreak: new OutbreakEngine(config.outbreakFilters.adaptiveRules),
         // the client connects only when it scans: describing the stage needs no clamd
-        antivirus: av.clamd
+        antivirus: target
           ? {
               clamd: new ClamdClient({
-                target: av.clamd,
+                target,
                 timeoutMs: parseDuration(av.timeout),
                 maxStreamBytes: parseByteSize(av.maxScanSize),
                 maxConnections: av.maxConnections,

@@ -374,9 +374,23 @@ export const antivirusSchema = z
             port: z.number().int().min(1).max(65535).describe('clamd TCP port'),
           })
           .strict(),
+        z
+          .literal('auto')
+          .describe(
+            'Probe `autoSockets` at start: use the first clamd that answers PING, otherwise run without anti-virus (and say so at start, in the mail log and in `breakwater status`)',
+          ),
       ])
       .optional()
-      .describe('Where clamd listens; anti-virus scanning is off when unset'),
+      .describe(
+        'Where clamd listens: `{ socket }`, `{ host, port }`, or `auto` (probe `autoSockets` at start; when no clamd answers, run without anti-virus and say so at start, in the mail log and in `breakwater status`); anti-virus scanning is off when unset',
+      ),
+    autoSockets: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(['/run/clamav/clamd.ctl', '/var/run/clamav/clamd.ctl'])
+      .describe(
+        "With `clamd: auto`, the clamd unix sockets probed at start, in order (default: Debian's clamav-daemon socket); probed once, so a clamd started later needs a restart",
+      ),
     timeout: duration.default('30s').describe('Longest wait for one scan; past it the message waits and is retried'),
     maxScanSize: byteSize
       .default('25MiB')

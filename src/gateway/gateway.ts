@@ -40,6 +40,7 @@ import {
   type QuarantineSettings,
 } from '../quarantine/quarantine.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
+import { antivirusState, clamdTarget, describeTarget, type AntivirusState } from '../antivirus/auto.ts';
 import { stripParts } from '../mime/edit/replace.ts';
 import { buildQuarantineCopy } from '../quarantine/copy-message.ts';
 import type { Verdict } from '../policy/verdict.ts';
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   resolver?: ReverseResolver;
   /** print the admin token on first start (the CLI does; tests do not) */
   announce?: (line: string) => void;
+  /** how `antivirus.clamd: auto` was resolved (runGateway probes before building the gateway) */
+  antivirus?: AntivirusState;
 }
 
 /** One message copy moving through the pipeline and the delivery queue. */
@@ -122,6 +125,8 @@ export class Gateway {
   readonly storage: StorageGuard;
   clickTime: ClickTimeService | null = null;
   readonly clamd: ClamdClient | null;
+  /** anti-virus on or off, and why (status, the start banner) */
+  readonly antivirus: AntivirusState;
   /** clamd's signature version as last read (null: unknown or no clamd) */
   avSignatureVersion: number | null = null;
   private avTimer: NodeJS.Timeout | null = null;
@@ -231,9 +236,11 @@ export class Gateway {
       log: (l) => this.mailLog.info(l),
     });
     const av = this.config.antivirus;
-    this.clamd = av.clamd
+    const target = clamdTarget(this.config);
+    this.antivirus = options.antivirus ?? antivirusState(this.config);
+    this.clamd = target
       ? new ClamdClient({
-          target: av.clamd,
+          target,
           timeoutMs: parseDuration(av.timeout),
           maxStreamBytes: parseByteSize(av.maxScanSize),
           maxConnections: av.maxConnections,
@@ -288,6 +295,7 @@ export class Gateway {
       this.mailLog.info(`listener ${l.name} (${l.direction}) on ${l.host}:${port}`);
     }
     this.rules.start();
+    this.mailLog.info(this.antivirus.summary);
     if (this.clamd) {
       await this.checkSignatures();
       const every = parseDuration(this.config.antivirus.signatureCheckInterval);
@@ -2070,6 +2078,15 @@ export class Gateway {
         address: `${l.host}:${this.ports.get(l.name) ?? l.port}`,
       })),
       queue: { active: this.copies.size, deferred: this.delivery.deferred().length },
+      antivirus: {
+        enabled: this.antivirus.enabled,
+        mode: this.antivirus.mode,
+        clamd: this.antivirus.clamd ? describeTarget(this.antivirus.clamd) : null,
+        probed: this.antivirus.probed,
+        answering: this.clamd ? !this.clamdDown : null,
+        signatureVersion: this.avSignatureVersion,
+        summary: this.antivirus.summary,
+      },
       storage: { ...this.storage.snapshot(), databaseRetries: this.store.storageRetries },
       mailLog: { ...this.mailLog.health },
       nextMid: this.nextMid,

@@ -4,6 +4,7 @@ import type { LoadedConfig } from '../config/load.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { buildApi } from '../api/server.ts';
 import { ensureAdminToken } from '../api/token.ts';
+import { resolveAntivirus } from '../antivirus/auto.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -14,7 +15,12 @@ export interface RunningGateway {
 }
 
 export async function runGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
-  const gateway = new Gateway(loaded, options);
+  // `antivirus.clamd: auto` is probed once, here, so the gateway is built with a clamd or without one.
+  const av = options.antivirus ? null : await resolveAntivirus(loaded.config);
+  const gateway = new Gateway(
+    av ? { ...loaded, config: av.config } : loaded,
+    av ? { ...options, antivirus: av.state } : options,
+  );
   const { token, created } = ensureAdminToken(loaded.dataDir);
   await gateway.start();
   const api = await buildApi(gateway, token);

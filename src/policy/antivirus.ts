@@ -10,7 +10,8 @@ export function effectiveAntivirusSettings(
   direction: Direction,
   policy: string,
 ): PolicyAntivirusConfig | null {
-  if (!config.antivirus.clamd) return null;
+  // `auto` left unresolved means no clamd (runGateway resolves it before anything scans)
+  if (!config.antivirus.clamd || config.antivirus.clamd === 'auto') return null;
   const list = config.policies[direction];
   const own = list.find((p) => p.name === policy) ?? list[list.length - 1];
   let s = own.antivirus;

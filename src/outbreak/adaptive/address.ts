@@ -16,6 +16,11 @@ export interface Mailbox {
 
 const MAX_HEADER = 2048;
 const VALID_DOMAIN = /^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?)+$/;
+// RFC 5321 domain syntax: one or more LDH labels (a single-label host such as swaks' default
+// user@hostname is valid syntax), at most 253 characters, a top-level label that is not all digits
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const IPV4_LITERAL = /^\[(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\]$/;
+const IPV6_LITERAL = /^\[ipv6:[0-9a-f:.]{2,45}\]$/;
 const ADDRESS_IN_TEXT = /[^\s<>"'(),;:@]{1,64}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63}){1,8}/i;
 
 const LEADING_JUNK = new Set(['"', "'", ' ', '\t']);
@@ -97,10 +102,32 @@ export function firstAddress(value: string | null | undefined): string | null {
 }
 
 /**
+ * Whether `domain` (lower case, no trailing dot) is syntactically a mail domain (RFC 5321 §4.1.2):
+ * LDH labels, or an address literal. Says nothing about whether the name exists or has a public
+ * suffix: single-label hosts (`root@vm`) and reserved names (`.test`, `.example`, `.invalid`,
+ * `.localhost`, `.local`, `.home.arpa`, RFC 2606/6761/6762/8375) are valid syntax.
+ */
+export function validDomainSyntax(domain: string): boolean {
+  if (domain.startsWith('[')) {
+    return IPV4_LITERAL.test(domain) || IPV6_LITERAL.test(domain);
+  }
+  if (!domain || domain.length > 253) {
+    return false;
+  }
+  const labels = domain.split('.');
+  if (!labels.every((l) => LABEL.test(l))) {
+    return false;
+  }
+  // a dotted name ending in an all-digit label is a bare IP address or a typo, never a domain
+  return labels.length === 1 || !/^\d+$/.test(labels[labels.length - 1]);
+}
+
+/**
  * What is wrong with a From header that a mail client would never write, or null: several
  * mailboxes, an unquoted comma in the display name (the header then lists an empty mailbox), no
- * address, an address whose domain is not a valid public domain name, or spaces inside the angle
- * brackets.
+ * address, an address whose domain is not valid domain syntax, or spaces inside the angle brackets.
+ * Only syntax counts: a single-label host, a reserved name or an unknown top-level domain is not a
+ * malformation (the quick start's swaks mail comes from root@<hostname> to example.test).
  */
 export function fromMalformation(value: string, mb: Mailbox): string | null {
   const v = value.length > MAX_HEADER ? value.slice(0, MAX_HEADER) : value;
@@ -133,11 +160,8 @@ export function fromMalformation(value: string, mb: Mailbox): string | null {
   if (unquotedComma && v.indexOf('<') > 0) {
     return 'unquoted comma in the display name';
   }
-  if (!VALID_DOMAIN.test(mb.domain)) {
+  if (!validDomainSyntax(mb.domain)) {
     return `invalid sender domain "${mb.domain.slice(0, 60)}"`;
-  }
-  if (mb.registrable === null) {
-    return `sender domain "${mb.domain.slice(0, 60)}" has no public suffix`;
   }
   const lt = v.lastIndexOf('<');
   const gt = v.indexOf('>', lt);

@@ -245,7 +245,7 @@ export const RULES = {
     2,
     'phish',
     'sender',
-    'From header is malformed in a way mail clients never write (invalid domain, unquoted comma, several mailboxes)',
+    'From header is malformed in a way mail clients never write (invalid domain syntax, unquoted comma, several mailboxes)',
   ),
   REPLY_TO_FREE_MAIL: rule(
     'ADAPTIVE_REPLY_TO_FREE_MAIL',
