@@ -99,7 +99,8 @@ async function settled(mid: number): Promise<string> {
   return waitFor(
     () => {
       const s = gw.gateway.tracker.show(mid)?.status;
-      return s && !['received', 'scanning', 'deferred'].includes(s) ? s : undefined;
+      // queued, released and deferred are on their way: wait for where the message ends up
+      return s && !['received', 'scanning', 'queued', 'released', 'deferred'].includes(s) ? s : undefined;
     },
     30_000,
     `MID ${mid} to settle`,
