@@ -79,6 +79,10 @@ export const errorCodes: Readonly<Record<string, string>> = {
   invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
   unknown_parameter: '400: a query parameter or filter field the route does not know',
   invalid_body: '400: the body is not a JSON object',
+  invalid_json: '400: the body is not valid JSON, or empty while content-type says JSON',
+  body_too_large: '413: the body is larger than 1 MiB',
+  unsupported_media_type: '415: a body that is not application/json',
+  too_many_mids: '400: more than 10,000 MIDs in one request (select by rule, level or time instead)',
   invalid_request: '400: the request failed schema validation',
   bad_request: '4xx: a request error without a code of its own',
   message_not_found: '404: no tracking record with that MID',
@@ -141,7 +145,7 @@ const schemas: Record<string, Schema> = {
     description: `Selects held messages for a bulk action: give at least one of ${filterFields}, or \`all: true\` (otherwise \`filter_required\`: an empty body never empties a quarantine). Unknown fields are refused (\`unknown_parameter\`).`,
     properties: {
       mids: {
-        description: 'these MIDs: an array, or a comma list',
+        description: 'these MIDs: an array, or a comma list; at most 10,000 (`too_many_mids`)',
         anyOf: [arrayOf(ref('Mid')), { type: 'string', pattern: '^\\d+(,\\d+)*$' }],
       },
       rule: described('an outbreak or adaptive rule id (or virus name) that matched', str),
@@ -150,7 +154,7 @@ const schemas: Record<string, Schema> = {
       recipient: described('an envelope recipient', str),
       since: { ...ref('Time'), description: 'entered the quarantine at or after' },
       until: { ...ref('Time'), description: 'entered the quarantine before' },
-      limit: described('at most this many messages', int),
+      limit: described('at most this many messages', { type: 'integer', minimum: 1, maximum: 10_000 }),
       all: { const: true, description: 'every message in the quarantine' },
       by: { type: 'string', maxLength: 200, description: 'who acts: recorded in tracking and the mail log' },
     },
@@ -159,6 +163,10 @@ const schemas: Record<string, Schema> = {
     action: { type: 'string', enum: ['release', 'delete', 'delay', 'move', 'copy'] },
     count: described('messages acted on', int),
     mids: arrayOf(ref('Mid'), 'the MIDs acted on'),
+    notFound: arrayOf(
+      ref('Mid'),
+      'MIDs the request named that were not acted on (not held there, or already leaving); empty for a filter without mids',
+    ),
   }),
   QuarantineMessage: {
     ...object({
@@ -410,7 +418,7 @@ const trackingParams: Parameter[] = [
   query('rule', 'an outbreak or adaptive rule id that matched', str),
   query('since', 'received at or after', ref('Time')),
   query('until', 'received before', ref('Time')),
-  query('limit', 'at most this many records', int),
+  query('limit', 'at most this many records (default 100)', { type: 'integer', minimum: 1, maximum: 1000 }),
   query('before', 'paging: only records received before this MID', ref('Mid')),
 ];
 
@@ -423,11 +431,13 @@ const quarantineListParams: Array<Parameter | Ref> = [
   query('since', 'entered the quarantine at or after', ref('Time')),
   query('until', 'entered the quarantine before', ref('Time')),
   query('mids', 'these MIDs (comma list)', { type: 'string', pattern: '^\\d+(,\\d+)*$' }),
-  query('limit', 'at most this many messages (default 1000, at most 100000)', int),
+  query('limit', 'at most this many messages (default 1000)', { type: 'integer', minimum: 1, maximum: 10_000 }),
 ];
 
 const bulkErrors = {
-  400: ['invalid_body', 'invalid_parameter', 'unknown_parameter', 'filter_required'],
+  400: ['invalid_body', 'invalid_json', 'invalid_parameter', 'unknown_parameter', 'filter_required', 'too_many_mids'],
+  413: ['body_too_large'],
+  415: ['unsupported_media_type'],
   404: ['quarantine_not_found'],
 };
 const withFilter = (extra: Record<string, Schema>): Schema => ({ allOf: [ref('QuarantineFilter'), object(extra)] });
@@ -441,7 +451,7 @@ function bulk(action: string, summary: string, description: string, body: Schema
     params: [p('quarantine')],
     body: { schema: body },
     ok: ref('ActionResult'),
-    okDescription: `\`{action: "${action}", count, mids}\``,
+    okDescription: `\`{action: "${action}", count, mids, notFound}\``,
     errors: { ...bulkErrors, 400: [...bulkErrors[400], ...extraErrors] },
   };
 }
@@ -665,7 +675,12 @@ const operations: Record<string, OpSpec> = {
     'Move the scheduled exit later',
     'The filter plus `extend`.',
     withFilter({
-      extend: { type: 'string', pattern: '^\\d+(ms|s|m|h|d)$', description: 'a duration such as `4h` or `2d`' },
+      extend: {
+        type: 'string',
+        pattern: '^\\d{1,12}(ms|s|m|h|d)$',
+        description:
+          'a duration from 1s to 3650d, such as `4h` or `2d`; no scheduled exit moves past ten years from now',
+      },
     }),
   ),
   'POST /api/v1/quarantines/{name}/move': bulk(

@@ -10,6 +10,16 @@ import { ApiError, intParam, timeParam } from './errors.ts';
 
 const FILTER_KEYS = ['rule', 'level', 'sender', 'recipient', 'since', 'until', 'limit', 'mids'] as const;
 
+/** Bounds on admin input (issue 10): larger requests are refused before anything changes. */
+export const QUARANTINE_LIMITS = {
+  /** MIDs in one request: a bulk action over more uses a filter (rule, level, time range) or `all` */
+  mids: 10_000,
+  /** entries in one listing page */
+  listLimit: 10_000,
+  /** the longest `extend` of a delay, and the latest scheduled exit from now: ten years */
+  maxHoldMs: 3650 * 86_400_000,
+} as const;
+
 function quarantineName(gw: Gateway, v: unknown, code = 'quarantine_not_found', status = 404): QuarantineName {
   if (typeof v !== 'string' || !gw.quarantineConfig(v)) {
     const known = (gw.config.quarantine.policy.map((q) => q.name) as string[]).concat(['outbreak', 'virus']);
@@ -38,11 +48,21 @@ export function quarantineFilterFrom(q: Record<string, unknown>, quarantine: Qua
     f.level = int('level');
     if (f.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
   }
-  if (q.limit !== undefined) f.limit = int('limit');
+  if (q.limit !== undefined) {
+    f.limit = int('limit');
+    if (f.limit < 1 || f.limit > QUARANTINE_LIMITS.listLimit)
+      throw new ApiError(400, 'invalid_parameter', `limit must be 1–${QUARANTINE_LIMITS.listLimit}`);
+  }
   if (q.since !== undefined) f.since = typeof q.since === 'number' ? q.since : timeParam(q.since, 'since');
   if (q.until !== undefined) f.until = typeof q.until === 'number' ? q.until : timeParam(q.until, 'until');
   if (q.mids !== undefined) {
     const list = Array.isArray(q.mids) ? q.mids : String(q.mids).split(',');
+    if (list.length > QUARANTINE_LIMITS.mids)
+      throw new ApiError(
+        400,
+        'too_many_mids',
+        `at most ${QUARANTINE_LIMITS.mids} MIDs per request (got ${list.length}); select by rule, level or time instead`,
+      );
     f.mids = list.map((m) => (typeof m === 'number' ? checkInt(m, 'mids') : intParam(String(m).trim(), 'mids')));
     if (!f.mids.length) throw new ApiError(400, 'invalid_parameter', 'mids must not be empty');
   }
@@ -115,23 +135,24 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const { filter, by } = bulkFilter(req.body, name);
     const mids = await gw.quarantineRelease(filter, by);
-    return { action: 'release', count: mids.length, mids };
+    return bulkResult('release', filter, mids);
   });
   api.post('/quarantines/:name/delete', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const { filter, by } = bulkFilter(req.body, name);
     const mids = await gw.quarantineDelete(filter, by);
-    return { action: 'delete', count: mids.length, mids };
+    return bulkResult('delete', filter, mids);
   });
   api.post('/quarantines/:name/delay', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const b = (req.body ?? {}) as Record<string, unknown>;
     const { extend } = b;
-    if (typeof extend !== 'string' || !/^\d+(ms|s|m|h|d)$/.test(extend))
-      throw new ApiError(400, 'invalid_parameter', 'extend must be a duration such as "4h" or "2d"');
+    const ms = typeof extend === 'string' && /^\d{1,12}(ms|s|m|h|d)$/.test(extend) ? parseDuration(extend) : NaN;
+    if (!(ms > 0 && ms <= QUARANTINE_LIMITS.maxHoldMs))
+      throw new ApiError(400, 'invalid_parameter', 'extend must be a duration from 1s to 3650d, such as "4h" or "2d"');
     const { filter, by } = bulkFilter(req.body, name, ['extend']);
-    const mids = await gw.quarantineDelay(filter, parseDuration(extend), by);
-    return { action: 'delay', count: mids.length, mids };
+    const mids = await gw.quarantineDelay(filter, ms, by, QUARANTINE_LIMITS.maxHoldMs);
+    return bulkResult('delay', filter, mids);
   });
 
   api.post('/quarantines/:name/move', async (req) => {
@@ -141,7 +162,7 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
     if (target === name) throw new ApiError(400, 'invalid_target', 'to must be another quarantine');
     const { filter, by } = bulkFilter(req.body, name, ['to']);
     const mids = await gw.quarantineMove(filter, target, by);
-    return { action: 'move', count: mids.length, mids };
+    return bulkResult('move', filter, mids);
   });
   api.post('/quarantines/:name/copy', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
@@ -152,16 +173,32 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
       throw new ApiError(400, 'invalid_parameter', 'to must be 1 to 20 e-mail addresses');
     const { filter, by } = bulkFilter(req.body, name, ['to']);
     const mids = await gw.quarantineCopy(filter, addresses as string[], by);
-    return { action: 'copy', count: mids.length, mids };
+    return bulkResult('copy', filter, mids);
   });
+}
+
+/**
+ * The answer of a bulk action: what was acted on and, when MIDs were named, which of them were not
+ * (not in this quarantine, or already on their way out) so the CLI can say so and exit non-zero.
+ */
+function bulkResult(action: string, filter: QuarantineFilter, mids: number[]) {
+  const done = new Set(mids);
+  const notFound = filter.mids ? [...new Set(filter.mids)].filter((m) => !done.has(m)) : [];
+  return { action, count: mids.length, mids, notFound };
+}
+
+/** A stored time as ISO 8601, or null when the row holds something no Date can show: a bad row never breaks a listing. */
+function isoTime(ms: number): string | null {
+  const d = new Date(ms);
+  return Number.isFinite(d.getTime()) ? d.toISOString() : null;
 }
 
 function publicEntry(e: Awaited<ReturnType<Gateway['quarantineList']>>[number]) {
   return {
     mid: e.mid,
     quarantine: e.quarantine,
-    enteredAt: new Date(e.enteredAt).toISOString(),
-    scheduledExit: new Date(e.exitAt).toISOString(),
+    enteredAt: isoTime(e.enteredAt),
+    scheduledExit: isoTime(e.exitAt),
     size: e.size,
     level: e.level,
     category: e.category,

@@ -13,6 +13,9 @@ import { registerQuarantineRoutes } from './quarantine-routes.ts';
 
 export { ApiError } from './errors.ts';
 
+/** The most tracking records one search answers; page with `before` for more. */
+export const TRACKING_LIMIT = 1000;
+
 export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   const known = new Set<string>(trackingFilters);
   for (const k of Object.keys(q))
@@ -38,7 +41,11 @@ export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   }
   if (q.mid !== undefined) out.mid = intParam(q.mid, 'mid');
   if (q.before !== undefined) out.before = intParam(q.before, 'before');
-  if (q.limit !== undefined) out.limit = intParam(q.limit, 'limit');
+  if (q.limit !== undefined) {
+    out.limit = intParam(q.limit, 'limit');
+    if (out.limit < 1 || out.limit > TRACKING_LIMIT)
+      throw new ApiError(400, 'invalid_parameter', `limit must be 1–${TRACKING_LIMIT}`);
+  }
   if (q.level !== undefined) {
     out.level = intParam(q.level, 'level');
     if (out.level < 0 || out.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
@@ -48,6 +55,26 @@ export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
   return out;
 }
 
+const FASTIFY_ERRORS: Record<string, { status: number; code: string; message: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json', message: 'the body is not valid JSON' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: {
+    status: 400,
+    code: 'invalid_json',
+    message: 'the body is empty but content-type says JSON',
+  },
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'body_too_large', message: 'the body is larger than 1 MiB' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: {
+    status: 415,
+    code: 'unsupported_media_type',
+    message: 'send application/json',
+  },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: {
+    status: 400,
+    code: 'bad_request',
+    message: 'content-length does not match the body',
+  },
+};
+
 export interface ApiOptions {
   /** called for every route as it is registered (tests compare them with the OpenAPI document) */
   onRoute?: (route: RouteOptions) => void;
@@ -56,12 +83,17 @@ export interface ApiOptions {
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  // JSON only: a text/plain body would otherwise reach the routes as a string
+  app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: any, _req, reply) => {
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
     if (err.validation) return sendError(reply, 400, 'invalid_request', err.message);
+    // Fastify's own errors (FST_ERR_*) are mapped to the documented codes: its names never leak.
+    const fastify = FASTIFY_ERRORS[String(err.code)];
+    if (fastify) return sendError(reply, fastify.status, fastify.code, fastify.message);
     if (err.statusCode && err.statusCode < 500)
-      return sendError(reply, err.statusCode, err.code?.toLowerCase() ?? 'bad_request', err.message);
+      return sendError(reply, err.statusCode, 'bad_request', 'the request could not be read');
     gw.mailLog.warning(`admin API error: ${err.stack ?? err}`);
     return sendError(reply, 500, 'internal_error', 'internal error');
   });

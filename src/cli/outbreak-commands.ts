@@ -23,13 +23,34 @@ const QUARANTINE_FILTERS = (c: Command): Command =>
 
 function filterBody(opts: Record<string, any>, mids: string[]): Record<string, unknown> {
   const b: Record<string, unknown> = {};
-  if (mids.length) b.mids = mids.map((m) => Number(m));
+  if (mids.length)
+    b.mids = mids.map((m) => {
+      if (!/^\d{1,15}$/.test(m)) throw new CliError(`not a MID: ${JSON.stringify(m).slice(0, 40)}`);
+      return Number(m);
+    });
   for (const k of ['rule', 'sender', 'recipient', 'since', 'until'] as const) if (opts[k] !== undefined) b[k] = opts[k];
   if (opts.level !== undefined) b.level = Number(opts.level);
   if (opts.all) b.all = true;
   // Tracking records who acted: the operating-system user behind the CLI.
   b.by = `${safeUser()} (cli)`;
   return b;
+}
+
+/**
+ * The outcome of a bulk quarantine action. MIDs named on the command line that were not acted on
+ * (not held in that quarantine, or already leaving) are listed on stderr and the exit code is 1, so
+ * a script never mistakes "nothing happened" for success.
+ */
+function printBulk(
+  opts: Record<string, any>,
+  r: { count: number; mids: number[]; notFound?: number[] },
+  text: string,
+): void {
+  print(opts.json, r, () => text);
+  if (r.notFound?.length) {
+    process.stderr.write(`not found in quarantine ${opts.quarantine}: MID ${r.notFound.join(', ')}\n`);
+    process.exitCode = 1;
+  }
 }
 
 function safeUser(): string {
@@ -93,9 +114,14 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
       .option('--json'),
   ).action(async (opts) => {
     if (!opts.yes) {
-      const answer = await new Prompter().ask(
-        'Clear the current outbreak rules? Messages are scored by adaptive rules only until the next update. [y/N] ',
-      );
+      const prompter = new Prompter(false);
+      // no answer (input ended) is a no
+      const answer = await prompter
+        .ask(
+          'Clear the current outbreak rules? Messages are scored by adaptive rules only until the next update. [y/N] ',
+        )
+        .catch(() => '')
+        .finally(() => prompter.close());
       if (!/^y(es)?$/i.test(answer.trim())) {
         process.stdout.write('not flushed\n');
         return;
@@ -116,11 +142,14 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
       );
     },
   );
-  withConfig(outbreak.command('setup').description('walk through the global Outbreak Filters settings')).action(
-    async (opts) => {
-      await outbreakSetup(configPath(opts.config));
-    },
-  );
+  withConfig(
+    outbreak
+      .command('setup')
+      .description('walk through the global Outbreak Filters settings')
+      .option('--defaults', 'answer every question with its current or default value (no terminal needed)'),
+  ).action(async (opts) => {
+    await outbreakSetup(configPath(opts.config), { defaults: !!opts.defaults });
+  });
 
   // ---- quarantine ----
   const quarantine = program.command('quarantine').description('quarantines');
@@ -185,11 +214,10 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
     ).action(async (mids: string[], opts) => {
       const body = filterBody(opts, mids);
       const r = await api(opts, 'POST', `/api/v1/quarantines/${encodeURIComponent(opts.quarantine)}/${action}`, body);
-      print(
-        opts.json,
+      printBulk(
+        opts,
         r,
-        () =>
-          `${r.count} message(s) ${action === 'release' ? 'released' : 'deleted'}${r.count ? `: ${r.mids.join(', ')}` : ''}`,
+        `${r.count} message(s) ${action === 'release' ? 'released' : 'deleted'}${r.count ? `: ${r.mids.join(', ')}` : ''}`,
       );
     });
   }
@@ -202,7 +230,7 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
       ...filterBody(opts, mids),
       extend: opts.extend,
     });
-    print(opts.json, r, () => `${r.count} message(s) delayed by ${opts.extend}`);
+    printBulk(opts, r, `${r.count} message(s) delayed by ${opts.extend}`);
   });
   withConfig(
     QUARANTINE_FILTERS(quarantine.command('move [mids...]').description('move held messages to another quarantine'))
@@ -213,7 +241,7 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
       ...filterBody(opts, mids),
       to: opts.to,
     });
-    print(opts.json, r, () => `${r.count} message(s) moved to ${opts.to}${r.count ? `: ${r.mids.join(', ')}` : ''}`);
+    printBulk(opts, r, `${r.count} message(s) moved to ${opts.to}${r.count ? `: ${r.mids.join(', ')}` : ''}`);
   });
   withConfig(
     QUARANTINE_FILTERS(
@@ -231,7 +259,7 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
         .map((a) => a.trim())
         .filter(Boolean),
     });
-    print(opts.json, r, () => `copies of ${r.count} message(s) sent to ${opts.to}`);
+    printBulk(opts, r, `copies of ${r.count} message(s) sent to ${opts.to}`);
   });
   withConfig(
     quarantine.command('status').description('quarantines, their usage and the capacity budget').option('--json'),
@@ -377,46 +405,65 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
   });
 }
 
-/** Answers from a terminal or from a pipe (tests, scripts): lines are queued, never lost. */
+/**
+ * Answers from a terminal or from a pipe (tests, scripts): lines are queued, never lost. Input that
+ * ends before every question is answered aborts the walk-through: nothing is written (a cron job or a
+ * `</dev/null` must never rewrite the config with defaults). `--defaults` takes every default instead.
+ */
 class Prompter {
   private readonly lines: string[] = [];
-  private waiting: ((line: string) => void) | null = null;
+  private waiting: { resolve: (line: string) => void; reject: (err: Error) => void } | null = null;
   private closed = false;
-  private readonly rl = readline.createInterface({ input: process.stdin, terminal: false });
+  private readonly rl: readline.Interface | null;
+  private readonly defaults: boolean;
 
-  constructor() {
+  constructor(defaults: boolean) {
+    this.defaults = defaults;
+    this.rl = defaults ? null : readline.createInterface({ input: process.stdin, terminal: false });
+    if (!this.rl) return;
     this.rl.on('line', (l) => {
       if (this.waiting) {
         const w = this.waiting;
         this.waiting = null;
-        w(l);
+        w.resolve(l);
       } else this.lines.push(l);
     });
     this.rl.on('close', () => {
       this.closed = true;
-      this.waiting?.('');
+      this.waiting?.reject(Prompter.ended());
     });
+  }
+
+  private static ended(): CliError {
+    return new CliError(
+      'input ended before every question was answered: nothing was written. Run it in a terminal, ' +
+        'pipe one answer per question, or pass --defaults to keep every current or default value',
+    );
   }
 
   ask(question: string): Promise<string> {
     process.stdout.write(question);
+    if (this.defaults) {
+      process.stdout.write('(default)\n');
+      return Promise.resolve('');
+    }
     const next = this.lines.shift();
     if (next !== undefined) return Promise.resolve(next);
-    if (this.closed) return Promise.resolve('');
-    return new Promise((resolve) => (this.waiting = resolve));
+    if (this.closed) return Promise.reject(Prompter.ended());
+    return new Promise((resolve, reject) => (this.waiting = { resolve, reject }));
   }
 
   close(): void {
-    this.rl.close();
+    this.rl?.close();
   }
 }
 
 /** `breakwater outbreak setup`: the appliance's `outbreakconfig` walk-through, editing the config file. */
-async function outbreakSetup(file: string): Promise<void> {
+async function outbreakSetup(file: string, options: { defaults: boolean }): Promise<void> {
   const text = readFileSync(file, 'utf8');
   const doc = YAML.parseDocument(text);
   const current = (doc.toJS()?.outbreakFilters ?? {}) as Record<string, any>;
-  const p = new Prompter();
+  const p = new Prompter(options.defaults);
   const yesNo = async (q: string, def: boolean): Promise<boolean> => {
     for (;;) {
       const a = (await p.ask(`${q} [${def ? 'Y/n' : 'y/N'}] `)).trim();

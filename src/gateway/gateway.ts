@@ -1672,10 +1672,18 @@ export class Gateway {
     return done;
   }
 
-  async quarantineDelay(f: QuarantineFilter, byMs: number, by: string | null): Promise<number[]> {
+  /** Extends scheduled exits by `byMs`, never past `maxHoldMs` from now (a bad stored exit starts from now). */
+  async quarantineDelay(
+    f: QuarantineFilter,
+    byMs: number,
+    by: string | null,
+    maxHoldMs = 3650 * 86_400_000,
+  ): Promise<number[]> {
     const done: number[] = [];
+    const latest = Date.now() + maxHoldMs;
     for await (const e of this.bulk(f)) {
-      const exitAt = e.exitAt + byMs;
+      const from = Number.isFinite(e.exitAt) && e.exitAt <= latest ? e.exitAt : Date.now();
+      const exitAt = Math.min(from + byMs, latest);
       this.quarantine.delay(e.mid, e.quarantine, exitAt);
       this.tracker.event(e.mid, { type: 'quarantine.delayed', quarantine: e.quarantine, exitAt, by });
       done.push(e.mid);
@@ -1699,7 +1707,7 @@ export class Gateway {
       const retention =
         target.retentionMs ??
         (settings ? parseDuration(e.viral ? settings.retention.viral : settings.retention.other) : null) ??
-        Math.max(e.exitAt - Date.now(), 0);
+        (Number.isFinite(e.exitAt) ? Math.max(e.exitAt - Date.now(), 0) : 0);
       const exitAt = Date.now() + retention;
       if (!this.quarantine.move(e.mid, e.quarantine, to, exitAt, `moved from ${e.quarantine}: ${e.reason}`)) continue;
       this.tracker.event(e.mid, { type: 'quarantine.moved', quarantine: e.quarantine, to, exitAt, by });

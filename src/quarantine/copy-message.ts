@@ -34,8 +34,8 @@ export function buildQuarantineCopy(input: QuarantineCopyInput): Buffer {
     `Reason:          ${singleLine(e.reason)}`,
     ...(e.ruleIds.length ? [`Rules / viruses: ${e.ruleIds.map(singleLine).join(', ')}`] : []),
     ...(e.quarantine === 'outbreak' ? [`Threat level:    ${e.level}`] : []),
-    `Entered:         ${new Date(e.enteredAt).toISOString()}`,
-    `Scheduled exit:  ${new Date(e.exitAt).toISOString()}`,
+    `Entered:         ${isoOrUnknown(e.enteredAt)}`,
+    `Scheduled exit:  ${isoOrUnknown(e.exitAt)}`,
     '',
   ].join('\r\n');
   const sevenBit = /^[\t\r\n\x20-\x7e]*$/.test(note);
@@ -67,4 +67,9 @@ export function buildQuarantineCopy(input: QuarantineCopyInput): Buffer {
   ].join('\r\n');
   const tail = `${original.subarray(-2).equals(Buffer.from('\r\n')) ? '' : '\r\n'}--${boundary}--\r\n`;
   return Buffer.concat([Buffer.from(head, 'utf8'), original, Buffer.from(tail, 'utf8')]);
+}
+
+/** A stored time, or "unknown" for one no Date can show (a damaged row must not stop the copy). */
+function isoOrUnknown(ms: number): string {
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : 'unknown';
 }

@@ -147,11 +147,32 @@ create table if not exists quarantine_recipients (
 create index if not exists quarantine_recipients_mid on quarantine_recipients(mid, quarantine);
 `;
 
+/**
+ * The columns every read selects. Times outside what a Date can show (±8.64e15 ms), or not integers
+ * at all, read as NULL: node:sqlite throws on integers past 2^53, and one bad row must never break
+ * every listing of its quarantine.
+ */
+function columns(alias: string): string {
+  const time = (c: string) =>
+    `case when typeof(${alias}.${c}) = 'integer' and ${alias}.${c} between -8640000000000000 and 8640000000000000 then ${alias}.${c} end as ${c}`;
+  return [
+    'mid',
+    'quarantine',
+    time('entered_at'),
+    time('exit_at'),
+    ...['size', 'file', 'body_offset', 'level', 'category', 'viral', 'rule_ids', 'reason', 'sender', 'recipients'],
+    ...['subject', 'policy', 'copy'],
+  ]
+    .map((c) => (c.startsWith('case') ? c : `${alias}.${c}`))
+    .join(', ');
+}
+const COLUMNS = columns('q');
+
 interface Row {
   mid: number;
   quarantine: string;
-  entered_at: number;
-  exit_at: number;
+  entered_at: number | null;
+  exit_at: number | null;
   size: number;
   file: string;
   body_offset: number;
@@ -381,9 +402,10 @@ export class QuarantineIndex {
 
   get(mid: number, quarantine?: QuarantineName): QuarantineEntry | null {
     const row = (quarantine
-      ? this.store.stmt('select * from quarantine where mid = ? and quarantine = ?').get(mid, quarantine)
-      : this.store.stmt('select * from quarantine where mid = ? order by entered_at limit 1').get(mid)) as unknown as
-      Row | undefined;
+      ? this.store.stmt(`select ${COLUMNS} from quarantine q where mid = ? and quarantine = ?`).get(mid, quarantine)
+      : this.store
+          .stmt(`select ${COLUMNS} from quarantine q where mid = ? order by entered_at limit 1`)
+          .get(mid)) as unknown as Row | undefined;
     return row ? toEntry(row) : null;
   }
 
@@ -445,7 +467,7 @@ export class QuarantineIndex {
       args.push(...f.mids);
     }
     const limit = Math.min(Math.max(f.limit ?? 1000, 1), 100_000);
-    const sql = `select q.* from ${from} ${where.length ? 'where ' + where.join(' and ') : ''}
+    const sql = `select ${COLUMNS} from ${from} ${where.length ? 'where ' + where.join(' and ') : ''}
       order by q.entered_at, q.mid limit ${limit}`;
     return (this.store.db.prepare(sql).all(...args) as unknown as Row[]).map(toEntry);
   }
@@ -473,7 +495,7 @@ export class QuarantineIndex {
   due(now: number, limit = 500): QuarantineEntry[] {
     return (
       this.store
-        .stmt('select * from quarantine where exit_at <= ? order by exit_at limit ?')
+        .stmt(`select ${COLUMNS} from quarantine q where exit_at <= ? order by exit_at limit ?`)
         .all(now, limit) as unknown as Row[]
     ).map(toEntry);
   }
@@ -482,9 +504,9 @@ export class QuarantineIndex {
   oldest(limit: number, after?: { enteredAt: number; mid: number }): QuarantineEntry[] {
     const rows = after
       ? this.store
-          .stmt('select * from quarantine where (entered_at, mid) > (?, ?) order by entered_at, mid limit ?')
+          .stmt(`select ${COLUMNS} from quarantine q where (entered_at, mid) > (?, ?) order by entered_at, mid limit ?`)
           .all(after.enteredAt, after.mid, limit)
-      : this.store.stmt('select * from quarantine order by entered_at, mid limit ?').all(limit);
+      : this.store.stmt(`select ${COLUMNS} from quarantine q order by entered_at, mid limit ?`).all(limit);
     return (rows as unknown as Row[]).map(toEntry);
   }
 
@@ -510,8 +532,9 @@ function toEntry(r: Row): QuarantineEntry {
   return {
     mid: r.mid,
     quarantine: r.quarantine as QuarantineName,
-    enteredAt: r.entered_at,
-    exitAt: r.exit_at,
+    // NaN for a time the row cannot hold (see columns()); the API shows it as null
+    enteredAt: r.entered_at ?? NaN,
+    exitAt: r.exit_at ?? NaN,
     size: r.size,
     file: r.file,
     bodyOffset: r.body_offset,
