@@ -10,7 +10,7 @@ import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { hasBinary, startSmtpSink, waitFor, freePort, tempDir } from './helpers/peers.ts';
 import { spawnGateway, testConfig, writeTestConfig } from './helpers/gateway.ts';
-import { RawSmtp } from './helpers/rawsmtp.ts';
+import { sendFiller as send, waitForAsync } from './helpers/rawsmtp.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
 import { StorageGuard } from '../src/spool/storage.ts';
 
@@ -31,39 +31,6 @@ const skipTmpfs = !hasBinary('smtp-sink')
   : canMountTmpfs()
     ? false
     : 'needs root to mount a tmpfs (the /dev/full tests below cover the mail log without it)';
-
-/** One SMTP transaction; returns the reply to MAIL FROM, or the final reply after DATA. */
-async function send(port: number, subject: string, bodyBytes: number): Promise<{ stage: string; reply: string }> {
-  const c = await RawSmtp.open(port);
-  try {
-    await c.reply();
-    await c.cmd('EHLO fill.test');
-    const mail = await c.cmd('MAIL FROM:<filler@src.test>');
-    if (!mail.startsWith('250')) return { stage: 'mail', reply: mail };
-    const rcpt = await c.cmd('RCPT TO:<bob@dst.test>');
-    if (!rcpt.startsWith('250')) return { stage: 'rcpt', reply: rcpt };
-    const data = await c.cmd('DATA');
-    if (!data.startsWith('354')) return { stage: 'data', reply: data };
-    const line = 'x'.repeat(76) + '\r\n';
-    const body = line.repeat(Math.ceil(bodyBytes / line.length));
-    c.write(`Subject: ${subject}\r\nFrom: <filler@src.test>\r\n\r\nunique ${subject}\r\n${body}.\r\n`);
-    const end = await c.reply(20_000);
-    await c.cmd('QUIT').catch(() => '');
-    return { stage: 'end', reply: end };
-  } finally {
-    c.close();
-  }
-}
-
-async function waitForAsync<T>(fn: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 async function api(adminPort: number, token: string, p: string): Promise<any> {
   const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } });
@@ -265,17 +232,25 @@ test('the storage guard refuses below the reserve and after a write failure, and
   await waitFor(() => g.accepting, 3000, 'acceptance to resume after the hold');
   assert.deepEqual(g.snapshot().writeFailures, { 'spool journal': 1 });
   g.stop();
-  // A write failed with space known: no flapping back to accepting until clearly more is free.
+  // A write failed with space known: no flapping back to accepting until clearly more is free, or
+  // until the raised reserve expires (ENOSPC also comes with bytes to spare: no inodes, a quota);
+  // each failure right after resuming doubles the expiry.
   const f = new StorageGuard({
     dir,
     minFreeBytes: 0,
-    holdAfterFailureMs: 50,
+    holdAfterFailureMs: 200,
     recheckEveryMs: 20,
     resumeMarginBytes: free,
   });
   await f.start();
-  f.reportFailure('database', Object.assign(new Error('database or disk is full'), { errcode: 13 }));
-  await new Promise((r) => setTimeout(r, 300));
+  const full = () => Object.assign(new Error('database or disk is full'), { errcode: 13 });
+  f.reportFailure('database', full());
+  await new Promise((r) => setTimeout(r, 100));
   assert.equal(f.accepting, false, 'still refused: no space was freed since the failure');
+  await waitFor(() => f.accepting, 3000, 'acceptance to resume once the raised reserve expires');
+  const relapse = Date.now();
+  f.reportFailure('database', full());
+  await waitFor(() => f.accepting, 5000, 'acceptance to resume after the relapse');
+  assert.ok(Date.now() - relapse >= 380, `a relapse holds twice as long (${Date.now() - relapse} ms)`);
   f.stop();
 });

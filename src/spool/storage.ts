@@ -18,6 +18,19 @@ export function isStorageError(err: unknown): boolean {
   return typeof e.message === 'string' && /database or disk is full|disk I\/O error|ENOSPC|EIO\b/.test(e.message);
 }
 
+/**
+ * "Out of space" (as opposed to a failing or read-only device): only these raise the reserve until
+ * space is freed. An EIO frees no space when it ends, so after one the guard just holds for a while and
+ * lets the next write tell whether the device works again.
+ */
+export function isSpaceError(err: unknown): boolean {
+  if (!err || typeof err !== 'object') return false;
+  const e = err as { code?: unknown; errcode?: unknown; message?: unknown };
+  if (typeof e.code === 'string') return ['ENOSPC', 'EDQUOT', 'EFBIG'].includes(e.code);
+  if (typeof e.errcode === 'number') return (e.errcode & 0xff) === 13; // SQLITE_FULL
+  return typeof e.message === 'string' && /database or disk is full|ENOSPC/.test(e.message);
+}
+
 export type StorageState =
   | { accepting: true }
   | { accepting: false; reason: 'below_reserve' | 'write_failed'; freeBytes: number | null; detail: string };
@@ -45,10 +58,16 @@ export class StorageGuard {
   /**
    * After a write failed for lack of space, the reserve is raised to what was free then plus a margin
    * until acceptance resumes: with a reserve set too low, a full disk would otherwise flap between
-   * accepting (a byte free) and failing.
+   * accepting (a byte free) and failing. The raise expires (`raisedUntil`), because ENOSPC also comes
+   * with bytes to spare (no inodes left, a quota): freeing space must not be the only way back. Each
+   * time acceptance resumes and fails again the expiry doubles, up to five minutes.
    */
   private raisedReserve = 0;
   private raiseReserve = false;
+  private raisedUntil = 0;
+  /** space failures that followed a resumption: the exponent of the next raise's lifetime */
+  private relapses = 0;
+  private freeInodes: number | null = null;
   private freeBytes: number | null = null;
   private totalBytes: number | null = null;
   private checking: Promise<void> | null = null;
@@ -107,7 +126,13 @@ export class StorageGuard {
     this.lastFailureAt = Date.now();
     this.lastFailure = `${where}: ${(err as Error).message ?? String(err)}`;
     // The reserve is raised from a fresh reading (the last one may predate whatever filled the disk).
-    this.raiseReserve = true;
+    if (isSpaceError(err)) {
+      this.raiseReserve = true;
+      // failing again within ten minutes of the last raise's expiry is a relapse; later, a new episode
+      if (this.state.accepting)
+        this.relapses = Date.now() - this.raisedUntil < 600_000 ? Math.min(this.relapses + 1, 6) : 0;
+      this.raisedUntil = Date.now() + Math.min(this.o.holdAfterFailureMs * 2 ** this.relapses, 300_000);
+    }
     if (this.state.accepting)
       this.set({ accepting: false, reason: 'write_failed', freeBytes: this.freeBytes, detail: this.lastFailure });
     this.schedule(this.o.recheckEveryMs);
@@ -125,6 +150,8 @@ export class StorageGuard {
       const fs = await statfs(this.o.dir);
       this.freeBytes = fs.bavail * fs.bsize;
       this.totalBytes = fs.blocks * fs.bsize;
+      // file systems without an inode count report 0 files
+      this.freeInodes = fs.files > 0 ? fs.ffree : null;
     } catch {
       // Cannot read it: judge by write failures alone.
       this.freeBytes = null;
@@ -138,17 +165,25 @@ export class StorageGuard {
     }
     const held = Date.now() - this.lastFailureAt < this.o.holdAfterFailureMs;
     const below = this.freeBytes !== null && this.freeBytes < this.o.minFreeBytes;
-    const stillFull = this.raisedReserve > 0 && (this.freeBytes === null || this.freeBytes < this.raisedReserve);
-    if (below)
+    const noInodes = this.freeInodes === 0;
+    const stillFull =
+      this.raisedReserve > 0 &&
+      Date.now() < this.raisedUntil &&
+      (this.freeBytes === null || this.freeBytes < this.raisedReserve);
+    if (below || noInodes)
       this.set({
         accepting: false,
         reason: 'below_reserve',
         freeBytes: this.freeBytes,
-        detail: `${mib(this.freeBytes!)} free on the data directory's file system, reserve is ${mib(this.o.minFreeBytes)} (spool.minFree)`,
+        detail: noInodes
+          ? "no free inodes on the data directory's file system"
+          : `${mib(this.freeBytes!)} free on the data directory's file system, reserve is ${mib(this.o.minFreeBytes)} (spool.minFree)`,
       });
     else if (held || stillFull)
       this.set({ accepting: false, reason: 'write_failed', freeBytes: this.freeBytes, detail: this.lastFailure });
     else {
+      // space really came back: the next failure starts a new episode
+      if (this.raisedReserve > 0 && this.freeBytes !== null && this.freeBytes >= this.raisedReserve) this.relapses = 0;
       this.raisedReserve = 0;
       this.set({ accepting: true });
     }

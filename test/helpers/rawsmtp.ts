@@ -59,3 +59,43 @@ export class RawSmtp {
     this.socket.destroy();
   }
 }
+
+/**
+ * One SMTP transaction with a unique `subject` (the body says `unique <subject>`) padded to about
+ * `bodyBytes`; returns the first refusal (its stage) or the final reply after DATA.
+ */
+export async function sendFiller(
+  port: number,
+  subject: string,
+  bodyBytes: number,
+): Promise<{ stage: string; reply: string }> {
+  const c = await RawSmtp.open(port);
+  try {
+    await c.reply();
+    await c.cmd('EHLO fill.test');
+    const mail = await c.cmd('MAIL FROM:<filler@src.test>');
+    if (!mail.startsWith('250')) return { stage: 'mail', reply: mail };
+    const rcpt = await c.cmd('RCPT TO:<bob@dst.test>');
+    if (!rcpt.startsWith('250')) return { stage: 'rcpt', reply: rcpt };
+    const data = await c.cmd('DATA');
+    if (!data.startsWith('354')) return { stage: 'data', reply: data };
+    const line = 'x'.repeat(76) + '\r\n';
+    const body = line.repeat(Math.ceil(bodyBytes / line.length));
+    c.write(`Subject: ${subject}\r\nFrom: <filler@src.test>\r\n\r\nunique ${subject}\r\n${body}.\r\n`);
+    const end = await c.reply(20_000);
+    await c.cmd('QUIT').catch(() => '');
+    return { stage: 'end', reply: end };
+  } finally {
+    c.close();
+  }
+}
+
+export async function waitForAsync<T>(fn: () => Promise<T | null>, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
