@@ -121,7 +121,7 @@ test(
       gw = await spawnGateway(file);
       const token = readAdminToken(path.join(dir, 'data'))!;
       const held = async (): Promise<Set<string>> => {
-        const r = (await fetch(`http://127.0.0.1:${admin()}/api/v1/quarantines/outbreak/messages?limit=100000`, {
+        const r = (await fetch(`http://127.0.0.1:${admin()}/api/v1/quarantines/outbreak/messages?limit=10000`, {
           headers: { authorization: `Bearer ${token}` },
         }).then((x) => x.json())) as { messages: Array<{ subject: string }> };
         return new Set(r.messages.map((m) => m.subject));

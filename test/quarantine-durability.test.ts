@@ -107,7 +107,7 @@ test(
     };
     /** Held in the Outbreak quarantine: id (the subject) → MID. */
     const held = async (): Promise<Map<string, number>> => {
-      const r = (await api('GET', '/quarantines/outbreak/messages?limit=100000')) as {
+      const r = (await api('GET', '/quarantines/outbreak/messages?limit=10000')) as {
         messages: Array<{ mid: number; subject: string }>;
       };
       return new Map(r.messages.map((m) => [m.subject, m.mid]));
@@ -308,7 +308,7 @@ test(
             .map((id) => `${id} (MID ${mids.get(id)}): ${statuses.get(mids.get(id)!)}`);
         await waitAsync(
           async () => {
-            const r = (await api('GET', '/tracking/messages?limit=10000')) as {
+            const r = (await api('GET', '/tracking/messages?limit=1000')) as {
               messages: Array<{ mid: number; status: string }>;
             };
             for (const m of r.messages) statuses.set(m.mid, m.status);
