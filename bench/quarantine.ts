@@ -407,56 +407,56 @@ async function measureQueries(
   const cases: Array<[string, () => Promise<number>, string | null]> = [
     [
       'list, first page (limit 100)',
-      async () => (await g.quarantineList({ ...q, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, limit: 100 })).length,
       `${base}?limit=100`,
     ],
     [
       `rule ${probe.topRule} (largest), limit 100`,
-      async () => (await g.quarantineList({ ...q, rule: probe.topRule, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, rule: probe.topRule, limit: 100 })).length,
       `${base}?rule=${probe.topRule}&limit=100`,
     ],
     [
       `rule ${probe.topRule} (largest), every match (count)`,
-      async () => (await g.quarantineList({ ...q, rule: probe.topRule, limit: 100_000 })).length,
-      `${base}?rule=${probe.topRule}&limit=100000`,
+      async () => (await g.quarantines.list({ ...q, rule: probe.topRule, limit: 100_000 })).length,
+      `${base}?rule=${probe.topRule}&limit=10000`,
     ],
     [
       `rule ${probe.smallRule} (smallest), limit 100`,
-      async () => (await g.quarantineList({ ...q, rule: probe.smallRule, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, rule: probe.smallRule, limit: 100 })).length,
       `${base}?rule=${probe.smallRule}&limit=100`,
     ],
     [
       `rule ${probe.smallRule} (smallest), every match (count)`,
-      async () => (await g.quarantineList({ ...q, rule: probe.smallRule, limit: 100_000 })).length,
-      `${base}?rule=${probe.smallRule}&limit=100000`,
+      async () => (await g.quarantines.list({ ...q, rule: probe.smallRule, limit: 100_000 })).length,
+      `${base}?rule=${probe.smallRule}&limit=10000`,
     ],
     [
       'level ≥ 5, limit 100',
-      async () => (await g.quarantineList({ ...q, level: 5, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, level: 5, limit: 100 })).length,
       `${base}?level=5&limit=100`,
     ],
     [
       'sender, limit 100',
-      async () => (await g.quarantineList({ ...q, sender: probe.sender, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, sender: probe.sender, limit: 100 })).length,
       `${base}?sender=${enc(probe.sender)}&limit=100`,
     ],
     [
       'recipient, limit 100',
-      async () => (await g.quarantineList({ ...q, recipient: probe.recipient, limit: 100 })).length,
+      async () => (await g.quarantines.list({ ...q, recipient: probe.recipient, limit: 100 })).length,
       `${base}?recipient=${enc(probe.recipient)}&limit=100`,
     ],
     [
       'rule + level ≥ 4 + sender, limit 100',
       async () =>
-        (await g.quarantineList({ ...q, rule: probe.topRule, level: 4, sender: probe.sender, limit: 100 })).length,
+        (await g.quarantines.list({ ...q, rule: probe.topRule, level: 4, sender: probe.sender, limit: 100 })).length,
       `${base}?rule=${probe.topRule}&level=4&sender=${enc(probe.sender)}&limit=100`,
     ],
     [
       '"manage by rule" summary (quarantineRules)',
-      async () => (await g.quarantineRules()).length,
+      async () => (await g.quarantines.rules()).length,
       '/api/v1/quarantines/outbreak/rules',
     ],
-    ['usage (quarantine.usage)', async () => g.quarantine.usage().messages, '/api/v1/quarantines'],
+    ['usage (quarantine.usage)', async () => g.quarantines.index.usage().messages, '/api/v1/quarantines'],
   ];
   const out: QuarantineQueryFigure[] = [];
   for (const [name, fn, route] of cases) {
@@ -668,7 +668,7 @@ export async function runQuarantineBench(quick: boolean): Promise<QuarantineBenc
     const smtpSeconds = (performance.now() - tSmtp) / 1000;
     const templates = new Map<number, { entry: QuarantineEntry; body: Buffer }>();
     for (let i = 1; i <= RULES; i++) {
-      const [entry] = await gw.gateway.quarantineList({ quarantine: 'outbreak', rule: ruleId(i), limit: 1 });
+      const [entry] = await gw.gateway.quarantines.list({ quarantine: 'outbreak', rule: ruleId(i), limit: 1 });
       if (!entry) throw new Error(`no message held by ${ruleId(i)}`);
       templates.set(i, { entry, body: bodyOf(entry) });
     }
@@ -689,7 +689,7 @@ export async function runQuarantineBench(quick: boolean): Promise<QuarantineBenc
     await waitFor(() => g.gateway.outbreak.bundle?.version === 1, 15_000, 'rule bundle');
     const held = heldCount(g);
     if (held !== total) throw new Error(`the restarted gateway holds ${held} messages, expected ${total}`);
-    const perRule = g.gateway.quarantine.rules('outbreak');
+    const perRule = g.gateway.quarantines.index.rules('outbreak');
     const count = (id: string) => perRule.find((r) => r.ruleId === id)?.messages ?? 0;
     const level5 = (
       g.gateway.store.db
@@ -761,7 +761,7 @@ export async function runQuarantineBench(quick: boolean): Promise<QuarantineBenc
       let mids: number[] = [];
       const release = await deliveredRound(sink, perRound, async () => {
         const t0 = performance.now();
-        mids = await g.gateway.quarantineRelease(
+        mids = await g.gateway.quarantines.releaseMatching(
           { quarantine: 'outbreak', rule: releaseRule, limit: perRound },
           'bench',
         );

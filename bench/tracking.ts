@@ -3,8 +3,8 @@ import { statSync } from 'node:fs';
 import { tempDir } from '../test/helpers/peers.ts';
 import path from 'node:path';
 import { Store } from '../src/store/db.ts';
-import { MailLog } from '../src/tracking/maillog.ts';
 import { Tracker, type TrackingQuery } from '../src/tracking/tracker.ts';
+import { EventBus } from '../src/tracking/bus.ts';
 
 const WORDS =
   'invoice payment overdue meeting report quarterly update password reset account verify shipment delivery order receipt holiday party budget review contract urgent action required security alert newsletter offer discount'.split(
@@ -30,8 +30,7 @@ export interface TrackingResult {
 export async function runTracking(records: number): Promise<TrackingResult> {
   const dir = tempDir('bw-bench-track-');
   const store = new Store(path.join(dir, 'breakwater.db'));
-  const log = new MailLog(path.join(dir, 'logs'), 1 << 30, 1);
-  const tracker = new Tracker(store, log);
+  const tracker = new Tracker(store, new EventBus());
   const rand = rng(42);
   const now = Date.now();
   const span = 30 * 86_400_000;
@@ -146,6 +145,5 @@ export async function runTracking(records: number): Promise<TrackingResult> {
   }
   const dbMb = statSync(path.join(dir, 'breakwater.db')).size / 1024 / 1024;
   await store.close();
-  await log.close();
   return { records, loadSeconds, dbMb, queries: results };
 }

@@ -57,12 +57,12 @@ async function hold(subject: string): Promise<number> {
   ]);
   assert.equal(r.code, 0, r.out);
   const mid = Number(/queued as MID (\d+)/.exec(r.out)![1]);
-  await waitFor(() => gw.gateway.quarantine.memberships(mid).includes('outbreak'), 20_000, `MID ${mid} held`);
+  await waitFor(() => gw.gateway.quarantines.index.memberships(mid).includes('outbreak'), 20_000, `MID ${mid} held`);
   return mid;
 }
 
 async function exitOf(mid: number): Promise<number> {
-  const [e] = await gw.gateway.quarantineList({ quarantine: 'outbreak', mids: [mid] });
+  const [e] = await gw.gateway.quarantines.list({ quarantine: 'outbreak', mids: [mid] });
   return e.exitAt;
 }
 
@@ -118,7 +118,7 @@ test('lists and limits are bounded: 60,000 MIDs, limit 0 or 10,001, tracking lim
   const r = await api('POST', '/quarantines/outbreak/release', { mids: many });
   assert.equal(r.status, 400, r.text);
   assert.equal(r.json.error.code, 'too_many_mids');
-  assert.deepEqual(gw.gateway.quarantine.memberships(mid), ['outbreak'], 'nothing was released');
+  assert.deepEqual(gw.gateway.quarantines.index.memberships(mid), ['outbreak'], 'nothing was released');
 
   for (const q of ['limit=0', 'limit=10001', 'limit=abc', 'limit=-5', 'level=6']) {
     const l = await api('GET', `/quarantines/outbreak/messages?${q}`);
@@ -222,7 +222,11 @@ test('the CLI says which MIDs were not found and exits non-zero', { skip }, asyn
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.out}`);
     assert.match(r.out, /message_not_queued/);
   }
-  assert.deepEqual(gw.gateway.quarantine.memberships(mid), ['outbreak'], 'release of 99999 touched nothing else');
+  assert.deepEqual(
+    gw.gateway.quarantines.index.memberships(mid),
+    ['outbreak'],
+    'release of 99999 touched nothing else',
+  );
 });
 
 test('outbreak setup without answers writes nothing; --defaults writes a valid config', { skip }, async () => {

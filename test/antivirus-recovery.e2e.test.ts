@@ -28,7 +28,7 @@ before(async () => {
       outbreakFilters: { adaptiveRules: false },
     }),
   );
-  await waitFor(() => gw.gateway.avSignatureVersion !== null, 10_000, 'clamd');
+  await waitFor(() => gw.gateway.antivirus.signatureVersion !== null, 10_000, 'clamd');
 });
 
 after(async () => {

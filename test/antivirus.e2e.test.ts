@@ -86,7 +86,11 @@ before(async () => {
       },
     }),
   );
-  await waitFor(() => gw.gateway.outbreak.bundle && gw.gateway.avSignatureVersion !== null, 10_000, 'rules and clamd');
+  await waitFor(
+    () => gw.gateway.outbreak.bundle && gw.gateway.antivirus.signatureVersion !== null,
+    10_000,
+    'rules and clamd',
+  );
 });
 
 after(async () => {
@@ -106,7 +110,7 @@ test('EICAR raw, zipped and base64-encoded goes to the virus quarantine by defau
   const clean = await send('bob@dst.test', 'clean-mail', attach('notes.txt', 'nothing to see'));
   await waitFor(() => delivered('clean-mail'), 10_000, 'clean delivery');
   await waitFor(() => [raw, zipped, b64].every((m) => status(m) === 'quarantined'), 10_000, 'virus quarantine');
-  const held = await gw.gateway.quarantineList({ quarantine: 'virus' });
+  const held = await gw.gateway.quarantines.list({ quarantine: 'virus' });
   assert.deepEqual(held.map((e) => e.mid).sort(), [raw, zipped, b64].sort());
   for (const e of held)
     assert.ok(
@@ -189,10 +193,10 @@ test(
     const payload = Buffer.from('synthetic payload for a signature added during the test ' + Date.now());
     const mid = await send('bob@dst.test', 'held-then-signature', attach('payload.bin', payload));
     await waitFor(() => status(mid) === 'quarantined', 10_000, 'outbreak hold');
-    assert.equal((await gw.gateway.quarantineList({ quarantine: 'outbreak', mids: [mid] })).length, 1);
+    assert.equal((await gw.gateway.quarantines.list({ quarantine: 'outbreak', mids: [mid] })).length, 1);
     const md5 = createHash('md5').update(payload).digest('hex');
     await clamd.addSignature(`${md5}:${payload.length}:Breakwater.Test.Payload`, 'hdb');
-    await waitFor(() => gw.gateway.quarantine.get(mid, 'virus'), 20_000, 'moved to the virus quarantine');
+    await waitFor(() => gw.gateway.quarantines.index.get(mid, 'virus'), 20_000, 'moved to the virus quarantine');
     const rec = gw.gateway.tracker.show(mid)!;
     assert.ok(
       rec.events.some((e) => e.type === 'quarantine.released' && /new anti-virus signatures/.test(String(e.reason))),
@@ -209,13 +213,15 @@ test(
   'released from the virus quarantine: delivered with the subject tag, never held there again',
   { skip },
   async () => {
-    const [entry] = (await gw.gateway.quarantineList({ quarantine: 'virus' })).filter((e) => e.subject === 'eicar-raw');
+    const [entry] = (await gw.gateway.quarantines.list({ quarantine: 'virus' })).filter(
+      (e) => e.subject === 'eicar-raw',
+    );
     assert.ok(entry, 'eicar-raw is held');
-    const released = await gw.gateway.quarantineRelease({ quarantine: 'virus', mids: [entry.mid] }, 'admin');
+    const released = await gw.gateway.quarantines.releaseMatching({ quarantine: 'virus', mids: [entry.mid] }, 'admin');
     assert.deepEqual(released, [entry.mid]);
     const got = await waitFor(() => delivered('eicar-raw'), 10_000, 'released delivery');
     assert.match(got.body, /Subject: \[VIRUS\] eicar-raw/);
-    const rules = gw.gateway.quarantine.rules('virus');
+    const rules = gw.gateway.quarantines.index.rules('virus');
     assert.ok(
       rules.some((r) => /EICAR/i.test(r.ruleId)),
       'the virus quarantine is summarised by virus name',

@@ -99,7 +99,7 @@ test(
     // held (non-viral level 4 ≥ quarantine threshold 3), then released by an administrator
     await waitFor(() => gw.gateway.tracker.show(mid)?.status === 'quarantined', 10_000, 'quarantine');
     assert.equal(gw.gateway.tracker.show(mid)?.threatLevel, 4);
-    await gw.gateway.quarantineRelease({ quarantine: 'outbreak', mids: [mid] }, 'admin@dst.test');
+    await gw.gateway.quarantines.releaseMatching({ quarantine: 'outbreak', mids: [mid] }, 'admin@dst.test');
     const got = await waitFor(
       () => sink.messages().find((m) => m.body.includes('issue10-account-notice')),
       15_000,
@@ -163,7 +163,7 @@ test(
     );
     await gw.gateway.rules.update();
     assert.equal(gw.gateway.outbreak.bundle?.version, 2);
-    assert.equal(gw.gateway.clickVerdict(FLAGGED).verdict, 'clean', 'no current rule flags the URL');
+    assert.equal(gw.gateway.clickProtection.verdict(FLAGGED).verdict, 'clean', 'no current rule flags the URL');
     const again = await get(signin);
     assert.equal(again.status, 200);
     assert.match(await again.text(), /matched threat rules \(level 3 of 5\) when the email was scanned/);

@@ -135,7 +135,7 @@ test(
         10_000,
         'deferred event',
       );
-      const queued = gw.gateway.queueList();
+      const queued = gw.gateway.flow.queueList();
       assert.equal(queued.find((q) => q.mid === mid)?.state, 'deferred');
       assert.equal(gw.gateway.tracker.show(mid)!.recipients[0].status, 'deferred');
       const sink = await startSmtpSink({ dump: true, port });
@@ -315,7 +315,7 @@ test(
     ]);
     const mid = Number(/queued as MID (\d+)/.exec(r.out)?.[1]);
     await waitFor(
-      () => gw.gateway.queueList().find((q) => q.mid === mid && q.state === 'deferred'),
+      () => gw.gateway.flow.queueList().find((q) => q.mid === mid && q.state === 'deferred'),
       10_000,
       'deferred',
     );
@@ -323,10 +323,10 @@ test(
     gw = await startTestGateway(doc, dir);
     const sink = await startSmtpSink({ dump: true, port });
     try {
-      const entry = gw.gateway.queueList().find((q) => q.mid === mid);
+      const entry = gw.gateway.flow.queueList().find((q) => q.mid === mid);
       assert.equal(entry?.state, 'deferred');
       assert.ok(Date.parse(entry!.nextAttemptAt!) > Date.now() + 50 * 60_000, 'still due in about an hour');
-      assert.equal(gw.gateway.queueRetry(mid)?.recipients, 1);
+      assert.equal(gw.gateway.flow.queueRetry(mid)?.recipients, 1);
       await waitFor(
         () => sink.messages().some((m) => m.body.includes('Subject: survives restart')),
         10_000,

@@ -7,6 +7,8 @@ import { tempDir } from './helpers/peers.ts';
 import { Store } from '../src/store/db.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
 import { Tracker } from '../src/tracking/tracker.ts';
+import { subscribeMailLog } from '../src/tracking/maillog-lines.ts';
+import { EventOutbox } from '../src/tracking/outbox.ts';
 import { EventBus, type BusEvent } from '../src/tracking/bus.ts';
 
 test('subscribers see every event in emission order, with increasing sequence numbers', () => {
@@ -52,11 +54,12 @@ test('the tracking subscriber records each event; the events table is an ordered
   const store = new Store(path.join(dir, 'db.sqlite'));
   const log = new MailLog(path.join(dir, 'logs'), 1 << 20, 2);
   const bus = new EventBus();
-  const tracker = new Tracker(store, log, bus);
+  new Tracker(store, bus);
+  subscribeMailLog(bus, log);
   const later: string[] = [];
   bus.subscribe('after-tracking', (e) => later.push(e.event.type));
   bus.emit(5, { type: 'verdict', verdict: 'deliver', reason: 'no policy action' });
-  tracker.event(5, { type: 'message.done', status: 'delivered' });
+  bus.emit(5, { type: 'message.done', status: 'delivered' });
   bus.emit(6, { type: 'verdict', verdict: 'drop', reason: 'policy' });
   await store.committed();
   const rows = store.stmt('select id, mid, type from events order by id').all() as Array<{
@@ -84,4 +87,54 @@ test('the tracking subscriber records each event; the events table is an ordered
   assert.deepEqual(later, ['verdict', 'message.done', 'verdict']);
   await log.close();
   store.close();
+});
+
+test('the outbox hands a consumer every event after the one it acknowledged, across a restart', async () => {
+  const dir = tempDir('bw-outbox-');
+  const file = path.join(dir, 'db.sqlite');
+  let store = new Store(file);
+  let bus = new EventBus();
+  new Tracker(store, bus);
+  for (let mid = 1; mid <= 5; mid++) bus.emit(mid, { type: 'verdict', verdict: 'deliver', reason: `r${mid}` });
+  const hub = new EventOutbox(store, 'hub');
+  const other = new EventOutbox(store, 'siem');
+  const first = await hub.next(2);
+  assert.deepEqual(
+    first.map((e) => [e.mid, e.type, e.data.reason]),
+    [
+      [1, 'verdict', 'r1'],
+      [2, 'verdict', 'r2'],
+    ],
+  );
+  // not acknowledged: the same events again (at least once)
+  assert.deepEqual(
+    (await hub.next(2)).map((e) => e.id),
+    first.map((e) => e.id),
+  );
+  await hub.acknowledge(first[1].id);
+  await hub.acknowledge(first[0].id); // never moves backwards
+  assert.deepEqual(
+    (await hub.next(10)).map((e) => e.mid),
+    [3, 4, 5],
+  );
+  assert.equal(await other.backlog(), 5, 'each consumer has its own position');
+  await store.close();
+  // a restart: the position is durable, and new events follow the old ones
+  store = new Store(file);
+  bus = new EventBus();
+  new Tracker(store, bus);
+  bus.emit(6, { type: 'message.done', status: 'delivered' });
+  const again = new EventOutbox(store, 'hub');
+  assert.deepEqual(
+    (await again.next(10)).map((e) => [e.mid, e.type]),
+    [
+      [3, 'verdict'],
+      [4, 'verdict'],
+      [5, 'verdict'],
+      [6, 'message.done'],
+    ],
+  );
+  assert.equal(await again.backlog(), 4);
+  assert.throws(() => new EventOutbox(store, '../x'), /consumer name/);
+  await store.close();
 });

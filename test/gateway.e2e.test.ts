@@ -243,7 +243,7 @@ test('a file: route stores exactly the sent bytes plus our Received line', { ski
 });
 
 test('the spool is empty once everything is delivered', { skip }, async () => {
-  await waitFor(() => gw.gateway.activeCopies() === 0, 10_000, 'queue drained');
+  await waitFor(() => gw.gateway.flow.active() === 0, 10_000, 'queue drained');
   await gw.gateway.store.committed();
   await waitFor(() => readdirSync(path.join(gw.dataDir, 'spool')).length === 0, 5000, 'spool empty');
 });

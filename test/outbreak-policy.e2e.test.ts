@@ -200,10 +200,10 @@ test(
 );
 
 test('click-time verdicts: allow and block lists come before the rules', { skip }, () => {
-  assert.equal(gw.gateway.clickVerdict('https://trusted.phish.test/x').verdict, 'clean');
-  assert.equal(gw.gateway.clickVerdict('https://login.phish.test/x').verdict, 'suspicious');
-  assert.equal(gw.gateway.clickVerdict('https://blocked.example.org/ok').verdict, 'malicious');
-  assert.equal(gw.gateway.clickVerdict('https://www.example.org/').verdict, 'clean');
+  assert.equal(gw.gateway.clickProtection.verdict('https://trusted.phish.test/x').verdict, 'clean');
+  assert.equal(gw.gateway.clickProtection.verdict('https://login.phish.test/x').verdict, 'suspicious');
+  assert.equal(gw.gateway.clickProtection.verdict('https://blocked.example.org/ok').verdict, 'malicious');
+  assert.equal(gw.gateway.clickProtection.verdict('https://www.example.org/').verdict, 'clean');
 });
 
 test('a bundle that raises many rules at once sends one summary alert, not one per rule', { skip }, async () => {

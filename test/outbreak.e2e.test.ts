@@ -416,12 +416,12 @@ test('held messages and the rule version survive a restart', { skip }, async () 
     };
     g = await startTestGateway({ ...doc, outbreakFilters: noFeed }, dir);
     assert.equal(g.gateway.outbreak.bundle?.version, v, 'persisted bundle loaded without the feed');
-    const held = await g.gateway.quarantineList({ quarantine: 'outbreak' });
+    const held = await g.gateway.quarantines.list({ quarantine: 'outbreak' });
     assert.deepEqual(
       held.map((e) => e.mid),
       [mid],
     );
-    await g.gateway.quarantineRelease({ quarantine: 'outbreak', mids: [mid] }, 'test');
+    await g.gateway.quarantines.releaseMatching({ quarantine: 'outbreak', mids: [mid] }, 'test');
     await delivered('restart-held');
   } finally {
     await g.stop();

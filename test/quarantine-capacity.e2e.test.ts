@@ -76,11 +76,11 @@ test(
       const mid = await send(`cap-${i}`);
       mids.push(mid);
       await waitFor(() => status(mid) === 'quarantined', 10_000, `cap-${i} held`);
-      const { usage } = await gw.gateway.quarantineSummary();
+      const { usage } = await gw.gateway.capacity.summary();
       if (usage.bytes + usage.bytes / usage.messages > MAX_SIZE) break;
       assert.ok(i < 40, 'the budget should be full after about 15 messages');
     }
-    const before = await gw.gateway.quarantineSummary();
+    const before = await gw.gateway.capacity.summary();
     assert.ok(before.usage.percent >= 95 && before.usage.percent <= 100, `usage ${before.usage.percent} %`);
     const mails = await waitFor(() => (capacityMails().length >= 4 ? capacityMails() : null), 10_000, 'four alerts');
     const thresholds = mails.map((m) => /past the (\d+) % threshold/.exec(m.body.replace(/=\n/g, ''))?.[1]).sort();
@@ -118,9 +118,9 @@ test(
       assert.ok(rec.events.some((e) => e.type === 'quarantine.overflow' && e.action === 'release'));
       assert.ok(rec.events.some((e) => e.type === 'quarantine.released'));
     }
-    const after = await gw.gateway.quarantineSummary();
+    const after = await gw.gateway.capacity.summary();
     assert.ok(after.usage.bytes <= MAX_SIZE, `${after.usage.bytes} > ${MAX_SIZE}`);
-    const held = await gw.gateway.quarantineList({ quarantine: 'outbreak' });
+    const held = await gw.gateway.quarantines.list({ quarantine: 'outbreak' });
     assert.deepEqual(
       held.map((e) => e.mid),
       [...mids.slice(3), ...extra],
@@ -134,9 +134,9 @@ test(
 
     // Delete everything: usage falls to zero; rising past 5 % again is recorded, but the same alert is
     // within its suppression interval and not mailed again.
-    const deleted = await gw.gateway.quarantineDelete({ quarantine: 'outbreak' }, 'test');
+    const deleted = await gw.gateway.quarantines.deleteMatching({ quarantine: 'outbreak' }, 'test');
     assert.equal(deleted.length, held.length);
-    const empty = await gw.gateway.quarantineSummary();
+    const empty = await gw.gateway.capacity.summary();
     assert.equal(empty.usage.bytes, 0);
     assert.equal(empty.usage.messages, 0);
     const again = await send('cap-again');

@@ -55,7 +55,7 @@ async function api(method: string, url: string, body?: unknown): Promise<any> {
 const status = (mid: number) => gw.gateway.tracker.show(mid)?.status;
 const delivered = (marker: string) =>
   sink.messages().find((m) => m.rcptTo.includes('bob@dst.test') && m.body.includes(marker));
-const where = (mid: number) => gw.gateway.quarantine.memberships(mid).sort();
+const where = (mid: number) => gw.gateway.quarantines.index.memberships(mid).sort();
 
 before(async () => {
   if (skip) return;
@@ -160,7 +160,7 @@ test(
     const mid = await send('eicar-moved', attach('tool.com', EICAR));
     await waitFor(() => status(mid) === 'quarantined', 10_000, 'held in virus');
     assert.deepEqual(where(mid), ['virus']);
-    const [inVirus] = await gw.gateway.quarantineList({ quarantine: 'virus', mids: [mid] });
+    const [inVirus] = await gw.gateway.quarantines.list({ quarantine: 'virus', mids: [mid] });
 
     // move (API): the target's retention starts now, the entry time stays
     const bad = await api('POST', '/quarantines/virus/move', { mids: [mid], to: 'nowhere' });

@@ -254,7 +254,7 @@ test('the self-signed STARTTLS certificate names the configured hostname', { ski
 });
 
 test('the self-signed certificate is kept across restarts and made again when the hostname changes', async () => {
-  const { ensureTls } = await import('../src/gateway/tls.ts');
+  const { ensureTls } = await import('../src/smtp/tls.ts');
   const { tempDir } = await import('./helpers/peers.ts');
   const dir = tempDir('bw-tls-');
   const listeners = [{ name: 'in', tls: {} }] as unknown as Parameters<typeof ensureTls>[2];

@@ -6,13 +6,19 @@ import path from 'node:path';
 import { Store } from '../src/store/db.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
 import { Tracker } from '../src/tracking/tracker.ts';
+import { EventBus } from '../src/tracking/bus.ts';
+import { subscribeMailLog } from '../src/tracking/maillog-lines.ts';
+import { parsedEvent } from '../src/pipeline/scan-events.ts';
 import type { ParsedMessage } from '../src/mime/types.ts';
 
 function setup() {
   const dir = tempDir('bw-track-');
   const store = new Store(path.join(dir, 'db.sqlite'));
   const log = new MailLog(path.join(dir, 'logs'), 1024 * 1024, 3);
-  return { dir, store, log, tracker: new Tracker(store, log) };
+  const bus = new EventBus();
+  const tracker = new Tracker(store, bus);
+  subscribeMailLog(bus, log);
+  return { dir, store, log, tracker, bus };
 }
 
 function parsed(over: Partial<ParsedMessage>): ParsedMessage {
@@ -32,25 +38,25 @@ function parsed(over: Partial<ParsedMessage>): ParsedMessage {
   };
 }
 
+/** A message as the flow announces it: accepted, matched to the default policy, queued for delivery. */
 function add(t: Tracker, mid: number, sender: string, rcpts: string[], ip: string, at: number) {
-  t.recordMessage({
-    mid,
+  t.bus.emit(mid, {
+    type: 'ingress.accepted',
     icid: mid,
-    parentMid: null,
-    spoolFile: `/spool/${mid}.msg`,
-    receivedAt: at,
-    direction: 'incoming',
     listener: 'in',
-    policy: 'default',
     sender,
+    recipients: rcpts,
+    size: 1000,
     senderIp: ip,
-    rdns: null,
     helo: 'h',
     tls: null,
-    size: 1000,
-    recipients: rcpts.map((address, rid) => ({ rid, address })),
-    status: 'queued',
+    direction: 'incoming',
+    rdns: null,
+    receivedAt: at,
+    spoolFile: `/spool/${mid}.msg`,
   });
+  t.bus.emit(mid, { type: 'policy.matched', policy: 'default', splinteredFrom: null });
+  t.bus.emit(mid, { type: 'delivery.queued', rids: rcpts.map((_, rid) => rid) });
 }
 
 test('tracking search answers every filter and sorts newest first', async () => {
@@ -59,39 +65,49 @@ test('tracking search answers every filter and sorts newest first', async () => 
   add(tracker, 1, 'alice@a.test', ['bob@b.test'], '10.0.0.1', t0);
   add(tracker, 2, 'mallory@evil.test', ['bob@b.test', 'carol@b.test'], '10.0.0.2', t0 + 1000);
   add(tracker, 3, 'alice@a.test', ['dave@b.test'], '10.0.0.1', t0 + 2000);
-  tracker.setParsed(1, parsed({ subject: 'Quarterly report', messageId: '<m1@a.test>' }));
-  tracker.setParsed(
+  tracker.bus.emit(1, parsedEvent(parsed({ subject: 'Quarterly report', messageId: '<m1@a.test>' }), false));
+  tracker.bus.emit(
     2,
-    parsed({
-      subject: 'Your invoice is overdue',
-      messageId: '<m2@evil.test>',
-      attachments: [
-        {
-          partPath: '2',
-          name: 'invoice.pdf.exe',
-          extension: 'exe',
-          declaredType: 'application/pdf',
-          trueType: 'application/x-msdownload',
-          size: 5,
-          sha256: 'ab'.repeat(32),
-          isArchive: false,
-          members: [],
-          encrypted: false,
-        },
-      ],
-      urls: [
-        {
-          url: 'https://login.evil.example.co.uk/x',
-          host: 'login.evil.example.co.uk',
-          domain: 'example.co.uk',
-          source: 'html',
-          anchorText: 'Pay',
-        },
-      ],
-    }),
+    parsedEvent(
+      parsed({
+        subject: 'Your invoice is overdue',
+        messageId: '<m2@evil.test>',
+        attachments: [
+          {
+            partPath: '2',
+            name: 'invoice.pdf.exe',
+            extension: 'exe',
+            declaredType: 'application/pdf',
+            trueType: 'application/x-msdownload',
+            size: 5,
+            sha256: 'ab'.repeat(32),
+            isArchive: false,
+            members: [],
+            encrypted: false,
+          },
+        ],
+        urls: [
+          {
+            url: 'https://login.evil.example.co.uk/x',
+            host: 'login.evil.example.co.uk',
+            domain: 'example.co.uk',
+            source: 'html',
+            anchorText: 'Pay',
+          },
+        ],
+      }),
+      false,
+    ),
   );
-  tracker.setRecipient(2, 1, 'bounced', '550 5.1.1 no', null);
-  tracker.setStatus(3, 'delivered', true);
+  tracker.bus.emit(2, {
+    type: 'delivery.bounced',
+    dcid: null,
+    rid: 1,
+    address: 'carol@b.test',
+    target: 'policy',
+    reply: '550 5.1.1 no',
+  });
+  tracker.bus.emit(3, { type: 'message.done', status: 'delivered' });
   await store.committed();
 
   const mids = (q: Parameters<Tracker['search']>[0]) => tracker.search(q).map((r) => r.mid);
@@ -131,8 +147,7 @@ test('tracking search answers every filter and sorts newest first', async () => 
 
 test('events are kept in order and written to the mail log without line breaks from peers', async () => {
   const { store, tracker, log, dir } = setup();
-  add(tracker, 7, 'a@a.test', ['b@b.test'], '10.0.0.9', Date.now());
-  tracker.event(7, {
+  tracker.bus.emit(7, {
     type: 'ingress.accepted',
     icid: 5,
     listener: 'in',
@@ -143,8 +158,8 @@ test('events are kept in order and written to the mail log without line breaks f
     helo: 'x',
     tls: null,
   });
-  tracker.event(7, { type: 'delivery.start', dcid: 3, target: '127.0.0.1:25', rids: [0] });
-  tracker.event(7, {
+  tracker.bus.emit(7, { type: 'delivery.start', dcid: 3, target: '127.0.0.1:25', rids: [0] });
+  tracker.bus.emit(7, {
     type: 'delivery.delivered',
     dcid: 3,
     rid: 0,
@@ -198,8 +213,8 @@ test('recording the parse of a message twice (rescan after restart) replaces its
       },
     ],
   });
-  tracker.setParsed(5, p);
-  tracker.setParsed(5, p, true);
+  tracker.bus.emit(5, parsedEvent(p, false));
+  tracker.bus.emit(5, parsedEvent(p, true));
   await store.committed();
   assert.deepEqual(
     tracker.search({ subject: 'twice' }).map((r) => r.mid),

@@ -108,7 +108,7 @@ async function settled(mid: number): Promise<string> {
 }
 
 async function heldIn(mid: number, quarantine: string) {
-  const [e] = await gw.gateway.quarantineList({ quarantine, mids: [mid] });
+  const [e] = await gw.gateway.quarantines.list({ quarantine, mids: [mid] });
   return e;
 }
 
@@ -233,7 +233,7 @@ test('released from the virus quarantine, an unscannable message is delivered, n
   const deep = nested(22, attachment('notes.txt', 'text/plain', Buffer.from('just notes')));
   const mid = await send('user@dst.test', message('user@dst.test', 'deep release', deep));
   assert.equal(await settled(mid), 'quarantined');
-  const released = await gw.gateway.quarantineRelease({ quarantine: 'virus', mids: [mid] }, 'test');
+  const released = await gw.gateway.quarantines.releaseMatching({ quarantine: 'virus', mids: [mid] }, 'test');
   assert.deepEqual(released, [mid]);
   await waitFor(() => sink.messages().find((x) => x.body.includes('deep release')), 15_000, 'delivery after release');
   assert.equal(await settled(mid), 'delivered');

@@ -17,7 +17,7 @@ export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void 
         ]),
       ),
       ...gw.rules.status(),
-      quarantine: gw.quarantine.usage(),
+      quarantine: gw.quarantines.index.usage(),
     };
   });
   api.post('/outbreak/update', async () => gw.rules.update());
@@ -46,7 +46,7 @@ export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void 
     const until = q.until !== undefined ? timeParam(q.until, 'until') : Date.now() + 1;
     const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 30 * 86_400_000;
     const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
-    return gw.webInteractionReport(since, until, top);
+    return gw.reports.webInteraction(since, until, top);
   });
 
   api.get('/reports/outbreak', async (req) => {
@@ -54,7 +54,7 @@ export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void 
     const until = q.until !== undefined ? timeParam(q.until, 'until') : Date.now() + 1;
     const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 7 * 86_400_000;
     const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
-    return gw.outbreakReport(since, until, top);
+    return gw.reports.outbreak(since, until, top);
   });
 
   api.get('/alerts', async (req) => {

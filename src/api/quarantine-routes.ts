@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Gateway } from '../gateway/gateway.ts';
 import { parseDuration } from '../config/schema.ts';
 import { safeAddress } from '../alerts/message.ts';
-import type { QuarantineFilter, QuarantineName } from '../quarantine/quarantine.ts';
+import type { QuarantineEntry, QuarantineFilter, QuarantineName } from '../quarantine/quarantine.ts';
 import { ApiError, intParam, timeParam } from './errors.ts';
 
 const FILTER_KEYS = ['rule', 'level', 'sender', 'recipient', 'since', 'until', 'limit', 'mids'] as const;
@@ -21,7 +21,7 @@ export const QUARANTINE_LIMITS = {
 } as const;
 
 function quarantineName(gw: Gateway, v: unknown, code = 'quarantine_not_found', status = 404): QuarantineName {
-  if (typeof v !== 'string' || !gw.quarantineConfig(v)) {
+  if (typeof v !== 'string' || !gw.quarantines.settingsOf(v)) {
     const known = (gw.config.quarantine.policy.map((q) => q.name) as string[]).concat(['outbreak', 'virus']);
     throw new ApiError(status, code, `no quarantine ${String(v).slice(0, 80)} (known: ${known.sort().join(', ')})`);
   }
@@ -99,7 +99,7 @@ function bulkFilter(
 
 export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): void {
   api.get('/quarantines', async () => {
-    const s = await gw.quarantineSummary();
+    const s = await gw.capacity.summary();
     return {
       quarantines: s.quarantines.map((q) => ({
         name: q.name,
@@ -117,30 +117,30 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
   api.get('/quarantines/:name/messages', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const f = quarantineFilterFrom(req.query as Record<string, unknown>, name);
-    return { messages: (await gw.quarantineList(f)).map(publicEntry) };
+    return { messages: (await gw.quarantines.list(f)).map(publicEntry) };
   });
   api.get('/quarantines/:name/messages/:mid', async (req) => {
     const p = req.params as { name: string; mid: string };
     const name = quarantineName(gw, p.name);
     const mid = intParam(p.mid, 'mid');
-    const [e] = await gw.quarantineList({ quarantine: name, mids: [mid] });
+    const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
     if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
     return { ...publicEntry(e), tracking: gw.tracker.show(mid) };
   });
   api.get('/quarantines/:name/rules', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
-    return { rules: await gw.quarantineRules(name) };
+    return { rules: await gw.quarantines.rules(name) };
   });
   api.post('/quarantines/:name/release', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const { filter, by } = bulkFilter(req.body, name);
-    const mids = await gw.quarantineRelease(filter, by);
+    const mids = await gw.quarantines.releaseMatching(filter, by);
     return bulkResult('release', filter, mids);
   });
   api.post('/quarantines/:name/delete', async (req) => {
     const name = quarantineName(gw, (req.params as { name: string }).name);
     const { filter, by } = bulkFilter(req.body, name);
-    const mids = await gw.quarantineDelete(filter, by);
+    const mids = await gw.quarantines.deleteMatching(filter, by);
     return bulkResult('delete', filter, mids);
   });
   api.post('/quarantines/:name/delay', async (req) => {
@@ -151,7 +151,7 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
     if (!(ms > 0 && ms <= QUARANTINE_LIMITS.maxHoldMs))
       throw new ApiError(400, 'invalid_parameter', 'extend must be a duration from 1s to 3650d, such as "4h" or "2d"');
     const { filter, by } = bulkFilter(req.body, name, ['extend']);
-    const mids = await gw.quarantineDelay(filter, ms, by, QUARANTINE_LIMITS.maxHoldMs);
+    const mids = await gw.quarantines.delay(filter, ms, by, QUARANTINE_LIMITS.maxHoldMs);
     return bulkResult('delay', filter, mids);
   });
 
@@ -161,7 +161,7 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
     const target = quarantineName(gw, to, 'invalid_target', 400);
     if (target === name) throw new ApiError(400, 'invalid_target', 'to must be another quarantine');
     const { filter, by } = bulkFilter(req.body, name, ['to']);
-    const mids = await gw.quarantineMove(filter, target, by);
+    const mids = await gw.quarantines.move(filter, target, by);
     return bulkResult('move', filter, mids);
   });
   api.post('/quarantines/:name/copy', async (req) => {
@@ -172,7 +172,7 @@ export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): voi
     if (!addresses.length || addresses.length > 20 || addresses.some((a) => a === null))
       throw new ApiError(400, 'invalid_parameter', 'to must be 1 to 20 e-mail addresses');
     const { filter, by } = bulkFilter(req.body, name, ['to']);
-    const mids = await gw.quarantineCopy(filter, addresses as string[], by);
+    const mids = await gw.quarantines.copy(filter, addresses as string[], by);
     return bulkResult('copy', filter, mids);
   });
 }
@@ -193,7 +193,7 @@ function isoTime(ms: number): string | null {
   return Number.isFinite(d.getTime()) ? d.toISOString() : null;
 }
 
-function publicEntry(e: Awaited<ReturnType<Gateway['quarantineList']>>[number]) {
+function publicEntry(e: QuarantineEntry) {
   return {
     mid: e.mid,
     quarantine: e.quarantine,

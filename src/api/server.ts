@@ -133,9 +133,9 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
   );
 
   app.get('/metrics', { onRequest: auth }, async (_req, reply) => {
-    gw.metrics.queueDepth.set(gw.activeCopies());
+    gw.metrics.queueDepth.set(gw.flow.active());
     gw.metrics.ruleVersion.set(gw.outbreak.bundle?.version ?? 0);
-    gw.metrics.quarantineBytes.set(gw.quarantine.usage().bytes);
+    gw.metrics.quarantineBytes.set(gw.quarantines.index.usage().bytes);
     reply.header('content-type', gw.metrics.registry.contentType);
     return gw.metrics.registry.metrics();
   });
@@ -164,16 +164,16 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
         if (!rec) throw new ApiError(404, 'message_not_found', `no message with MID ${mid}`);
         return rec;
       });
-      api.get('/queue', async () => ({ messages: gw.queueList() }));
+      api.get('/queue', async () => ({ messages: gw.flow.queueList() }));
       api.post('/queue/:mid/retry', async (req) => {
         const mid = intParam((req.params as { mid: string }).mid, 'mid');
-        const r = gw.queueRetry(mid);
+        const r = gw.flow.queueRetry(mid);
         if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
         return r;
       });
       api.delete('/queue/:mid', async (req) => {
         const mid = intParam((req.params as { mid: string }).mid, 'mid');
-        const r = gw.queueDelete(mid);
+        const r = gw.flow.queueDelete(mid);
         if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
         return r;
       });

@@ -145,6 +145,42 @@ export const policySchema = z
   })
   .strict();
 
+/** RFC 5424 syslog export of the mail log (log.syslog). */
+export const syslogSchema = z
+  .object({
+    transport: z
+      .enum(['udp', 'tcp', 'tls', 'unix'])
+      .default('udp')
+      .describe('udp (RFC 5426), tcp or tls (RFC 6587 octet counting; RFC 5425), or unix (a local stream socket)'),
+    host: z.string().min(1).default('127.0.0.1').describe('Syslog server (udp, tcp, tls)'),
+    port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .optional()
+      .describe('Syslog server port (default 514 for udp and tcp, 6514 for tls)'),
+    path: z.string().min(1).default('/dev/log').describe('Local socket (unix)'),
+    facility: z
+      .enum(['mail', 'local0', 'local1', 'local2', 'local3', 'local4', 'local5', 'local6', 'local7'])
+      .default('mail')
+      .describe('Syslog facility'),
+    appName: z
+      .string()
+      .regex(/^[!-~]{1,48}$/, 'printable US-ASCII, no spaces, at most 48')
+      .default('breakwater'),
+    ca: z.string().min(1).optional().describe('PEM file of the CA that signs the server certificate (tls)'),
+    rejectUnauthorized: z.boolean().default(true).describe('Refuse a tls server whose certificate does not verify'),
+    maxQueue: z
+      .number()
+      .int()
+      .min(100)
+      .max(1_000_000)
+      .default(10_000)
+      .describe('Lines kept while the server cannot be reached; beyond, the oldest are dropped and counted'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     hostname: z.string().min(1).default('breakwater.localdomain').describe('Name in the greeting and Received lines'),
@@ -253,6 +289,7 @@ export const configSchema = z
       .object({
         maxSize: byteSize.default('100MiB').describe('Rotate mail.log at this size'),
         keep: z.number().int().min(1).default(10).describe('Rotated mail logs kept'),
+        syslog: syslogSchema.optional().describe('Also send every mail log line to a syslog server (a SIEM)'),
       })
       .strict()
       .default({ maxSize: '100MiB', keep: 10 })

@@ -6,7 +6,7 @@ import path from 'node:path';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Config } from '../config/schema.ts';
 import { parseDuration } from '../config/schema.ts';
-import type { Tracker } from '../tracking/tracker.ts';
+import type { EventBus } from '../tracking/bus.ts';
 import { parseTarget, routeFor, type Route, type RouteTarget } from './routes.ts';
 import { domainOf } from '../smtp/address.ts';
 import { fsyncDirSync } from '../spool/spool.ts';
@@ -72,7 +72,8 @@ const IDLE_CLOSE_MS = 5_000;
 
 export class DeliveryQueue {
   private readonly config: Config;
-  private readonly tracker: Tracker;
+  private readonly events: Pick<EventBus, 'emit'>;
+  private readonly log: (line: string) => void;
   private readonly hooks: DeliveryHooks;
   private readonly dataDir: string;
   private readonly destinations = new Map<string, Destination>();
@@ -83,10 +84,17 @@ export class DeliveryQueue {
   private stopped = false;
   inFlight = 0;
 
-  constructor(config: Config, dataDir: string, tracker: Tracker, hooks: DeliveryHooks) {
+  constructor(
+    config: Config,
+    dataDir: string,
+    events: Pick<EventBus, 'emit'>,
+    log: (line: string) => void,
+    hooks: DeliveryHooks,
+  ) {
     this.config = config;
     this.dataDir = dataDir;
-    this.tracker = tracker;
+    this.events = events;
+    this.log = log;
     this.hooks = hooks;
   }
 
@@ -228,7 +236,7 @@ export class DeliveryQueue {
         }
       }
       const reused = conn.sent > 0;
-      this.tracker.event(job.mid, {
+      this.events.emit(job.mid, {
         type: 'delivery.start',
         dcid,
         target: conn.target,
@@ -276,7 +284,7 @@ export class DeliveryQueue {
         }
       }
     }
-    if (!out.length) this.tracker.connection(`MID ${job.mid} no delivery targets for ${route.domain}`);
+    if (!out.length) this.log(`MID ${job.mid} no delivery targets for ${route.domain}`);
     return out;
   }
 
@@ -379,7 +387,7 @@ export class DeliveryQueue {
   private async deliverToFile(job: DeliveryJob, dir: string, dcid: number): Promise<void> {
     const abs = path.resolve(this.dataDir, dir);
     const target = `file:${abs}`;
-    this.tracker.event(job.mid, { type: 'delivery.start', dcid, target, rids: job.recipients.map((r) => r.rid) });
+    this.events.emit(job.mid, { type: 'delivery.start', dcid, target, rids: job.recipients.map((r) => r.rid) });
     try {
       await fsp.mkdir(abs, { recursive: true });
       const dest = path.join(abs, `${job.mid}.eml`);
@@ -426,7 +434,7 @@ export class DeliveryQueue {
     const retry: DeliveryRecipient[] = [];
     for (const { r, outcome, reply } of results) {
       if (outcome === 'delivered') {
-        this.tracker.event(job.mid, {
+        this.events.emit(job.mid, {
           type: 'delivery.delivered',
           dcid,
           rid: r.rid,
@@ -434,11 +442,9 @@ export class DeliveryQueue {
           target,
           reply,
         });
-        this.tracker.setRecipient(job.mid, r.rid, 'delivered', reply, null);
         final.push({ rid: r.rid, address: r.address, outcome, reply, target });
       } else if (outcome === 'bounced') {
-        this.tracker.event(job.mid, { type: 'delivery.bounced', dcid, rid: r.rid, address: r.address, target, reply });
-        this.tracker.setRecipient(job.mid, r.rid, 'bounced', reply, null);
+        this.events.emit(job.mid, { type: 'delivery.bounced', dcid, rid: r.rid, address: r.address, target, reply });
         final.push({ rid: r.rid, address: r.address, outcome, reply, target });
       } else retry.push(r);
     }
@@ -464,7 +470,7 @@ export class DeliveryQueue {
       const final: RecipientResult[] = [];
       for (const r of rcpts) {
         const why = `5.4.7 delivery time expired after ${attempts} attempts; last reply: ${reply}`;
-        this.tracker.event(job.mid, {
+        this.events.emit(job.mid, {
           type: 'delivery.bounced',
           dcid,
           rid: r.rid,
@@ -472,7 +478,6 @@ export class DeliveryQueue {
           target,
           reply: why,
         });
-        this.tracker.setRecipient(job.mid, r.rid, 'bounced', why, null);
         final.push({ rid: r.rid, address: r.address, outcome: 'bounced', reply: why, target });
       }
       this.hooks.onFinal(job, final);
@@ -480,7 +485,7 @@ export class DeliveryQueue {
     }
     const dueAt = now + wait;
     for (const r of rcpts) {
-      this.tracker.event(job.mid, {
+      this.events.emit(job.mid, {
         type: 'delivery.deferred',
         dcid,
         rid: r.rid,
@@ -489,7 +494,6 @@ export class DeliveryQueue {
         reply,
         nextAttemptAt: dueAt,
       });
-      this.tracker.setRecipient(job.mid, r.rid, 'deferred', reply, dueAt);
     }
     // A job that waits reads the spool when it runs again: waiting mail does not hold memory.
     const next: DeliveryJob = { ...job, bytes: null, recipients: rcpts.map((r) => ({ ...r, attempts })) };

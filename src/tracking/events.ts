@@ -1,5 +1,10 @@
 // The closed catalogue of tracking events. Every step of a message's life is one of these; tracking,
 // the mail log and metrics are all fed from it, so nothing is reconstructed by grepping free text.
+//
+// An event carries everything its subscribers need to know: the tracking subscriber derives each
+// message's record (status, recipients, parse facts, threat rules) from the events alone. A `detail`
+// field holds bulky facts for the record tables (every URL, every rule's description); it travels on
+// the bus but is not kept in the event's stored JSON (storedEventData).
 
 export type RecipientStatus =
   'queued' | 'deferred' | 'delivered' | 'bounced' | 'dropped' | 'deleted' | 'quarantined' | 'released' | 'splintered';
@@ -17,8 +22,21 @@ export type TrackingEvent =
       senderIp: string;
       helo: string | null;
       tls: string | null;
+      direction?: 'incoming' | 'outgoing';
+      rdns?: string | null;
+      /** epoch ms */
+      receivedAt?: number;
+      spoolFile?: string;
+      /** written by the gateway itself (a DSN, an alert, a quarantine copy) */
+      generated?: string;
     }
-  | { type: 'policy.split'; policy: string; children: number[] }
+  | {
+      type: 'policy.split';
+      policy: string;
+      children: number[];
+      /** each copy: its MID, policy and recipients (rids are renumbered from 0 per copy) */
+      copies?: Array<{ mid: number; policy: string; recipients: string[] }>;
+    }
   | { type: 'policy.matched'; policy: string; splinteredFrom: number | null }
   | {
       type: 'scan.parsed';
@@ -27,11 +45,14 @@ export type TrackingEvent =
       attachments: number;
       urls: number;
       anomalies: string[];
+      detail?: ParsedDetail;
     }
   | { type: 'stage.failed'; stage: string; error: string; failureMode: string }
   /** limits the parser or a scanner reached, and what the policy did about them (policy/unscannable.ts) */
   | { type: 'scan.unscannable'; limits: string[]; action: string; details: string[] }
   | { type: 'verdict'; verdict: string; reason: string }
+  /** handed to the delivery queue: the verdict said deliver, and any modified bytes are durable */
+  | { type: 'delivery.queued'; rids: number[]; resumed?: boolean }
   | { type: 'delivery.start'; dcid: number; target: string; rids: number[] }
   | { type: 'delivery.delivered'; dcid: number; rid: number; address: string; target: string; reply: string }
   | {
@@ -68,6 +89,7 @@ export type TrackingEvent =
       skipped: string | null;
       /** only the first maxScanSize bytes of content were scored (attachment metadata always is) */
       partial?: boolean;
+      detail?: ThreatDetail;
     }
   | {
       type: 'outbreak.modified';
@@ -78,7 +100,16 @@ export type TrackingEvent =
       rewriteSkipped: string | null;
       alternateMailHost: string | null;
     }
-  | { type: 'quarantine.held'; quarantine: string; reason: string; exitAt: number; level: number; ruleIds: string[] }
+  | {
+      type: 'quarantine.held';
+      quarantine: string;
+      reason: string;
+      exitAt: number;
+      level: number;
+      ruleIds: string[];
+      /** the recipients held */
+      rids?: number[];
+    }
   | { type: 'quarantine.rescored'; quarantine: string; level: number; ruleIds: string[]; ruleVersion: number | null }
   | {
       type: 'quarantine.released';
@@ -118,7 +149,31 @@ export type TrackingEvent =
       ruleIds: string[];
       /** what decided the verdict (ClickSource: allow_list, block_list, url_rules, url_at_rewrite, message, none) */
       source: string;
+      reason?: string;
     }
   | { type: 'message.done'; status: MessageStatus };
 
 export type TrackingEventType = TrackingEvent['type'];
+
+/** What the parse found, for the record's search tables (bulky: never in the stored event JSON). */
+export interface ParsedDetail {
+  from: string | null;
+  attachments: Array<{ name: string; trueType: string | null; size: number; sha256: string }>;
+  urls: Array<{ url: string; domain: string | null }>;
+  /** a rescan (after a restart, on release): what an earlier scan recorded is replaced */
+  replace: boolean;
+}
+
+/** The rules that scored a message, for the record's rule table (searchable by rule and level). */
+export interface ThreatDetail {
+  hits: Array<{ id: string; level: number; category: string; type: string; description: string; adaptive: boolean }>;
+  /** a rescan: the rules an earlier scan recorded are replaced */
+  replace: boolean;
+}
+
+/** The event as kept in the events table (the outbox): without its bulky `detail`. */
+export function storedEventData(e: TrackingEvent): Record<string, unknown> {
+  const { type: _type, ...data } = e;
+  if ('detail' in data) delete (data as { detail?: unknown }).detail;
+  return data;
+}

@@ -1,6 +1,6 @@
 // Prometheus metrics (DESIGN §8), fed from the tracking event catalogue.
 import { Registry, Counter, Histogram, Gauge } from 'prom-client';
-import type { TrackingEvent } from '../tracking/events.ts';
+import type { TrackingEvent } from './events.ts';
 
 export class Metrics {
   readonly registry = new Registry();

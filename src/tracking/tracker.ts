@@ -1,10 +1,16 @@
-// Message tracking (DESIGN §8): the record per MID, its events, the mail log lines, and search.
+// Message tracking (DESIGN §8): the record per MID, built from the events on the bus alone, and search.
 import { escapeControls, escapeDeep } from './escape.ts';
 import type { Store } from '../store/db.ts';
-import type { MailLog } from './maillog.ts';
-import type { MessageStatus, RecipientStatus, TrackingEvent } from './events.ts';
-import { EventBus, type BusEvent } from './bus.ts';
-import type { ParsedMessage } from '../mime/types.ts';
+import {
+  storedEventData,
+  type MessageStatus,
+  type ParsedDetail,
+  type RecipientStatus,
+  type ThreatDetail,
+  type TrackingEvent,
+} from './events.ts';
+import type { EventBus, BusEvent } from './bus.ts';
+import { urlHost } from '../mime/urls.ts';
 
 export interface NewMessageRecord {
   mid: number;
@@ -105,233 +111,174 @@ export interface TrackingRecord {
 
 export class Tracker {
   private readonly store: Store;
-  private readonly log: MailLog;
-  /** where events are announced; this tracker is its first subscriber (record, then mail log line) */
+  /** where services announce events; this tracker subscribes to it */
   readonly bus: EventBus;
 
-  constructor(store: Store, log: MailLog, bus: EventBus = new EventBus()) {
+  constructor(store: Store, bus: EventBus) {
     this.store = store;
-    this.log = log;
     this.bus = bus;
     bus.subscribe('tracking', (e) => this.record(e));
   }
 
-  recordMessage(m: NewMessageRecord): void {
-    this.store.run(
-      `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
-       sender_ip, rdns, helo, tls, size, status, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-      m.mid,
-      m.icid,
-      m.parentMid,
-      m.spoolFile,
-      m.receivedAt,
-      m.direction,
-      m.listener,
-      m.policy,
-      escapeControls(m.sender.toLowerCase()),
-      m.senderIp,
-      m.rdns === null ? null : escapeControls(m.rdns),
-      m.helo === null ? null : escapeControls(m.helo),
-      m.tls,
-      m.size,
-      m.status,
-      Date.now(),
-    );
-    for (const r of m.recipients)
-      this.store.run(
-        'insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)',
-        m.mid,
-        r.rid,
-        r.address.toLowerCase(),
-        'queued',
-      );
-  }
-
-  /** Announces an event on the bus (kept for callers not yet moved to emitting on the bus themselves). */
-  event(mid: number, e: TrackingEvent, icid?: number): void {
-    this.bus.emit(mid, e, icid);
-  }
-
-  /** The tracking subscriber: appends the event to the message's record and writes its mail log line. */
-  private record({ mid, at, event: e, icid }: BusEvent): void {
-    const { type, ...data } = e;
+  /**
+   * The tracking subscriber: appends the event to the message's record (the events table, which is
+   * also the ordered outbox a hub stream reads) and applies what it means to the record's state, in the
+   * same write batch.
+   */
+  private record({ mid, at, event: e }: BusEvent): void {
     // Peer text (subjects, replies, HELO) is kept with its control characters escaped (SECURITY.md).
     this.store.run(
       'insert into events(mid, at, type, data) values (?, ?, ?, ?)',
       mid,
       at,
-      type,
-      JSON.stringify(escapeDeep(data)),
+      e.type,
+      JSON.stringify(escapeDeep(storedEventData(e))),
     );
-    this.logLine(mid, e, icid);
+    this.apply(mid, at, e);
   }
 
-  private logLine(mid: number, e: TrackingEvent, icid?: number): void {
+  /** What an event means for the record: its status, its recipients' statuses and its search facts. */
+  private apply(mid: number, at: number, e: TrackingEvent): void {
     switch (e.type) {
       case 'ingress.accepted':
-        this.log.info(`MID ${mid} ICID ${e.icid} From: <${e.sender}>`);
-        e.recipients.forEach((r, i) => this.log.info(`MID ${mid} ICID ${e.icid} RID ${i} To: <${r}>`));
-        this.log.info(`MID ${mid} ready ${e.size} bytes from ${e.senderIp}`);
+        this.createRecord(mid, at, e);
         break;
       case 'policy.split':
-        this.log.info(`MID ${mid} splintered into MIDs ${e.children.join(', ')} by policy`);
+        for (const c of e.copies ?? []) this.createCopy(c.mid, mid, c.policy, c.recipients);
+        this.recipientsWhereOpen(mid, 'splintered');
+        this.setStatus(mid, 'splintered', true);
         break;
       case 'policy.matched':
-        this.log.info(
-          `MID ${mid} matched ${e.policy} policy` +
-            (e.splinteredFrom !== null ? ` (splintered from MID ${e.splinteredFrom})` : ''),
+        this.store.run(
+          "update messages set policy = ?, status = 'scanning', updated_at = ? where mid = ?",
+          e.policy,
+          at,
+          mid,
         );
         break;
       case 'scan.parsed':
-        if (e.messageId) this.log.info(`MID ${mid} Message-ID '${e.messageId}'`);
-        if (e.subject !== null) this.log.info(`MID ${mid} Subject '${e.subject}'`);
-        if (e.anomalies.length) this.log.warning(`MID ${mid} MIME anomalies: ${e.anomalies.join(', ')}`);
-        break;
-      case 'stage.failed':
-        this.log.warning(`MID ${mid} stage ${e.stage} failed (${e.failureMode}): ${e.error}`);
-        break;
-      case 'scan.unscannable':
-        this.log.warning(`MID ${mid} unscannable: ${e.limits.join(', ')} limit reached; action ${e.action}`);
-        break;
-      case 'verdict':
-        this.log.info(`MID ${mid} verdict ${e.verdict} (${e.reason})`);
-        break;
-      case 'delivery.start':
-        this.log.info(`Delivery start DCID ${e.dcid} MID ${mid} to RID [${e.rids.join(', ')}]`);
-        break;
-      case 'delivery.delivered':
-        this.log.info(`Message done DCID ${e.dcid} MID ${mid} to RID [${e.rid}] [('${e.address}', '${e.reply}')]`);
-        break;
-      case 'delivery.deferred':
-        this.log.info(
-          `Delayed: DCID ${e.dcid ?? '-'} MID ${mid} to RID ${e.rid} - ${e.reply} (next attempt ${new Date(e.nextAttemptAt).toISOString()})`,
-        );
-        break;
-      case 'delivery.bounced':
-        this.log.info(`Bounced: DCID ${e.dcid ?? '-'} MID ${mid} to RID ${e.rid} - ${e.reply}`);
-        break;
-      case 'delivery.dsn':
-        this.log.info(`MID ${mid} DSN sent as MID ${e.bounceMid} for RID [${e.rids.join(', ')}]`);
-        break;
-      case 'delivery.dsn_suppressed':
-        this.log.info(`MID ${mid} no DSN for RID [${e.rids.join(', ')}]: ${e.reason}`);
-        break;
-      case 'admin.retry':
-        this.log.info(`MID ${mid} retry requested by administrator for RID [${e.rids.join(', ')}]`);
-        break;
-      case 'admin.deleted':
-        this.log.info(`MID ${mid} deleted by administrator for RID [${e.rids.join(', ')}]`);
-        break;
-      case 'antivirus.scanned':
-        this.log.info(
-          `MID ${mid} antivirus ${e.verdict}${e.names.length ? ` ${e.names.join(', ')}` : ''}${e.reason ? ` (${e.reason})` : ''}`,
-        );
-        break;
-      case 'antivirus.stripped':
-        this.log.info(`MID ${mid} antivirus: ${e.parts.length} infected attachment(s) removed`);
+        if (e.detail) this.setParsed(mid, e, e.detail);
         break;
       case 'outbreak.scored':
-        if (e.skipped) this.log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
-        if (e.partial) this.log.info(`MID ${mid} Outbreak Filters: content scored up to maxScanSize`);
-        else if (e.level > 0)
-          this.log.info(
-            `MID ${mid} Outbreak Filters: verdict positive (${e.ruleIds.slice(0, 5).join(', ')} level ${e.level})`,
-          );
-        else this.log.info(`MID ${mid} Outbreak Filters: verdict negative`);
+        if (e.detail) this.setThreat(mid, e.level, e.detail);
         break;
-      case 'outbreak.modified':
-        this.log.info(
-          `MID ${mid} Outbreak Filters: modified (${[
-            e.subject ? 'subject' : '',
-            e.headers.length ? 'headers' : '',
-            e.disclaimerParts ? 'disclaimer' : '',
-            e.rewrittenUrls ? `${e.rewrittenUrls} URL(s) rewritten` : '',
-            e.rewriteSkipped ? `rewriting skipped: ${e.rewriteSkipped}` : '',
-            e.alternateMailHost ? `to ${e.alternateMailHost}` : '',
-          ]
-            .filter(Boolean)
-            .join(', ')})`,
-        );
+      case 'verdict':
+        if (e.verdict === 'tempfail') this.setStatus(mid, 'deferred', false);
+        else if (e.verdict === 'drop') this.recipientsWhereOpen(mid, 'dropped');
+        break;
+      case 'delivery.queued':
+        this.setStatus(mid, 'queued', false);
+        break;
+      case 'delivery.delivered':
+        this.setRecipient(mid, e.rid, 'delivered', e.reply, null);
+        break;
+      case 'delivery.bounced':
+        this.setRecipient(mid, e.rid, 'bounced', e.reply, null);
+        break;
+      case 'delivery.deferred':
+        this.setRecipient(mid, e.rid, 'deferred', e.reply, e.nextAttemptAt);
+        break;
+      case 'admin.deleted':
+        for (const rid of e.rids) this.setRecipient(mid, rid, 'deleted', null, null);
         break;
       case 'quarantine.held':
-        this.log.info(`MID ${mid} quarantined to "${quarantineLabel(e.quarantine)}" (${e.reason})`);
-        break;
-      case 'quarantine.rescored':
-        this.log.info(`MID ${mid} rescanned in quarantine "${quarantineLabel(e.quarantine)}": level ${e.level}`);
+        if (e.rids) for (const rid of e.rids) this.setRecipient(mid, rid, 'quarantined', null, null);
+        else this.recipientsWhereOpen(mid, 'quarantined');
+        this.setStatus(mid, 'quarantined', false);
         break;
       case 'quarantine.released':
-        this.log.info(
-          `MID ${mid} released from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})` +
-            (e.stillIn?.length ? `; still in ${e.stillIn.map((q) => `"${quarantineLabel(q)}"`).join(', ')}` : ''),
-        );
+        // Still held elsewhere: nothing changes until the last quarantine lets it go.
+        if (e.stillIn?.length) break;
+        this.recipientsWhereOpen(mid, 'released');
+        this.setStatus(mid, 'scanning', false);
         break;
       case 'quarantine.deleted':
-        this.log.info(
-          `MID ${mid} deleted from quarantine "${quarantineLabel(e.quarantine)}" (${e.reason})` +
-            (e.alsoIn?.length
-              ? `; also removed from ${e.alsoIn.map((q) => `"${quarantineLabel(q)}"`).join(', ')}`
-              : ''),
-        );
-        break;
-      case 'quarantine.moved':
-        this.log.info(
-          `MID ${mid} moved from quarantine "${quarantineLabel(e.quarantine)}" to "${quarantineLabel(e.to)}"` +
-            (e.by ? ` by ${e.by}` : ''),
-        );
-        break;
-      case 'quarantine.copied':
-        this.log.info(
-          `MID ${mid} copy sent from quarantine "${quarantineLabel(e.quarantine)}" to ${e.to.map((a) => `<${a}>`).join(', ')} as MID ${e.copyMid}`,
-        );
-        break;
-      case 'quarantine.overflow':
-        this.log.warning(
-          `MID ${mid} quarantine "${quarantineLabel(e.quarantine)}" over capacity (${e.usedBytes} of ${e.maxSize} bytes): oldest message takes its default action, ${e.action}`,
-        );
-        break;
-      case 'quarantine.delayed':
-        this.log.info(
-          `MID ${mid} scheduled exit from quarantine "${quarantineLabel(e.quarantine)}" moved to ${new Date(e.exitAt).toISOString()}`,
-        );
+        this.recipientsWhereOpen(mid, 'deleted');
+        this.setStatus(mid, 'deleted', true);
         break;
       case 'click':
-        this.log.info(
-          `MID ${mid} click by <${e.recipient}> on ${e.url}: ${e.verdict}, ${e.action}` +
-            (e.source && e.source !== 'none' ? ` (from ${e.source})` : ''),
-        );
+        this.recordClick(mid, at, e);
         break;
       case 'message.done':
-        this.log.info(`Message finished MID ${mid} ${e.status}` + (icid !== undefined ? ` ICID ${icid}` : ''));
+        this.setStatus(mid, e.status, true);
         break;
-      default: {
-        const never: never = e;
-        throw new Error(`unknown event ${(never as { type: string }).type}`);
-      }
+      default:
+        break;
     }
   }
 
-  connection(text: string): void {
-    this.log.info(text);
+  private createRecord(mid: number, at: number, e: Extract<TrackingEvent, { type: 'ingress.accepted' }>): void {
+    this.store.run(
+      `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
+       sender_ip, rdns, helo, tls, size, status, updated_at) values (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      mid,
+      e.icid,
+      null,
+      e.spoolFile ?? '',
+      e.receivedAt ?? at,
+      e.direction ?? 'incoming',
+      e.listener,
+      null,
+      escapeControls(e.sender.toLowerCase()),
+      e.senderIp,
+      e.rdns == null ? null : escapeControls(e.rdns),
+      e.helo === null ? null : escapeControls(e.helo),
+      e.tls,
+      e.size,
+      'received',
+      at,
+    );
+    e.recipients.forEach((address, rid) =>
+      this.store.run(
+        'insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)',
+        mid,
+        rid,
+        address.toLowerCase(),
+        'queued',
+      ),
+    );
   }
 
-  /** Records what the parse found; `replace` (a rescan after a restart) drops what an earlier scan recorded. */
-  setParsed(mid: number, p: ParsedMessage, replace = false): void {
+  /** A policy-split copy: the original's envelope, its own MID, policy and recipients. */
+  private createCopy(mid: number, parentMid: number, policy: string, recipients: string[]): void {
+    this.store.run(
+      `insert or ignore into messages(mid, icid, parent_mid, spool_file, received_at, direction, listener, policy, sender,
+       sender_ip, rdns, helo, tls, size, status, updated_at)
+       select ?, icid, mid, spool_file, received_at, direction, listener, ?, sender, sender_ip, rdns, helo, tls, size,
+       'scanning', updated_at from messages where mid = ?`,
+      mid,
+      policy,
+      parentMid,
+    );
+    recipients.forEach((address, rid) =>
+      this.store.run(
+        'insert or ignore into recipients(mid, rid, address, status) values (?, ?, ?, ?)',
+        mid,
+        rid,
+        address.toLowerCase(),
+        'queued',
+      ),
+    );
+  }
+
+  /** Records what the parse found; a rescan drops what an earlier scan recorded. */
+  private setParsed(mid: number, p: { subject: string | null; messageId: string | null }, d: ParsedDetail): void {
     const run = this.store.run.bind(this.store);
     run(
       'update messages set subject = ?, message_id = ?, header_from = ?, updated_at = ? where mid = ?',
       p.subject === null ? null : escapeControls(p.subject),
       p.messageId === null ? null : escapeControls(p.messageId),
-      p.from === null ? null : escapeControls(p.from),
+      d.from === null ? null : escapeControls(d.from),
       Date.now(),
       mid,
     );
-    if (replace) {
+    if (d.replace) {
       run('delete from subjects where rowid = ?', mid);
       run('delete from attachments where mid = ?', mid);
       run('delete from urls where mid = ?', mid);
     }
     if (p.subject) run('insert into subjects(rowid, subject) values (?, ?)', mid, escapeControls(p.subject));
-    for (const a of p.attachments)
+    for (const a of d.attachments)
       run(
         'insert into attachments(mid, name, true_type, size, sha256) values (?, ?, ?, ?, ?)',
         mid,
@@ -341,34 +288,19 @@ export class Tracker {
         a.sha256,
       );
     const seen = new Set<string>();
-    for (const u of p.urls) {
+    for (const u of d.urls) {
       if (seen.has(u.url)) continue;
       seen.add(u.url);
-      run('insert into urls(mid, url, domain) values (?, ?, ?)', mid, u.url, u.domain ?? u.host);
+      run('insert into urls(mid, url, domain) values (?, ?, ?)', mid, u.url, u.domain);
     }
   }
 
-  /**
-   * Records a message's Outbreak Filters score: level and matching rules (searchable by level and rule).
-   * `replace` (a rescan) drops the rules an earlier scan recorded.
-   */
-  setThreat(
-    mid: number,
-    level: number,
-    hits: ReadonlyArray<{
-      id: string;
-      level: number;
-      category: string;
-      type: string;
-      description: string;
-      adaptive: boolean;
-    }>,
-    replace = true,
-  ): void {
+  /** A message's Outbreak Filters score: level and matching rules (searchable by level and rule). */
+  private setThreat(mid: number, level: number, d: ThreatDetail): void {
     this.store.run('update messages set threat_level = ? where mid = ?', level, mid);
     // A first scan has nothing to replace: skip the delete on the hot path.
-    if (replace) this.store.run('delete from message_rules where mid = ?', mid);
-    for (const h of hits.slice(0, 50))
+    if (d.replace) this.store.run('delete from message_rules where mid = ?', mid);
+    for (const h of d.hits.slice(0, 50))
       this.store.run(
         'insert or ignore into message_rules(mid, rule_id, level, category, type, description, adaptive) values (?,?,?,?,?,?,?)',
         mid,
@@ -381,11 +313,30 @@ export class Tracker {
       );
   }
 
-  setPolicy(mid: number, policy: string): void {
-    this.store.run('update messages set policy = ? where mid = ?', policy, mid);
+  /** Web interaction tracking: one row per click on a rewritten link. */
+  private recordClick(mid: number, at: number, e: Extract<TrackingEvent, { type: 'click' }>): void {
+    let domain: string | null = null;
+    try {
+      domain = urlHost(e.url);
+    } catch {
+      domain = null;
+    }
+    this.store.run(
+      'insert into clicks(at, mid, recipient, url, domain, verdict, action, reason, rule_ids, source) values (?,?,?,?,?,?,?,?,?,?)',
+      at,
+      mid,
+      e.recipient,
+      e.url,
+      domain,
+      e.verdict,
+      e.action,
+      e.reason ?? '',
+      e.ruleIds.join(' '),
+      e.source,
+    );
   }
 
-  setRecipient(
+  private setRecipient(
     mid: number,
     rid: number,
     status: RecipientStatus,
@@ -403,7 +354,16 @@ export class Tracker {
     );
   }
 
-  setStatus(mid: number, status: MessageStatus, done: boolean): void {
+  /** Every recipient not yet settled (delivered, bounced, deleted, dropped) takes `status`. */
+  private recipientsWhereOpen(mid: number, status: RecipientStatus): void {
+    this.store.run(
+      "update recipients set status = ?, next_attempt_at = null where mid = ? and status not in ('delivered', 'bounced', 'deleted', 'dropped')",
+      status,
+      mid,
+    );
+  }
+
+  private setStatus(mid: number, status: MessageStatus, done: boolean): void {
     this.store.run(
       'update messages set status = ?, done = ?, updated_at = ? where mid = ?',
       status,
@@ -592,10 +552,6 @@ export class Tracker {
       events,
     };
   }
-}
-
-function quarantineLabel(q: string): string {
-  return q === 'outbreak' ? 'Outbreak' : q === 'virus' ? 'Virus' : q;
 }
 
 function likeEscape(s: string): string {
