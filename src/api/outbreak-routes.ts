@@ -1,69 +1,166 @@
 // Admin API routes for Outbreak Filters, web interaction tracking, reports and alerts.
-// Each route validates its input and calls one gateway service function; the CLI calls these routes.
-import type { FastifyInstance } from 'fastify';
+// Each route declares its input and answers (schemas/outbreak.ts) and calls one gateway service
+// function; the CLI calls these routes.
+import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
 import { adaptiveRules } from '../outbreak/adaptive.ts';
-import { ApiError, intParam, timeParam } from './errors.ts';
+import { responses } from './schemas/common.ts';
+import {
+  alert,
+  alertsQuery,
+  confirmBody,
+  flushResult,
+  noBody,
+  outbreakReport,
+  outbreakReportQuery,
+  outbreakRules,
+  outbreakStatus,
+  updateResult,
+  webInteractionReport,
+  webReportQuery,
+} from './schemas/outbreak.ts';
+import { answer, type Api } from './validation.ts';
 
-export function registerOutbreakRoutes(api: FastifyInstance, gw: Gateway): void {
-  api.get('/outbreak/status', async () => {
-    await gw.store.committed();
-    return {
-      settings: gw.config.outbreakFilters,
-      policies: Object.fromEntries(
-        (['incoming', 'outgoing'] as const).map((d) => [
-          d,
-          gw.config.policies[d].map((p) => ({ name: p.name, outbreakFilters: p.outbreakFilters })),
-        ]),
-      ),
-      ...gw.rules.status(),
-      quarantine: gw.quarantines.index.usage(),
-    };
-  });
-  api.post('/outbreak/update', async () => gw.rules.update());
-  api.post('/outbreak/flush', async (req) => {
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    if (b.confirm !== true)
-      throw new ApiError(400, 'confirmation_required', 'flushing the cached rules needs {"confirm": true}');
-    const r = gw.rules.flush();
-    return { flushed: true, ...r };
-  });
-  api.get('/outbreak/rules', async () => ({
-    version: gw.outbreak.bundle?.version ?? null,
-    rules: gw.rules.activeRules().map((r) => ({
-      id: r.id,
-      level: r.level,
-      category: r.category,
-      description: r.description,
-      published: r.published,
-      expires: r.expires ?? null,
-    })),
-    adaptive: gw.outbreak.adaptive ? adaptiveRules : [],
-  }));
+const DAY = 86_400_000;
 
-  api.get('/reports/web-interaction', async (req) => {
-    const q = req.query as Record<string, unknown>;
-    const until = q.until !== undefined ? timeParam(q.until, 'until') : Date.now() + 1;
-    const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 30 * 86_400_000;
-    const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
-    return gw.reports.webInteraction(since, until, top);
-  });
+export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
+  api.get(
+    '/outbreak/status',
+    {
+      schema: {
+        operationId: 'getOutbreakStatus',
+        tags: ['Outbreak Filters'],
+        summary: 'Settings, rule version, last update/check/error, quarantine usage',
+        response: responses({ ok: outbreakStatus }),
+      },
+    },
+    async () => {
+      await gw.store.committed();
+      return answer(outbreakStatus, {
+        settings: gw.config.outbreakFilters,
+        policies: Object.fromEntries(
+          (['incoming', 'outgoing'] as const).map((d) => [
+            d,
+            gw.config.policies[d].map((p) => ({ name: p.name, outbreakFilters: p.outbreakFilters })),
+          ]),
+        ),
+        ...gw.rules.status(),
+        quarantine: gw.quarantines.index.usage(),
+      });
+    },
+  );
+  api.post(
+    '/outbreak/update',
+    {
+      schema: {
+        operationId: 'updateOutbreakRules',
+        tags: ['Outbreak Filters'],
+        summary: 'Fetch the rule feed now',
+        description: 'A failed update is a 200 with `status: failed`; the active rules stay.',
+        body: noBody,
+        response: responses({ ok: updateResult, body: true }),
+      },
+    },
+    async () => gw.rules.update(),
+  );
+  api.post(
+    '/outbreak/flush',
+    {
+      schema: {
+        operationId: 'flushOutbreakRules',
+        tags: ['Outbreak Filters'],
+        summary: 'Clear the cached outbreak rules',
+        body: confirmBody,
+        response: responses({ ok: flushResult, body: true, 400: ['confirmation_required'] }),
+      },
+    },
+    async () => {
+      const r = gw.rules.flush();
+      return { flushed: true as const, ...r };
+    },
+  );
+  api.get(
+    '/outbreak/rules',
+    {
+      schema: {
+        operationId: 'listOutbreakRules',
+        tags: ['Outbreak Filters'],
+        summary: 'Active outbreak rules and the adaptive rule catalogue',
+        response: responses({ ok: outbreakRules }),
+      },
+    },
+    async () => ({
+      version: gw.outbreak.bundle?.version ?? null,
+      rules: gw.rules.activeRules().map((r) => ({
+        id: r.id,
+        level: r.level,
+        category: r.category,
+        description: r.description,
+        published: r.published,
+        expires: r.expires ?? null,
+      })),
+      adaptive: gw.outbreak.adaptive ? [...adaptiveRules] : [],
+    }),
+  );
 
-  api.get('/reports/outbreak', async (req) => {
-    const q = req.query as Record<string, unknown>;
-    const until = q.until !== undefined ? timeParam(q.until, 'until') : Date.now() + 1;
-    const since = q.since !== undefined ? timeParam(q.since, 'since') : until - 7 * 86_400_000;
-    const top = q.top !== undefined ? Math.min(intParam(q.top, 'top'), 1000) : 20;
-    return gw.reports.outbreak(since, until, top);
-  });
+  api.get(
+    '/reports/web-interaction',
+    {
+      schema: {
+        operationId: 'getWebInteractionReport',
+        tags: ['Reports'],
+        summary: 'Clicks on rewritten links',
+        description:
+          'Totals, clicks per URL, and the users who clicked malicious links (or continued past a warning). Counts are null over an empty period.',
+        querystring: webReportQuery,
+        response: responses({ ok: webInteractionReport, 400: ['invalid_parameter'] }),
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const until = q.until ?? Date.now() + 1;
+      const since = q.since ?? until - 30 * DAY;
+      const top = q.top !== undefined ? Math.min(q.top, 1000) : 20;
+      return answer(webInteractionReport, await gw.reports.webInteraction(since, until, top));
+    },
+  );
 
-  api.get('/alerts', async (req) => {
-    const q = req.query as Record<string, unknown>;
-    const limit = q.limit !== undefined ? Math.min(intParam(q.limit, 'limit'), 1000) : 50;
-    const cls = q.class;
-    if (cls !== undefined && !['outbreak', 'quarantine', 'antivirus', 'system'].includes(String(cls)))
-      throw new ApiError(400, 'invalid_parameter', 'class must be outbreak, quarantine, antivirus or system');
-    await gw.store.committed();
-    return { alerts: gw.alerts.list({ limit, class: cls as 'outbreak' | undefined }) };
-  });
+  api.get(
+    '/reports/outbreak',
+    {
+      schema: {
+        operationId: 'getOutbreakReport',
+        tags: ['Reports'],
+        summary: 'Messages by threat level, by category and by rule',
+        querystring: outbreakReportQuery,
+        response: responses({ ok: outbreakReport, 400: ['invalid_parameter'] }),
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const until = q.until ?? Date.now() + 1;
+      const since = q.since ?? until - 7 * DAY;
+      const top = q.top !== undefined ? Math.min(q.top, 1000) : 20;
+      return answer(outbreakReport, await gw.reports.outbreak(since, until, top));
+    },
+  );
+
+  api.get(
+    '/alerts',
+    {
+      schema: {
+        operationId: 'listAlerts',
+        tags: ['Alerts'],
+        summary: 'Recent alerts, newest first',
+        querystring: alertsQuery,
+        response: responses({ ok: z.object({ alerts: z.array(alert) }), 400: ['invalid_parameter'] }),
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const limit = q.limit !== undefined ? Math.min(q.limit, 1000) : 50;
+      await gw.store.committed();
+      return { alerts: gw.alerts.list({ limit, class: q.class as 'outbreak' | undefined }) };
+    },
+  );
 }

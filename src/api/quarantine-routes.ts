@@ -1,24 +1,30 @@
 // Admin API routes for quarantines (DESIGN §5, §9): list, show, manage by rule, and the bulk actions
-// release, delete, delay, move and send a copy. Each route validates its input and calls one gateway
-// service function; the CLI calls these routes.
-import type { FastifyInstance } from 'fastify';
+// release, delete, delay, move and send a copy. Each route declares its input and answers
+// (schemas/quarantine.ts) and calls one gateway service function; the CLI calls these routes.
+import type { FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
-import { parseDuration } from '../config/schema.ts';
-import { safeAddress } from '../alerts/message.ts';
 import type { QuarantineEntry, QuarantineFilter, QuarantineName } from '../quarantine/quarantine.ts';
-import { ApiError, intParam, timeParam } from './errors.ts';
+import { ApiError } from './errors.ts';
+import { responses, type ErrorCode } from './schemas/common.ts';
+import {
+  actionResult,
+  copyBody,
+  delayBody,
+  filterBody,
+  listQuery,
+  moveBody,
+  nameMidParams,
+  nameParam,
+  QUARANTINE_LIMITS,
+  quarantineList,
+  quarantineMessage,
+  quarantineRules,
+} from './schemas/quarantine.ts';
+import { trackingRecord } from './schemas/tracking.ts';
+import { answer, type Api } from './validation.ts';
 
-const FILTER_KEYS = ['rule', 'level', 'sender', 'recipient', 'since', 'until', 'limit', 'mids'] as const;
-
-/** Bounds on admin input (issue 10): larger requests are refused before anything changes. */
-export const QUARANTINE_LIMITS = {
-  /** MIDs in one request: a bulk action over more uses a filter (rule, level, time range) or `all` */
-  mids: 10_000,
-  /** entries in one listing page */
-  listLimit: 10_000,
-  /** the longest `extend` of a delay, and the latest scheduled exit from now: ten years */
-  maxHoldMs: 3650 * 86_400_000,
-} as const;
+export { QUARANTINE_LIMITS } from './schemas/quarantine.ts';
 
 function quarantineName(gw: Gateway, v: unknown, code = 'quarantine_not_found', status = 404): QuarantineName {
   if (typeof v !== 'string' || !gw.quarantines.settingsOf(v)) {
@@ -28,160 +34,234 @@ function quarantineName(gw: Gateway, v: unknown, code = 'quarantine_not_found', 
   return v;
 }
 
-/** A quarantine filter from a query string (strings) or a JSON body (typed values). */
-export function quarantineFilterFrom(q: Record<string, unknown>, quarantine: QuarantineName): QuarantineFilter {
-  const known = new Set<string>([...FILTER_KEYS, 'all', 'by', 'quarantine']);
-  for (const k of Object.keys(q))
-    if (!known.has(k)) throw new ApiError(400, 'unknown_parameter', `unknown quarantine filter ${k}`);
+/** What a listing query or bulk body selects, as the quarantine takes it. */
+type FilterInput = Partial<Record<keyof QuarantineFilter | 'all' | 'by' | 'quarantine', unknown>>;
+function filterOf(q: FilterInput, quarantine: QuarantineName): QuarantineFilter {
   const f: QuarantineFilter = { quarantine };
-  const str = (k: 'rule' | 'sender' | 'recipient') => {
-    if (q[k] === undefined) return;
-    if (typeof q[k] !== 'string' || !q[k])
-      throw new ApiError(400, 'invalid_parameter', `${k} must be a non-empty string`);
-    f[k] = q[k] as string;
-  };
-  str('rule');
-  str('sender');
-  str('recipient');
-  const int = (k: string): number => (typeof q[k] === 'number' ? checkInt(q[k] as number, k) : intParam(q[k], k));
-  if (q.level !== undefined) {
-    f.level = int('level');
-    if (f.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
-  }
-  if (q.limit !== undefined) {
-    f.limit = int('limit');
-    if (f.limit < 1 || f.limit > QUARANTINE_LIMITS.listLimit)
-      throw new ApiError(400, 'invalid_parameter', `limit must be 1–${QUARANTINE_LIMITS.listLimit}`);
-  }
-  if (q.since !== undefined) f.since = typeof q.since === 'number' ? q.since : timeParam(q.since, 'since');
-  if (q.until !== undefined) f.until = typeof q.until === 'number' ? q.until : timeParam(q.until, 'until');
-  if (q.mids !== undefined) {
-    const list = Array.isArray(q.mids) ? q.mids : String(q.mids).split(',');
-    if (list.length > QUARANTINE_LIMITS.mids)
-      throw new ApiError(
-        400,
-        'too_many_mids',
-        `at most ${QUARANTINE_LIMITS.mids} MIDs per request (got ${list.length}); select by rule, level or time instead`,
-      );
-    f.mids = list.map((m) => (typeof m === 'number' ? checkInt(m, 'mids') : intParam(String(m).trim(), 'mids')));
-    if (!f.mids.length) throw new ApiError(400, 'invalid_parameter', 'mids must not be empty');
-  }
+  for (const k of ['rule', 'sender', 'recipient', 'level', 'limit', 'since', 'until', 'mids'] as const)
+    if (q[k] !== undefined) (f as Record<string, unknown>)[k] = q[k];
   return f;
 }
 
-function checkInt(n: number, name: string): number {
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new ApiError(400, 'invalid_parameter', `${name} must be a non-negative integer`);
-  return n;
+function bulk(q: FilterInput, quarantine: QuarantineName): { filter: QuarantineFilter; by: string | null } {
+  return { filter: filterOf(q, quarantine), by: typeof q.by === 'string' ? q.by : null };
 }
 
-/** Bulk actions need a filter, or an explicit `all: true`: an empty body never empties a quarantine. */
-function bulkFilter(
-  body: unknown,
-  quarantine: QuarantineName,
-  extra: readonly string[] = [],
-): { filter: QuarantineFilter; by: string | null } {
-  if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new ApiError(400, 'invalid_body', 'the body must be a JSON object with a filter (mids, rule, level, …)');
-  const b = Object.fromEntries(Object.entries(body as Record<string, unknown>).filter(([k]) => !extra.includes(k)));
-  const filter = quarantineFilterFrom(b, quarantine);
-  const narrowed = FILTER_KEYS.some((k) => k !== 'limit' && b[k] !== undefined);
-  if (!narrowed && b.all !== true)
-    throw new ApiError(
-      400,
-      'filter_required',
-      'give mids, rule, level, sender, recipient or a time range, or all: true',
-    );
-  if (b.by !== undefined && (typeof b.by !== 'string' || b.by.length > 200))
-    throw new ApiError(400, 'invalid_parameter', 'by must be a short string');
-  return { filter, by: (b.by as string | undefined) ?? null };
+const errors400: ErrorCode[] = [
+  'invalid_body',
+  'invalid_parameter',
+  'unknown_parameter',
+  'filter_required',
+  'too_many_mids',
+];
+
+function bulkRoute(action: string, summary: string, description: string, body: z.ZodType, extra: ErrorCode[] = []) {
+  return {
+    operationId: `${action}QuarantinedMessages`,
+    tags: ['Quarantines'],
+    summary,
+    description,
+    params: nameParam,
+    body,
+    response: responses({
+      ok: actionResult,
+      okDescription: `\`{action: "${action}", count, mids, notFound}\``,
+      body: true,
+      400: [...errors400, ...extra],
+      404: ['quarantine_not_found'],
+    }),
+  };
 }
 
-export function registerQuarantineRoutes(api: FastifyInstance, gw: Gateway): void {
-  api.get('/quarantines', async () => {
-    const s = await gw.capacity.summary();
-    return {
-      quarantines: s.quarantines.map((q) => ({
-        name: q.name,
-        kind: q.kind,
-        description: q.description,
-        messages: q.messages,
-        bytes: q.bytes,
-        defaultAction: q.defaultAction,
-        retention: q.retentionMs === null ? 'per policy' : formatDuration(q.retentionMs),
-        releaseSubjectTag: q.releaseSubjectTag,
-      })),
-      usage: s.usage,
-    };
-  });
-  api.get('/quarantines/:name/messages', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const f = quarantineFilterFrom(req.query as Record<string, unknown>, name);
-    return { messages: (await gw.quarantines.list(f)).map(publicEntry) };
-  });
-  api.get('/quarantines/:name/messages/:mid', async (req) => {
-    const p = req.params as { name: string; mid: string };
-    const name = quarantineName(gw, p.name);
-    const mid = intParam(p.mid, 'mid');
-    const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
-    if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
-    return { ...publicEntry(e), tracking: gw.tracker.show(mid) };
-  });
-  api.get('/quarantines/:name/rules', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    return { rules: await gw.quarantines.rules(name) };
-  });
-  api.post('/quarantines/:name/release', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const { filter, by } = bulkFilter(req.body, name);
-    const mids = await gw.quarantines.releaseMatching(filter, by);
-    return bulkResult('release', filter, mids);
-  });
-  api.post('/quarantines/:name/delete', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const { filter, by } = bulkFilter(req.body, name);
-    const mids = await gw.quarantines.deleteMatching(filter, by);
-    return bulkResult('delete', filter, mids);
-  });
-  api.post('/quarantines/:name/delay', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const b = (req.body ?? {}) as Record<string, unknown>;
-    const { extend } = b;
-    const ms = typeof extend === 'string' && /^\d{1,12}(ms|s|m|h|d)$/.test(extend) ? parseDuration(extend) : NaN;
-    if (!(ms > 0 && ms <= QUARANTINE_LIMITS.maxHoldMs))
-      throw new ApiError(400, 'invalid_parameter', 'extend must be a duration from 1s to 3650d, such as "4h" or "2d"');
-    const { filter, by } = bulkFilter(req.body, name, ['extend']);
-    const mids = await gw.quarantines.delay(filter, ms, by, QUARANTINE_LIMITS.maxHoldMs);
-    return bulkResult('delay', filter, mids);
-  });
-
-  api.post('/quarantines/:name/move', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const to = ((req.body ?? {}) as Record<string, unknown>).to;
-    const target = quarantineName(gw, to, 'invalid_target', 400);
-    if (target === name) throw new ApiError(400, 'invalid_target', 'to must be another quarantine');
-    const { filter, by } = bulkFilter(req.body, name, ['to']);
-    const mids = await gw.quarantines.move(filter, target, by);
-    return bulkResult('move', filter, mids);
-  });
-  api.post('/quarantines/:name/copy', async (req) => {
-    const name = quarantineName(gw, (req.params as { name: string }).name);
-    const to = ((req.body ?? {}) as Record<string, unknown>).to;
-    const list = Array.isArray(to) ? to : typeof to === 'string' ? [to] : [];
-    const addresses = list.map((a) => (typeof a === 'string' ? safeAddress(a) : null));
-    if (!addresses.length || addresses.length > 20 || addresses.some((a) => a === null))
-      throw new ApiError(400, 'invalid_parameter', 'to must be 1 to 20 e-mail addresses');
-    const { filter, by } = bulkFilter(req.body, name, ['to']);
-    const mids = await gw.quarantines.copy(filter, addresses as string[], by);
-    return bulkResult('copy', filter, mids);
-  });
+export function registerQuarantineRoutes(api: Api, gw: Gateway): void {
+  // The quarantine in the path exists (and, for a move, the target): the configuration decides, so it is
+  // checked before the schemas, and these answers come first as they always did.
+  const preValidation = async (req: FastifyRequest): Promise<void> => {
+    quarantineName(gw, (req.params as { name?: string }).name);
+  };
+  api.get(
+    '/quarantines',
+    {
+      schema: {
+        operationId: 'listQuarantines',
+        tags: ['Quarantines'],
+        summary: 'Quarantines with message counts and settings; total usage',
+        response: responses({ ok: quarantineList }),
+      },
+    },
+    async () => {
+      const s = await gw.capacity.summary();
+      return {
+        quarantines: s.quarantines.map((q) => ({
+          name: q.name,
+          kind: q.kind,
+          description: q.description,
+          messages: q.messages,
+          bytes: q.bytes,
+          defaultAction: q.defaultAction,
+          retention: q.retentionMs === null ? 'per policy' : formatDuration(q.retentionMs),
+          releaseSubjectTag: q.releaseSubjectTag,
+        })),
+        usage: s.usage,
+      };
+    },
+  );
+  api.get(
+    '/quarantines/:name/messages',
+    {
+      preValidation,
+      schema: {
+        operationId: 'listQuarantinedMessages',
+        tags: ['Quarantines'],
+        summary: 'Held messages, oldest first',
+        params: nameParam,
+        querystring: listQuery,
+        response: responses({
+          ok: z.object({ messages: z.array(quarantineMessage) }),
+          400: ['invalid_parameter', 'unknown_parameter', 'too_many_mids'],
+          404: ['quarantine_not_found'],
+        }),
+      },
+    },
+    async (req) => {
+      const name = req.params.name;
+      return { messages: (await gw.quarantines.list(filterOf(req.query, name))).map(publicEntry) };
+    },
+  );
+  api.get(
+    '/quarantines/:name/messages/:mid',
+    {
+      preValidation,
+      schema: {
+        operationId: 'getQuarantinedMessage',
+        tags: ['Quarantines'],
+        summary: 'One held message with its tracking record',
+        params: nameMidParams,
+        response: responses({
+          ok: quarantineMessage.extend({ tracking: trackingRecord.nullable() }),
+          400: ['invalid_parameter'],
+          404: ['quarantine_not_found', 'message_not_quarantined'],
+        }),
+      },
+    },
+    async (req) => {
+      const { name, mid } = req.params;
+      const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
+      if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
+      return { ...publicEntry(e), tracking: answer(trackingRecord.nullable(), gw.tracker.show(mid)) };
+    },
+  );
+  api.get(
+    '/quarantines/:name/rules',
+    {
+      preValidation,
+      schema: {
+        operationId: 'listQuarantineRules',
+        tags: ['Quarantines'],
+        summary: 'Manage by rule: held messages per rule',
+        description: 'Per outbreak rule (outbreak) or virus name (virus and policy quarantines).',
+        params: nameParam,
+        response: responses({ ok: quarantineRules, 404: ['quarantine_not_found'] }),
+      },
+    },
+    async (req) => ({ rules: await gw.quarantines.rules(req.params.name) }),
+  );
+  api.post(
+    '/quarantines/:name/release',
+    {
+      preValidation,
+      schema: bulkRoute(
+        'release',
+        'Release messages',
+        'Released messages are rescanned with the current rules, then delivered.',
+        filterBody,
+      ),
+    },
+    async (req) => {
+      const { filter, by } = bulk(req.body as FilterInput, req.params.name);
+      const mids = await gw.quarantines.releaseMatching(filter, by);
+      return bulkResult('release', filter, mids);
+    },
+  );
+  api.post(
+    '/quarantines/:name/delete',
+    {
+      preValidation,
+      schema: bulkRoute(
+        'delete',
+        'Delete messages',
+        'The messages are deleted (tracking status `deleted`).',
+        filterBody,
+      ),
+    },
+    async (req) => {
+      const { filter, by } = bulk(req.body as FilterInput, req.params.name);
+      const mids = await gw.quarantines.deleteMatching(filter, by);
+      return bulkResult('delete', filter, mids);
+    },
+  );
+  api.post(
+    '/quarantines/:name/delay',
+    {
+      preValidation,
+      schema: bulkRoute('delay', 'Move the scheduled exit later', 'The filter plus `extend`.', delayBody),
+    },
+    async (req) => {
+      const b = req.body as z.output<typeof delayBody>;
+      const { filter, by } = bulk(b, req.params.name);
+      const mids = await gw.quarantines.delay(filter, b.extend, by, QUARANTINE_LIMITS.maxHoldMs);
+      return bulkResult('delay', filter, mids);
+    },
+  );
+  api.post(
+    '/quarantines/:name/move',
+    {
+      // the target is checked with the path's quarantine, before the body's filter
+      preValidation: async (req) => {
+        const name = quarantineName(gw, (req.params as { name: string }).name);
+        const target = quarantineName(gw, ((req.body ?? {}) as Record<string, unknown>).to, 'invalid_target', 400);
+        if (target === name) throw new ApiError(400, 'invalid_target', 'to must be another quarantine');
+      },
+      schema: bulkRoute(
+        'move',
+        'Move messages to another quarantine',
+        'The filter plus `to`, the target quarantine: entry time kept, the target’s retention starts now.',
+        moveBody,
+        ['invalid_target'],
+      ),
+    },
+    async (req) => {
+      const b = req.body as z.output<typeof moveBody>;
+      const { filter, by } = bulk(b, req.params.name);
+      const mids = await gw.quarantines.move(filter, b.to, by);
+      return bulkResult('move', filter, mids);
+    },
+  );
+  api.post(
+    '/quarantines/:name/copy',
+    {
+      preValidation,
+      schema: bulkRoute(
+        'copy',
+        'Send a copy of each message',
+        'The filter plus `to`. Each held message is sent, attached as `message/rfc822`, to the addresses; the messages stay held.',
+        copyBody,
+      ),
+    },
+    async (req) => {
+      const b = req.body as z.output<typeof copyBody>;
+      const { filter, by } = bulk(b, req.params.name);
+      const mids = await gw.quarantines.copy(filter, [b.to].flat(), by);
+      return bulkResult('copy', filter, mids);
+    },
+  );
 }
 
 /**
  * The answer of a bulk action: what was acted on and, when MIDs were named, which of them were not
  * (not in this quarantine, or already on their way out) so the CLI can say so and exit non-zero.
  */
-function bulkResult(action: string, filter: QuarantineFilter, mids: number[]) {
+function bulkResult(action: z.output<typeof actionResult>['action'], filter: QuarantineFilter, mids: number[]) {
   const done = new Set(mids);
   const notFound = filter.mids ? [...new Set(filter.mids)].filter((m) => !done.has(m)) : [];
   return { action, count: mids.length, mids, notFound };

@@ -1,59 +1,22 @@
 // The admin API (DESIGN §9): /api/v1, bearer token, stable error codes, /health and /metrics.
-// It only calls the gateway's service functions; the CLI calls this API.
-import { readFileSync } from 'node:fs';
+// Every route declares its input and answers as zod schemas (src/api/schemas/): they validate requests,
+// type the handlers and generate the OpenAPI document (src/api/docs.ts). The routes only call the
+// gateway's service functions; the CLI calls this API.
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
-import { describePipeline } from '../pipeline/pipeline.ts';
-import { trackingFilters, type TrackingQuery } from '../tracking/tracker.ts';
-import { ApiError, intParam, sendError, timeParam, tokenMatches } from './errors.ts';
+import { registerDocs } from './docs.ts';
+import { ApiError, sendError, tokenMatches } from './errors.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
-import { openApiDocument } from './openapi.ts';
-import { renderDocsPage } from './docs-page.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
+import { errorSchema, responses } from './schemas/common.ts';
+import { health } from './schemas/tracking.ts';
+import { registerSystemRoutes } from './system-routes.ts';
+import { checkResponses, serializerCompiler, validatorCompiler } from './validation.ts';
 
 export { ApiError } from './errors.ts';
-
-/** The most tracking records one search answers; page with `before` for more. */
-export const TRACKING_LIMIT = 1000;
-
-export function trackingQueryFrom(q: Record<string, unknown>): TrackingQuery {
-  const known = new Set<string>(trackingFilters);
-  for (const k of Object.keys(q))
-    if (!known.has(k)) throw new ApiError(400, 'unknown_parameter', `unknown search parameter ${k}`);
-  const out: TrackingQuery = {};
-  for (const k of [
-    'sender',
-    'recipient',
-    'subject',
-    'messageId',
-    'ip',
-    'sha256',
-    'attachment',
-    'urlDomain',
-    'status',
-    'rule',
-  ] as const) {
-    if (q[k] !== undefined) {
-      if (typeof q[k] !== 'string' || !q[k])
-        throw new ApiError(400, 'invalid_parameter', `${k} must be a non-empty string`);
-      out[k] = q[k] as string;
-    }
-  }
-  if (q.mid !== undefined) out.mid = intParam(q.mid, 'mid');
-  if (q.before !== undefined) out.before = intParam(q.before, 'before');
-  if (q.limit !== undefined) {
-    out.limit = intParam(q.limit, 'limit');
-    if (out.limit < 1 || out.limit > TRACKING_LIMIT)
-      throw new ApiError(400, 'invalid_parameter', `limit must be 1–${TRACKING_LIMIT}`);
-  }
-  if (q.level !== undefined) {
-    out.level = intParam(q.level, 'level');
-    if (out.level < 0 || out.level > 5) throw new ApiError(400, 'invalid_parameter', 'level must be 0–5');
-  }
-  if (q.since !== undefined) out.since = timeParam(q.since, 'since');
-  if (q.until !== undefined) out.until = timeParam(q.until, 'until');
-  return out;
-}
+export { TRACKING_LIMIT } from './schemas/tracking.ts';
 
 const FASTIFY_ERRORS: Record<string, { status: number; code: string; message: string }> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'invalid_json', message: 'the body is not valid JSON' },
@@ -82,11 +45,15 @@ export interface ApiOptions {
 
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const detailed = checkResponses();
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
   // JSON only: a text/plain body would otherwise reach the routes as a string
   app.removeContentTypeParser('text/plain');
 
   app.setErrorHandler((err: any, _req, reply) => {
+    // the route schemas' validation failures are ApiErrors already (validation.ts)
     if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
     if (err.validation) return sendError(reply, 400, 'invalid_request', err.message);
     // Fastify's own errors (FST_ERR_*) are mapped to the documented codes: its names never leak.
@@ -95,7 +62,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     if (err.statusCode && err.statusCode < 500)
       return sendError(reply, err.statusCode, 'bad_request', 'the request could not be read');
     gw.mailLog.warning(`admin API error: ${err.stack ?? err}`);
-    return sendError(reply, 500, 'internal_error', 'internal error');
+    return sendError(reply, 500, 'internal_error', detailed ? String(err.message) : 'internal error');
   });
   app.setNotFoundHandler((req, reply) =>
     sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
@@ -114,71 +81,58 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     }
   };
 
-  app.get('/health', async () => ({ status: 'ok', uptimeSeconds: Math.round((Date.now() - gw.startedAt) / 1000) }));
+  // The OpenAPI document and its rendering at /api/docs are public, like /health.
+  await registerDocs(app);
+  const typed = app.withTypeProvider<ZodTypeProvider>();
 
-  // The OpenAPI document and its HTML rendering are public, like /health.
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  const openApi = openApiDocument(pkg.version);
-  const docsPage = renderDocsPage(openApi);
-  app.get('/api/v1/openapi.json', async () => openApi);
-  app.get('/api/docs', async (_req, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .header(
-        'content-security-policy',
-        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'",
-      )
-      .header('x-content-type-options', 'nosniff')
-      .send(docsPage),
+  typed.get(
+    '/health',
+    {
+      schema: {
+        operationId: 'getHealth',
+        tags: ['System'],
+        summary: 'Liveness',
+        security: [],
+        response: responses({ ok: health, public: true }),
+      },
+    },
+    async () => ({ status: 'ok' as const, uptimeSeconds: Math.round((Date.now() - gw.startedAt) / 1000) }),
   );
 
-  app.get('/metrics', { onRequest: auth }, async (_req, reply) => {
-    gw.metrics.queueDepth.set(gw.flow.active());
-    gw.metrics.ruleVersion.set(gw.outbreak.bundle?.version ?? 0);
-    gw.metrics.quarantineBytes.set(gw.quarantines.index.usage().bytes);
-    reply.header('content-type', gw.metrics.registry.contentType);
-    return gw.metrics.registry.metrics();
-  });
+  typed.get(
+    '/metrics',
+    {
+      onRequest: auth,
+      schema: {
+        operationId: 'getMetrics',
+        tags: ['System'],
+        summary: 'Prometheus metrics',
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: z.string() } },
+          },
+          401: { description: '`unauthorized`', content: { 'application/json': { schema: errorSchema } } },
+          500: { description: '`internal_error`', content: { 'application/json': { schema: errorSchema } } },
+        },
+      },
+    },
+    async (_req, reply) => {
+      gw.metrics.queueDepth.set(gw.flow.active());
+      gw.metrics.ruleVersion.set(gw.outbreak.bundle?.version ?? 0);
+      gw.metrics.quarantineBytes.set(gw.quarantines.index.usage().bytes);
+      reply.header('content-type', gw.metrics.registry.contentType);
+      return gw.metrics.registry.metrics();
+    },
+  );
 
-  app.register(
+  await app.register(
     async (api) => {
       api.addHook('onRequest', auth);
-      api.get('/status', async () => gw.status());
-      api.get('/pipeline', async () => ({
-        stages: gw.stages.map((s) => ({
-          name: s.name,
-          description: s.description,
-          timeoutMs: s.timeoutMs,
-          failureMode: s.failureMode,
-          settings: s.settings,
-        })),
-        text: describePipeline(gw.stages),
-      }));
-      api.get('/tracking/messages', async (req) => {
-        const q = trackingQueryFrom(req.query as Record<string, unknown>);
-        return { messages: gw.tracker.search(q) };
-      });
-      api.get('/tracking/messages/:mid', async (req) => {
-        const mid = intParam((req.params as { mid: string }).mid, 'mid');
-        const rec = gw.tracker.show(mid);
-        if (!rec) throw new ApiError(404, 'message_not_found', `no message with MID ${mid}`);
-        return rec;
-      });
-      api.get('/queue', async () => ({ messages: gw.flow.queueList() }));
-      api.post('/queue/:mid/retry', async (req) => {
-        const mid = intParam((req.params as { mid: string }).mid, 'mid');
-        const r = gw.flow.queueRetry(mid);
-        if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
-        return r;
-      });
-      api.delete('/queue/:mid', async (req) => {
-        const mid = intParam((req.params as { mid: string }).mid, 'mid');
-        const r = gw.flow.queueDelete(mid);
-        if (!r) throw new ApiError(404, 'message_not_queued', `MID ${mid} is not in the queue`);
-        return r;
-      });
-      registerOutbreakRoutes(api, gw);
-      registerQuarantineRoutes(api, gw);
+      const routes = api.withTypeProvider<ZodTypeProvider>();
+      registerSystemRoutes(routes, gw);
+      registerOutbreakRoutes(routes, gw);
+      registerQuarantineRoutes(routes, gw);
     },
     { prefix: '/api/v1' },
   );

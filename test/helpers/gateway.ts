@@ -7,6 +7,10 @@ import { validateConfig, type LoadedConfig } from '../../src/config/load.ts';
 import { runGateway, type RunningGateway } from '../../src/gateway/run.ts';
 import { tempDir, waitFor } from './peers.ts';
 
+// Every admin API answer in the tests is checked against its route schema (src/api/validation.ts), in
+// this process and in gateways the tests spawn: the OpenAPI document cannot drift from what is sent.
+process.env.BREAKWATER_API_CHECK_RESPONSES ??= '1';
+
 export function testConfig(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     hostname: 'gw.test',

@@ -1,0 +1,122 @@
+// Shared zod pieces of the admin API's route schemas (DESIGN §9): the schemas validate requests, type the
+// handlers and generate the OpenAPI document (src/api/docs.ts). Request parsers keep the hand-made rules
+// they replace: digits only for integers, Date.parse for times, trimmed MIDs, a comma list for `mids`.
+import { z } from 'zod';
+
+const INT = /^\d{1,15}$/;
+
+/** A string of digits becomes a number; anything else is left for the integer schema to refuse. */
+function digits(v: unknown): unknown {
+  return typeof v === 'string' && INT.test(v) ? Number(v) : v;
+}
+
+/** A non-negative integer from a query string, a path or a JSON body (number or digit string). */
+export function intInput(name: string, min = 0, max = Number.MAX_SAFE_INTEGER): z.ZodType<number> {
+  const range =
+    max === Number.MAX_SAFE_INTEGER ? `${name} must be a non-negative integer` : `${name} must be ${min}–${max}`;
+  return z.preprocess(
+    digits,
+    z
+      .int({ error: `${name} must be a non-negative integer` })
+      .min(min, { error: range })
+      .max(max, { error: range }),
+  ) as unknown as z.ZodType<number>;
+}
+
+/** A time in a query string: epoch milliseconds (digits) or anything Date.parse reads (ISO 8601). */
+export function timeInput(name: string) {
+  const error = `${name} must be an ISO 8601 time or epoch milliseconds`;
+  return z
+    .string({ error })
+    .refine((s) => INT.test(s) || Number.isFinite(Date.parse(s)), { error })
+    .transform((s) => (INT.test(s) ? Number(s) : Date.parse(s)))
+    .describe('ISO 8601 time (e.g. `2025-06-01T12:00:00Z`) or epoch milliseconds');
+}
+
+/** A non-empty string parameter. */
+export function text(name: string) {
+  return z
+    .string({ error: `${name} must be a non-empty string` })
+    .min(1, { error: `${name} must be a non-empty string` });
+}
+
+export const threatLevel = z.int().min(0).max(5);
+
+/** A message ID in a path. */
+export const midParam = z.object({ mid: intInput('mid').describe('message ID (MID)') });
+
+export const quarantineNamePattern = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+export const quarantineNameDescription =
+  '`outbreak`, `virus` or the name of a configured policy quarantine (`quarantine.policy[].name`)';
+
+/** Stable error codes (`error.code`) and when they are returned. */
+export const errorCodes = {
+  unauthorized: '401: the bearer token is missing or wrong',
+  not_found: '404: no such route',
+  invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
+  unknown_parameter: '400: a query parameter or filter field the route does not know',
+  invalid_body: '400: the body is not a JSON object',
+  invalid_json: '400: the body is not valid JSON, or empty while content-type says JSON',
+  body_too_large: '413: the body is larger than 1 MiB',
+  unsupported_media_type: '415: a body that is not application/json',
+  too_many_mids: '400: more than 10,000 MIDs in one request (select by rule, level or time instead)',
+  invalid_request: '400: the request failed schema validation in a way no other code describes',
+  bad_request: '4xx: a request error without a code of its own',
+  message_not_found: '404: no tracking record with that MID',
+  message_not_queued: '404: the MID is not in the delivery queue',
+  quarantine_not_found: '404: no quarantine with that name',
+  message_not_quarantined: '404: the MID is not held in that quarantine',
+  filter_required: '400: a bulk quarantine action without a filter or `all: true`',
+  confirmation_required: '400: a destructive action without `{"confirm": true}`',
+  invalid_target: '400: the `to` of a move is not another existing quarantine',
+  internal_error: '500: unexpected error (details in the mail log)',
+} as const satisfies Record<string, string>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(errorCodes) as [ErrorCode, ...ErrorCode[]]).describe(
+        Object.entries(errorCodes)
+          .map(([code, when]) => `- \`${code}\` — ${when}`)
+          .join('\n'),
+      ),
+      message: z.string().describe('for people; not stable'),
+    }),
+  })
+  .meta({
+    id: 'Error',
+    description: 'Every 4xx/5xx response. `error.code` is stable: no other code is ever returned.',
+  });
+
+const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+const codeList = (codes: readonly ErrorCode[]) => codes.map((c) => `\`${c}\``).join(', ');
+
+export interface ResponseSpec {
+  /** the 200 answer */
+  ok: z.ZodType;
+  okDescription?: string;
+  /** no token needed */
+  public?: boolean;
+  /** the route reads a JSON body: 400 invalid_json, 413 and 415 are documented too */
+  body?: boolean;
+  /** error codes by status, besides 401 (unless public) and 500 */
+  400?: ErrorCode[];
+  404?: ErrorCode[];
+}
+
+/** The responses of a route: its success schema and every error status with the codes it can carry. */
+export function responses(s: ResponseSpec) {
+  const r: Record<string, ReturnType<typeof json>> = { 200: json(s.ok, s.okDescription ?? 'OK') };
+  const bad = [...(s[400] ?? []), ...(s.body ? (['invalid_json'] as const) : [])];
+  if (bad.length) r[400] = json(errorSchema, codeList(bad));
+  if (!s.public) r[401] = json(errorSchema, '`unauthorized`: the bearer token is missing or wrong');
+  if (s[404]) r[404] = json(errorSchema, codeList(s[404]));
+  if (s.body) {
+    r[413] = json(errorSchema, '`body_too_large`: more than 1 MiB');
+    r[415] = json(errorSchema, '`unsupported_media_type`: send application/json');
+  }
+  r[500] = json(errorSchema, '`internal_error`');
+  return r;
+}
