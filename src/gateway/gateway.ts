@@ -686,8 +686,20 @@ export class Gateway {
     const copy = this.copies.get(job.mid);
     if (!copy) return;
     const bounced = results.filter((r) => r.outcome === 'bounced');
-    if (bounced.length) void this.sendDsn(copy, bounced);
-    for (const r of results) this.settle(copy, r.rid, r.outcome === 'delivered' ? 'delivered' : 'bounced');
+    const settle = () => {
+      for (const r of results) this.settle(copy, r.rid, r.outcome === 'delivered' ? 'delivered' : 'bounced');
+    };
+    // Finished (and its spool file let go) only once the DSN is in the spool: a crash in between leaves
+    // the copy unfinished, and recovery sends the DSN (resendLostDsns).
+    if (bounced.length) void this.sendDsn(copy, bounced).then(settle);
+    else settle();
+  }
+
+  /** Recovery: sends the DSNs a crash kept out of the spool (bounced, no DSN event), then `then`. */
+  private resendLostDsns(copy: Copy, then: () => void): void {
+    const lost = this.tracker.bouncesWithoutDsn(copy.mid);
+    if (lost.length) void this.sendDsn(copy, lost).then(then);
+    else then();
   }
 
   /** Records a recipient's final outcome; finishes the copy when none is left. */
@@ -1831,10 +1843,10 @@ export class Gateway {
             );
           }
         }
-        if (!copy.pending.size) {
-          this.finish(copy); // every recipient was settled but the crash came before the finish
-          continue;
-        }
+        // every recipient was settled but the crash came before the finish (or a DSN)
+        const settled = !copy.pending.size;
+        this.resendLostDsns(copy, () => settled && this.finish(copy));
+        if (settled) continue;
         resumed++;
         if (r.status === 'scanning' || (r.status === 'deferred' && rcpts.every((x) => x.attempts === 0))) {
           void this.scan(copy);
@@ -1983,10 +1995,9 @@ export class Gateway {
             x.status === 'dropped' ? 'deleted' : (x.status as 'delivered' | 'bounced' | 'deleted'),
           );
         }
-      if (!copy.pending.size) {
-        this.finish(copy);
-        continue;
-      }
+      const settled = !copy.pending.size;
+      this.resendLostDsns(copy, () => settled && this.finish(copy));
+      if (settled) continue;
       resumed++;
       if (pick.env.derived === 'modified') {
         this.tracker.setStatus(mid, 'queued', false);
