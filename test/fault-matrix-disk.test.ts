@@ -3,65 +3,22 @@
 // file) into a running `breakwater start` — no fault hooks in the product. For each cell: the process
 // stays up, every refusal is temporary, every message that got a 250 is delivered with a tracking
 // record, and acceptance resumes by itself once the fault is gone. A real full disk (a tmpfs) is in
-// test/disk-full.test.ts; downstream, clamd and kill -9 faults in test/fault-matrix-peers.test.ts.
+// test/disk-full.test.ts; downstream, clamd and kill -9 faults in test/fault-matrix-flow.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, hasBinary, startSmtpSink, waitFor } from './helpers/peers.ts';
 import { spawnGateway, testConfig, writeTestConfig } from './helpers/gateway.ts';
 import { sendFiller, waitForAsync } from './helpers/rawsmtp.ts';
-
-/** strace can trace and tamper with a process here (installed; ptrace not forbidden by a sandbox) */
-function canTrace(): boolean {
-  if (!hasBinary('strace')) return false;
-  const r = spawnSync('strace', ['-f', '-o', '/dev/null', '-e', 'inject=getppid:error=EIO', 'true'], {
-    timeout: 10_000,
-  });
-  return r.status === 0;
-}
+import { canTrace, injectFault, type Fault } from './helpers/strace.ts';
 
 const skip = !hasBinary('smtp-sink')
   ? 'Postfix smtp-sink is not installed (run .ci/run)'
   : canTrace()
     ? false
     : 'needs strace, and ptrace allowed, to inject syscall faults (run .ci/run)';
-
-interface Fault {
-  stop(): Promise<void>;
-}
-
-/**
- * Makes `syscalls` of every thread of `pid` fail with `error` (only on `paths`, when given) until
- * stop(): strace attaches to each thread, follows new ones, and detaches on SIGINT.
- */
-async function injectFault(pid: number, error: 'EIO' | 'ENOSPC', syscalls: string[], paths: string[] = []) {
-  const list = syscalls.join(',');
-  const args = ['-f', '-o', '/dev/null', '-e', `trace=${list}`, '-e', `inject=${list}:error=${error}`];
-  for (const p of paths) args.push('-P', p);
-  // -f with -p seizes every thread of the process ("attached with N threads") and follows new ones
-  args.push('-p', String(pid));
-  const proc: ChildProcess = spawn('strace', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGINT');
-      await once(proc, 'exit');
-    }
-  };
-  try {
-    await waitFor(() => /attached/.test(err) || proc.exitCode !== null, 10_000, 'strace to attach');
-    if (proc.exitCode !== null) throw new Error(`strace failed: ${err}`);
-    await new Promise((r) => setTimeout(r, 500));
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { stop } satisfies Fault;
-}
 
 async function api(adminPort: number, token: string, p: string): Promise<any> {
   const r = await fetch(`http://127.0.0.1:${adminPort}/api/v1${p}`, { headers: { authorization: `Bearer ${token}` } });
@@ -151,7 +108,7 @@ for (const cell of cells) {
         };
         for (let i = 0; i < 2; i++) assert.match((await sendOne(`before-${i}`, 5_000)).reply, /^250 /);
 
-        fault = await injectFault(gw.proc.pid!, cell.error, cell.syscalls, cell.paths?.(dataDir));
+        fault = await injectFault(gw.proc.pid!, { error: cell.error }, cell.syscalls, cell.paths?.(dataDir));
         // small messages go to the shared journal, large ones to files of their own
         for (let i = 0; i < 6; i++) await sendOne(`during-${i}`, i % 2 ? 400_000 : 5_000);
         assert.equal(gw.proc.exitCode, null, `the gateway exited: ${gw.output().slice(-2000)}`);

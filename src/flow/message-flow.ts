@@ -436,8 +436,19 @@ export class MessageFlow {
     const copy = this.deps.copies.get(mid);
     if (!copy) return;
     const bounced = results.filter((r) => r.outcome === 'bounced');
-    if (bounced.length) void this.deps.bounces.send(copy, bounced);
-    for (const r of results) this.settle(copy, r.rid, r.outcome === 'delivered' ? 'delivered' : 'bounced');
+    const settle = (): void => {
+      for (const r of results) this.settle(copy, r.rid, r.outcome === 'delivered' ? 'delivered' : 'bounced');
+    };
+    // Finished (and its spool file let go) only once the DSN is in the spool: a crash in between leaves
+    // the copy unfinished, and recovery sends the DSN (resendLostBounces).
+    if (bounced.length) void this.deps.bounces.send(copy, bounced).then(settle);
+    else settle();
+  }
+
+  /** Recovery: sends the DSNs a crash kept out of the spool (bounced, no DSN event), then `then`. */
+  resendLostBounces(copy: Copy, lost: RecipientResult[], then: () => void): void {
+    if (lost.length) void this.deps.bounces.send(copy, lost).then(then);
+    else then();
   }
 
   /** A delivery attempt will be retried later: waiting mail does not hold memory. */

@@ -8,12 +8,15 @@ import type { Store } from '../store/db.ts';
 import type { QuarantineIndex, QuarantineName } from '../quarantine/quarantine.ts';
 import type { Copy, MidAllocator } from './copies.ts';
 import type { MessageFlow } from './message-flow.ts';
+import type { Tracker } from '../tracking/tracker.ts';
 
 export interface RecoveryDeps {
   spool: Spool;
   store: Store;
   index: Pick<QuarantineIndex, 'files' | 'memberships'>;
   flow: MessageFlow;
+  /** bounced recipients whose DSN never reached the spool (tracking knows: no DSN event names them) */
+  tracker: Pick<Tracker, 'bouncesWithoutDsn'>;
   mids: MidAllocator;
   log: { info(line: string): void; warning(line: string): void };
 }
@@ -96,10 +99,10 @@ export function recoverSpool(deps: RecoveryDeps): void {
         r.policy ?? 'default',
         rcpts.map((x) => ({ rid: x.rid, address: x.address })),
       );
-      if (!restoreOutcomes(copy, rcpts)) {
-        flow.finish(copy); // every recipient was settled but the crash came before the finish
-        continue;
-      }
+      // Every recipient settled, but the crash came before the finish (or before a DSN was spooled).
+      const settled = !restoreOutcomes(copy, rcpts);
+      flow.resendLostBounces(copy, deps.tracker.bouncesWithoutDsn(r.mid), () => settled && flow.finish(copy));
+      if (settled) continue;
       resumed++;
       if (r.status === 'scanning' || (r.status === 'deferred' && rcpts.every((x) => x.attempts === 0))) {
         void flow.scan(copy);
@@ -184,10 +187,9 @@ function recoverDerived(deps: RecoveryDeps, derived: Map<number, SpooledMessage[
       row.policy ?? 'default',
       rcpts.map((x) => ({ rid: x.rid, address: x.address })),
     );
-    if (!restoreOutcomes(copy, rcpts)) {
-      flow.finish(copy);
-      continue;
-    }
+    const settled = !restoreOutcomes(copy, rcpts);
+    flow.resendLostBounces(copy, deps.tracker.bouncesWithoutDsn(mid), () => settled && flow.finish(copy));
+    if (settled) continue;
     resumed++;
     if (pick.env.derived === 'modified') {
       const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));

@@ -285,6 +285,7 @@ export class Gateway {
       store,
       index: this.quarantines.index,
       flow: this.flow,
+      tracker: this.tracker,
       mids: this.mids,
       log,
     });

@@ -373,6 +373,41 @@ export class Tracker {
     );
   }
 
+  /**
+   * Recipients of `mid` recorded as bounced whose DSN was neither spooled nor suppressed (no
+   * `delivery.dsn` / `delivery.dsn_suppressed` event names them): the process stopped between the
+   * bounce and the DSN reaching the spool. Each with the reply and target of its bounce, for the DSN.
+   */
+  bouncesWithoutDsn(
+    mid: number,
+  ): Array<{ rid: number; address: string; outcome: 'bounced'; reply: string; target: string }> {
+    const covered = new Set<number>();
+    const targets = new Map<number, string>();
+    const events = this.store
+      .stmt(
+        "select type, data from events where mid = ? and type in ('delivery.bounced', 'delivery.dsn', 'delivery.dsn_suppressed') order by id",
+      )
+      .all(mid) as Array<{ type: string; data: string }>;
+    for (const e of events) {
+      const d = JSON.parse(e.data) as { rid?: number; rids?: number[]; target?: string };
+      if (e.type === 'delivery.bounced') targets.set(d.rid!, d.target ?? 'policy');
+      else for (const rid of d.rids ?? []) covered.add(rid);
+    }
+    const rows = this.store
+      .stmt("select rid, address, last_reply from recipients where mid = ? and status = 'bounced' order by rid")
+      .all(mid) as Array<{ rid: number; address: string; last_reply: string | null }>;
+    return rows
+      .filter((r) => !covered.has(r.rid))
+      .map((r) => ({
+        rid: r.rid,
+        address: r.address,
+        outcome: 'bounced' as const,
+        reply: r.last_reply ?? '5.0.0 bounced',
+        // a policy bounce has no delivery event: no remote MTA in the DSN
+        target: targets.get(r.rid) ?? 'policy',
+      }));
+  }
+
   search(q: TrackingQuery): TrackingRecord[] {
     const where: string[] = [];
     const args: Array<string | number> = [];

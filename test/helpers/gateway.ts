@@ -5,6 +5,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import YAML from 'yaml';
 import { validateConfig, type LoadedConfig } from '../../src/config/load.ts';
 import { runGateway, type RunningGateway } from '../../src/gateway/run.ts';
+import { once } from 'node:events';
+import { readAdminToken } from '../../src/api/token.ts';
+import type { TrackingRecord } from '../../src/tracking/tracker.ts';
 import { tempDir, waitFor } from './peers.ts';
 
 // Every admin API answer in the tests is checked against its route schema (src/api/validation.ts), in
@@ -66,7 +69,7 @@ export async function startTestGateway(
 /** Runs the gateway as a child process (`breakwater start`), for crash tests. */
 export async function spawnGateway(
   configFile: string,
-): Promise<{ proc: ChildProcess; output: () => string; ports: Map<string, number> }> {
+): Promise<{ proc: ChildProcess; output: () => string; ports: Map<string, number>; adminPort: number }> {
   const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');
   const proc = spawn(process.execPath, ['--max-semi-space-size=16', bin, 'start', '--config', configFile], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -78,5 +81,96 @@ export async function spawnGateway(
   await waitFor(() => out.includes('admin API on') || proc.exitCode !== null, 15_000, 'gateway start');
   if (proc.exitCode !== null) throw new Error(`gateway exited: ${out}`);
   for (const m of out.matchAll(/listener (\S+) on port (\d+)/g)) ports.set(m[1], Number(m[2]));
-  return { proc, output: () => out, ports };
+  const adminPort = Number(/admin API on http:\/\/[^\s:]+:(\d+)/.exec(out)?.[1]);
+  return { proc, output: () => out, ports, adminPort };
+}
+
+/**
+ * A `breakwater start` child process on a config of its own (ports 0: each start gets new ones), for
+ * tests that kill -9 it and start it again on the same data directory.
+ */
+export class ChildGateway {
+  readonly file: string;
+  readonly dataDir: string;
+  private child!: Awaited<ReturnType<typeof spawnGateway>>;
+  /** output of the earlier runs of this gateway (before kills and restarts) */
+  private earlier = '';
+
+  private constructor(file: string, dir: string) {
+    this.file = file;
+    this.dataDir = path.join(dir, 'data');
+  }
+
+  static async start(doc: Record<string, unknown>): Promise<ChildGateway> {
+    const { file, dir } = writeTestConfig(doc);
+    const gw = new ChildGateway(file, dir);
+    gw.child = await spawnGateway(file);
+    return gw;
+  }
+
+  get proc(): ChildProcess {
+    return this.child.proc;
+  }
+
+  port(listener: string): number {
+    return this.child.ports.get(listener)!;
+  }
+
+  /** still running (not exited, not killed) */
+  alive(): boolean {
+    return this.child.proc.exitCode === null && this.child.proc.signalCode === null;
+  }
+
+  /** output of every run so far */
+  output(): string {
+    return this.earlier + this.child.output();
+  }
+
+  /** kill -9, waits for the exit */
+  async kill(): Promise<void> {
+    await endProcess(this.child.proc, 'SIGKILL');
+    this.earlier += this.child.output() + '\n--- killed ---\n';
+  }
+
+  /** starts again on the same config and data directory (after kill()) */
+  async restart(): Promise<void> {
+    if (this.alive()) throw new Error('the gateway is still running');
+    this.child = await spawnGateway(this.file);
+  }
+
+  /** SIGTERM (graceful stop), waits for the exit */
+  async stop(): Promise<void> {
+    await endProcess(this.child.proc, 'SIGTERM');
+  }
+
+  /** The admin API (bearer token from the data directory); throws on a status other than 2xx. */
+  async api(method: string, route: string, body?: unknown): Promise<any> {
+    const r = await fetch(`http://127.0.0.1:${this.child.adminPort}/api/v1${route}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${readAdminToken(this.dataDir)}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = await r.json();
+    if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(json)}`);
+    return json;
+  }
+
+  /** The tracking record of a MID (GET /tracking/messages/:mid), or null when there is none. */
+  async track(mid: number): Promise<TrackingRecord | null> {
+    return this.api('GET', `/tracking/messages/${mid}`).catch((err: Error) => {
+      if (/: 404 /.test(err.message)) return null;
+      throw err;
+    });
+  }
+}
+
+/** Sends `signal` to a child process (unless it has exited) and waits for the exit. */
+export async function endProcess(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = once(proc, 'exit');
+  proc.kill(signal);
+  await exited;
 }

@@ -2,7 +2,7 @@
 // smtp-source, swaks, Python's smtplib.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, chmodSync, existsSync, rmSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { createServer, connect, type Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -203,4 +203,119 @@ except smtplib.SMTPException as e:
 s.quit()
 `;
   return run('python3', ['-c', script], message);
+}
+
+export type HangMode = 'silent' | 'stall-data' | 'proxy';
+
+/** A downstream SMTP server on loopback that hangs (for "downstream hangs" tests); see startHangingPeer. */
+export interface HangingPeer {
+  port: number;
+  /** how new connections are treated */
+  readonly mode: HangMode;
+  /** connections accepted so far */
+  readonly connections: number;
+  /** messages received whole (up to the final dot) by stalled sessions and never answered */
+  readonly unanswered: number;
+  /** sessions open and stalled (silent, or waiting after DATA) */
+  readonly stalled: number;
+  /**
+   * Downstream becomes healthy: from now on every connection is proxied to `upstreamPort` (an
+   * smtp-sink), and the stalled sessions are dropped, as a downstream restart would.
+   */
+  heal(upstreamPort: number): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A loopback TCP server that plays a hung downstream. `silent`: accepts and never sends a greeting.
+ * `stall-data`: greets, accepts EHLO, MAIL, RCPT and DATA (354), reads the message, and never answers
+ * the final dot. heal() turns it into a plain proxy to a real SMTP server on the same port.
+ */
+export async function startHangingPeer(mode: Exclude<HangMode, 'proxy'>): Promise<HangingPeer> {
+  let current: HangMode = mode;
+  let upstream = 0;
+  let connections = 0;
+  let unanswered = 0;
+  const stalled = new Set<Socket>();
+  const open = new Set<Socket>();
+  const server = createServer((sock) => {
+    connections++;
+    open.add(sock);
+    sock.on('close', () => {
+      open.delete(sock);
+      stalled.delete(sock);
+    });
+    sock.on('error', () => {});
+    if (current === 'proxy') {
+      const up = connect(upstream, '127.0.0.1');
+      up.on('error', () => sock.destroy());
+      sock.on('error', () => up.destroy());
+      sock.on('close', () => up.destroy());
+      up.on('close', () => sock.destroy());
+      sock.pipe(up);
+      up.pipe(sock);
+      return;
+    }
+    stalled.add(sock);
+    if (current === 'silent') return;
+    // stall-data: a minimal SMTP server that goes quiet at the end of DATA
+    let buf = '';
+    let inData = false;
+    sock.write('220 hang.test ESMTP\r\n');
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        if (inData) {
+          const end = buf.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          buf = buf.slice(end + 5);
+          inData = false;
+          unanswered++;
+          return; // and never answer
+        }
+        const nl = buf.indexOf('\r\n');
+        if (nl < 0) return;
+        const line = buf.slice(0, nl).toUpperCase();
+        buf = buf.slice(nl + 2);
+        if (line.startsWith('EHLO') || line.startsWith('HELO')) sock.write('250 hang.test\r\n');
+        else if (line.startsWith('MAIL') || line.startsWith('RCPT') || line.startsWith('RSET') || line === 'NOOP')
+          sock.write('250 2.0.0 Ok\r\n');
+        else if (line === 'DATA') {
+          sock.write('354 End data with <CR><LF>.<CR><LF>\r\n');
+          inData = true;
+          buf = '\r\n' + buf; // the final dot may come on the very first line
+        } else if (line === 'QUIT') sock.end('221 2.0.0 Bye\r\n');
+        else sock.write('502 5.5.2 Error: command not recognized\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    get mode() {
+      return current;
+    },
+    get connections() {
+      return connections;
+    },
+    get unanswered() {
+      return unanswered;
+    },
+    get stalled() {
+      return stalled.size;
+    },
+    heal(upstreamPort: number) {
+      upstream = upstreamPort;
+      current = 'proxy';
+      for (const s of stalled) s.destroy();
+      stalled.clear();
+    },
+    close() {
+      for (const s of open) s.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
 }

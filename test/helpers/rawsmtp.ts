@@ -69,22 +69,46 @@ export async function sendFiller(
   subject: string,
   bodyBytes: number,
 ): Promise<{ stage: string; reply: string }> {
+  const line = 'x'.repeat(76) + '\r\n';
+  const body = line.repeat(Math.ceil(bodyBytes / line.length));
+  const { stage, reply } = await sendMessage(
+    port,
+    'filler@src.test',
+    ['bob@dst.test'],
+    `Subject: ${subject}\r\nFrom: <filler@src.test>\r\n\r\nunique ${subject}\r\n${body}`,
+  );
+  return { stage, reply };
+}
+
+/**
+ * One SMTP transaction: `message` (CRLF line endings, dot-stuffed by the caller if need be) is sent
+ * exactly as given. Returns the first refusal (its stage) or the final reply after DATA, and the MID
+ * of a `250 … queued as MID n`.
+ */
+export async function sendMessage(
+  port: number,
+  from: string,
+  to: string[],
+  message: string | Buffer,
+): Promise<{ stage: string; reply: string; mid: number | null }> {
   const c = await RawSmtp.open(port);
   try {
     await c.reply();
     await c.cmd('EHLO fill.test');
-    const mail = await c.cmd('MAIL FROM:<filler@src.test>');
-    if (!mail.startsWith('250')) return { stage: 'mail', reply: mail };
-    const rcpt = await c.cmd('RCPT TO:<bob@dst.test>');
-    if (!rcpt.startsWith('250')) return { stage: 'rcpt', reply: rcpt };
+    const mail = await c.cmd(`MAIL FROM:<${from}>`);
+    if (!mail.startsWith('250')) return { stage: 'mail', reply: mail, mid: null };
+    for (const rcpt of to) {
+      const r = await c.cmd(`RCPT TO:<${rcpt}>`);
+      if (!r.startsWith('250')) return { stage: 'rcpt', reply: r, mid: null };
+    }
     const data = await c.cmd('DATA');
-    if (!data.startsWith('354')) return { stage: 'data', reply: data };
-    const line = 'x'.repeat(76) + '\r\n';
-    const body = line.repeat(Math.ceil(bodyBytes / line.length));
-    c.write(`Subject: ${subject}\r\nFrom: <filler@src.test>\r\n\r\nunique ${subject}\r\n${body}.\r\n`);
+    if (!data.startsWith('354')) return { stage: 'data', reply: data, mid: null };
+    c.write(message);
+    c.write('.\r\n');
     const end = await c.reply(20_000);
     await c.cmd('QUIT').catch(() => '');
-    return { stage: 'end', reply: end };
+    const mid = /^250 .*queued as MID (\d+)/.exec(end)?.[1];
+    return { stage: 'end', reply: end, mid: mid ? Number(mid) : null };
   } finally {
     c.close();
   }
