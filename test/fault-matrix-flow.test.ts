@@ -254,8 +254,8 @@ for (const mode of ['silent', 'stall-data'] as const) {
           }
           assert.ok(hang.connections >= 2, 'the gateway did connect');
         } else {
-          // The whole message went down, and no reply comes: the session waits (its silent-session
-          // timeout is 5 minutes and not configurable), the message is not taken for delivered.
+          // The whole message went down, and no reply comes: the session waits (delivery.sessionTimeout,
+          // 10 minutes by default), the message is not taken for delivered.
           await waitFor(() => hang.unanswered >= 2, 10_000, 'both messages sent downstream, unanswered');
           for (const mid of mids.values()) {
             const rec = (await gw.track(mid))!;
@@ -292,6 +292,33 @@ for (const mode of ['silent', 'stall-data'] as const) {
     },
   );
 }
+
+test(
+  'a downstream that never answers the final dot: after delivery.sessionTimeout the recipients are deferred, then delivered',
+  { skip, timeout: 60_000 },
+  async () => {
+    const hang = await startHangingPeer('stall-data');
+    const sink = await startSmtpSink({ dump: true });
+    const gw = await ChildGateway.start(
+      flowConfig({ '*': [smtp(hang.port)] }, { delivery: { sessionTimeout: '2s', retrySchedule: ['3s'] } }),
+    );
+    try {
+      const mids = new Map([['timeout-0', await send(gw, 'timeout-0')]]);
+      const mid = mids.get('timeout-0')!;
+      // the gateway gives up on the silent session by itself: no help from the peer
+      const rec = await waitTrack(gw, mid, rcptDeferred, `MID ${mid} deferred after the session timeout`);
+      assert.match(lastDeferral(rec)!.reply, /timeout/i);
+      assert.equal(sink.messages().length, 0);
+      assertAlive(gw);
+      hang.heal(sink.port);
+      await assertDeliveredOnce(gw, sink, mids);
+    } finally {
+      await gw.stop();
+      await hang.close();
+      await sink.stop();
+    }
+  },
+);
 
 // ---- kill -9 at each point of a message's life -----------------------------------------------------
 

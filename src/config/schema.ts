@@ -219,6 +219,11 @@ export const configSchema = z
           .default(100)
           .describe('Messages sent over one downstream connection before it is closed'),
         connectTimeout: duration.default('30s').describe('Downstream connect and greeting timeout'),
+        sessionTimeout: duration
+          .default('10m')
+          .describe(
+            'Longest wait for any downstream reply once connected (RFC 5321 §4.5.3.2 suggests 10 minutes for the reply to the final dot); then the recipients are deferred',
+          ),
         requireTls: z.boolean().default(false).describe('Refuse to deliver over plain SMTP'),
       })
       .strict()
@@ -228,6 +233,7 @@ export const configSchema = z
         concurrencyPerDestination: 20,
         messagesPerConnection: 100,
         connectTimeout: '30s',
+        sessionTimeout: '10m',
         requireTls: false,
       })
       .describe('Delivery queue'),

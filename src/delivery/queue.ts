@@ -300,7 +300,7 @@ export class DeliveryQueue {
         tls: { rejectUnauthorized: false },
         connectionTimeout: timeout,
         greetingTimeout: timeout,
-        socketTimeout: 5 * 60_000,
+        socketTimeout: parseDuration(this.config.delivery.sessionTimeout),
         allowInternalNetworkInterfaces: true,
         logger: false,
       });
