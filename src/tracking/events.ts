@@ -151,6 +151,20 @@ export type TrackingEvent =
       source: string;
       reason?: string;
     }
+  /** one attempt to remediate a delivered message in a recipient's mailbox (IMAP, Microsoft Graph) */
+  | {
+      type: 'remediation.attempt';
+      action: 'delete' | 'forward' | 'forward-and-delete';
+      recipient: string;
+      /** the account profile tried */
+      profile: string;
+      attempt: number;
+      result: 'done' | 'failed';
+      /** why it failed: mailbox_not_found, message_not_found, auth_failed, timeout, error */
+      reason: string | null;
+      /** who asked (an administrator, the hub, an XDR) */
+      by: string | null;
+    }
   | { type: 'message.done'; status: MessageStatus };
 
 export type TrackingEventType = TrackingEvent['type'];

@@ -156,6 +156,13 @@ export function mailLogLines(mid: number, e: TrackingEvent, icid?: number): Mail
           (e.source && e.source !== 'none' ? ` (from ${e.source})` : ''),
       );
       break;
+    case 'remediation.attempt':
+      (e.result === 'done' ? log.info : log.warning)(
+        `MID ${mid} remediation ${e.action} in the mailbox of <${e.recipient}> via ${e.profile} (attempt ${e.attempt}): ${e.result}` +
+          (e.reason ? ` (${e.reason})` : '') +
+          (e.by ? ` by ${e.by}` : ''),
+      );
+      break;
     case 'message.done':
       log.info(`Message finished MID ${mid} ${e.status}` + (icid !== undefined ? ` ICID ${icid}` : ''));
       break;
