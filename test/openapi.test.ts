@@ -336,6 +336,13 @@ test('every operation answers live as documented, success and errors alike', asy
   await call('POST', `${q}/delay`, '/api/v1/quarantines/review/delay', 200, { mids: '5,6', extend: '4h' });
   await call('POST', `${q}/move`, '/api/v1/quarantines/review/move', 200, { all: true, to: 'virus', by: 'test' });
   await call('POST', `${q}/copy`, '/api/v1/quarantines/outbreak/copy', 200, { mids: [1], to: 'soc@dst.test' });
+  // cloud services: off in this config, so registration and telemetry are refused with their codes
+  await call('POST', '/api/v1/cloud/enable', '/api/v1/cloud/enable', 200, {});
+  await call('POST', '/api/v1/cloud/register', '/api/v1/cloud/register', 400, { token: 'not-a-token' });
+  await call('POST', '/api/v1/cloud/telemetry', '/api/v1/cloud/telemetry', 409, {});
+  await call('POST', '/api/v1/cloud/deregister', '/api/v1/cloud/deregister', 200, {});
+  await call('POST', '/api/v1/cloud/disable', '/api/v1/cloud/disable', 200, {});
+  await call('POST', '/api/v1/cloud/register', '/api/v1/cloud/register', 409, { token: 'ab'.repeat(16) });
   assert.deepEqual(
     operations()
       .map(([label]) => label)

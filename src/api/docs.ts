@@ -30,6 +30,7 @@ const tags = [
   },
   { name: 'Reports', description: 'Web interaction tracking and Outbreak Filters reports' },
   { name: 'Alerts', description: 'Alerts raised by the gateway, newest first' },
+  { name: 'Cloud services', description: 'Registration with the threat-response hub (DESIGN §10)' },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });
@@ -98,24 +99,40 @@ function tidy(doc: Json): Json {
   return doc;
 }
 
+/** What the document says about the API it describes (the gateway's admin API unless told). */
+export interface DocsInfo {
+  title: string;
+  description: string;
+  tags: Array<{ name: string; description: string }>;
+  /** security schemes besides the admin token (`bearerAuth`) */
+  securitySchemes?: Record<string, { type: 'http'; scheme: 'bearer'; bearerFormat?: string; description: string }>;
+}
+
+const gatewayDocs: DocsInfo = {
+  title: 'Breakwater admin API',
+  description:
+    'JSON over HTTP. Every route needs `Authorization: Bearer <token>` (created at first start in `dataDir/admin.token`) except `/health`, this document and `/api/docs`. Errors are `{"error": {"code", "message"}}` with a stable code (schema Error).',
+  tags,
+};
+
 /** Registers @fastify/swagger (before any route, so it sees them all), Swagger UI and the document route. */
-export async function registerDocs(app: FastifyInstance): Promise<void> {
+export async function registerDocs(app: FastifyInstance, info: DocsInfo = gatewayDocs): Promise<void> {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.1',
       info: {
-        title: 'Breakwater admin API',
+        title: info.title,
         version: pkg.version,
-        description:
-          'JSON over HTTP. Every route needs `Authorization: Bearer <token>` (created at first start in `dataDir/admin.token`) except `/health`, this document and `/api/docs`. Errors are `{"error": {"code", "message"}}` with a stable code (schema Error).',
+        description: info.description,
         license: { name: 'AGPL-3.0-or-later', identifier: 'AGPL-3.0-or-later' },
       },
       security: [{ bearerAuth: [] }],
-      tags,
+      tags: info.tags,
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'The admin token from `dataDir/admin.token`' },
+          ...info.securitySchemes,
         },
       },
     },
@@ -126,7 +143,7 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwaggerUi, {
     routePrefix: DOCS_PREFIX,
     staticCSP: DOCS_CSP,
-    theme: { title: 'Breakwater admin API' },
+    theme: { title: info.title },
   });
   app.get(
     '/api/v1/openapi.json',

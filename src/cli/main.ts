@@ -13,6 +13,8 @@ import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
 import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
+import { registerCloudCommands } from './cloud-commands.ts';
+import { registerHubCommands } from './hub-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -240,6 +242,8 @@ export function buildCli(): Command {
     print(opts.json, r, () => `MID ${r.mid}: ${r.recipients} recipient(s) deleted`);
   });
   registerOutbreakCommands(program, withConfig);
+  registerCloudCommands(program, withConfig);
+  registerHubCommands(program);
   return program;
 }
 

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
+import type { z } from 'zod';
 import { configSchema, type Config } from './schema.ts';
 
 export interface ConfigError {
@@ -45,6 +46,25 @@ export interface LoadedConfig {
   file: string;
   /** absolute data directory */
   dataDir: string;
+}
+
+/** Reads a YAML file and validates it with `schema`: the value (with defaults) or every error at once. */
+export function checkYamlFile<T extends z.ZodType>(
+  file: string,
+  schema: T,
+): { value: z.output<T> | null; errors: ConfigError[] } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { value: null, errors: [{ path: '', message: `cannot read ${file}: ${(err as Error).message}` }] };
+  }
+  const doc = YAML.parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length)
+    return { value: null, errors: doc.errors.map((e) => ({ path: '', message: `YAML: ${e.message.split('\n')[0]}` })) };
+  const r = schema.safeParse(doc.toJS() ?? {});
+  if (r.success) return { value: r.data, errors: [] };
+  return { value: null, errors: r.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) };
 }
 
 export function checkConfigFile(file: string): { loaded: LoadedConfig | null; errors: ConfigError[] } {

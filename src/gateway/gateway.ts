@@ -40,6 +40,11 @@ import { CopyTable, MidAllocator } from '../flow/copies.ts';
 import { CopyModifier } from '../flow/modify-copy.ts';
 import { MessageFlow } from '../flow/message-flow.ts';
 import { recoverSpool } from '../flow/recovery.ts';
+import { EventOutbox } from '../tracking/outbox.ts';
+import { CloudService } from '../xdr/cloud.ts';
+import { HubStream } from '../xdr/stream.ts';
+import { Telemetry } from '../xdr/telemetry.ts';
+import { readFileSync } from 'node:fs';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -76,6 +81,10 @@ export class Gateway {
   readonly clickProtection: ClickProtection;
   readonly reports: Reports;
   readonly system: SystemHealth;
+  /** registration with the threat-response hub, streaming to it, telemetry (DESIGN §10) */
+  readonly cloud: CloudService;
+  readonly hubStream: HubStream;
+  readonly telemetry: Telemetry;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
   readonly startedAt = Date.now();
@@ -267,6 +276,19 @@ export class Gateway {
       log,
     });
     this.reports = new Reports(store, () => index.usage());
+
+    this.cloud = new CloudService({ config, dataDir, store, version: gatewayVersion(), log });
+    this.hubStream = new HubStream({
+      config,
+      cloud: this.cloud,
+      outbox: new EventOutbox(store, 'hub'),
+      tracker: this.tracker,
+      bus,
+      raiseAlert,
+      log,
+    });
+    this.cloud.onChange = () => this.hubStream.poke();
+    this.telemetry = new Telemetry(config, this.cloud, () => !!clamd);
   }
 
   async start(): Promise<void> {
@@ -317,6 +339,8 @@ export class Gateway {
       log.info(`listener ${l.name} (${l.direction}) on ${l.host}:${port}`);
     }
     this.rules.start();
+    this.hubStream.start();
+    if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
     await this.antivirus.start();
     // Scheduled exits from the quarantines and the system checks share one timer.
@@ -348,6 +372,8 @@ export class Gateway {
     this.quarantines.stop();
     this.capacity.stop();
     this.reevaluation.stop();
+    this.telemetry.stop();
+    await this.hubStream.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
     await Promise.all(this.listeners.map((l) => l.close()));
@@ -376,6 +402,7 @@ export class Gateway {
       mailLog: { ...this.mailLog.health },
       ...(this.syslog ? { syslog: this.syslog.health() } : {}),
       events: { subscribers: this.bus.health() },
+      cloud: { ...this.cloud.state(), enabled: this.cloud.enabled, stream: this.hubStream.health() },
       nextMid: this.mids.peek(),
       dataDir: this.dataDir,
       memory: {
@@ -385,5 +412,15 @@ export class Gateway {
         storeWriter: await this.store.writerHeap(),
       },
     };
+  }
+}
+
+/** The package version (the hub shows it per device). */
+function gatewayVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+      .version;
+  } catch {
+    return '0.0.0';
   }
 }

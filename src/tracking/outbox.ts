@@ -57,10 +57,18 @@ export class EventOutbox {
     await this.store.committed();
   }
 
-  /** Events not yet acknowledged (for status: how far behind the consumer is). */
-  async backlog(): Promise<number> {
+  /** The newest committed event's id (0: none). */
+  async latest(): Promise<number> {
     await this.store.committed();
-    const r = this.store.stmt('select count(*) n from events where id > ?').get(this.acknowledged()) as { n: number };
-    return r.n;
+    const r = this.store.stmt('select max(id) id from events').get() as { id: number | null };
+    return r.id ?? 0;
+  }
+
+  /**
+   * Events not yet acknowledged (how far behind the consumer is). Ids are dense (events are never
+   * deleted), so this is a difference, not a count over the backlog.
+   */
+  async backlog(): Promise<number> {
+    return Math.max((await this.latest()) - this.acknowledged(), 0);
   }
 }

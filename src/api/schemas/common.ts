@@ -69,6 +69,13 @@ export const errorCodes = {
   filter_required: '400: a bulk quarantine action without a filter or `all: true`',
   confirmation_required: '400: a destructive action without `{"confirm": true}`',
   invalid_target: '400: the `to` of a move is not another existing quarantine',
+  invalid_token: '400: a registration token is not 32 hexadecimal characters',
+  cloud_disabled: '409: cloud services are disabled (`breakwater cloud enable`)',
+  cloud_already_registered: '409: already registered: deregister first (also to change region)',
+  cloud_in_progress: '409: a registration is already in progress',
+  cloud_not_registered: '409: the gateway is not registered with a hub',
+  cloud_hub_unreachable: '502: the hub could not be reached (deregister: retry or `force`)',
+  telemetry_off: '409: telemetry is off (`cloud.telemetry`) or the gateway is not registered',
   internal_error: '500: unexpected error (details in the mail log)',
 } as const satisfies Record<string, string>;
 
@@ -104,6 +111,8 @@ export interface ResponseSpec {
   /** error codes by status, besides 401 (unless public) and 500 */
   400?: ErrorCode[];
   404?: ErrorCode[];
+  409?: ErrorCode[];
+  502?: ErrorCode[];
 }
 
 /** The responses of a route: its success schema and every error status with the codes it can carry. */
@@ -113,6 +122,8 @@ export function responses(s: ResponseSpec) {
   if (bad.length) r[400] = json(errorSchema, codeList(bad));
   if (!s.public) r[401] = json(errorSchema, '`unauthorized`: the bearer token is missing or wrong');
   if (s[404]) r[404] = json(errorSchema, codeList(s[404]));
+  if (s[409]) r[409] = json(errorSchema, codeList(s[409]));
+  if (s[502]) r[502] = json(errorSchema, codeList(s[502]));
   if (s.body) {
     r[413] = json(errorSchema, '`body_too_large`: more than 1 MiB');
     r[415] = json(errorSchema, '`unsupported_media_type`: send application/json');

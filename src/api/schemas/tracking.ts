@@ -10,6 +10,17 @@ const mid = z.int().min(0).describe('message ID (MID)');
 const time = z.string().describe('ISO 8601 time');
 const count = z.int().min(0);
 
+export const cloudState = z
+  .object({
+    status: z.enum(['disabled', 'in-progress', 'registered', 'failed']),
+    region: z.string().nullable(),
+    hubUrl: z.string().nullable(),
+    deviceId: z.string().nullable(),
+    lastContact: z.string().nullable().describe('ISO 8601: the last call the hub answered'),
+    reason: z.string().nullable().describe('why registration failed, or what needs doing'),
+  })
+  .meta({ id: 'CloudState' });
+
 export const health = z.object({ status: z.literal('ok'), uptimeSeconds: count });
 
 export const gatewayStatus = z.object({
@@ -67,6 +78,20 @@ export const gatewayStatus = z.object({
       ),
     })
     .describe('the event bus: tracking, the mail log and metrics subscribe to it'),
+  cloud: cloudState
+    .extend({
+      enabled: z.boolean(),
+      stream: z.object({
+        running: z.boolean().describe('streaming now: enabled, registered and cloud.xdr on'),
+        sentBatches: count,
+        sentSummaries: count,
+        skippedEvents: count.describe('events skipped past cloud.stream.maxBacklog'),
+        failures: count,
+        lastError: z.string().nullable(),
+        acknowledged: count.describe('the last outbox position the hub acknowledged'),
+      }),
+    })
+    .describe('cloud services: the hub registration and the stream to it'),
   nextMid: mid,
   dataDir: z.string(),
   memory: z

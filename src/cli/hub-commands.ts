@@ -1,0 +1,105 @@
+// `breakwater hub …` (DESIGN §9, §11): start a hub, create registration tokens, list and remove devices.
+// Everything but `start` talks to the running hub's API with its admin token.
+import { existsSync, readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { readAdminToken } from '../api/token.ts';
+import { loadHubConfig } from '../hub/config.ts';
+import { hubAddressFile } from '../hub/run.ts';
+import { CliError, print, table } from './common.ts';
+
+function hubConfigPath(opt?: string): string {
+  const c = opt ?? process.env.BREAKWATER_HUB_CONFIG ?? (existsSync('hub.yaml') ? 'hub.yaml' : 'examples/hub.yaml');
+  if (!existsSync(c)) throw new CliError('no hub config file: pass --config FILE or set BREAKWATER_HUB_CONFIG');
+  return c;
+}
+
+async function hubApi(opts: { config?: string }, method: string, urlPath: string, body?: unknown): Promise<any> {
+  const loaded = loadHubConfig(hubConfigPath(opts.config));
+  const token = readAdminToken(loaded.dataDir);
+  if (!token) throw new CliError(`no hub admin token in ${loaded.dataDir}: has the hub been started with this config?`);
+  const file = hubAddressFile(loaded.dataDir);
+  const base = existsSync(file)
+    ? readFileSync(file, 'utf8').trim()
+    : `http://${loaded.config.listen.host}:${loaded.config.listen.port}`;
+  let res: Response;
+  try {
+    res = await fetch(`${base}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+  } catch (err) {
+    throw new CliError(`cannot reach the hub at ${base}: ${(err as Error).cause ?? (err as Error).message}`);
+  }
+  const answer = (await res.json().catch(() => null)) as any;
+  if (!res.ok)
+    throw new CliError(answer?.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${res.status}`);
+  return answer;
+}
+
+export function registerHubCommands(program: Command): void {
+  const hub = program.command('hub').description('the threat-response hub');
+  const withConfig = (c: Command): Command =>
+    c.option('-c, --config <file>', 'hub config file (or BREAKWATER_HUB_CONFIG)');
+
+  withConfig(hub.command('start').description('start the hub (registration, data intake, search)')).action(
+    async (opts) => {
+      const { runHub } = await import('../hub/run.ts');
+      const loaded = loadHubConfig(hubConfigPath(opts.config));
+      const running = await runHub(loaded, { announce: (l) => process.stdout.write(l + '\n') });
+      process.stdout.write(`hub on ${running.url} (regions ${loaded.config.regions.join(', ')})\n`);
+      process.stdout.write(`data in ${loaded.dataDir}\n`);
+      const stop = (): void => {
+        running.stop().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    },
+  );
+
+  const token = hub.command('token').description('registration tokens');
+  withConfig(
+    token
+      .command('create')
+      .description('a one-time registration token (valid 1 hour) for `breakwater cloud register`')
+      .requiredOption('--region <region>', 'nam, eu or apjc')
+      .option('--json', 'JSON output'),
+  ).action(async (opts) => {
+    const t = await hubApi(opts, 'POST', '/api/v1/tokens', { region: opts.region });
+    print(opts.json, t, () => `${t.token}\n(region ${t.region}, one use, expires ${t.expiresAt})`);
+  });
+
+  const devices = withConfig(
+    hub.command('devices').description('registered gateways').option('--json', 'JSON output'),
+  ).action(async (opts) => {
+    const r = await hubApi(opts, 'GET', '/api/v1/devices');
+    print(opts.json, r.devices, () =>
+      r.devices.length
+        ? table([
+            ['ID', 'NAME', 'REGION', 'STATUS', 'VERSION', 'MESSAGES', 'LAST CONTACT'],
+            ...r.devices.map((d: any) => [
+              d.id,
+              d.name,
+              d.region,
+              d.status,
+              d.version ?? '-',
+              String(d.messages),
+              d.lastContact ?? '-',
+            ]),
+          ])
+        : 'no devices',
+    );
+  });
+  withConfig(devices.command('remove <id>').description('deregister a gateway from the hub side')).action(
+    async (id: string, opts) => {
+      const r = await hubApi(opts, 'DELETE', `/api/v1/devices/${encodeURIComponent(id)}`);
+      process.stdout.write(`device ${r.id} removed\n`);
+    },
+  );
+}

@@ -1,0 +1,65 @@
+// The hub's configuration (DESIGN §11): its own schema, the same loader (every error at once, each with
+// its path). `dataDir:` and `listen:` are enough; everything else has a default.
+import path from 'node:path';
+import { z } from 'zod';
+import { duration } from '../config/outbreak-schema.ts';
+import { ConfigInvalidError, checkYamlFile, type ConfigError } from '../config/load.ts';
+
+/** The regions a gateway names at registration (DESIGN §10); a hub serves one or several. */
+export const REGIONS = ['nam', 'eu', 'apjc'] as const;
+export type Region = (typeof REGIONS)[number];
+
+export const hubConfigSchema = z
+  .object({
+    dataDir: z.string().min(1).default('./hub-data').describe('Where the hub keeps its database and keys'),
+    listen: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1').describe('Address the hub listens on'),
+        port: z.number().int().min(0).max(65535).default(8440).describe('Port (0: any free port)'),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8440 })
+      .describe('The hub API: gateways register and stream here; administrators and the CLI use it too'),
+    regions: z
+      .array(z.enum(REGIONS))
+      .min(1)
+      .default([...REGIONS])
+      .describe('Regions this hub serves: a registration token is made for one of them'),
+    tokenLifetime: duration.default('1h').describe('How long a registration token can be used (once)'),
+    intake: z
+      .object({
+        maxBatch: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(1000)
+          .describe('Most message summaries in one batch from a gateway'),
+      })
+      .strict()
+      .default({ maxBatch: 1000 })
+      .describe('Data the gateways stream'),
+  })
+  .strict();
+
+export type HubConfig = z.output<typeof hubConfigSchema>;
+
+export interface LoadedHubConfig {
+  config: HubConfig;
+  file: string;
+  /** absolute data directory */
+  dataDir: string;
+}
+
+export function checkHubConfigFile(file: string): { loaded: LoadedHubConfig | null; errors: ConfigError[] } {
+  const { value, errors } = checkYamlFile(file, hubConfigSchema);
+  if (!value) return { loaded: null, errors };
+  const abs = path.resolve(file);
+  return { loaded: { config: value, file: abs, dataDir: path.resolve(path.dirname(abs), value.dataDir) }, errors: [] };
+}
+
+export function loadHubConfig(file: string): LoadedHubConfig {
+  const { loaded, errors } = checkHubConfigFile(file);
+  if (!loaded) throw new ConfigInvalidError(file, errors);
+  return loaded;
+}

@@ -1,0 +1,62 @@
+// Starts a hub (`breakwater hub start`): its store, admin token and API. Nothing else is required.
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { ensureAdminToken } from '../api/token.ts';
+import { escapeControls } from '../tracking/escape.ts';
+import type { LoadedHubConfig } from './config.ts';
+import { buildHubApi } from './server.ts';
+import { HubStore } from './store.ts';
+
+export interface RunningHub {
+  store: HubStore;
+  api: FastifyInstance;
+  port: number;
+  url: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/** The file where a running hub writes its address (the CLI reads it, like the gateway's admin.addr). */
+export function hubAddressFile(dataDir: string): string {
+  return path.join(dataDir, 'hub.addr');
+}
+
+export async function runHub(
+  loaded: LoadedHubConfig,
+  options: { announce?: (line: string) => void } = {},
+): Promise<RunningHub> {
+  const { config, dataDir } = loaded;
+  mkdirSync(dataDir, { recursive: true });
+  const store = new HubStore(dataDir);
+  const { token, created } = ensureAdminToken(dataDir);
+  const logFile = path.join(dataDir, 'hub.log');
+  const log = (line: string): void => {
+    try {
+      appendFileSync(logFile, `${new Date().toISOString()} ${escapeControls(line)}\n`);
+    } catch {
+      // the log is for people: a full disk never stops the hub
+    }
+  };
+  const api = await buildHubApi({ config, store, adminToken: token, startedAt: Date.now(), log });
+  await api.listen({ host: config.listen.host, port: config.listen.port });
+  const addr = api.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `http://${host}:${port}`;
+  writeFileSync(hubAddressFile(dataDir), `${url}\n`);
+  log(`hub listening on ${url}, regions ${config.regions.join(', ')}`);
+  if (created && options.announce)
+    options.announce(`Hub admin token (shown once, stored in ${dataDir}/admin.token): ${token}`);
+  return {
+    store,
+    api,
+    port,
+    url,
+    token,
+    async stop() {
+      await api.close();
+      store.close();
+    },
+  };
+}

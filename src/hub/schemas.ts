@@ -1,0 +1,174 @@
+// The hub API's schemas: what its routes take and answer, and its stable error codes.
+import { z } from 'zod';
+
+/** Stable error codes of the hub API (`error.code`) and when they are returned. */
+export const hubErrorCodes = {
+  unauthorized: '401: the admin token or device JWT is missing, wrong or expired',
+  device_not_registered: '401: the device is unknown or was deregistered',
+  not_found: '404: no such route',
+  device_not_found: '404: no registered device with that id',
+  invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
+  unknown_parameter: '400: a query parameter or body field the route does not know',
+  invalid_body: '400: the body is not a JSON object',
+  invalid_json: '400: the body is not valid JSON',
+  invalid_token: '400: the registration token is malformed or was not issued by this hub',
+  expired_token: '400: the registration token has expired (they last tokenLifetime, 1 hour)',
+  token_used: '400: the registration token was already used (one use each)',
+  wrong_region: '400: the registration token is for another region',
+  region_not_served: '400: this hub does not serve that region (hub config `regions`)',
+  body_too_large: '413: the body is too large',
+  unsupported_media_type: '415: a body that is not application/json',
+  bad_request: '4xx: a request error without a code of its own',
+  internal_error: '500: unexpected error',
+} as const;
+export type HubErrorCode = keyof typeof hubErrorCodes;
+
+export const errorBody = z
+  .object({
+    error: z.object({
+      code: z.enum(Object.keys(hubErrorCodes) as [HubErrorCode, ...HubErrorCode[]]).describe(
+        Object.entries(hubErrorCodes)
+          .map(([code, when]) => `- \`${code}\` — ${when}`)
+          .join('\n'),
+      ),
+      message: z.string(),
+    }),
+  })
+  .meta({ id: 'HubError', description: 'Every 4xx/5xx response of the hub' });
+
+const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
+
+export function hubResponses(s: {
+  ok: z.ZodType;
+  public?: boolean;
+  body?: boolean;
+  400?: HubErrorCode[];
+  404?: HubErrorCode[];
+}) {
+  const list = (codes: readonly HubErrorCode[]) => codes.map((c) => `\`${c}\``).join(', ');
+  const r: Record<string, ReturnType<typeof json>> = { 200: json(s.ok, 'OK') };
+  const bad = [...(s[400] ?? []), ...(s.body ? (['invalid_json'] as const) : [])];
+  if (bad.length) r[400] = json(errorBody, list(bad));
+  if (!s.public) r[401] = json(errorBody, '`unauthorized`, `device_not_registered`');
+  if (s[404]) r[404] = json(errorBody, list(s[404]));
+  if (s.body) {
+    r[413] = json(errorBody, '`body_too_large`');
+    r[415] = json(errorBody, '`unsupported_media_type`');
+  }
+  r[500] = json(errorBody, '`internal_error`');
+  return r;
+}
+
+const printable = (max: number) => z.string().min(1).max(max);
+
+/** What a gateway says about itself at registration. */
+export const identitySchema = z
+  .object({
+    uuid: printable(100).describe('the gateway installation UUID'),
+    hostname: printable(255),
+    name: printable(255).optional(),
+    serial: printable(100).optional(),
+    model: printable(100).optional(),
+    version: printable(50).optional(),
+    /** standalone, or a machine of a cluster (machine mode) */
+    deployment: z.enum(['standalone', 'cluster']).optional(),
+  })
+  .strict();
+
+export const tokenAnswer = z.object({
+  token: z.string().describe('32 hexadecimal characters; give it to `breakwater cloud register`'),
+  region: z.string(),
+  expiresAt: z.string().describe('ISO 8601'),
+});
+
+export const registrationAnswer = z.object({
+  deviceId: z.string(),
+  secret: z.string().describe('the device secret: signs the JWT of every later call; shown this once'),
+  region: z.string(),
+});
+
+export const deviceSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  uuid: z.string(),
+  serial: z.string().nullable(),
+  model: z.string().nullable(),
+  version: z.string().nullable(),
+  hostname: z.string().nullable(),
+  region: z.string(),
+  status: z.enum(['registered', 'removed']),
+  registeredAt: z.string(),
+  lastContact: z.string().nullable(),
+  messages: z.int().describe('message summaries stored from this device'),
+  telemetry: z.record(z.string(), z.unknown()).nullable().describe('the last telemetry report, if it opted in'),
+  telemetryAt: z.string().nullable(),
+});
+
+/** A message summary as a gateway streams it (src/xdr/summary.ts). */
+export const summarySchema = z
+  .object({
+    mid: z.int().min(0),
+    icid: z.int().min(0),
+    parentMid: z.int().nullable(),
+    receivedAt: z.string().max(40),
+    direction: z.string().max(20),
+    listener: z.string().max(200),
+    policy: z.string().max(200).nullable(),
+    sender: z.string().max(1000),
+    recipients: z
+      .array(
+        z.object({
+          address: z.string().max(1000),
+          status: z.string().max(40),
+          lastReply: z.string().max(4000).nullable(),
+        }),
+      )
+      .max(10_000),
+    headerFrom: z.string().max(2000).nullable(),
+    subject: z.string().max(4000).nullable(),
+    messageId: z.string().max(2000).nullable(),
+    senderIp: z.string().max(100),
+    rdns: z.string().max(1000).nullable(),
+    helo: z.string().max(1000).nullable(),
+    size: z.int().min(0),
+    attachments: z
+      .array(
+        z.object({
+          name: z.string().max(1000),
+          trueType: z.string().max(200).nullable(),
+          size: z.int(),
+          sha256: z.string().max(64),
+        }),
+      )
+      .max(10_000),
+    urls: z.array(z.string().max(8192)).max(10_000),
+    status: z.string().max(40),
+    verdict: z.string().max(40).nullable(),
+    threatLevel: z.int().min(0).max(5).nullable(),
+    rules: z.array(z.string().max(200)).max(1000),
+    version: z.int().min(0),
+  })
+  .meta({ id: 'MessageSummary' });
+
+/** Usage telemetry (DESIGN §10): never message content. */
+export const telemetrySchema = z
+  .object({
+    deviceUid: printable(100),
+    model: printable(100),
+    deployment: z.enum(['standalone', 'cluster']),
+    accountId: z.string().max(100).nullable(),
+    version: printable(50),
+    installDate: z.string().max(40),
+    features: z
+      .array(
+        z.object({
+          name: printable(100),
+          featureId: printable(100),
+          enabled: z.boolean(),
+          status: z.string().max(100),
+          expiry: z.string().max(40).nullable(),
+        }),
+      )
+      .max(100),
+  })
+  .strict();

@@ -1,0 +1,360 @@
+// The hub's API (DESIGN §11.1, §11.2, §11.6): registration tokens and devices for administrators (the
+// hub's admin token), registration for gateways (a one-time token), and the calls of registered devices
+// (a JWT signed with the device's secret): data intake, telemetry, deregistration. Schema-first like the
+// gateway's admin API: every route's zod schemas validate it and generate /api/v1/openapi.json.
+import { randomBytes, randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { parseDuration } from '../config/schema.ts';
+import { registerDocs } from '../api/docs.ts';
+import { ApiError, sendError, tokenMatches } from '../api/errors.ts';
+import { serializerCompiler, validatorCompiler } from '../api/validation.ts';
+import { DeviceTokenError, HUB_AUDIENCE, newDeviceSecret, verifyDeviceToken } from '../xdr/device-jwt.ts';
+import type { MessageSummary } from '../xdr/summary.ts';
+import { REGIONS, type HubConfig } from './config.ts';
+import { OBSERVABLE_TYPES, normalizeObservable } from './observables.ts';
+import type { HubStore } from './store.ts';
+import {
+  deviceSchema,
+  hubResponses,
+  identitySchema,
+  registrationAnswer,
+  summarySchema,
+  telemetrySchema,
+  tokenAnswer,
+} from './schemas.ts';
+
+export interface HubContext {
+  config: HubConfig;
+  store: HubStore;
+  adminToken: string;
+  startedAt: number;
+  log: (line: string) => void;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the device a device call comes from (verified JWT) */
+    deviceId?: string;
+  }
+}
+
+export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
+  const { store, config } = ctx;
+  const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err: any, _req, reply) => {
+    if (err instanceof ApiError) return sendError(reply, err.status, err.code, err.message);
+    if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || err.code === 'FST_ERR_CTP_EMPTY_JSON_BODY')
+      return sendError(reply, 400, 'invalid_json', 'the body is not valid JSON');
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return sendError(reply, 413, 'body_too_large', 'body too large');
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE')
+      return sendError(reply, 415, 'unsupported_media_type', 'send application/json');
+    if (err.statusCode && err.statusCode < 500) return sendError(reply, err.statusCode, 'bad_request', 'bad request');
+    ctx.log(`hub API error: ${err.stack ?? err}`);
+    return sendError(reply, 500, 'internal_error', 'internal error');
+  });
+  app.setNotFoundHandler((req, reply) =>
+    sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
+  );
+
+  const admin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+    if (!m || !tokenMatches(m[1], ctx.adminToken))
+      await sendError(
+        reply.header('www-authenticate', 'Bearer'),
+        401,
+        'unauthorized',
+        'the hub admin token is required',
+      );
+  };
+  const device = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    try {
+      req.deviceId = await verifyDeviceToken(req.headers.authorization, HUB_AUDIENCE, (id) => store.secretOf(id));
+      store.touch(req.deviceId);
+    } catch (err) {
+      const reason = err instanceof DeviceTokenError ? err.reason : 'invalid';
+      await sendError(
+        reply.header('www-authenticate', 'Bearer'),
+        401,
+        reason === 'unknown_device' ? 'device_not_registered' : 'unauthorized',
+        (err as Error).message,
+      );
+    }
+  };
+
+  await registerDocs(app, {
+    title: 'Breakwater hub API',
+    description:
+      'The threat-response hub. Administrators: `Authorization: Bearer <token>` from the hub\'s `dataDir/admin.token`. Gateways: `POST /api/v1/register` with a one-time registration token, then a short-lived JWT signed with the device secret it received. Errors are `{"error": {"code", "message"}}`.',
+    tags: [
+      { name: 'System', description: 'Health' },
+      { name: 'Documentation', description: 'This document' },
+      { name: 'Devices', description: 'Registration tokens and registered gateways (administrators)' },
+      { name: 'Search', description: 'Messages across every gateway by observable' },
+      { name: 'Device calls', description: 'What registered gateways call (device JWT)' },
+    ],
+    securitySchemes: {
+      deviceJwt: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description:
+          'HS256 JWT signed with the device secret: iss = sub = device id, aud = breakwater-hub, exp ≤ 5 min',
+      },
+    },
+  });
+  const api = app.withTypeProvider<ZodTypeProvider>();
+
+  api.get(
+    '/health',
+    {
+      schema: {
+        operationId: 'hubHealth',
+        tags: ['System'],
+        summary: 'Liveness',
+        security: [],
+        response: hubResponses({ ok: z.object({ status: z.literal('ok'), uptimeSeconds: z.int() }), public: true }),
+      },
+    },
+    async () => ({ status: 'ok' as const, uptimeSeconds: Math.round((Date.now() - ctx.startedAt) / 1000) }),
+  );
+
+  api.post(
+    '/api/v1/tokens',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'createRegistrationToken',
+        tags: ['Devices'],
+        summary: 'A registration token: 32 hex characters, one use, valid for tokenLifetime (1 hour)',
+        body: z.object({ region: z.enum(REGIONS) }).strict(),
+        response: hubResponses({ ok: tokenAnswer, body: true, 400: ['invalid_parameter', 'region_not_served'] }),
+      },
+    },
+    async (req) => {
+      if (!config.regions.includes(req.body.region))
+        throw new ApiError(400, 'region_not_served', `this hub serves ${config.regions.join(', ')}`);
+      const token = randomBytes(16).toString('hex');
+      const expiresAt = Date.now() + parseDuration(config.tokenLifetime);
+      store.addToken(token, req.body.region, expiresAt);
+      ctx.log(`registration token created for region ${req.body.region}`);
+      return { token, region: req.body.region, expiresAt: new Date(expiresAt).toISOString() };
+    },
+  );
+
+  api.get(
+    '/api/v1/devices',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'listDevices',
+        tags: ['Devices'],
+        summary: 'Registered (and removed) gateways',
+        response: hubResponses({ ok: z.object({ devices: z.array(deviceSchema) }) }),
+      },
+    },
+    async () => ({
+      devices: store.devices().map((d) => ({
+        id: d.id,
+        name: d.name,
+        uuid: d.uuid,
+        serial: d.serial,
+        model: d.model,
+        version: d.version,
+        hostname: d.hostname,
+        region: d.region,
+        status: d.status,
+        registeredAt: new Date(d.registered_at).toISOString(),
+        lastContact: d.last_contact ? new Date(d.last_contact).toISOString() : null,
+        messages: store.messageCount(d.id),
+        telemetry: d.telemetry ? (JSON.parse(d.telemetry) as Record<string, unknown>) : null,
+        telemetryAt: d.telemetry_at ? new Date(d.telemetry_at).toISOString() : null,
+      })),
+    }),
+  );
+
+  api.delete(
+    '/api/v1/devices/:id',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'removeDevice',
+        tags: ['Devices'],
+        summary: 'Deregisters a gateway from the hub side: its next call is refused',
+        params: z.object({ id: z.string().min(1).max(100) }),
+        response: hubResponses({
+          ok: z.object({ id: z.string(), status: z.literal('removed') }),
+          404: ['device_not_found'],
+        }),
+      },
+    },
+    async (req) => {
+      if (!store.removeDevice(req.params.id))
+        throw new ApiError(404, 'device_not_found', 'no registered device with that id');
+      ctx.log(`device ${req.params.id} removed by an administrator`);
+      return { id: req.params.id, status: 'removed' as const };
+    },
+  );
+
+  api.get(
+    '/api/v1/messages',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'searchMessages',
+        tags: ['Search'],
+        summary: 'Messages in which an observable was seen, newest first, across every gateway',
+        querystring: z
+          .object({
+            type: z.enum(OBSERVABLE_TYPES),
+            value: z.string().min(1).max(2048),
+            limit: z.coerce.number().int().min(1).max(1000).default(100),
+          })
+          .strict(),
+        response: hubResponses({
+          ok: z.object({
+            count: z.int(),
+            messages: z.array(z.object({ deviceId: z.string(), summary: summarySchema })),
+          }),
+          400: ['invalid_parameter', 'unknown_parameter'],
+        }),
+      },
+    },
+    async (req) => {
+      const { type, value, limit } = req.query;
+      const found = store.search(type, normalizeObservable(type, value), limit);
+      return { count: found.length, messages: found };
+    },
+  );
+
+  // ---- what gateways call ------------------------------------------------------------------------
+
+  api.post(
+    '/api/v1/register',
+    {
+      schema: {
+        operationId: 'registerDevice',
+        tags: ['Device calls'],
+        summary: 'A gateway registers with a one-time token and receives its device id and secret',
+        security: [],
+        body: z.object({ token: z.string().max(200), region: z.string().max(100), identity: identitySchema }).strict(),
+        response: hubResponses({
+          ok: registrationAnswer,
+          public: true,
+          body: true,
+          400: ['invalid_parameter', 'invalid_token', 'expired_token', 'token_used', 'wrong_region'],
+        }),
+      },
+    },
+    async (req) => {
+      const { token, identity } = req.body;
+      let region = req.body.region;
+      if (!/^[0-9a-f]{32}$/i.test(token))
+        throw new ApiError(400, 'invalid_token', 'a token is 32 hexadecimal characters');
+      const t = store.token(token);
+      if (!t) throw new ApiError(400, 'invalid_token', 'this hub did not issue that token');
+      if (t.used_at) throw new ApiError(400, 'token_used', 'the token was already used: create a new one');
+      if (t.expires_at < Date.now())
+        throw new ApiError(400, 'expired_token', 'the token has expired: create a new one');
+      // A gateway configured with a custom hub URL names no region: it takes the token's.
+      if ((REGIONS as readonly string[]).includes(region) && t.region !== region)
+        throw new ApiError(400, 'wrong_region', `the token is for region ${t.region}, the gateway asked for ${region}`);
+      region = t.region;
+      const id = randomUUID();
+      const secret = newDeviceSecret();
+      try {
+        store.registerDevice(
+          token,
+          {
+            id,
+            name: identity.name ?? identity.hostname,
+            uuid: identity.uuid,
+            serial: identity.serial ?? null,
+            model: identity.model ?? null,
+            version: identity.version ?? null,
+            hostname: identity.hostname,
+            region,
+            registered_at: Date.now(),
+          },
+          secret,
+        );
+      } catch {
+        throw new ApiError(400, 'token_used', 'the token was already used: create a new one');
+      }
+      ctx.log(`device ${id} (${identity.hostname}) registered in region ${region}`);
+      return { deviceId: id, secret, region };
+    },
+  );
+
+  api.post(
+    '/api/v1/device/deregister',
+    {
+      onRequest: device,
+      schema: {
+        operationId: 'deregisterSelf',
+        tags: ['Device calls'],
+        summary: 'A gateway deregisters itself',
+        security: [{ deviceJwt: [] }],
+        response: hubResponses({ ok: z.object({ id: z.string(), status: z.literal('removed') }) }),
+      },
+    },
+    async (req) => {
+      store.removeDevice(req.deviceId!);
+      ctx.log(`device ${req.deviceId} deregistered itself`);
+      return { id: req.deviceId!, status: 'removed' as const };
+    },
+  );
+
+  api.post(
+    '/api/v1/device/batches',
+    {
+      onRequest: device,
+      schema: {
+        operationId: 'intakeBatch',
+        tags: ['Device calls'],
+        summary: 'Message summaries from a gateway; a batch id seen before is acknowledged and not stored again',
+        security: [{ deviceJwt: [] }],
+        body: z
+          .object({
+            batchId: z.string().min(1).max(200),
+            summaries: z.array(summarySchema).max(config.intake.maxBatch),
+          })
+          .strict(),
+        response: hubResponses({
+          ok: z.object({ batchId: z.string(), duplicate: z.boolean(), stored: z.int() }),
+          body: true,
+          400: ['invalid_parameter', 'unknown_parameter', 'invalid_body'],
+        }),
+      },
+    },
+    async (req) => {
+      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[]);
+      return { batchId: req.body.batchId, ...r };
+    },
+  );
+
+  api.post(
+    '/api/v1/device/telemetry',
+    {
+      onRequest: device,
+      schema: {
+        operationId: 'intakeTelemetry',
+        tags: ['Device calls'],
+        summary: 'Usage telemetry from a gateway that opted in (never message content)',
+        security: [{ deviceJwt: [] }],
+        body: telemetrySchema,
+        response: hubResponses({ ok: z.object({ stored: z.literal(true) }), body: true, 400: ['invalid_parameter'] }),
+      },
+    },
+    async (req) => {
+      store.setTelemetry(req.deviceId!, req.body);
+      return { stored: true as const };
+    },
+  );
+
+  return app;
+}
