@@ -72,7 +72,9 @@ export function registerHubCommands(program: Command): void {
       .option('--json', 'JSON output'),
   ).action(async (opts) => {
     const t = await hubApi(opts, 'POST', '/api/v1/tokens', { region: opts.region });
-    print(opts.json, t, () => `${t.token}\n(region ${t.region}, one use, expires ${t.expiresAt})`);
+    // the token alone on stdout, so that `cloud register $(… hub token create …)` works
+    if (!opts.json) process.stderr.write(`region ${t.region}, one use, expires ${t.expiresAt}\n`);
+    print(opts.json, t, () => t.token);
   });
 
   const devices = withConfig(
