@@ -73,7 +73,9 @@ test(
         'bob@dst.test',
         `127.0.0.1:${inPort}`,
       ]);
-      await new Promise((r) => setTimeout(r, 1500));
+      // kill once some messages got their 250 (not after a fixed time: a loaded machine accepts slower)
+      await waitFor(() => accepted.size >= 5, 60_000, 'five messages accepted before the kill');
+      await new Promise((r) => setTimeout(r, 300));
       gw.proc.kill('SIGKILL');
       await once(gw.proc, 'exit');
       stop = true;

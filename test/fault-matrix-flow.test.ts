@@ -470,12 +470,13 @@ test(
 
 test(
   'kill -9 while recipients are deferred (downstream 4xx): after the restart still deferred on the same schedule, then delivered',
-  { skip, timeout: 60_000 },
+  { skip, timeout: 90_000 },
   async () => {
     const port = await freePort();
     let downstream = await startSmtpSink({ port, extra: ['-r', 'RCPT'] }); // 450 4.3.0 for every RCPT
     const gw = await ChildGateway.start(
-      flowConfig({ '*': [smtp(port)] }, { delivery: { retrySchedule: ['6s'], maxQueueLifetime: '1h' } }),
+      // a retry far enough ahead that a slow restart on a loaded machine still finds it waiting
+      flowConfig({ '*': [smtp(port)] }, { delivery: { retrySchedule: ['20s'], maxQueueLifetime: '1h' } }),
     );
     try {
       const mid = await send(gw, 'deferred-1');
@@ -494,7 +495,7 @@ test(
       assert.equal(Date.parse(queued!.nextAttemptAt), due, 'on the schedule the crash interrupted');
       assert.ok(due > Date.now(), 'the restart came before the retry was due');
       const mids = new Map([['deferred-1', mid]]);
-      await assertDeliveredOnce(gw, downstream, mids);
+      await assertDeliveredOnce(gw, downstream, mids, 40_000);
       const done = (await gw.track(mid))!;
       const delivered = done.events.find((e) => e.type === 'delivery.delivered')!;
       assert.ok(Date.parse(delivered.at) >= due - 50, `retried when due, not at the restart (${delivered.at})`);

@@ -1014,7 +1014,9 @@ test('hostile input is evaluated in bounded time', async () => {
   const started = performance.now();
   const hits = evaluateAdaptive({ parsed, sender: '', avSignatureVersion: null });
   const elapsed = performance.now() - started;
-  assert.ok(elapsed < 500, `took ${elapsed.toFixed(1)} ms`);
+  // Linear work takes well under a second; catastrophic backtracking on this input takes minutes. The
+  // bound is loose so that a loaded machine never fails it, tight enough to catch a regex gone bad.
+  assert.ok(elapsed < 5000, `took ${elapsed.toFixed(1)} ms`);
   assert.ok(hits.length > 0);
 });
 

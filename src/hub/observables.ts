@@ -1,6 +1,6 @@
 // The observables of a message summary (DESIGN §10, §11.3): what an analyst can search the hub by. Each
 // is indexed with a normalized value, so a search is one index lookup over every gateway's messages.
-import { getDomain } from 'tldts';
+import { parse } from 'tldts';
 import type { MessageSummary } from '../xdr/summary.ts';
 
 export const OBSERVABLE_TYPES = [
@@ -32,13 +32,6 @@ export function normalizeObservable(type: ObservableType, value: string): string
   }
 }
 
-function hostOf(url: string): string | null {
-  try {
-    return new URL(url).hostname.toLowerCase() || null;
-  } catch {
-    return null;
-  }
-}
 
 export function observablesOf(s: MessageSummary): Array<{ type: ObservableType; value: string }> {
   const out = new Map<string, { type: ObservableType; value: string }>();
@@ -67,9 +60,10 @@ export function observablesOf(s: MessageSummary): Array<{ type: ObservableType; 
   }
   for (const u of s.urls) {
     add('url', u);
-    const host = hostOf(u);
-    add('domain', host);
-    if (host) add('domain', getDomain(host));
+    // host and registrable domain in one pass (tldts parses the URL itself)
+    const p = parse(u);
+    add('domain', p.hostname);
+    add('domain', p.domain);
   }
   return [...out.values()];
 }

@@ -54,11 +54,11 @@ create index if not exists messages_received on messages(received_at);
 create table if not exists observables (
   type text not null,
   value text not null,
+  at integer not null,
   device_id text not null,
   mid integer not null,
-  primary key (type, value, device_id, mid)
+  primary key (type, value, at, device_id, mid)
 ) without rowid;
-create index if not exists observables_message on observables(device_id, mid);
 `;
 
 export interface DeviceRow {
@@ -87,7 +87,9 @@ export class HubStore {
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
     this.db = new DatabaseSync(path.join(dataDir, 'hub.db'));
-    this.db.exec('pragma journal_mode = wal; pragma synchronous = full; pragma busy_timeout = 5000;');
+    this.db.exec(
+      'pragma journal_mode = wal; pragma synchronous = full; pragma busy_timeout = 5000; pragma cache_size = -65536; pragma temp_store = memory;',
+    );
     this.db.exec(SCHEMA);
   }
 
@@ -201,21 +203,52 @@ export class HubStore {
         .prepare('insert or ignore into batches(device_id, batch_id, received_at, count) values (?, ?, ?, ?)')
         .run(deviceId, batchId, Date.now(), summaries.length);
       if (Number(seen.changes) === 0) return { duplicate: true, stored: 0 };
-      const current = this.db.prepare('select version from messages where device_id = ? and mid = ?');
+      // The stored versions of the batch's messages in one query, and each summary's observables in one
+      // statement (json_each): a few statements per summary instead of one per observable.
+      const current = new Map(
+        (
+          this.db
+            .prepare(
+              'select mid, version, received_at, data from messages where device_id = ? and mid in (select value from json_each(?))',
+            )
+            .all(deviceId, JSON.stringify(summaries.map((s) => s.mid))) as Array<{
+            mid: number;
+            version: number;
+            received_at: number;
+            data: string;
+          }>
+        ).map((r) => [r.mid, r]),
+      );
       const put = this.db.prepare(
         'insert or replace into messages(device_id, mid, version, received_at, data) values (?, ?, ?, ?, ?)',
       );
-      const dropObs = this.db.prepare('delete from observables where device_id = ? and mid = ?');
-      const addObs = this.db.prepare(
-        'insert or ignore into observables(type, value, device_id, mid) values (?, ?, ?, ?)',
+      const dropObs = this.db.prepare(
+        `delete from observables where device_id = ?1 and mid = ?2 and at = ?3
+         and (type, value) in (select value ->> 0, value ->> 1 from json_each(?4))`,
       );
+      const addObs = this.db.prepare(
+        `insert or ignore into observables(type, value, at, device_id, mid)
+         select value ->> 0, value ->> 1, ?1, ?2, ?3 from json_each(?4)`,
+      );
+      const key = (o: { type: string; value: string }) => `${o.type}\u0000${o.value}`;
+      const pairs = (os: Array<{ type: string; value: string }>) => JSON.stringify(os.map((o) => [o.type, o.value]));
       let stored = 0;
       for (const s of summaries) {
-        const old = current.get(deviceId, s.mid) as { version: number } | undefined;
+        const old = current.get(s.mid);
         if (old && old.version >= s.version) continue;
-        put.run(deviceId, s.mid, s.version, Date.parse(s.receivedAt) || 0, JSON.stringify(s));
-        if (old) dropObs.run(deviceId, s.mid);
-        for (const o of observablesOf(s)) addObs.run(o.type, o.value, deviceId, s.mid);
+        const at = Date.parse(s.receivedAt) || 0;
+        put.run(deviceId, s.mid, s.version, at, JSON.stringify(s));
+        current.set(s.mid, { mid: s.mid, version: s.version, received_at: at, data: JSON.stringify(s) });
+        // A newer summary of a message mostly has the same observables: only the difference is written.
+        const now = observablesOf(s);
+        const before = old ? observablesOf(JSON.parse(old.data) as MessageSummary) : [];
+        const same = !!old && old.received_at === at;
+        const next = new Set(now.map(key));
+        const kept = new Set(same ? before.map(key) : []);
+        const gone = before.filter((o) => !same || !next.has(key(o)));
+        const added = now.filter((o) => !kept.has(key(o)));
+        if (gone.length) dropObs.run(deviceId, s.mid, old!.received_at, pairs(gone));
+        if (added.length) addObs.run(at, deviceId, s.mid, pairs(added));
         stored++;
       }
       return { duplicate: false, stored };
@@ -227,7 +260,7 @@ export class HubStore {
     const rows = this.db
       .prepare(
         `select m.device_id, m.data from observables o join messages m on m.device_id = o.device_id and m.mid = o.mid
-         where o.type = ? and o.value = ? order by m.received_at desc limit ?`,
+         where o.type = ? and o.value = ? order by o.at desc limit ?`,
       )
       .all(type, value, limit) as Array<{ device_id: string; data: string }>;
     return rows.map((r) => ({ deviceId: r.device_id, summary: JSON.parse(r.data) as MessageSummary }));
