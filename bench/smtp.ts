@@ -150,7 +150,15 @@ async function startGateway(sinkPort: number, variant: GatewayVariant | null = n
         port: inPort,
         direction: 'incoming',
         acceptDomains: ['dst.test'],
-        hat: [{ name: 'loopback', match: ['127.0.0.0/8'], action: 'accept', earlyTalkerDelay: '0ms' }],
+        hat: [
+          {
+            name: 'loopback',
+            match: ['127.0.0.0/8'],
+            action: 'accept',
+            earlyTalkerDelay: '0ms',
+            maxConcurrentConnectionsPerIp: 250, // the 200-session rows
+          },
+        ],
       },
     ],
     routes: { '*': [`smtp://127.0.0.1:${sinkPort}`] },
