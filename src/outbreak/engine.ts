@@ -27,7 +27,8 @@ export interface OutbreakAssessment {
 export interface ActiveBundle {
   version: number;
   published: string;
-  rules: CompiledRules;
+  /** compiled on first use on this thread (parse workers compile their own copy from `source`) */
+  readonly rules: CompiledRules;
   ruleCount: number;
   /** the validated rules as installed: what parse workers compile their own copy from */
   source: readonly Rule[];
@@ -65,16 +66,24 @@ export class OutbreakEngine {
   }
 
   install(bundle: { version: number; published: string; rules: readonly Rule[] } | null): void {
-    this.active = bundle
-      ? {
-          version: bundle.version,
-          published: bundle.published,
-          rules: compileRules(bundle.rules),
-          ruleCount: bundle.rules.length,
-          source: bundle.rules,
-          generation: ++generations,
-        }
-      : null;
+    if (!bundle) {
+      this.active = null;
+      return;
+    }
+    // Messages are scored in the parse workers, each with its own compiled copy: this thread compiles
+    // the bundle only when it scores itself (click time, re-evaluation, a bundle swapped mid-flight).
+    const source = bundle.rules;
+    let compiled: CompiledRules | null = null;
+    this.active = {
+      version: bundle.version,
+      published: bundle.published,
+      get rules() {
+        return (compiled ??= compileRules(source));
+      },
+      ruleCount: source.length,
+      source,
+      generation: ++generations,
+    };
   }
 
   /**

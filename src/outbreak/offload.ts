@@ -47,6 +47,8 @@ export class WorkerScorer {
   private readonly bundles = new Map<number, { source: readonly Rule[]; compiled: CompiledRules | null }>();
 
   load(msg: RulesMessage): void {
+    // only the newest generation stays compiled; an older one is compiled again if a request still names it
+    for (const b of this.bundles.values()) b.compiled = null;
     this.bundles.set(msg.generation, { source: msg.rules, compiled: null });
     while (this.bundles.size > KEEP) this.bundles.delete(Math.min(...this.bundles.keys()));
   }
