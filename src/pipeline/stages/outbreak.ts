@@ -14,7 +14,8 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
   const maxScanSize = parseByteSize(config.outbreakFilters.maxScanSize);
   return {
     name: 'outbreak',
-    description: 'Outbreak Filters: threat level 0–5 from outbreak rules and adaptive rules',
+    description:
+      "Outbreak Filters: threat level 0–5 from outbreak rules and adaptive rules (the parse worker's score; scored here when the bundle changed since)",
     timeoutMs: 5_000,
     // Never deliver unscored mail because scoring broke: the message waits and is scored again.
     failureMode: 'tempfail',

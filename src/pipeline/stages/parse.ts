@@ -25,12 +25,14 @@ export function parseStage(pool: ParsePool, scoring?: WorkerScoring): Stage {
   const score = scoring ? scoreRequestFor(scoring) : () => null;
   return {
     name: 'mime.parse',
-    description: 'parse MIME once: parts, attachments (true type, sha256), zip members, URLs',
+    description:
+      'parse MIME once: parts, attachments (true type, sha256), zip members, URLs; on a worker thread, which then scores the copy with the outbreak rules',
     timeoutMs: limits.timeoutMs + 1000,
     // A message we cannot parse still goes on, flagged: the failure is a tracking event and a finding,
     // and scanners that need the parse treat its absence as suspicious.
     failureMode: 'skip',
     settings: {
+      outbreakScoring: scoring ? 'in the parse worker, applied by the outbreak stage' : 'off',
       maxDepth: limits.maxDepth,
       maxParts: limits.maxParts,
       maxUrls: limits.maxUrls,
