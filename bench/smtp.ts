@@ -10,6 +10,7 @@ import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort, tempDir } 
 import type { BenchMessage } from './messages.ts';
 import { benchRules } from './outbreak-rules.ts';
 import { generateKeyPair, signBundle } from '../src/outbreak/bundle.ts';
+import { dataOf, pacedRun, startTimingSink, type PacedResult } from './latency.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -67,7 +68,7 @@ export interface SmtpResult {
     peakRssMb: number;
     cpuSeconds: number;
   } | null;
-  postfix: { acceptedPerSec: number; deliveredPerSec: number } | null;
+  postfix: { acceptedPerSec: number; deliveredPerSec: number; peakPssMb: number } | null;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -123,14 +124,19 @@ function cpuOf(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime, in clock ticks of 10 ms
 }
 
-async function gatewayRun(
-  msg: BenchMessage,
-  count: number,
-  sessions: number,
-  warmup: number,
-  variant: GatewayVariant | null = null,
-): Promise<NonNullable<SmtpResult['gateway']>> {
-  const sink = await startSmtpSink();
+interface RunningGateway {
+  inPort: number;
+  pid: number;
+  /** delivered events for messages above minMid */
+  deliveredCount(minMid: number): number;
+  maxMid(): number;
+  /** accept→delivered latencies (ms, sorted) and the last delivery time of messages above minMid */
+  latencies(minMid: number): { lat: number[]; last: number };
+  stop(): Promise<void>;
+}
+
+/** `breakwater start` as a child process (default settings plus the variant's), relaying to sinkPort. */
+async function startGateway(sinkPort: number, variant: GatewayVariant | null = null): Promise<RunningGateway> {
   const dir = tempDir('bw-bench-gw-');
   const inPort = await freePort();
   const adminPort = await freePort();
@@ -144,10 +150,18 @@ async function gatewayRun(
         port: inPort,
         direction: 'incoming',
         acceptDomains: ['dst.test'],
-        hat: [{ name: 'loopback', match: ['127.0.0.0/8'], action: 'accept', earlyTalkerDelay: '0ms' }],
+        hat: [
+          {
+            name: 'loopback',
+            match: ['127.0.0.0/8'],
+            action: 'accept',
+            earlyTalkerDelay: '0ms',
+            maxConcurrentConnectionsPerIp: 250, // the 200-session rows
+          },
+        ],
       },
     ],
-    routes: { '*': [`smtp://127.0.0.1:${sink.port}`] },
+    routes: { '*': [`smtp://127.0.0.1:${sinkPort}`] },
     admin: { host: '127.0.0.1', port: adminPort },
     clickTime: { host: '127.0.0.1', port: await freePort() },
     ...(variant ? variant.config(dir) : {}),
@@ -166,70 +180,114 @@ async function gatewayRun(
       stdio: ['ignore', 'ignore', 'inherit'],
     },
   );
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) {
+      proc.kill('SIGTERM');
+      await once(proc, 'exit');
+    }
+  };
   try {
     await waitForPort(inPort, 15_000);
-    const db = () => new DatabaseSync(path.join(dir, 'data/breakwater.db'), { readOnly: true });
-    const deliveredCount = (minMid: number): number => {
-      const d = db();
-      try {
-        return (
-          d.prepare("select count(*) n from events where type = 'delivery.delivered' and mid > ?").get(minMid) as {
-            n: number;
-          }
-        ).n;
-      } finally {
-        d.close();
-      }
-    };
-    if (warmup) {
-      await load(inPort, msg, warmup, Math.min(sessions, 10));
-      while (deliveredCount(0) < warmup) await new Promise((r) => setTimeout(r, 100));
-    }
-    const d0 = db();
-    const baseMid = (d0.prepare('select coalesce(max(mid), 0) m from messages').get() as { m: number }).m;
-    d0.close();
-    let peak = rssOf(proc.pid!);
-    const poll = setInterval(() => (peak = Math.max(peak, rssOf(proc.pid!))), 100);
-    const cpu0 = cpuOf(proc.pid!);
-    const t0 = Date.now();
-    const r = await timed(() => load(inPort, msg, count, sessions));
-    if (r.value.code !== 0) throw new Error(`smtp-source failed: ${r.value.out}`);
-    const deadline = Date.now() + 300_000;
-    while (deliveredCount(baseMid) < count && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-    clearInterval(poll);
-    const cpu = cpuOf(proc.pid!) - cpu0;
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const db = () => new DatabaseSync(path.join(dir, 'data/breakwater.db'), { readOnly: true });
+  const query = <T>(fn: (d: DatabaseSync) => T): T => {
     const d = db();
-    const last = (
-      d.prepare("select max(at) z from events where type = 'delivery.delivered' and mid > ?").get(baseMid) as {
-        z: number;
+    try {
+      return fn(d);
+    } finally {
+      d.close();
+    }
+  };
+  return {
+    inPort,
+    pid: proc.pid!,
+    deliveredCount: (minMid) =>
+      query(
+        (d) =>
+          (
+            d.prepare("select count(*) n from events where type = 'delivery.delivered' and mid > ?").get(minMid) as {
+              n: number;
+            }
+          ).n,
+      ),
+    maxMid: () => query((d) => (d.prepare('select coalesce(max(mid), 0) m from messages').get() as { m: number }).m),
+    latencies: (minMid) =>
+      query((d) => ({
+        last: (
+          d.prepare("select max(at) z from events where type = 'delivery.delivered' and mid > ?").get(minMid) as {
+            z: number;
+          }
+        ).z,
+        lat: (
+          d
+            .prepare(
+              "select e.at - m.received_at l from events e join messages m on m.mid = e.mid where e.type = 'delivery.delivered' and e.mid > ? order by l",
+            )
+            .all(minMid) as Array<{ l: number }>
+        ).map((x) => x.l),
+      })),
+    stop,
+  };
+}
+
+async function gatewayRun(
+  msg: BenchMessage,
+  count: number,
+  sessions: number,
+  warmup: number,
+  variant: GatewayVariant | null = null,
+): Promise<NonNullable<SmtpResult['gateway']>> {
+  const sink = await startSmtpSink();
+  try {
+    const gw = await startGateway(sink.port, variant);
+    try {
+      if (warmup) {
+        await load(gw.inPort, msg, warmup, Math.min(sessions, 10));
+        while (gw.deliveredCount(0) < warmup) await new Promise((r) => setTimeout(r, 100));
       }
-    ).z;
-    const lat = (
-      d
-        .prepare(
-          "select e.at - m.received_at l from events e join messages m on m.mid = e.mid where e.type = 'delivery.delivered' and e.mid > ? order by l",
-        )
-        .all(baseMid) as Array<{ l: number }>
-    ).map((x) => x.l);
-    d.close();
-    return {
-      acceptedPerSec: count / r.seconds,
-      deliveredPerSec: lat.length / ((last - t0) / 1000),
-      p50Ms: percentile(lat, 0.5),
-      p99Ms: percentile(lat, 0.99),
-      peakRssMb: peak,
-      cpuSeconds: cpu,
-    };
+      const baseMid = gw.maxMid();
+      let peak = rssOf(gw.pid);
+      const poll = setInterval(() => (peak = Math.max(peak, rssOf(gw.pid))), 100);
+      const cpu0 = cpuOf(gw.pid);
+      const t0 = Date.now();
+      const r = await timed(() => load(gw.inPort, msg, count, sessions));
+      if (r.value.code !== 0) throw new Error(`smtp-source failed: ${r.value.out}`);
+      const deadline = Date.now() + 300_000;
+      while (gw.deliveredCount(baseMid) < count && Date.now() < deadline)
+        await new Promise((res) => setTimeout(res, 100));
+      clearInterval(poll);
+      const cpu = cpuOf(gw.pid) - cpu0;
+      const { lat, last } = gw.latencies(baseMid);
+      return {
+        acceptedPerSec: count / r.seconds,
+        deliveredPerSec: lat.length / ((last - t0) / 1000),
+        p50Ms: percentile(lat, 0.5),
+        p99Ms: percentile(lat, 0.99),
+        peakRssMb: peak,
+        cpuSeconds: cpu,
+      };
+    } finally {
+      await gw.stop();
+    }
   } finally {
-    proc.kill('SIGTERM');
-    await once(proc, 'exit');
     await sink.stop();
   }
 }
 
-/** A private Postfix instance relaying to smtp-sink: the reference store-and-forward MTA. */
-async function postfixRun(msg: BenchMessage, count: number, sessions: number): Promise<SmtpResult['postfix']> {
-  const sink = await startSmtpSink();
+interface RunningPostfix {
+  port: number;
+  /** files in Postfix's queues */
+  queued(): number;
+  /** sum of the proportional set size (shared pages split) of every process of this instance, MB */
+  pssMb(): number;
+  stop(): Promise<void>;
+}
+
+/** A private Postfix instance relaying to sinkPort: the reference store-and-forward MTA. */
+async function startPostfix(sinkPort: number): Promise<RunningPostfix> {
   const port = await freePort();
   const dir = tempDir('bw-bench-pfx-');
   chmodSync(dir, 0o755); // Postfix's daemons run as the postfix user and must reach the queue
@@ -254,13 +312,13 @@ async function postfixRun(msg: BenchMessage, count: number, sessions: number): P
     'inet_protocols=ipv4',
     'mydestination=',
     'relay_domains=dst.test',
-    `relayhost=[127.0.0.1]:${sink.port}`,
+    `relayhost=[127.0.0.1]:${sinkPort}`,
     'default_transport=smtp',
     'relay_transport=smtp',
     'maillog_file=/dev/stdout',
     'smtp_host_lookup=native',
     'smtp_dns_support_level=disabled',
-    'default_process_limit=200',
+    'default_process_limit=250',
     'smtpd_client_connection_count_limit=0',
     'smtpd_client_connection_rate_limit=0',
     'smtp_destination_concurrency_limit=50',
@@ -279,10 +337,31 @@ async function postfixRun(msg: BenchMessage, count: number, sessions: number): P
   const pw = execFileSync('id', ['-u', 'postfix'], { encoding: 'utf8' }).trim();
   const gr = execFileSync('id', ['-g', 'postfix'], { encoding: 'utf8' }).trim();
   chownSync(path.join(dir, 'data'), Number(pw), Number(gr));
+  const stop = async (): Promise<void> => {
+    try {
+      execFileSync('postfix', ['-c', conf, 'stop'], { stdio: 'ignore' });
+    } catch {
+      /* not started */
+    }
+    pc('-e', `alternate_config_directories=${before}`);
+  };
   try {
     execFileSync('postfix', ['-c', conf, 'start'], { stdio: 'ignore' });
     await waitForPort(port, 10_000);
-    const queued = () =>
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const masterPid = (): number => {
+    try {
+      return Number(readFileSync(path.join(queue, 'pid/master.pid'), 'utf8').trim());
+    } catch {
+      return 0;
+    }
+  };
+  return {
+    port,
+    queued: () =>
       ['incoming', 'active', 'deferred', 'maildrop'].reduce((n, q) => {
         const d = path.join(queue, q);
         if (!existsSync(d)) return n;
@@ -292,26 +371,100 @@ async function postfixRun(msg: BenchMessage, count: number, sessions: number): P
             0,
           );
         return n + walk(d);
-      }, 0);
-    const t0 = performance.now();
-    const r = await load(port, msg, count, sessions);
-    const accepted = (performance.now() - t0) / 1000;
-    if (r.code !== 0) throw new Error(`smtp-source → postfix failed: ${r.out}`);
-    while (queued() > 0) await new Promise((res) => setTimeout(res, 50));
-    const total = (performance.now() - t0) / 1000;
-    return { acceptedPerSec: count / accepted, deliveredPerSec: count / total };
-  } finally {
+      }, 0),
+    pssMb: () => {
+      const root = masterPid();
+      if (!root) return 0;
+      let kb = pssKb(root);
+      for (const pid of readdirSync('/proc')) {
+        if (!/^\d+$/.test(pid)) continue;
+        try {
+          const ppid = Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+          if (ppid === root) kb += pssKb(Number(pid));
+        } catch {
+          /* gone */
+        }
+      }
+      return kb / 1024;
+    },
+    stop,
+  };
+}
+
+function pssKb(pid: number): number {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function postfixRun(
+  msg: BenchMessage,
+  count: number,
+  sessions: number,
+): Promise<NonNullable<SmtpResult['postfix']>> {
+  const sink = await startSmtpSink();
+  try {
+    const pf = await startPostfix(sink.port);
     try {
-      execFileSync('postfix', ['-c', conf, 'stop'], { stdio: 'ignore' });
-    } catch {
-      /* not started */
+      let peak = pf.pssMb();
+      const poll = setInterval(() => (peak = Math.max(peak, pf.pssMb())), 200);
+      const t0 = performance.now();
+      const r = await load(pf.port, msg, count, sessions);
+      const accepted = (performance.now() - t0) / 1000;
+      if (r.code !== 0) throw new Error(`smtp-source → postfix failed: ${r.out}`);
+      while (pf.queued() > 0) await new Promise((res) => setTimeout(res, 50));
+      const total = (performance.now() - t0) / 1000;
+      clearInterval(poll);
+      return { acceptedPerSec: count / accepted, deliveredPerSec: count / total, peakPssMb: peak };
+    } finally {
+      await pf.stop();
     }
-    pc('-e', `alternate_config_directories=${before}`);
+  } finally {
     await sink.stop();
   }
 }
 
-export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise<SmtpResult[]> {
+/** Latency at a fixed rate through the gateway or Postfix, into the timing sink (see latency.ts). */
+async function pacedThrough(
+  target: 'gateway' | 'postfix',
+  msg: BenchMessage,
+  rate: number,
+  count: number,
+): Promise<PacedResult> {
+  const sink = await startTimingSink();
+  try {
+    const relay = target === 'gateway' ? await startGateway(sink.port) : await startPostfix(sink.port);
+    try {
+      const port = 'inPort' in relay ? relay.inPort : relay.port;
+      const data = dataOf(msg.file);
+      // a short warm-up at the same rate (JIT, connection pools), not counted
+      await pacedRun(port, sink, data, rate, Math.min(count, Math.max(20, Math.round(rate))), 50, 30_000);
+      sink.arrivals.clear();
+      return await pacedRun(port, sink, data, rate, count);
+    } finally {
+      await relay.stop();
+    }
+  } finally {
+    await sink.stop();
+  }
+}
+
+export interface HalfLoadResult {
+  message: string;
+  gateway: PacedResult | null;
+  postfix: PacedResult | null;
+}
+
+export interface SmtpRun {
+  rows: SmtpResult[];
+  /** accept→delivered at half of each relay's measured maximum delivered/s, same timing sink */
+  halfLoad: HalfLoadResult[];
+}
+
+export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise<SmtpRun> {
   const countFor = (m: BenchMessage): number => {
     const c = m.bytes < 20_000 ? [500, 5000] : m.bytes < 500_000 ? [200, 2000] : [30, 200];
     return quick ? c[0] : c[1];
@@ -319,20 +472,23 @@ export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise
   const sessions = 50;
   const postfixOk = hasBinary('postfix') && process.getuid?.() === 0;
   const results: SmtpResult[] = [];
+  const halfLoad: HalfLoadResult[] = [];
+  const tryPostfix = async <T>(fn: () => Promise<T>): Promise<T | null> => {
+    if (!postfixOk) return null;
+    try {
+      return await fn();
+    } catch (err) {
+      process.stderr.write(`postfix reference skipped: ${(err as Error).message}\n`);
+      return null;
+    }
+  };
   for (const msg of messages) {
     const count = countFor(msg);
     process.stderr.write(`smtp: ${msg.name} × ${count}, ${sessions} sessions…\n`);
     const direct = await sinkDirect(msg, count, sessions);
     const warmup = Math.min(300, Math.floor(count / 10));
     const gateway = await gatewayRun(msg, count, sessions, warmup);
-    let postfix: SmtpResult['postfix'] = null;
-    if (postfixOk) {
-      try {
-        postfix = await postfixRun(msg, count, sessions);
-      } catch (err) {
-        process.stderr.write(`postfix reference skipped: ${(err as Error).message}\n`);
-      }
-    }
+    const postfix = await tryPostfix(() => postfixRun(msg, count, sessions));
     results.push({
       message: msg.name,
       variant: '',
@@ -357,6 +513,31 @@ export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise
         postfix: null,
       });
     }
+    // 200 concurrent sessions: peak RSS (Postfix: PSS summed over its processes).
+    process.stderr.write(`smtp: ${msg.name}, 200 sessions…\n`);
+    const count200 = Math.max(count, 200);
+    results.push({
+      message: msg.name,
+      variant: '200 sessions',
+      count: count200,
+      sessions: 200,
+      sinkDirect: { acceptedPerSec: await sinkDirect(msg, count200, 200) },
+      gateway: await gatewayRun(msg, count200, 200, warmup),
+      postfix: await tryPostfix(() => postfixRun(msg, count200, 200)),
+    });
+    // Latency at half of each one's maximum delivered/s (from the 50-session row above), ~10 s of load.
+    const seconds = quick ? 3 : 10;
+    const half = (max: number | undefined): number => Math.max(1, Math.round((max ?? 0) / 2));
+    process.stderr.write(`smtp: ${msg.name}, half load…\n`);
+    const gwRate = half(gateway.deliveredPerSec);
+    const pfRate = half(postfix?.deliveredPerSec);
+    halfLoad.push({
+      message: msg.name,
+      gateway: await pacedThrough('gateway', msg, gwRate, Math.max(20, gwRate * seconds)),
+      postfix: postfix
+        ? await tryPostfix(() => pacedThrough('postfix', msg, pfRate, Math.max(20, pfRate * seconds)))
+        : null,
+    });
   }
-  return results;
+  return { rows: results, halfLoad };
 }

@@ -1,4 +1,5 @@
-// The parse stage: one streaming pass over the message with @zone-eu/mailsplit's Splitter.
+// The parse stage: one streaming pass over the message with @zone-eu/mailsplit's Splitter (splitter.ts:
+// with a native line-end search).
 // Leaf bodies are transfer-decoded chunk by chunk; attachments are hashed while streaming
 // and only their first bytes are kept (plus the whole decoded content for archives and
 // attached messages, up to a bound); text/plain and text/html are charset-decoded up to
@@ -6,7 +7,7 @@
 // (base64 encoded, or marked as attachments) are parsed from their decoded bytes,
 // attachments get a magic-byte type, archives are listed, and URLs are extracted from the
 // kept text. Malformed input never throws; only exceeding timeoutMs does.
-import { Splitter } from '@zone-eu/mailsplit';
+import { FastSplitter } from './splitter.ts';
 import type { MimeNode, SplitterChunk } from '@zone-eu/mailsplit';
 import type { Transform } from 'node:stream';
 import { listArchive, type ArchiveContext } from './archive.ts';
@@ -556,8 +557,8 @@ async function completeAttachment(s: ParseState, att: AttachmentInfo, res: SinkR
   await next;
 }
 
-function newSplitter(s: ParseState): Splitter {
-  return new Splitter({
+function newSplitter(s: ParseState): FastSplitter {
+  return new FastSplitter({
     // the splitter fails once this many nodes were seen; we stop analysing at maxParts
     maxChildNodes: Math.max(1, s.limits.maxParts - s.parts.length) + 1,
     maxHeadSize: MAX_HEAD_SIZE,

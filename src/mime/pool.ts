@@ -6,19 +6,38 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { parseMessage } from './parse.ts';
 import { ParseTimeoutError, type ParseLimits, type ParsedMessage } from './types.ts';
-import type { ParseRequest } from './worker.ts';
+import type { ParseRequest, WorkerReply } from './worker.ts';
+import type { RulesMessage, ScoreRequest, ScoreResult } from '../outbreak/offload.ts';
 
 export const SMALL_MESSAGE_BYTES = 0;
 
 interface Pending {
   resolve: (p: ParsedMessage) => void;
   reject: (e: Error) => void;
+  /** present when the worker also scores the message (outbreak/offload.ts) */
+  score: { resolve: (r: ScoreResult | null) => void; reject: (e: Error) => void } | null;
   worker: PoolWorker;
+  /** how long the job may go without an answer before its worker counts as stuck */
+  stuckAfterMs: number;
 }
 
 interface PoolWorker {
   worker: Worker;
   busy: number;
+  /** generation of the rule bundle this worker was last sent */
+  rulesGeneration: number | null;
+  /** performance.now() of its last answer (or of the job that made it busy) */
+  progress: number;
+}
+
+/** Outbreak scoring done by the worker after the parse: how long it may take, at most, before the worker is replaced. */
+export const SCORE_BUDGET_MS = 5_000;
+
+/** A parse, and when asked for, the worker's outbreak score of the same message. */
+export interface ParseJob {
+  parsed: Promise<ParsedMessage>;
+  /** null when not asked for; resolves to null when the worker could not score (the caller scores) */
+  score: Promise<ScoreResult | null> | null;
 }
 
 export class ParsePool {
@@ -33,20 +52,35 @@ export class ParsePool {
   }
 
   private spawn(): PoolWorker {
-    const w: PoolWorker = { worker: new Worker(new URL('./worker.ts', import.meta.url)), busy: 0 };
+    const w: PoolWorker = {
+      worker: new Worker(new URL('./worker.ts', import.meta.url)),
+      busy: 0,
+      rulesGeneration: null,
+      progress: performance.now(),
+    };
     w.worker.unref();
-    w.worker.on('message', (msg: { id: number; parsed?: ParsedMessage; error?: { name: string; message: string } }) => {
+    w.worker.on('message', (msg: WorkerReply) => {
       const p = this.pending.get(msg.id);
       if (!p) return;
-      this.pending.delete(msg.id);
-      w.busy--;
-      if (msg.parsed) p.resolve(msg.parsed);
-      else {
+      w.progress = performance.now();
+      if ('score' in msg) {
+        this.finish(msg.id, w);
+        p.score?.resolve(msg.score);
+      } else if ('scoreError' in msg) {
+        this.finish(msg.id, w);
+        p.score?.reject(new Error(`outbreak scoring failed in the parse worker: ${msg.scoreError}`));
+      } else if ('parsed' in msg) {
+        // the score, when asked for, follows in a second message
+        if (!p.score) this.finish(msg.id, w);
+        p.resolve(msg.parsed);
+      } else {
+        this.finish(msg.id, w);
         const e =
-          msg.error!.name === 'ParseTimeoutError'
-            ? new ParseTimeoutError(msg.error!.message)
-            : new Error(msg.error!.message);
+          msg.error.name === 'ParseTimeoutError'
+            ? new ParseTimeoutError(msg.error.message)
+            : new Error(msg.error.message);
         p.reject(e);
+        p.score?.reject(new Error('not parsed'));
       }
     });
     // A worker that dies (a bug, out of memory) fails its jobs; the next job gets a fresh worker.
@@ -56,13 +90,47 @@ export class ParsePool {
       for (const [id, p] of this.pending) {
         if (p.worker !== w) continue;
         this.pending.delete(id);
-        p.reject(new Error(`parse worker failed: ${err.message}`));
+        const e = new Error(`parse worker failed: ${err.message}`);
+        p.reject(e); // no effect once parsed: then only the score fails
+        p.score?.reject(e);
       }
+      this.watchdogIfBusy();
     };
     w.worker.on('error', fail);
     w.worker.on('exit', (code) => fail(new Error(`exited with code ${code}`)));
     this.workers.push(w);
     return w;
+  }
+
+  private finish(id: number, w: PoolWorker): void {
+    this.pending.delete(id);
+    w.busy--;
+    this.watchdogIfBusy();
+  }
+
+  private watchdog: NodeJS.Timeout | null = null;
+
+  /**
+   * While jobs are out, a worker that has not answered for longer than its oldest job may take (a
+   * parse that ignores its timeout, scoring stuck on crafted input) is terminated: its jobs fail
+   * (each stage then takes its declared failure mode) and the next job gets a fresh worker.
+   */
+  private watchdogIfBusy(): void {
+    const busy = this.pending.size > 0;
+    if (busy && !this.watchdog) {
+      this.watchdog = setInterval(() => {
+        const now = performance.now();
+        for (const w of [...this.workers]) {
+          let limit = 0;
+          for (const p of this.pending.values()) if (p.worker === w) limit = Math.max(limit, p.stuckAfterMs);
+          if (limit && now - w.progress > limit) void w.worker.terminate();
+        }
+      }, 1000);
+      this.watchdog.unref();
+    } else if (!busy && this.watchdog) {
+      clearInterval(this.watchdog);
+      this.watchdog = null;
+    }
   }
 
   private pick(): PoolWorker {
@@ -77,19 +145,49 @@ export class ParsePool {
     source: { bytes: Buffer } | { file: string; start: number; size: number },
     limits: ParseLimits,
   ): Promise<ParsedMessage> {
+    return this.parseAndScore(source, limits, null).parsed;
+  }
+
+  /**
+   * Parses, and with `score`, has the same worker score the parsed message with the outbreak rules of
+   * the request's bundle generation (`rules`: that bundle, sent to a worker the first time it needs it).
+   */
+  parseAndScore(
+    source: { bytes: Buffer } | { file: string; start: number; size: number },
+    limits: ParseLimits,
+    score: { request: ScoreRequest; rules: RulesMessage | null } | null,
+  ): ParseJob {
     if ('bytes' in source && (source.bytes.length < SMALL_MESSAGE_BYTES || this.closed))
-      return parseMessage(source.bytes, limits);
+      return { parsed: parseMessage(source.bytes, limits), score: score ? Promise.resolve(null) : null };
     const w = this.pick();
     const id = this.nextId++;
     const req: ParseRequest =
       'bytes' in source
-        ? { id, bytes: source.bytes, limits }
-        : { id, file: source.file, start: source.start, size: source.size, limits };
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, worker: w });
+        ? { id, bytes: source.bytes, limits, score: score?.request ?? null }
+        : { id, file: source.file, start: source.start, size: source.size, limits, score: score?.request ?? null };
+    if (score?.rules && w.rulesGeneration !== score.rules.generation) {
+      w.worker.postMessage(score.rules);
+      w.rulesGeneration = score.rules.generation;
+    }
+    let scoreCallbacks: Pending['score'] = null;
+    const scored = score
+      ? new Promise<ScoreResult | null>((resolve, reject) => (scoreCallbacks = { resolve, reject }))
+      : null;
+    scored?.catch(() => {}); // a caller that stops after a failed parse never awaits it
+    const parsed = new Promise<ParsedMessage>((resolve, reject) => {
+      if (w.busy === 0) w.progress = performance.now();
+      this.pending.set(id, {
+        resolve,
+        reject,
+        score: scoreCallbacks,
+        worker: w,
+        stuckAfterMs: limits.timeoutMs + (score ? SCORE_BUDGET_MS : 0) + 10_000,
+      });
       w.busy++;
       w.worker.postMessage(req);
+      this.watchdogIfBusy();
     });
+    return { parsed, score: scored };
   }
 
   /** V8 heap figures of each worker thread (for status). */
@@ -110,6 +208,8 @@ export class ParsePool {
 
   async close(): Promise<void> {
     this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
     this.workers.length = 0;
   }

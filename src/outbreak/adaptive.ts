@@ -1,7 +1,8 @@
 // Adaptive rules (DESIGN §4.2): built-in heuristics that give a message a threat level without a
 // published outbreak rule. The catalogue (ids, levels, categories, descriptions) is in
 // adaptive/catalogue.ts, the lists they use in adaptive/lists.ts, the evaluation in
-// adaptive/evaluate.ts. Every hit is adaptive; hits on attachments are viral.
+// adaptive/evaluate.ts (the rules themselves in adaptive/check-*.ts). Every hit is adaptive; hits on
+// attachments are viral.
 //
 //   evaluateAdaptive(facts)   every adaptive rule on a parsed message
 //   evaluateAdaptiveUrl(url)  the URL-only rules, for a fresh verdict at click time (§4.6)

@@ -3,7 +3,7 @@
 // (policy/outbreak.ts) decides what the level means for a given mail policy.
 import type { AttachmentInfo, ParsedMessage } from '../mime/types.ts';
 import { evaluateAdaptive, evaluateAdaptiveUrl } from './adaptive.ts';
-import { compileRules, type CompiledRules } from './rules.ts';
+import { compileRules, type CompiledRules, type Rule } from './rules.ts';
 import type { MessageFacts, RuleHit, ThreatCategory } from './types.ts';
 
 export interface OutbreakAssessment {
@@ -27,9 +27,16 @@ export interface OutbreakAssessment {
 export interface ActiveBundle {
   version: number;
   published: string;
-  rules: CompiledRules;
+  /** compiled on first use on this thread (parse workers compile their own copy from `source`) */
+  readonly rules: CompiledRules;
   ruleCount: number;
+  /** the validated rules as installed: what parse workers compile their own copy from */
+  source: readonly Rule[];
+  /** increases with every install (a bundle may be installed again under the same version) */
+  generation: number;
 }
+
+let generations = 0;
 
 export const emptyAssessment = (skipped: OutbreakAssessment['skipped'], ruleVersion: number | null) =>
   ({
@@ -58,15 +65,25 @@ export class OutbreakEngine {
     return this.active;
   }
 
-  install(bundle: { version: number; published: string; rules: Parameters<typeof compileRules>[0] } | null): void {
-    this.active = bundle
-      ? {
-          version: bundle.version,
-          published: bundle.published,
-          rules: compileRules(bundle.rules),
-          ruleCount: bundle.rules.length,
-        }
-      : null;
+  install(bundle: { version: number; published: string; rules: readonly Rule[] } | null): void {
+    if (!bundle) {
+      this.active = null;
+      return;
+    }
+    // Messages are scored in the parse workers, each with its own compiled copy: this thread compiles
+    // the bundle only when it scores itself (click time, re-evaluation, a bundle swapped mid-flight).
+    const source = bundle.rules;
+    let compiled: CompiledRules | null = null;
+    this.active = {
+      version: bundle.version,
+      published: bundle.published,
+      get rules() {
+        return (compiled ??= compileRules(source));
+      },
+      ruleCount: source.length,
+      source,
+      generation: ++generations,
+    };
   }
 
   /**
@@ -75,13 +92,10 @@ export class OutbreakEngine {
    * scored whole (reference R24: a bypass only counts when nothing else in the message is covered).
    */
   score(facts: MessageFacts, bypassExtensions: readonly string[] = []): OutbreakAssessment {
-    let hits: RuleHit[];
-    if (bypassExtensions.length && facts.parsed.attachments.length) {
-      const filtered = withoutBypassed(facts.parsed, new Set(bypassExtensions));
-      hits = this.hitsFor({ ...facts, parsed: filtered });
-      if (filtered !== facts.parsed && hits.some((h) => h.viral)) hits = this.hitsFor(facts);
-    } else hits = this.hitsFor(facts);
-    return assess(hits, this.active?.version ?? null);
+    return assess(
+      scoreHits(this.active?.rules ?? null, this.adaptive, facts, bypassExtensions),
+      this.active?.version ?? null,
+    );
   }
 
   /** Level of one URL at click time: published URL rules and the URL-only adaptive rules. */
@@ -90,12 +104,39 @@ export class OutbreakEngine {
     if (this.adaptive) hits.push(...evaluateAdaptiveUrl(url));
     return hits;
   }
+}
 
-  private hitsFor(facts: MessageFacts): RuleHit[] {
-    const hits = this.active ? this.active.rules.evaluate(facts) : [];
-    if (this.adaptive) hits.push(...evaluateAdaptive(facts));
+/**
+ * The hits of a message: published rules (when a bundle is active) and the adaptive rules. Bypassed
+ * extensions (per policy) are left out of the attachment facts, also inside archives; but when the other
+ * attachments match an attachment rule, the message is scored whole (reference R24). Pure: the engine
+ * and the parse workers (mime/worker.ts, with their own compiled copy of the bundle) both use it.
+ */
+export function scoreHits(
+  rules: CompiledRules | null,
+  adaptive: boolean,
+  facts: MessageFacts,
+  bypassExtensions: readonly string[] = [],
+): RuleHit[] {
+  const hitsFor = (f: MessageFacts): RuleHit[] => {
+    const hits = rules ? rules.evaluate(f) : [];
+    if (adaptive) hits.push(...evaluateAdaptive(f));
     return hits;
+  };
+  if (bypassExtensions.length && facts.parsed.attachments.length) {
+    const filtered = withoutBypassed(facts.parsed, new Set(bypassExtensions));
+    const hits = hitsFor({ ...facts, parsed: filtered });
+    return filtered !== facts.parsed && hits.some((h) => h.viral) ? hitsFor(facts) : hits;
   }
+  return hitsFor(facts);
+}
+
+/** The parsed message with its text content cut to the first `max` characters (text first, then HTML). */
+export function truncatedContent(parsed: ParsedMessage, max: number): ParsedMessage {
+  const text = parsed.text.length > max ? parsed.text.slice(0, max) : parsed.text;
+  const room = Math.max(0, max - text.length);
+  const html = parsed.html.length > room ? parsed.html.slice(0, room) : parsed.html;
+  return text === parsed.text && html === parsed.html ? parsed : { ...parsed, text, html };
 }
 
 /** Level = max over hits; the strongest hit names category and type (viral wins a tie: longer hold). */

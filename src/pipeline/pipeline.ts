@@ -18,7 +18,8 @@ export interface PipelineDeps {
 
 export function buildPipeline(config: Config, deps: PipelineDeps): Stage[] {
   return [
-    parseStage(deps.parsePool),
+    // The parse worker also scores the message with the outbreak rules; the outbreak stage applies that.
+    parseStage(deps.parsePool, { config, engine: deps.outbreak, antivirus: deps.antivirus }),
     // Still to come, in Cisco's order: sender authentication (SPF/DKIM/DMARC) before anti-virus, content
     // filters after it.
     ...(deps.antivirus ? [antivirusStage(config, deps.antivirus)] : []),

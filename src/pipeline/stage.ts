@@ -5,6 +5,7 @@ import type { Finding } from '../policy/verdict.ts';
 import type { SpoolEnvelope } from '../spool/spool.ts';
 import type { OutbreakAssessment } from '../outbreak/engine.ts';
 import type { AntivirusResult } from '../antivirus/types.ts';
+import type { ScoreResult } from '../outbreak/offload.ts';
 
 /**
  * What happens when a stage throws or times out. Never "continue as if nothing happened":
@@ -29,6 +30,12 @@ export interface StageContext {
   parsed: ParsedMessage | null;
   /** Outbreak Filters' score; null when the stage did not run (disabled for the policy) */
   outbreak: OutbreakAssessment | null;
+  /**
+   * Outbreak hits the parse worker computed next to the parse (outbreak/offload.ts); the outbreak stage
+   * applies them, or scores itself when this is unset, resolves to null, or was computed with another
+   * bundle, adaptive switch or anti-virus version than the stage sees.
+   */
+  outbreakScore?: Promise<ScoreResult | null> | null;
   /** anti-virus result; null when the stage did not run (no clamd, or disabled for the policy) */
   antivirus: AntivirusResult | null;
   /** rescanned on its way out of these quarantines (never held in them again); empty on first scan */

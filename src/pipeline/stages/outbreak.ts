@@ -1,18 +1,21 @@
 // Outbreak Filters (DESIGN §4): score the message against the active outbreak rules and the adaptive
-// rules. The stage only reports the level and the matching rules; the policy layer decides.
+// rules. The stage only reports the level and the matching rules; the policy layer decides. The parse
+// worker has usually scored the message already (ctx.outbreakScore, see outbreak/offload.ts): the stage
+// then applies those hits, and scores on the event loop only when they were computed with another
+// bundle, adaptive switch or anti-virus signature version than the ones in force now.
 import type { Config } from '../../config/schema.ts';
 import { parseByteSize } from '../../config/schema.ts';
-import { emptyAssessment, type OutbreakEngine } from '../../outbreak/engine.ts';
+import { assess, emptyAssessment, truncatedContent, type OutbreakEngine } from '../../outbreak/engine.ts';
 import { effectiveOutbreakSettings } from '../../policy/outbreak.ts';
 import type { Stage } from '../stage.ts';
-import type { ParsedMessage } from '../../mime/types.ts';
 import { limitFinding } from '../../policy/unscannable.ts';
 
 export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
   const maxScanSize = parseByteSize(config.outbreakFilters.maxScanSize);
   return {
     name: 'outbreak',
-    description: 'Outbreak Filters: threat level 0–5 from outbreak rules and adaptive rules',
+    description:
+      "Outbreak Filters: threat level 0–5 from outbreak rules and adaptive rules (the parse worker's score; scored here when the bundle changed since)",
     timeoutMs: 5_000,
     // Never deliver unscored mail because scoring broke: the message waits and is scored again.
     failureMode: 'tempfail',
@@ -49,14 +52,23 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
             `message of ${ctx.size} bytes is larger than maxScanSize ${maxScanSize}: content scored up to it`,
           ),
         );
-      const a = engine.score(
-        {
-          parsed: partial ? truncatedContent(ctx.parsed, maxScanSize) : ctx.parsed,
-          sender: ctx.env.sender.toLowerCase(),
-          avSignatureVersion: ctx.antivirus?.signatureVersion ?? null,
-        },
-        settings.bypassExtensions,
-      );
+      const avSignatureVersion = ctx.antivirus?.signatureVersion ?? null;
+      // a worker that failed or timed out while scoring fails this stage (tempfail), like scoring here would
+      const fromWorker = ctx.outbreakScore ? await ctx.outbreakScore : null;
+      const a =
+        fromWorker &&
+        fromWorker.generation === (engine.bundle?.generation ?? null) &&
+        fromWorker.adaptive === engine.adaptive &&
+        fromWorker.avSignatureVersion === avSignatureVersion
+          ? assess(fromWorker.hits, version)
+          : engine.score(
+              {
+                parsed: partial ? truncatedContent(ctx.parsed, maxScanSize) : ctx.parsed,
+                sender: ctx.env.sender.toLowerCase(),
+                avSignatureVersion,
+              },
+              settings.bypassExtensions,
+            );
       ctx.outbreak = partial ? { ...a, partial } : a;
       for (const h of a.hits)
         ctx.findings.push({
@@ -67,12 +79,4 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
         });
     },
   };
-}
-
-/** The parsed message with its text content cut to the first `max` characters (text first, then HTML). */
-function truncatedContent(parsed: ParsedMessage, max: number): ParsedMessage {
-  const text = parsed.text.length > max ? parsed.text.slice(0, max) : parsed.text;
-  const room = Math.max(0, max - text.length);
-  const html = parsed.html.length > room ? parsed.html.slice(0, room) : parsed.html;
-  return text === parsed.text && html === parsed.html ? parsed : { ...parsed, text, html };
 }
