@@ -30,6 +30,11 @@ const tags = [
   },
   { name: 'Reports', description: 'Web interaction tracking and Outbreak Filters reports' },
   { name: 'Alerts', description: 'Alerts raised by the gateway, newest first' },
+  {
+    name: 'XDR relay',
+    description:
+      'The relay module an XDR calls (only when `xdr.relay` is configured): POST, a bearer JWT (`relayJwt`), CTIM answers, and errors of their own shape `{"errors": [{"type": "fatal", "code", "message"}]}` (schema RelayErrors). Not under /api/v1.',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });
@@ -116,6 +121,13 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       components: {
         securitySchemes: {
           bearerAuth: { type: 'http', scheme: 'bearer', description: 'The admin token from `dataDir/admin.token`' },
+          relayJwt: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              'XDR relay routes only: a JWT signed HS256 with `xdr.relay.jwtSecret`, or by a key of `xdr.relay.jwksUrl`',
+          },
         },
       },
     },

@@ -13,6 +13,7 @@ import {
   policyOutbreakSchema,
   quarantineSchema,
 } from './outbreak-schema.ts';
+import { xdrSchema } from './xdr-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -305,6 +306,7 @@ export const configSchema = z
     clickTime: clickTimeSchema,
     alerts: alertsSchema,
     quarantine: quarantineSchema,
+    xdr: xdrSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

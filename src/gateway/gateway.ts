@@ -40,6 +40,8 @@ import { CopyTable, MidAllocator } from '../flow/copies.ts';
 import { CopyModifier } from '../flow/modify-copy.ts';
 import { MessageFlow } from '../flow/message-flow.ts';
 import { recoverSpool } from '../flow/recovery.ts';
+import { relayEnabled } from '../config/xdr-schema.ts';
+import { Relay, trackerSource } from '../xdr/relay.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -76,6 +78,8 @@ export class Gateway {
   readonly clickProtection: ClickProtection;
   readonly reports: Reports;
   readonly system: SystemHealth;
+  /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
+  readonly relay: Relay | null;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
   readonly startedAt = Date.now();
@@ -101,6 +105,9 @@ export class Gateway {
     const bus = this.bus;
     // Subscribers, in order: the record first (so the outbox has the event), then the mail log, metrics.
     this.tracker = new Tracker(store, bus);
+    this.relay = relayEnabled(config.xdr.relay)
+      ? new Relay({ source: trackerSource(this.tracker), entityLimit: config.xdr.relay.entityLimit })
+      : null;
     subscribeMailLog(bus, log);
     bus.subscribe('metrics', (e) => this.metrics.onEvent(e.event));
     bus.onSubscriberError = (name, err) => log.warning(`event subscriber ${name} failed: ${err.message}`);
