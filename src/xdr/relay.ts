@@ -207,14 +207,13 @@ export class Relay {
   }
 
   /**
-   * What the messages an observable was part of (as sender, origin or content, not as a recipient) say
-   * about it: the highest threat level among them, from the newest message that has it. Null when it was
-   * not seen in such a role at all.
+   * What the messages an observable was part of (as sender, origin or content) say about it: the highest
+   * threat level among them, from the newest message that has it. An observable seen only as a recipient
+   * is never judged by the mail it received (level null: Unknown). Null when it was not seen at all.
    */
   assess(o: Observable): Assessment | null {
-    const queries = observableQueries(o).filter((q) => q.role === 'source');
-    if (!queries.length) return null;
-    const newestOf = (level: number | undefined): MessageSummary | null => {
+    const all = observableQueries(o);
+    const newestOf = (queries: ObservableQuery[], level?: number): MessageSummary | null => {
       let best: MessageSummary | null = null;
       for (const q of queries) {
         const [m] = this.source.find(level === undefined ? q.query : { ...q.query, level }, 1);
@@ -223,12 +222,15 @@ export class Relay {
       }
       return best;
     };
+    const sources = all.filter((q) => q.role === 'source');
     for (const level of [5, 4, 3, 2]) {
-      const m = newestOf(level);
+      const m = newestOf(sources, level);
       if (m) return { observable: o, level: m.threatLevel, message: m };
     }
-    const seen = newestOf(undefined);
-    return seen ? { observable: o, level: seen.threatLevel, message: seen } : null;
+    const asSource = newestOf(sources);
+    if (asSource) return { observable: o, level: asSource.threatLevel, message: asSource };
+    const asTarget = newestOf(all.filter((q) => q.role === 'target'));
+    return asTarget ? { observable: o, level: null, message: asTarget } : null;
   }
 
   /** Links to this gateway's tracking, one per way the observable is searched. */
