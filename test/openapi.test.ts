@@ -3,7 +3,8 @@
 // it takes a body, a request body schema; the document is well-formed OpenAPI 3.1 whose schemas compile;
 // its security matches what the server enforces; every operation is called live and its answer (success
 // and error) fits the documented schema; /api/v1/openapi.json and /api/docs are served without a token,
-// and the docs page loads nothing from anywhere but the gateway.
+// and the docs page loads nothing from anywhere but the gateway. The XDR relay routes (on here) are
+// documented too, under their own tag and security scheme, with their own error shape (RelayErrors).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,12 +17,17 @@ import { errorCodes } from '../src/api/schemas/common.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { RawSmtp } from './helpers/rawsmtp.ts';
 import { waitFor } from './helpers/peers.ts';
+import { SignJWT } from 'jose';
+import { RELAY_TAG } from '../src/api/relay-routes.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 const PUBLIC = ['GET /health', 'GET /api/v1/openapi.json'];
 const CHROMIUM = '/usr/bin/chromium';
+const RELAY_SECRET = 'openapi-relay-secret-0123456789abcdef';
+/** The relay routes answer errors as `{"errors": […]}` (schema RelayErrors), not the admin API's Error. */
+const isRelay = (o: Json) => (o.tags as string[]).includes(RELAY_TAG);
 
 type Json = Record<string, any>;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
@@ -34,7 +40,11 @@ const hidden = new Set<string>();
 
 before(async () => {
   gw = await startTestGateway(
-    testConfig({ routes: { '*': ['file:delivered'] }, quarantine: { policy: [{ name: 'review' }] } }),
+    testConfig({
+      routes: { '*': ['file:delivered'] },
+      quarantine: { policy: [{ name: 'review' }] },
+      xdr: { relay: { jwtSecret: RELAY_SECRET } },
+    }),
   );
   base = `http://127.0.0.1:${gw.adminPort}`;
   auth = { authorization: `Bearer ${gw.token}` };
@@ -177,7 +187,12 @@ test('the document is well-formed OpenAPI 3.1 and its schemas compile', () => {
       assert.match(status, /^[1-5]\d\d$/, `${label}: status ${status}`);
       assert.ok(r.description, `${label} ${status}: description`);
       if (Number(status) >= 400)
-        assert.equal(r.content?.['application/json']?.schema.$ref, '#/components/schemas/Error', `${label} ${status}`);
+        assert.equal(
+          r.content?.['application/json']?.schema.$ref,
+          isRelay(o) ? '#/components/schemas/RelayErrors' : '#/components/schemas/Error',
+          `${label} ${status}`,
+        );
+      if (isRelay(o)) assert.deepEqual(o.security, [{ relayJwt: [] }], `${label}: the relay's own token`);
       for (const media of Object.values(r.content ?? {})) check((media as Json).schema, undefined, '', []);
     }
     if (Array.isArray(o.security) && o.security.length === 0) publicOps.push(label);
@@ -225,12 +240,15 @@ test('the document and /api/docs are public; every other operation needs the tok
   assert.equal((await fetch(`${base}/api/v1/status`, { headers: auth })).status, 200);
 
   // What the document says about security is what the server does (the auth hook answers before any handler).
-  for (const [op] of operations()) {
+  for (const [op, o] of operations()) {
     const [method, p] = op.split(' ');
     const url = base + p.replace('{mid}', '1').replace('{name}', 'review');
     const r = await fetch(url, { method });
     if (PUBLIC.includes(op)) assert.notEqual(r.status, 401, `${op} is public`);
-    else {
+    else if (isRelay(o)) {
+      assert.equal(r.status, 401, `${op} needs the relay token`);
+      assert.equal(((await r.json()) as any).errors[0].code, 'authorization error', op);
+    } else {
       assert.equal(r.status, 401, `${op} needs the token`);
       assert.equal(((await r.json()) as any).error.code, 'unauthorized', op);
     }
@@ -302,10 +320,14 @@ test('every operation answers live as documented, success and errors alike', asy
   errors.length = 0;
 
   const called = new Set<string>();
+  const relayAuth = {
+    authorization: `Bearer ${await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(new TextEncoder().encode(RELAY_SECRET))}`,
+  };
   const call = async (method: string, p: string, url: string, status: number, body?: unknown) => {
+    const relay = isRelay(doc.paths[p][method.toLowerCase()]);
     const r = await fetch(base + url, {
       method,
-      headers: { ...auth, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: { ...(relay ? relayAuth : auth), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const label = `${method} ${p}`;
@@ -343,6 +365,19 @@ test('every operation answers live as documented, success and errors alike', asy
   await call('POST', '/api/v1/cloud/deregister', '/api/v1/cloud/deregister', 200, {});
   await call('POST', '/api/v1/cloud/disable', '/api/v1/cloud/disable', 200, {});
   await call('POST', '/api/v1/cloud/register', '/api/v1/cloud/register', 409, { token: 'ab'.repeat(16) });
+  const observables = [
+    { type: 'email', value: 'alice@src.test' },
+    { type: 'cisco_mid', value: String(mid) },
+  ];
+  await call('POST', '/health', '/health', 200, {});
+  for (const p of ['/observe/observables', '/deliberate/observables', '/refer/observables', '/respond/observables'])
+    await call('POST', p, p, 200, observables);
+  await call('POST', '/respond/trigger', '/respond/trigger', 200, {
+    'action-id': 'delete',
+    observable_type: 'cisco_mid',
+    observable_value: String(mid),
+  });
+  await call('POST', '/observe/observables', '/observe/observables', 400, [{ type: 'colour', value: 'red' }]);
   assert.deepEqual(
     operations()
       .map(([label]) => label)

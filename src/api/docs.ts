@@ -31,6 +31,11 @@ const tags = [
   { name: 'Reports', description: 'Web interaction tracking and Outbreak Filters reports' },
   { name: 'Alerts', description: 'Alerts raised by the gateway, newest first' },
   { name: 'Cloud services', description: 'Registration with the threat-response hub (DESIGN §10)' },
+  {
+    name: 'XDR relay',
+    description:
+      'The relay module an XDR calls (only when `xdr.relay` is configured): POST, a bearer JWT (`relayJwt`), CTIM answers, and errors of their own shape `{"errors": [{"type": "fatal", "code", "message"}]}` (schema RelayErrors). Not under /api/v1.',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });
@@ -113,6 +118,15 @@ const gatewayDocs: DocsInfo = {
   description:
     'JSON over HTTP. Every route needs `Authorization: Bearer <token>` (created at first start in `dataDir/admin.token`) except `/health`, this document and `/api/docs`. Errors are `{"error": {"code", "message"}}` with a stable code (schema Error).',
   tags,
+  securitySchemes: {
+    relayJwt: {
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+      description:
+        'XDR relay routes only: a JWT signed HS256 with `xdr.relay.jwtSecret`, or by a key of `xdr.relay.jwksUrl`',
+    },
+  },
 };
 
 /** Registers @fastify/swagger (before any route, so it sees them all), Swagger UI and the document route. */

@@ -11,6 +11,7 @@ import { ApiError, sendError, tokenMatches } from './errors.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
 import { registerCloudRoutes } from './cloud-routes.ts';
+import { registerRelayRoutes, relayNotFound } from './relay-routes.ts';
 import { errorSchema, responses } from './schemas/common.ts';
 import { health } from './schemas/tracking.ts';
 import { registerSystemRoutes } from './system-routes.ts';
@@ -65,9 +66,11 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     gw.mailLog.warning(`admin API error: ${err.stack ?? err}`);
     return sendError(reply, 500, 'internal_error', detailed ? String(err.message) : 'internal error');
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
-  );
+  app.setNotFoundHandler((req, reply) => {
+    // the XDR relay's paths answer in the relay's own error shape (src/api/relay-routes.ts)
+    if (gw.relay && relayNotFound(req, reply)) return reply;
+    return sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
+  });
 
   const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const h = req.headers.authorization ?? '';
@@ -138,5 +141,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     },
     { prefix: '/api/v1' },
   );
+  // The XDR relay module (POST, its own JWT and error shape), when configured.
+  if (gw.relay) await registerRelayRoutes(app, gw, gw.relay, gw.config.xdr.relay);
   return app;
 }

@@ -137,6 +137,9 @@ export function buildCli(): Command {
       .option('--sha256 <hash>', 'attachment sha256')
       .option('--attachment <name>', 'attachment file name')
       .option('--url-domain <domain>', 'a URL domain in the message')
+      .option('--url <url>', 'a URL in the message (exactly)')
+      .option('--sender-domain <domain>', "the envelope sender's domain")
+      .option('--from-address <address>', 'the address in the header From')
       .addOption(
         new Option('--status <status>').choices([
           'received',

@@ -14,6 +14,7 @@ import {
   quarantineSchema,
 } from './outbreak-schema.ts';
 import { cloudSchema } from './cloud-schema.ts';
+import { xdrSchema } from './xdr-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -307,6 +308,7 @@ export const configSchema = z
     alerts: alertsSchema,
     quarantine: quarantineSchema,
     cloud: cloudSchema.describe('Cloud services: the threat-response hub (DESIGN §10)'),
+    xdr: xdrSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

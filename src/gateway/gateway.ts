@@ -45,6 +45,8 @@ import { CloudService } from '../xdr/cloud.ts';
 import { HubStream } from '../xdr/stream.ts';
 import { Telemetry } from '../xdr/telemetry.ts';
 import { readFileSync } from 'node:fs';
+import { relayEnabled } from '../config/xdr-schema.ts';
+import { Relay, trackerSource } from '../xdr/relay.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -85,6 +87,8 @@ export class Gateway {
   readonly cloud: CloudService;
   readonly hubStream: HubStream;
   readonly telemetry: Telemetry;
+  /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
+  readonly relay: Relay | null;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
   readonly startedAt = Date.now();
@@ -110,6 +114,9 @@ export class Gateway {
     const bus = this.bus;
     // Subscribers, in order: the record first (so the outbox has the event), then the mail log, metrics.
     this.tracker = new Tracker(store, bus);
+    this.relay = relayEnabled(config.xdr.relay)
+      ? new Relay({ source: trackerSource(this.tracker), entityLimit: config.xdr.relay.entityLimit })
+      : null;
     subscribeMailLog(bus, log);
     bus.subscribe('metrics', (e) => this.metrics.onEvent(e.event));
     bus.onSubscriberError = (name, err) => log.warning(`event subscriber ${name} failed: ${err.message}`);

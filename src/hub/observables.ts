@@ -32,7 +32,6 @@ export function normalizeObservable(type: ObservableType, value: string): string
   }
 }
 
-
 export function observablesOf(s: MessageSummary): Array<{ type: ObservableType; value: string }> {
   const out = new Map<string, { type: ObservableType; value: string }>();
   const add = (type: ObservableType, value: string | null | undefined): void => {

@@ -11,6 +11,14 @@ import path from 'node:path';
 
 const SCHEMA_VERSION = 1;
 
+/**
+ * The envelope sender's domain and the header From's address, as SQL expressions. Indexed as written
+ * (expression indexes below); a query must use the very same expression for SQLite to use the index.
+ */
+export const SENDER_DOMAIN_SQL = "substr(sender, instr(sender, '@') + 1)";
+export const FROM_ADDRESS_SQL =
+  "lower(trim(case when instr(header_from, '<') > 0 then substr(header_from, instr(header_from, '<') + 1, instr(substr(header_from, instr(header_from, '<') + 1), '>') - 1) else header_from end))";
+
 const SCHEMA = `
 create table if not exists meta (key text primary key, value text not null);
 create table if not exists messages (
@@ -43,6 +51,8 @@ create index if not exists messages_ip on messages(sender_ip, received_at);
 create index if not exists messages_status on messages(status, received_at);
 create index if not exists messages_undone on messages(done) where done = 0;
 create index if not exists messages_parent on messages(parent_mid) where parent_mid is not null;
+create index if not exists messages_sender_domain on messages(${SENDER_DOMAIN_SQL}, received_at);
+create index if not exists messages_from_address on messages(${FROM_ADDRESS_SQL});
 create table if not exists recipients (
   mid integer not null,
   rid integer not null,
@@ -79,6 +89,7 @@ create table if not exists urls (
 );
 create index if not exists urls_mid on urls(mid);
 create index if not exists urls_domain on urls(domain);
+create index if not exists urls_url on urls(url);
 create table if not exists message_rules (
   mid integer not null,
   rule_id text not null,

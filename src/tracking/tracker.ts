@@ -1,6 +1,6 @@
 // Message tracking (DESIGN §8): the record per MID, built from the events on the bus alone, and search.
 import { escapeControls, escapeDeep } from './escape.ts';
-import type { Store } from '../store/db.ts';
+import { FROM_ADDRESS_SQL, SENDER_DOMAIN_SQL, type Store } from '../store/db.ts';
 import {
   storedEventData,
   type MessageStatus,
@@ -42,6 +42,9 @@ export const trackingFilters = [
   'sha256',
   'attachment',
   'urlDomain',
+  'url',
+  'senderDomain',
+  'fromAddress',
   'status',
   'level',
   'rule',
@@ -61,6 +64,12 @@ export interface TrackingQuery {
   sha256?: string;
   attachment?: string;
   urlDomain?: string;
+  /** a URL in the message, exactly */
+  url?: string;
+  /** the envelope sender's domain */
+  senderDomain?: string;
+  /** the address in the header From */
+  fromAddress?: string;
   status?: string;
   /** threat level at least */
   level?: number;
@@ -409,6 +418,13 @@ export class Tracker {
   }
 
   search(q: TrackingQuery): TrackingRecord[] {
+    const { sql, args } = this.searchSql(q);
+    const rows = this.store.db.prepare(sql).all(...args) as unknown as MessageRow[];
+    return rows.map((r) => this.toRecord(r, false));
+  }
+
+  /** The SQL of a search (tests check its query plan: every filter is answered from an index). */
+  searchSql(q: TrackingQuery): { sql: string; args: Array<string | number> } {
     const where: string[] = [];
     const args: Array<string | number> = [];
     if (q.mid !== undefined) {
@@ -443,6 +459,18 @@ export class Tracker {
     if (q.urlDomain) {
       where.push('m.mid in (select mid from urls where domain = ?)');
       args.push(q.urlDomain.toLowerCase());
+    }
+    if (q.url) {
+      where.push('m.mid in (select mid from urls where url = ?)');
+      args.push(q.url);
+    }
+    if (q.senderDomain) {
+      where.push(`${SENDER_DOMAIN_SQL} = ?`);
+      args.push(q.senderDomain.toLowerCase());
+    }
+    if (q.fromAddress) {
+      where.push(`${FROM_ADDRESS_SQL} = ?`);
+      args.push(q.fromAddress.toLowerCase());
     }
     if (q.status) {
       where.push('(m.status = ? or m.mid in (select mid from recipients where status = ?))');
@@ -480,8 +508,7 @@ export class Tracker {
     }
     const limit = Math.min(Math.max(q.limit ?? 100, 1), 10_000);
     const sql = `select m.* from messages m ${where.length ? 'where ' + where.join(' and ') : ''} order by m.received_at desc, m.mid desc limit ${limit}`;
-    const rows = this.store.db.prepare(sql).all(...args) as unknown as MessageRow[];
-    return rows.map((r) => this.toRecord(r, false));
+    return { sql, args };
   }
 
   show(mid: number): TrackingRecord | null {
