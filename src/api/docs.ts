@@ -30,6 +30,10 @@ const tags = [
   },
   { name: 'Reports', description: 'Web interaction tracking and Outbreak Filters reports' },
   { name: 'Alerts', description: 'Alerts raised by the gateway, newest first' },
+  {
+    name: 'Remediation',
+    description: 'Delete or forward delivered messages in the recipients’ mailboxes (IMAP, Microsoft Graph)',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });

@@ -10,6 +10,7 @@ import { registerDocs } from './docs.ts';
 import { ApiError, sendError, tokenMatches } from './errors.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
+import { registerRemediationRoutes } from './remediation-routes.ts';
 import { errorSchema, responses } from './schemas/common.ts';
 import { health } from './schemas/tracking.ts';
 import { registerSystemRoutes } from './system-routes.ts';
@@ -133,6 +134,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerSystemRoutes(routes, gw);
       registerOutbreakRoutes(routes, gw);
       registerQuarantineRoutes(routes, gw);
+      registerRemediationRoutes(routes, gw);
     },
     { prefix: '/api/v1' },
   );

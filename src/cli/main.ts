@@ -13,6 +13,7 @@ import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
 import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
+import { registerRemediationCommands } from './remediation-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -240,6 +241,7 @@ export function buildCli(): Command {
     print(opts.json, r, () => `MID ${r.mid}: ${r.recipients} recipient(s) deleted`);
   });
   registerOutbreakCommands(program, withConfig);
+  registerRemediationCommands(program, withConfig);
   return program;
 }
 

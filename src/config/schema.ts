@@ -13,6 +13,7 @@ import {
   policyOutbreakSchema,
   quarantineSchema,
 } from './outbreak-schema.ts';
+import { remediationSchema } from './remediation-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -126,8 +127,8 @@ export const listenerSchema = z
 const routeTarget = z
   .string()
   .regex(
-    /^(smtp:\/\/[^\s/]+:\d+|mx|file:.+)$/,
-    'smtp://host:port, "mx" (DNS MX lookup) or file:DIR (write delivered messages to a folder)',
+    /^((smtp|lmtp):\/\/[^\s/]+:\d+|mx|file:.+)$/,
+    'smtp://host:port, lmtp://host:port (a mailbox server that speaks LMTP, RFC 2033), "mx" (DNS MX lookup) or file:DIR (write delivered messages to a folder)',
   );
 
 export const policySchema = z
@@ -305,6 +306,7 @@ export const configSchema = z
     clickTime: clickTimeSchema,
     alerts: alertsSchema,
     quarantine: quarantineSchema,
+    remediation: remediationSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -40,6 +40,7 @@ import { CopyTable, MidAllocator } from '../flow/copies.ts';
 import { CopyModifier } from '../flow/modify-copy.ts';
 import { MessageFlow } from '../flow/message-flow.ts';
 import { recoverSpool } from '../flow/recovery.ts';
+import { RemediationService } from '../xdr/remediation/service.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -75,6 +76,8 @@ export class Gateway {
   readonly reevaluation: HeldReevaluation;
   readonly clickProtection: ClickProtection;
   readonly reports: Reports;
+  /** mailbox remediation of delivered mail (DESIGN §10) */
+  readonly remediation: RemediationService;
   readonly system: SystemHealth;
   readonly listeners: Ingress[] = [];
   readonly ports = new Map<string, number>();
@@ -267,6 +270,12 @@ export class Gateway {
       log,
     });
     this.reports = new Reports(store, () => index.usage());
+    this.remediation = new RemediationService({
+      config,
+      tracker: this.tracker,
+      events: bus,
+      inject: (sender, recipients, message) => this.flow.inject(sender, recipients, message, 'remediation'),
+    });
   }
 
   async start(): Promise<void> {
@@ -348,6 +357,7 @@ export class Gateway {
     this.quarantines.stop();
     this.capacity.stop();
     this.reevaluation.stop();
+    this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
     await Promise.all(this.listeners.map((l) => l.close()));

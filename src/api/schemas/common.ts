@@ -69,6 +69,8 @@ export const errorCodes = {
   filter_required: '400: a bulk quarantine action without a filter or `all: true`',
   confirmation_required: '400: a destructive action without `{"confirm": true}`',
   invalid_target: '400: the `to` of a move is not another existing quarantine',
+  message_required: '400: a remediation without `mids` or `messageIds`',
+  forward_address_required: '400: forward or forward-and-delete without `forwardTo` and no `remediation.forwardTo`',
   internal_error: '500: unexpected error (details in the mail log)',
 } as const satisfies Record<string, string>;
 
