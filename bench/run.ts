@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|remediation   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -14,6 +14,7 @@ import { hasBinary } from '../test/helpers/peers.ts';
 import { hasClamd } from '../test/helpers/clamd.ts';
 import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.ts';
 import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
+import { hasDovecot, printRemediationBench, runRemediationBench, type RemediationBenchResult } from './remediation.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY;
@@ -127,9 +128,22 @@ if (!only || only === 'quarantine') {
   }
 }
 
+let remediation: RemediationBenchResult | null = null;
+if (!only || only === 'remediation') {
+  if (!hasDovecot()) console.log('Remediation: skipped (dovecot not installed; see .ci/run)\n');
+  else {
+    remediation = await runRemediationBench(quick);
+    printRemediationBench(remediation);
+  }
+}
+
 const out = path.resolve(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
   path.join(out, 'latest.json'),
-  JSON.stringify({ at: new Date().toISOString(), quick, cpu, smtp, tracking, outbreak, clamd, quarantine }, null, 2),
+  JSON.stringify(
+    { at: new Date().toISOString(), quick, cpu, smtp, tracking, outbreak, clamd, quarantine, remediation },
+    null,
+    2,
+  ),
 );

@@ -53,8 +53,12 @@ function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-function attempts(mid: number): Array<Record<string, unknown>> {
-  return gw.gateway.tracker.show(mid)!.events.filter((e) => e.type === 'remediation.attempt');
+/** The remediation attempts in tracking, once there are `n` (tracking writes in batches). */
+async function attempts(mid: number, n: number): Promise<Array<Record<string, unknown>>> {
+  const list = () => gw.gateway.tracker.show(mid)!.events.filter((e) => e.type === 'remediation.attempt');
+  await waitFor(() => list().length >= n, 5000, `${n} attempts of MID ${mid} in tracking`);
+  await new Promise((r) => setTimeout(r, 50)); // and no more
+  return list();
 }
 
 before(async () => {
@@ -150,7 +154,7 @@ test(
       Trash: [],
     });
     assert.deepEqual((await dovecot.messageIds('carol@dst.test')).INBOX, []);
-    const events = attempts(mids.m1);
+    const events = await attempts(mids.m1, 2);
     assert.equal(events.length, 2);
     for (const e of events) {
       assert.equal(e.action, 'delete');
@@ -178,7 +182,7 @@ test('an already deleted message is message_not_found, once per mailbox, not ret
     'bob@dst.test message_not_found',
     'carol@dst.test message_not_found',
   ]);
-  assert.equal(attempts(mids.m1).length, 4, 'one more attempt per mailbox');
+  assert.equal((await attempts(mids.m1, 4)).length, 4, 'one more attempt per mailbox');
 });
 
 test(
@@ -222,7 +226,7 @@ test(
       lock.release();
       await c.logout();
     }
-    const [e] = attempts(mids.m2);
+    const [e] = await attempts(mids.m2, 1);
     assert.equal(e.forwardMid, forwardMid);
     assert.equal(e.action, 'forward-and-delete');
     assert.match(String(e.by), /^cli:/);
@@ -274,9 +278,9 @@ test(
     );
     assert.deepEqual([r.total, r.failed, r.deleted], [5, 5, 0]);
     // final for the profile at once: neither is retried
-    for (const mid of [mids.gone, mids.other]) assert.equal(attempts(mid).length, 1);
-    assert.equal(attempts(mids.other)[0].profile, 'wrong-master');
-    assert.equal(attempts(mids.bounced).length, 0, 'no attempt on a message that was never delivered');
+    for (const mid of [mids.gone, mids.other]) assert.equal((await attempts(mid, 1)).length, 1);
+    assert.equal((await attempts(mids.other, 1))[0].profile, 'wrong-master');
+    assert.equal((await attempts(mids.bounced, 0)).length, 0, 'no attempt on a message that was never delivered');
     assert.ok(!JSON.stringify(gw.gateway.tracker.show(mids.other)).includes('not-the-password'));
     assert.ok(!readFileSync(path.join(gw.dataDir, 'logs', 'mail.log'), 'utf8').includes('not-the-password'));
     assert.deepEqual((await dovecot.messageIds('bob@dst.test')).INBOX, ['<m3@evil.test>', '<m4@evil.test>']);
