@@ -146,7 +146,7 @@ export const remediationSchema = z
       const need = (keys: string[]) => {
         for (const k of keys)
           if ((p as Record<string, unknown>)[k] === undefined)
-            ctx.addIssue({ code: 'custom', path: at(k), message: `a ${p.type} profile needs ${k}` });
+            ctx.addIssue({ code: 'custom', path: at(k), message: `${p.type} profile ${p.name} needs ${k}` });
       };
       if (p.type === 'imap') need(['host', 'masterUser', 'masterPassword']);
       else {
@@ -155,7 +155,7 @@ export const remediationSchema = z
           ctx.addIssue({
             code: 'custom',
             path: at('clientSecret'),
-            message: 'a graph profile needs exactly one of clientSecret and certificate',
+            message: `graph profile ${p.name} needs exactly one of clientSecret and certificate`,
           });
       }
     });
