@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|remediation   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,7 @@ import { hasClamd } from '../test/helpers/clamd.ts';
 import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.ts';
 import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
 import { printHubBench, runHubBench, type HubBenchResult } from './hub.ts';
+import { hasDovecot, printRemediationBench, runRemediationBench, type RemediationBenchResult } from './remediation.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY;
@@ -152,12 +153,33 @@ if (!only || only === 'hub') {
   printHubBench(hub);
 }
 
+let remediation: RemediationBenchResult | null = null;
+if (!only || only === 'remediation') {
+  if (!hasDovecot()) console.log('Remediation: skipped (dovecot not installed; see .ci/run)\n');
+  else {
+    remediation = await runRemediationBench(quick);
+    printRemediationBench(remediation);
+  }
+}
+
 const out = path.resolve(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
   path.join(out, 'latest.json'),
   JSON.stringify(
-    { at: new Date().toISOString(), quick, cpu, smtp, halfLoad, tracking, outbreak, clamd, quarantine, hub },
+    {
+      at: new Date().toISOString(),
+      quick,
+      cpu,
+      smtp,
+      halfLoad,
+      tracking,
+      outbreak,
+      clamd,
+      quarantine,
+      hub,
+      remediation,
+    },
     null,
     2,
   ),

@@ -378,6 +378,8 @@ test('every operation answers live as documented, success and errors alike', asy
     observable_value: String(mid),
   });
   await call('POST', '/observe/observables', '/observe/observables', 400, [{ type: 'colour', value: 'red' }]);
+  // no remediation profile is configured: the delivered recipient is counted failed (no_profile)
+  await call('POST', '/api/v1/remediation', '/api/v1/remediation', 200, { action: 'delete', mids: [mid, 99_999] });
   assert.deepEqual(
     operations()
       .map(([label]) => label)
@@ -397,6 +399,15 @@ test('every operation answers live as documented, success and errors alike', asy
     ['POST', `${q}/release`, '/api/v1/quarantines/outbreak/release', 400, 'invalid_body', [1]],
     ['POST', `${q}/move`, '/api/v1/quarantines/outbreak/move', 400, 'invalid_target', { all: true, to: 'outbreak' }],
     ['POST', '/api/v1/outbreak/flush', '/api/v1/outbreak/flush', 400, 'confirmation_required', {}],
+    [
+      'POST',
+      '/api/v1/remediation',
+      '/api/v1/remediation',
+      400,
+      'forward_address_required',
+      { action: 'forward', mids: [1] },
+    ],
+    ['POST', '/api/v1/remediation', '/api/v1/remediation', 400, 'message_required', { action: 'delete', mids: [] }],
   ] as const) {
     const r = await fetch(base + url, {
       method,

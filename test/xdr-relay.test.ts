@@ -435,62 +435,67 @@ test("refer links lead to the gateway's tracking of the observable", { skip }, a
   assert.equal(record.mid, heldMid);
 });
 
-test('respond lists the actions per observable; trigger fails clearly without a responder', { skip }, async () => {
-  const r = await relay('/respond/observables', [
-    { type: 'cisco_mid', value: String(heldMid) },
-    { type: 'email_messageid', value: '<report-1@src.test>' },
-    { type: 'email', value: 'mallory@evil.test' },
-    { type: 'domain', value: 'evil.test' },
-    { type: 'ip', value: '127.0.0.1' },
-  ]);
-  const actions = fits('responses#/$defs/respond', r.json).data as Json[];
-  assert.deepEqual(
-    actions.map((a) => `${a['query-params'].observable_type} ${a.id}`),
-    [
-      'cisco_mid delete',
-      'cisco_mid forward',
-      'cisco_mid forward-and-delete',
-      'email_messageid delete',
-      'email_messageid forward',
-      'email_messageid forward-and-delete',
-      'email block-sender',
-      'domain block-domain',
-    ],
-  );
-  assert.deepEqual(actions[0]['query-params'], { observable_type: 'cisco_mid', observable_value: String(heldMid) });
+test(
+  'respond lists the actions per observable; a trigger on a message never delivered fails clearly',
+  { skip },
+  async () => {
+    const r = await relay('/respond/observables', [
+      { type: 'cisco_mid', value: String(heldMid) },
+      { type: 'email_messageid', value: '<report-1@src.test>' },
+      { type: 'email', value: 'mallory@evil.test' },
+      { type: 'domain', value: 'evil.test' },
+      { type: 'ip', value: '127.0.0.1' },
+    ]);
+    const actions = fits('responses#/$defs/respond', r.json).data as Json[];
+    assert.deepEqual(
+      actions.map((a) => `${a['query-params'].observable_type} ${a.id}`),
+      [
+        'cisco_mid delete',
+        'cisco_mid forward',
+        'cisco_mid forward-and-delete',
+        'email_messageid delete',
+        'email_messageid forward',
+        'email_messageid forward-and-delete',
+        'email block-sender',
+        'domain block-domain',
+      ],
+    );
+    assert.deepEqual(actions[0]['query-params'], { observable_type: 'cisco_mid', observable_value: String(heldMid) });
 
-  const trigger = { 'action-id': 'delete', observable_type: 'cisco_mid', observable_value: String(heldMid) };
-  const failed = await relay('/respond/trigger', trigger);
-  assert.equal(failed.status, 200);
-  fits('responses#/$defs/trigger', failed.json);
-  assert.equal(failed.json.data.status, 'failure');
-  assert.equal(failed.json.errors[0].code, 'action failed');
-  assert.match(failed.json.errors[0].message, /no remediation service is configured/);
+    const trigger = { 'action-id': 'delete', observable_type: 'cisco_mid', observable_value: String(heldMid) };
+    const failed = await relay('/respond/trigger', trigger);
+    assert.equal(failed.status, 200);
+    fits('responses#/$defs/trigger', failed.json);
+    assert.equal(failed.json.data.status, 'failure');
+    assert.equal(failed.json.errors[0].code, 'action failed');
+    // the gateway's responder is mailbox remediation: a held message is in no mailbox
+    assert.match(failed.json.errors[0].message, /delete: 0 of 1 mailbox\(es\) done; failed: .*not_delivered/);
 
-  const notOffered = await relay('/respond/trigger', { ...trigger, 'action-id': 'block-sender' });
-  assert.equal(notOffered.status, 400);
-  assert.equal(fits('responses#/$defs/errors', notOffered.json).errors[0].code, 'invalid argument');
+    const notOffered = await relay('/respond/trigger', { ...trigger, 'action-id': 'block-sender' });
+    assert.equal(notOffered.status, 400);
+    assert.equal(fits('responses#/$defs/errors', notOffered.json).errors[0].code, 'invalid argument');
 
-  // A responder plugged in (as the remediation service will be) carries it out, knowing who asked.
-  const calls: string[] = [];
-  const responder: RelayResponder = {
-    async trigger(actionId, o, by) {
-      calls.push(`${actionId} ${o.type}:${o.value} by ${by}`);
-      return { ok: true };
-    },
-  };
-  const relayService = gw.gateway.relay!;
-  relayService.responder = responder;
-  try {
-    const ok = await relay('/respond/trigger', { ...trigger, extra: 'kept' });
-    assert.deepEqual(fits('responses#/$defs/trigger', ok.json), { data: { status: 'success' } });
-    assert.deepEqual(calls, [`delete cisco_mid:${heldMid} by xdr:analyst@xdr.test`]);
-  } finally {
-    relayService.responder = { trigger: async () => ({ ok: false, detail: { reason: 'mailbox_not_found' } }) };
-  }
-  const detail = await relay('/respond/trigger', trigger);
-  assert.match(detail.json.errors[0].message, /mailbox_not_found/);
-});
+    // A responder plugged in (as the remediation service will be) carries it out, knowing who asked.
+    const calls: string[] = [];
+    const responder: RelayResponder = {
+      async trigger(actionId, o, by) {
+        calls.push(`${actionId} ${o.type}:${o.value} by ${by}`);
+        return { ok: true };
+      },
+    };
+    const relayService = gw.gateway.relay!;
+    relayService.responder = responder;
+    try {
+      const ok = await relay('/respond/trigger', { ...trigger, extra: 'kept' });
+      assert.deepEqual(fits('responses#/$defs/trigger', ok.json), { data: { status: 'success' } });
+      assert.deepEqual(calls, [`delete cisco_mid:${heldMid} by xdr:analyst@xdr.test`]);
+    } finally {
+      relayService.responder = { trigger: async () => ({ ok: false, detail: { reason: 'mailbox_not_found' } }) };
+    }
+    const detail = await relay('/respond/trigger', trigger);
+    assert.match(detail.json.errors[0].message, /mailbox_not_found/);
+  },
+);
 
 test('malformed requests, unknown types and routes answer in the relay error shape', { skip }, async () => {
   const bad: Array<[string, unknown, string | undefined, number]> = [

@@ -36,6 +36,10 @@ const tags = [
     description:
       'The relay module an XDR calls (only when `xdr.relay` is configured): POST, a bearer JWT (`relayJwt`), CTIM answers, and errors of their own shape `{"errors": [{"type": "fatal", "code", "message"}]}` (schema RelayErrors). Not under /api/v1.',
   },
+  {
+    name: 'Remediation',
+    description: 'Delete or forward delivered messages in the recipients’ mailboxes (IMAP, Microsoft Graph)',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });

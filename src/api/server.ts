@@ -12,6 +12,7 @@ import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
 import { registerCloudRoutes } from './cloud-routes.ts';
 import { registerRelayRoutes, relayNotFound } from './relay-routes.ts';
+import { registerRemediationRoutes } from './remediation-routes.ts';
 import { errorSchema, responses } from './schemas/common.ts';
 import { health } from './schemas/tracking.ts';
 import { registerSystemRoutes } from './system-routes.ts';
@@ -138,6 +139,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerOutbreakRoutes(routes, gw);
       registerQuarantineRoutes(routes, gw);
       registerCloudRoutes(routes, gw);
+      registerRemediationRoutes(routes, gw);
     },
     { prefix: '/api/v1' },
   );

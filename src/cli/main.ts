@@ -15,6 +15,7 @@ import { adminAddressFile, api, CliError, load, print, table } from './common.ts
 import { registerOutbreakCommands } from './outbreak-commands.ts';
 import { registerCloudCommands } from './cloud-commands.ts';
 import { registerHubCommands } from './hub-commands.ts';
+import { registerRemediationCommands } from './remediation-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -247,6 +248,7 @@ export function buildCli(): Command {
   registerOutbreakCommands(program, withConfig);
   registerCloudCommands(program, withConfig);
   registerHubCommands(program);
+  registerRemediationCommands(program, withConfig);
   return program;
 }
 

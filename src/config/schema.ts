@@ -15,6 +15,7 @@ import {
 } from './outbreak-schema.ts';
 import { cloudSchema } from './cloud-schema.ts';
 import { xdrSchema } from './xdr-schema.ts';
+import { remediationSchema } from './remediation-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -128,8 +129,8 @@ export const listenerSchema = z
 const routeTarget = z
   .string()
   .regex(
-    /^(smtp:\/\/[^\s/]+:\d+|mx|file:.+)$/,
-    'smtp://host:port, "mx" (DNS MX lookup) or file:DIR (write delivered messages to a folder)',
+    /^((smtp|lmtp):\/\/[^\s/]+:\d+|mx|file:.+)$/,
+    'smtp://host:port, lmtp://host:port (a mailbox server that speaks LMTP, RFC 2033), "mx" (DNS MX lookup) or file:DIR (write delivered messages to a folder)',
   );
 
 export const policySchema = z
@@ -309,6 +310,7 @@ export const configSchema = z
     quarantine: quarantineSchema,
     cloud: cloudSchema.describe('Cloud services: the threat-response hub (DESIGN §10)'),
     xdr: xdrSchema,
+    remediation: remediationSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {

@@ -224,7 +224,7 @@ export class DeliveryQueue {
         conn = null;
         for (const t of targets) {
           try {
-            conn = await this.connect(t.host, t.port);
+            conn = await this.connect(t.host, t.port, t.lmtp ?? false);
             break;
           } catch (err) {
             lastError = `${t.host}:${t.port}: ${(err as Error).message}`;
@@ -268,10 +268,13 @@ export class DeliveryQueue {
     return null;
   }
 
-  private async resolveTargets(route: Route, job: DeliveryJob): Promise<Array<{ host: string; port: number }>> {
-    const out: Array<{ host: string; port: number }> = [];
+  private async resolveTargets(
+    route: Route,
+    job: DeliveryJob,
+  ): Promise<Array<{ host: string; port: number; lmtp?: boolean }>> {
+    const out: Array<{ host: string; port: number; lmtp?: boolean }> = [];
     for (const t of route.targets as RouteTarget[]) {
-      if (t.kind === 'smtp') out.push({ host: t.host, port: t.port });
+      if (t.kind === 'smtp') out.push({ host: t.host, port: t.port, ...(t.lmtp ? { lmtp: true } : {}) });
       else if (t.kind === 'mx') {
         try {
           const mx = await dns.resolveMx(route.domain);
@@ -288,13 +291,14 @@ export class DeliveryQueue {
     return out;
   }
 
-  private connect(host: string, port: number): Promise<Conn> {
+  private connect(host: string, port: number, lmtp: boolean): Promise<Conn> {
     const timeout = parseDuration(this.config.delivery.connectTimeout);
     return new Promise((resolve, reject) => {
       const smtp = new SMTPConnection({
         host,
         port,
         name: this.config.hostname,
+        lmtp,
         opportunisticTLS: !this.config.delivery.requireTls,
         requireTLS: this.config.delivery.requireTls,
         tls: { rejectUnauthorized: false },

@@ -2,14 +2,19 @@
 import type { Config } from '../config/schema.ts';
 import { domainOf } from '../smtp/address.ts';
 
-export type RouteTarget = { kind: 'smtp'; host: string; port: number } | { kind: 'mx' } | { kind: 'file'; dir: string };
+export type RouteTarget =
+  /** lmtp: the peer speaks LMTP (RFC 2033: LHLO, one reply per recipient after the data), e.g. Dovecot */
+  { kind: 'smtp'; host: string; port: number; lmtp?: boolean } | { kind: 'mx' } | { kind: 'file'; dir: string };
 
 export function parseTarget(t: string): RouteTarget {
   if (t === 'mx') return { kind: 'mx' };
   if (t.startsWith('file:')) return { kind: 'file', dir: t.slice(5) };
-  const m = /^smtp:\/\/(\[[^\]]+\]|[^:/]+):(\d+)$/.exec(t);
+  const m = /^(smtp|lmtp):\/\/(\[[^\]]+\]|[^:/]+):(\d+)$/.exec(t);
   if (!m) throw new Error(`bad route target ${t}`);
-  return { kind: 'smtp', host: m[1].replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  const host = m[2].replace(/^\[|\]$/g, '');
+  return m[1] === 'lmtp'
+    ? { kind: 'smtp', host, port: Number(m[3]), lmtp: true }
+    : { kind: 'smtp', host, port: Number(m[3]) };
 }
 
 export interface Route {

@@ -110,7 +110,12 @@ export class MessageFlow {
   }
 
   /** Hands a message the gateway wrote itself (an alert, a quarantine copy) to its own spool and queue. */
-  async inject(sender: string, recipients: string[], message: Buffer, kind: 'alert' | 'copy'): Promise<number> {
+  async inject(
+    sender: string,
+    recipients: string[],
+    message: Buffer,
+    kind: 'alert' | 'copy' | 'remediation',
+  ): Promise<number> {
     const env: SpoolEnvelope = {
       mid: this.deps.mids.next(),
       icid: 0,

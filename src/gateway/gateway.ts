@@ -47,6 +47,8 @@ import { Telemetry } from '../xdr/telemetry.ts';
 import { readFileSync } from 'node:fs';
 import { relayEnabled } from '../config/xdr-schema.ts';
 import { Relay, trackerSource } from '../xdr/relay.ts';
+import { RemediationService } from '../xdr/remediation/service.ts';
+import { remediationResponder } from '../xdr/remediation/responder.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -82,6 +84,8 @@ export class Gateway {
   readonly reevaluation: HeldReevaluation;
   readonly clickProtection: ClickProtection;
   readonly reports: Reports;
+  /** mailbox remediation of delivered mail (DESIGN §10) */
+  readonly remediation: RemediationService;
   readonly system: SystemHealth;
   /** registration with the threat-response hub, streaming to it, telemetry (DESIGN §10) */
   readonly cloud: CloudService;
@@ -296,6 +300,14 @@ export class Gateway {
     });
     this.cloud.onChange = () => this.hubStream.poke();
     this.telemetry = new Telemetry(config, this.cloud, () => !!clamd);
+    this.remediation = new RemediationService({
+      config,
+      tracker: this.tracker,
+      events: bus,
+      inject: (sender, recipients, message) => this.flow.inject(sender, recipients, message, 'remediation'),
+    });
+    // An XDR's response actions on messages are mailbox remediation.
+    if (this.relay) this.relay.responder = remediationResponder(this.remediation);
   }
 
   async start(): Promise<void> {
@@ -381,6 +393,7 @@ export class Gateway {
     this.reevaluation.stop();
     this.telemetry.stop();
     await this.hubStream.stop();
+    this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
     await Promise.all(this.listeners.map((l) => l.close()));

@@ -38,7 +38,7 @@ export interface SpoolEnvelope {
   tls: string | null;
   receivedAt: number;
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
-  generated?: 'dsn' | 'alert' | 'copy';
+  generated?: 'dsn' | 'alert' | 'copy' | 'remediation';
   /**
    * A file written after the scan from one message copy (env.mid is the copy's MID): `held` keeps the
    * original bytes of a quarantined copy apart from the shared journal; `modified` holds the bytes the

@@ -160,10 +160,12 @@ export type TrackingEvent =
       profile: string;
       attempt: number;
       result: 'done' | 'failed';
-      /** why it failed: mailbox_not_found, message_not_found, auth_failed, timeout, error */
+      /** why it failed: mailbox_not_found, message_not_found, auth_failed, timeout, error (src/xdr/remediation/types.ts) */
       reason: string | null;
       /** who asked (an administrator, the hub, an XDR) */
       by: string | null;
+      /** forward, forward-and-delete: the MID of the copy sent to the forward address */
+      forwardMid?: number;
     }
   | { type: 'message.done'; status: MessageStatus };
 

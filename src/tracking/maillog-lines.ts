@@ -160,6 +160,7 @@ export function mailLogLines(mid: number, e: TrackingEvent, icid?: number): Mail
       (e.result === 'done' ? log.info : log.warning)(
         `MID ${mid} remediation ${e.action} in the mailbox of <${e.recipient}> via ${e.profile} (attempt ${e.attempt}): ${e.result}` +
           (e.reason ? ` (${e.reason})` : '') +
+          (e.forwardMid !== undefined ? `, forwarded as MID ${e.forwardMid}` : '') +
           (e.by ? ` by ${e.by}` : ''),
       );
       break;

@@ -76,6 +76,8 @@ export const errorCodes = {
   cloud_not_registered: '409: the gateway is not registered with a hub',
   cloud_hub_unreachable: '502: the hub could not be reached (deregister: retry or `force`)',
   telemetry_off: '409: telemetry is off (`cloud.telemetry`) or the gateway is not registered',
+  message_required: '400: a remediation without `mids` or `messageIds`',
+  forward_address_required: '400: forward or forward-and-delete without `forwardTo` and no `remediation.forwardTo`',
   internal_error: '500: unexpected error (details in the mail log)',
 } as const satisfies Record<string, string>;
 
