@@ -120,7 +120,8 @@ test(
   'a gateway registers by token and region, streams every message summary, sends telemetry, and deregisters',
   { skip, timeout: 90_000 },
   async () => {
-    const hub = await startHub();
+    const relaySecret = 'r'.repeat(40);
+    const hub = await startHub({ relay: { jwtSecret: relaySecret } });
     const sink = await startSmtpSink({ dump: true });
     const gw = await startTestGateway(
       testConfig({
@@ -208,6 +209,36 @@ test(
         (await call(hub, 'GET', '/api/v1/messages?type=ip&value=127.0.0.1&limit=1000')).body.count >= 5,
         true,
       );
+
+      // the hub's relay module answers an XDR across its gateways (CTIM sightings)
+      const xdrToken = await new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setIssuedAt()
+        .setExpirationTime('5m')
+        .sign(new TextEncoder().encode(relaySecret));
+      const observe = await fetch(`${hub.url}/observe/observables`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${xdrToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify([{ type: 'email', value: 'alice3@src.test' }]),
+      }).then((x) => x.json() as Promise<any>);
+      assert.equal(observe.data.sightings.count, 1, JSON.stringify(observe));
+      const sighting = observe.data.sightings.docs[0];
+      assert.equal(sighting.type, 'sighting');
+      assert.equal(sighting.source, 'Breakwater hub');
+      assert.ok(sighting.targets.some((t: any) => t.observables.some((o: any) => o.value === 'bob@dst.test')));
+      const byHashSightings = await fetch(`${hub.url}/observe/observables`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${xdrToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify([{ type: 'sha256', value: s.attachments[0].sha256 }]),
+      }).then((x) => x.json() as Promise<any>);
+      assert.equal(byHashSightings.data.sightings.count, 5);
+      const noToken = await fetch(`${hub.url}/observe/observables`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '[]',
+      });
+      assert.equal(noToken.status, 401);
+      assert.equal(((await noToken.json()) as any).errors[0].type, 'fatal');
 
       // telemetry on demand: shown per device, never message content
       const tel = (await gwApi('POST', '/cloud/telemetry', {})).body;

@@ -5,7 +5,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { z } from 'zod';
-import type { Gateway } from '../gateway/gateway.ts';
 import type { XdrRelayConfig } from '../config/xdr-schema.ts';
 import { callerOf, RelayAuth } from '../xdr/relay-auth.ts';
 import { RelayError, type Relay } from '../xdr/relay.ts';
@@ -86,7 +85,12 @@ function relayResponses(ok: z.ZodType, okDescription: string) {
 }
 
 /** Registers the relay routes in their own scope: JWT check, JSON parser and error handler of their own. */
-export async function registerRelayRoutes(app: FastifyInstance, gw: Gateway, relay: Relay, config: XdrRelayConfig) {
+export async function registerRelayRoutes(
+  app: FastifyInstance,
+  warn: (line: string) => void,
+  relay: Relay,
+  config: XdrRelayConfig,
+) {
   const auth = new RelayAuth(config);
   const callers = new WeakMap<FastifyRequest, string>();
   await app.register(async (scope) => {
@@ -111,7 +115,7 @@ export async function registerRelayRoutes(app: FastifyInstance, gw: Gateway, rel
       if (known) return sendRelayError(reply, known[0], 'invalid argument', known[1]);
       if (err.statusCode && err.statusCode < 500)
         return sendRelayError(reply, 400, 'invalid argument', 'the request could not be read');
-      gw.mailLog.warning(`XDR relay error: ${err.stack ?? err}`);
+      warn(`XDR relay error: ${err.stack ?? err}`);
       return sendRelayError(reply, 500, 'unknown', 'internal error');
     });
     scope.addHook('onRequest', async (req) => {

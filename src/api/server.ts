@@ -144,6 +144,6 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     { prefix: '/api/v1' },
   );
   // The XDR relay module (POST, its own JWT and error shape), when configured.
-  if (gw.relay) await registerRelayRoutes(app, gw, gw.relay, gw.config.xdr.relay);
+  if (gw.relay) await registerRelayRoutes(app, (l) => gw.mailLog.warning(l), gw.relay, gw.config.xdr.relay);
   return app;
 }

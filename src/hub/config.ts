@@ -4,6 +4,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { duration } from '../config/outbreak-schema.ts';
 import { ConfigInvalidError, checkYamlFile, type ConfigError } from '../config/load.ts';
+import { xdrRelaySchema } from '../config/xdr-schema.ts';
 
 /** The regions a gateway names at registration (DESIGN §10); a hub serves one or several. */
 export const REGIONS = ['nam', 'eu', 'apjc'] as const;
@@ -39,6 +40,9 @@ export const hubConfigSchema = z
       .strict()
       .default({ maxBatch: 1000 })
       .describe('Data the gateways stream'),
+    relay: xdrRelaySchema.describe(
+      "The relay module an XDR calls on the hub's port, answered across every gateway's messages; off unless jwtSecret or jwksUrl is set",
+    ),
   })
   .strict();
 

@@ -15,6 +15,10 @@ import type { MessageSummary } from '../xdr/summary.ts';
 import { REGIONS, type HubConfig } from './config.ts';
 import { OBSERVABLE_TYPES, normalizeObservable } from './observables.ts';
 import type { HubStore } from './store.ts';
+import { hubSource } from './relay-source.ts';
+import { relayEnabled } from '../config/xdr-schema.ts';
+import { registerRelayRoutes, relayNotFound } from '../api/relay-routes.ts';
+import { Relay } from '../xdr/relay.ts';
 import {
   deviceSchema,
   hubResponses,
@@ -57,9 +61,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     ctx.log(`hub API error: ${err.stack ?? err}`);
     return sendError(reply, 500, 'internal_error', 'internal error');
   });
-  app.setNotFoundHandler((req, reply) =>
-    sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`),
-  );
+  const relayOn = relayEnabled(config.relay);
+  app.setNotFoundHandler((req, reply) => {
+    if (relayOn && relayNotFound(req, reply)) return reply;
+    return sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
+  });
 
   const admin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
@@ -98,6 +104,12 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'Device calls', description: 'What registered gateways call (device JWT)' },
     ],
     securitySchemes: {
+      relayJwt: {
+        type: 'http',
+        scheme: 'bearer',
+        bearerFormat: 'JWT',
+        description: 'XDR relay routes only: a JWT signed HS256 with `relay.jwtSecret`, or by a key of `relay.jwksUrl`',
+      },
       deviceJwt: {
         type: 'http',
         scheme: 'bearer',
@@ -108,6 +120,20 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     },
   });
   const api = app.withTypeProvider<ZodTypeProvider>();
+
+  // The XDR relay module across every gateway's messages (same protocol and shapes as a gateway's).
+  if (relayOn)
+    await registerRelayRoutes(
+      app,
+      ctx.log,
+      new Relay({
+        source: hubSource(store),
+        entityLimit: config.relay.entityLimit,
+        name: 'Breakwater hub',
+        messageUri: (base, s) => `${base}/api/v1/messages?type=cisco_mid&value=${s.mid}`,
+      }),
+      config.relay,
+    );
 
   api.get(
     '/health',

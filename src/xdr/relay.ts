@@ -109,6 +109,8 @@ export interface RelayOptions {
   entityLimit: number;
   /** `source` of every entity */
   name?: string;
+  /** where a sighting's message can be looked at (default: the gateway's tracking record) */
+  messageUri?: (base: string, s: MessageSummary) => string;
 }
 
 /** Mailbox remediation of one message, by the responder (RemediationService). */
@@ -132,11 +134,13 @@ export class Relay {
   readonly entityLimit: number;
   private readonly source: MessageSource;
   private readonly name: string;
+  private readonly messageUri: (base: string, s: MessageSummary) => string;
 
   constructor(o: RelayOptions) {
     this.source = o.source;
     this.entityLimit = o.entityLimit;
     this.name = o.name ?? 'Breakwater';
+    this.messageUri = o.messageUri ?? ((base, s) => `${base}/api/v1/tracking/messages/${s.mid}`);
   }
 
   /** A body of observables: every type must be CTIM's (400 otherwise); duplicates count once. */
@@ -153,7 +157,7 @@ export class Relay {
   context(call: RelayCall): CtimContext {
     return {
       source: this.name,
-      messageUri: (s) => `${call.base}/api/v1/tracking/messages/${s.mid}`,
+      messageUri: (s) => this.messageUri(call.base, s),
       newId: transientId,
       now: new Date(),
     };
@@ -166,15 +170,17 @@ export class Relay {
   observe(observables: Observable[], call: RelayCall): { sightings?: Docs<Sighting>; judgements?: Docs<Judgement> } {
     const list = Relay.checkObservables(observables);
     const ctx = this.context(call);
-    const found = new Map<number, { summary: MessageSummary; matched: Observable[] }>();
+    // (a hub's messages come from several gateways: a MID is unique per device)
+    const found = new Map<string, { summary: MessageSummary; matched: Observable[] }>();
     for (const o of list)
       for (const q of observableQueries(o))
         for (const s of this.source.find(q.query, this.entityLimit)) {
           // a message split by policy is tracked as its copies; the parent would repeat them
           if (s.status === 'splintered') continue;
-          const entry = found.get(s.mid) ?? { summary: s, matched: [] };
+          const key = `${s.device ?? ''}#${s.mid}`;
+          const entry = found.get(key) ?? { summary: s, matched: [] };
           if (!entry.matched.some((m) => observableKey(m) === observableKey(o))) entry.matched.push(o);
-          found.set(s.mid, entry);
+          found.set(key, entry);
         }
     const newest = [...found.values()]
       .sort((a, b) => b.summary.receivedAt.localeCompare(a.summary.receivedAt) || b.summary.mid - a.summary.mid)

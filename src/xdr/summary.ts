@@ -33,6 +33,8 @@ export interface MessageSummary {
   rules: string[];
   /** increases with every summary of this message (the outbox position it was made at) */
   version: number;
+  /** at the hub: the device (gateway) the summary came from; MIDs are per gateway */
+  device?: string;
 }
 
 /** The summary of a tracking record (`show(mid)`, with its events). */
