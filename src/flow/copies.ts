@@ -76,6 +76,11 @@ export class CopyTable {
     return !!bytes && this.bytesInMemory + bytes.length <= this.maxBytes;
   }
 
+  /** Whether a message of `size` bytes would fit the memory budget now. */
+  fitsSize(size: number): boolean {
+    return this.bytesInMemory + size <= this.maxBytes;
+  }
+
   add(copy: Copy): void {
     this.copies.set(copy.mid, copy);
     if (copy.bytes) this.bytesInMemory += copy.bytes.length;

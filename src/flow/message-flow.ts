@@ -2,6 +2,7 @@
 // recipient → finish. Every step announces itself on the event bus; tracking, the mail log and metrics
 // follow from those events. Quarantining, bounces and modification are other services this one calls.
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Config } from '../config/schema.ts';
 import type { Spool, SpoolEnvelope } from '../spool/spool.ts';
 import type { Store } from '../store/db.ts';
@@ -241,7 +242,28 @@ export class MessageFlow {
       routeOverride: null,
     };
     this.deps.copies.add(copy);
-    void this.scan(copy);
+    void this.readOnceThenScan(copy);
+  }
+
+  /**
+   * A released message is read from its held file once, within the memory budget: the parse worker,
+   * the modification (release header and tag) and the delivery then share those bytes.
+   */
+  private async readOnceThenScan(copy: Copy): Promise<void> {
+    if (this.deps.copies.fitsSize(copy.size))
+      try {
+        const fh = await open(copy.file, 'r');
+        try {
+          const bytes = Buffer.alloc(copy.size);
+          const { bytesRead } = await fh.read(bytes, 0, copy.size, copy.bodyOffset);
+          if (bytesRead === copy.size) this.deps.copies.keepBytes(copy, bytes);
+        } finally {
+          await fh.close();
+        }
+      } catch {
+        // unreadable now: the stages read the file themselves and report what they find
+      }
+    await this.scan(copy);
   }
 
   // ---- pipeline → verdict ----------------------------------------------------------------------
