@@ -29,9 +29,21 @@ export async function api(opts: { config?: string }, method: string, urlPath: st
   const addr = existsSync(addrFile)
     ? readFileSync(addrFile, 'utf8').trim()
     : `${loaded.config.admin.host}:${loaded.config.admin.port}`;
+  return callJson(`http://${addr}`, token, method, urlPath, body, "the gateway's admin API");
+}
+
+/** One JSON call with a bearer token; a refusal becomes a CliError with the API's stable code. */
+export async function callJson(
+  base: string,
+  token: string,
+  method: string,
+  urlPath: string,
+  body: unknown,
+  what: string,
+): Promise<any> {
   let res: Response;
   try {
-    res = await fetch(`http://${addr}${urlPath}`, {
+    res = await fetch(`${base}${urlPath}`, {
       method,
       headers: {
         authorization: `Bearer ${token}`,
@@ -40,9 +52,7 @@ export async function api(opts: { config?: string }, method: string, urlPath: st
       body: body !== undefined ? JSON.stringify(body) : undefined,
     });
   } catch (err) {
-    throw new CliError(
-      `cannot reach the gateway's admin API at ${addr}: ${(err as Error).cause ?? (err as Error).message}`,
-    );
+    throw new CliError(`cannot reach ${what} at ${base}: ${(err as Error).cause ?? (err as Error).message}`);
   }
   const answer = (await res.json().catch(() => null)) as any;
   if (!res.ok)

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { readAdminToken } from '../api/token.ts';
 import { loadHubConfig } from '../hub/config.ts';
 import { hubAddressFile } from '../hub/run.ts';
-import { CliError, print, table } from './common.ts';
+import { callJson, CliError, print, table } from './common.ts';
 
 function hubConfigPath(opt?: string): string {
   const c = opt ?? process.env.BREAKWATER_HUB_CONFIG ?? (existsSync('hub.yaml') ? 'hub.yaml' : 'examples/hub.yaml');
@@ -21,23 +21,7 @@ async function hubApi(opts: { config?: string }, method: string, urlPath: string
   const base = existsSync(file)
     ? readFileSync(file, 'utf8').trim()
     : `http://${loaded.config.listen.host}:${loaded.config.listen.port}`;
-  let res: Response;
-  try {
-    res = await fetch(`${base}${urlPath}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-  } catch (err) {
-    throw new CliError(`cannot reach the hub at ${base}: ${(err as Error).cause ?? (err as Error).message}`);
-  }
-  const answer = (await res.json().catch(() => null)) as any;
-  if (!res.ok)
-    throw new CliError(answer?.error ? `${answer.error.code}: ${answer.error.message}` : `HTTP ${res.status}`);
-  return answer;
+  return callJson(base, token, method, urlPath, body, 'the hub');
 }
 
 export function registerHubCommands(program: Command): void {

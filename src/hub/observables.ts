@@ -2,18 +2,13 @@
 // is indexed with a normalized value, so a search is one index lookup over every gateway's messages.
 import { parse } from 'tldts';
 import type { MessageSummary } from '../xdr/summary.ts';
+import { SEARCHABLE_TYPES, type SearchableType } from '../xdr/observables.ts';
 
-export const OBSERVABLE_TYPES = [
-  'ip',
-  'domain',
-  'email',
-  'email_subject',
-  'email_messageid',
-  'cisco_mid',
-  'sha256',
-  'file_name',
-  'url',
-] as const;
+/** What the hub indexes: the searchable observable types but `ipv6` (kept as `ip`). */
+export const OBSERVABLE_TYPES = SEARCHABLE_TYPES.filter((t): t is Exclude<SearchableType, 'ipv6'> => t !== 'ipv6') as [
+  Exclude<SearchableType, 'ipv6'>,
+  ...Array<Exclude<SearchableType, 'ipv6'>>,
+];
 export type ObservableType = (typeof OBSERVABLE_TYPES)[number];
 
 /** The value as it is indexed and searched: case-insensitive where the thing is. */
