@@ -196,7 +196,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
     hs.intake(`dev${start % 4}`, `b${start}`, batch);
   }
   const loadSeconds = (performance.now() - l0) / 1000;
-  const probes: Array<[ObservableType, () => string]> = [
+  const probes: Array<[ObservableType, () => string, string?]> = [
     ['ip', () => `10.${Math.floor(rr() * 256)}.${Math.floor(rr() * 196)}.${Math.floor(rr() * 256)}`],
     [
       'email',
@@ -206,7 +206,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
       },
     ],
     ['domain', () => `sender${Math.floor(rr() * 2000)}.test`],
-    ['domain', () => 'example.com'],
+    ['domain', () => 'example.com', 'domain example.com (in every message: the 100 newest)'],
     ['email_subject', () => `invoice ${Math.floor(rr() * 20_000)}`],
     ['email_messageid', () => `${Math.floor(rr() * opts.stored) + 1}@sender.test`],
     ['cisco_mid', () => String(Math.floor(rr() * opts.stored) + 1)],
@@ -221,7 +221,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
     ['url', () => `https://site${Math.floor(rr() * 30_000)}.example.com/p`],
   ];
   const pct = (xs: number[], p: number) => xs.sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
-  const queries = probes.map(([type, value]) => {
+  const queries = probes.map(([type, value, label]) => {
     const times: number[] = [];
     let rows = 0;
     for (let i = 0; i < 30; i++) {
@@ -263,7 +263,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
 export function printHubBench(r: HubBenchResult): void {
   const f = (n: number) => n.toFixed(0);
   console.log(
-    `Hub streaming: ${r.stream.messages.toLocaleString('en')} delivered messages (${r.stream.events.toLocaleString('en')} events) from a gateway's outbox to a hub over HTTP`,
+    `Hub streaming: ${r.stream.messages.toLocaleString('en')} delivered messages (${r.stream.events.toLocaleString('en')} events) from a gateway's outbox to a hub over HTTP (both in the bench process: one thread does both sides)`,
   );
   console.log('| path | summaries/s |');
   console.log('|---|---|');
