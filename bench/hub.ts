@@ -230,7 +230,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
       times.push(performance.now() - t);
     }
     return {
-      type: type === 'domain' && rows >= 100 ? 'domain (every URL: 100 newest)' : type,
+      type: label ?? type,
       p50: pct(times, 0.5),
       p99: pct(times, 0.99),
       rows,
