@@ -2,6 +2,8 @@
 // summaries posted directly), and search by observable over many stored messages (p50/p99, next to a
 // primary-key lookup in the same database).
 import path from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import YAML from 'yaml';
 import { Store } from '../src/store/db.ts';
@@ -13,8 +15,7 @@ import { CloudService } from '../src/xdr/cloud.ts';
 import { HubStream } from '../src/xdr/stream.ts';
 import { summarize, type MessageSummary } from '../src/xdr/summary.ts';
 import { signDeviceToken, HUB_AUDIENCE } from '../src/xdr/device-jwt.ts';
-import { loadHubConfig } from '../src/hub/config.ts';
-import { runHub } from '../src/hub/run.ts';
+import { readAdminToken } from '../src/api/token.ts';
 import { HubStore } from '../src/hub/store.ts';
 import type { ObservableType } from '../src/hub/observables.ts';
 import { tempDir } from '../test/helpers/peers.ts';
@@ -102,7 +103,8 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
   const hubDir = tempDir('bw-bench-hub-');
   const hubFile = path.join(hubDir, 'hub.yaml');
   writeFileSync(hubFile, YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 } }));
-  const hub = await runHub(loadHubConfig(hubFile));
+  // The hub in a process of its own, as in production: the bench process is the gateway side.
+  const hub = await spawnHub(hubFile);
   const gwDir = tempDir('bw-bench-gw-');
   const store = new Store(path.join(gwDir, 'breakwater.db'));
   const bus = new EventBus();
@@ -161,7 +163,8 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
     if (!res.ok) throw new Error(`reference batch refused: ${res.status}`);
   }
   const directSeconds = (performance.now() - t1) / 1000;
-  await hub.stop();
+  hub.proc.kill('SIGTERM');
+  await once(hub.proc, 'exit');
   await store.close();
 
   // ---- search over many stored messages ---------------------------------------------------------------
@@ -263,7 +266,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
 export function printHubBench(r: HubBenchResult): void {
   const f = (n: number) => n.toFixed(0);
   console.log(
-    `Hub streaming: ${r.stream.messages.toLocaleString('en')} delivered messages (${r.stream.events.toLocaleString('en')} events) from a gateway's outbox to a hub over HTTP (both in the bench process: one thread does both sides)`,
+    `Hub streaming: ${r.stream.messages.toLocaleString('en')} delivered messages (${r.stream.events.toLocaleString('en')} events) from a gateway's outbox (the bench process) to a hub process over HTTP`,
   );
   console.log('| path | summaries/s |');
   console.log('|---|---|');
@@ -283,4 +286,20 @@ export function printHubBench(r: HubBenchResult): void {
     `| reference: primary-key lookup of one message | ${r.search.pkLookup.p50.toFixed(3)} | ${r.search.pkLookup.p99.toFixed(3)} | 1 |`,
   );
   console.log('');
+}
+
+/** `breakwater hub start` as a child process; its URL and admin token. */
+async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
+  const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
+  const proc = spawn(process.execPath, [bin, 'hub', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const deadline = Date.now() + 15_000;
+  while (!/hub on (http:\S+)/.test(out)) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`hub did not start: ${out}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const url = /hub on (http:\S+)/.exec(out)![1];
+  return { proc, url, token: readAdminToken(path.join(path.dirname(file), 'data'))! };
 }
