@@ -420,7 +420,7 @@ export class Tracker {
   search(q: TrackingQuery): TrackingRecord[] {
     const { sql, args } = this.searchSql(q);
     const rows = this.store.db.prepare(sql).all(...args) as unknown as MessageRow[];
-    return rows.map((r) => this.toRecord(r, false));
+    return this.toRecords(rows, false);
   }
 
   /** The SQL of a search (tests check its query plan: every filter is answered from an index). */
@@ -513,81 +513,80 @@ export class Tracker {
 
   show(mid: number): TrackingRecord | null {
     const row = this.store.stmt('select * from messages where mid = ?').get(mid) as unknown as MessageRow | undefined;
-    return row ? this.toRecord(row, true) : null;
+    return row ? this.toRecords([row], true)[0] : null;
   }
 
-  private toRecord(r: MessageRow, withEvents: boolean): TrackingRecord {
-    const recipients = (
-      this.store
-        .stmt('select rid, address, status, attempts, last_reply from recipients where mid = ? order by rid')
-        .all(r.mid) as unknown as Array<{
-        rid: number;
-        address: string;
-        status: string;
-        attempts: number;
-        last_reply: string | null;
-      }>
-    ).map((x) => ({ rid: x.rid, address: x.address, status: x.status, attempts: x.attempts, lastReply: x.last_reply }));
-    const attachments = (
-      this.store
-        .stmt('select name, true_type, size, sha256 from attachments where mid = ?')
-        .all(r.mid) as unknown as Array<{
-        name: string;
-        true_type: string | null;
-        size: number;
-        sha256: string;
-      }>
-    ).map((a) => ({ name: a.name, trueType: a.true_type, size: a.size, sha256: a.sha256 }));
-    const urls = (
-      this.store.stmt('select url from urls where mid = ?').all(r.mid) as unknown as Array<{ url: string }>
-    ).map((u) => u.url);
-    const threatRules = (
-      this.store
-        .stmt(
-          'select rule_id, level, category, type, description, adaptive from message_rules where mid = ? order by level desc, rule_id',
-        )
-        .all(r.mid) as unknown as Array<{
+  /**
+   * Records of many messages at once: one query per table for all of them (searches and the hub stream
+   * ask for hundreds). `events`: every event (show), only these types, or none.
+   */
+  private toRecords(rows: MessageRow[], events: boolean | readonly string[]): TrackingRecord[] {
+    if (!rows.length) return [];
+    const mids = JSON.stringify(rows.map((r) => r.mid));
+    const inMids = 'mid in (select value from json_each(?))';
+    const group = <T extends { mid: number }>(list: T[]): Map<number, T[]> => {
+      const m = new Map<number, T[]>();
+      for (const x of list) {
+        const l = m.get(x.mid);
+        if (l) l.push(x);
+        else m.set(x.mid, [x]);
+      }
+      return m;
+    };
+    const all = <T>(sql: string, ...args: Array<string | number>) =>
+      this.store.stmt(sql).all(mids, ...args) as unknown as T[];
+    const recipients = group(
+      all<{ mid: number; rid: number; address: string; status: string; attempts: number; last_reply: string | null }>(
+        `select mid, rid, address, status, attempts, last_reply from recipients where ${inMids} order by mid, rid`,
+      ),
+    );
+    const attachments = group(
+      all<{ mid: number; name: string; true_type: string | null; size: number; sha256: string }>(
+        `select mid, name, true_type, size, sha256 from attachments where ${inMids} order by mid, rowid`,
+      ),
+    );
+    const urls = group(
+      all<{ mid: number; url: string }>(`select mid, url from urls where ${inMids} order by mid, rowid`),
+    );
+    const rules = group(
+      all<{
+        mid: number;
         rule_id: string;
         level: number;
         category: string;
         type: string;
         description: string;
         adaptive: number;
-      }>
-    ).map((x) => ({
-      id: x.rule_id,
-      level: x.level,
-      category: x.category,
-      type: x.type,
-      description: x.description,
-      adaptive: !!x.adaptive,
-    }));
-    const clicks = withEvents
-      ? (
-          this.store
-            .stmt('select at, recipient, url, verdict, action, source from clicks where mid = ? order by id')
-            .all(r.mid) as unknown as Array<{
+      }>(
+        `select mid, rule_id, level, category, type, description, adaptive from message_rules where ${inMids} order by mid, level desc, rule_id`,
+      ),
+    );
+    const clicks = group(
+      events === true
+        ? all<{
+            mid: number;
             at: number;
             recipient: string;
             url: string;
             verdict: string;
             action: string;
             source: string;
-          }>
-        ).map((c) => ({ ...c, at: new Date(c.at).toISOString() }))
-      : [];
-    const events = withEvents
-      ? (
-          this.store
-            .stmt('select at, type, data from events where mid = ? order by id')
-            .all(r.mid) as unknown as Array<{
-            at: number;
-            type: string;
-            data: string;
-          }>
-        ).map((e) => ({ at: new Date(e.at).toISOString(), type: e.type, ...(JSON.parse(e.data || '{}') as object) }))
-      : [];
-    return {
+          }>(`select mid, at, recipient, url, verdict, action, source from clicks where ${inMids} order by id`)
+        : [],
+    );
+    const eventRows = group(
+      events === false
+        ? []
+        : events === true
+          ? all<{ mid: number; at: number; type: string; data: string }>(
+              `select mid, at, type, data from events where ${inMids} order by id`,
+            )
+          : all<{ mid: number; at: number; type: string; data: string }>(
+              `select mid, at, type, data from events where ${inMids} and type in (select value from json_each(?)) order by id`,
+              JSON.stringify(events),
+            ),
+    );
+    return rows.map((r) => ({
       mid: r.mid,
       icid: r.icid,
       parentMid: r.parent_mid,
@@ -596,7 +595,13 @@ export class Tracker {
       listener: r.listener,
       policy: r.policy,
       sender: r.sender,
-      recipients,
+      recipients: (recipients.get(r.mid) ?? []).map((x) => ({
+        rid: x.rid,
+        address: x.address,
+        status: x.status,
+        attempts: x.attempts,
+        lastReply: x.last_reply,
+      })),
       subject: r.subject,
       messageId: r.message_id,
       headerFrom: r.header_from,
@@ -605,14 +610,43 @@ export class Tracker {
       helo: r.helo,
       tls: r.tls,
       size: r.size,
-      attachments,
-      urls,
+      attachments: (attachments.get(r.mid) ?? []).map((a) => ({
+        name: a.name,
+        trueType: a.true_type,
+        size: a.size,
+        sha256: a.sha256,
+      })),
+      urls: (urls.get(r.mid) ?? []).map((u) => u.url),
       status: r.status,
       threatLevel: r.threat_level,
-      threatRules,
-      clicks,
-      events,
-    };
+      threatRules: (rules.get(r.mid) ?? []).map((x) => ({
+        id: x.rule_id,
+        level: x.level,
+        category: x.category,
+        type: x.type,
+        description: x.description,
+        adaptive: !!x.adaptive,
+      })),
+      clicks: (clicks.get(r.mid) ?? []).map(({ mid: _m, ...c }) => ({ ...c, at: new Date(c.at).toISOString() })),
+      events: (eventRows.get(r.mid) ?? []).map((e) => ({
+        at: new Date(e.at).toISOString(),
+        type: e.type,
+        ...(JSON.parse(e.data || '{}') as object),
+      })),
+    }));
+  }
+
+  /** Records of these MIDs (those that exist, in the order given), with the events of these types only. */
+  showMany(mids: readonly number[], eventTypes: readonly string[]): TrackingRecord[] {
+    if (!mids.length) return [];
+    const rows = this.store
+      .stmt('select * from messages where mid in (select value from json_each(?))')
+      .all(JSON.stringify(mids)) as unknown as MessageRow[];
+    const byMid = new Map(rows.map((r) => [r.mid, r]));
+    return this.toRecords(
+      mids.map((m) => byMid.get(m)).filter((r): r is MessageRow => !!r),
+      eventTypes,
+    );
   }
 }
 

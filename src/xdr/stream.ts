@@ -17,7 +17,7 @@ export interface HubStreamDeps {
   config: Config;
   cloud: CloudService;
   outbox: EventOutbox;
-  tracker: Pick<Tracker, 'show'>;
+  tracker: Pick<Tracker, 'showMany'>;
   bus: Pick<EventBus, 'subscribe'>;
   raiseAlert: (a: AlertInput) => void;
   log: { info(line: string): void; warning(line: string): void };
@@ -137,12 +137,10 @@ export class HubStream {
       version.set(e.mid, e.id);
       lastId = e.id;
     }
-    const summaries: MessageSummary[] = [];
-    for (const [mid, v] of version) {
-      // mid 0: events about no message (none today); a record gone: nothing to tell
-      const r = mid > 0 ? this.deps.tracker.show(mid) : null;
-      if (r) summaries.push(summarize(r, v));
-    }
+    // Every record of the batch in a few queries (the summary needs only the verdict events).
+    const summaries: MessageSummary[] = this.deps.tracker
+      .showMany([...version.keys()], ['verdict'])
+      .map((r) => summarize(r, version.get(r.mid)!));
     const batchId = `${events[0].id}-${lastId}`;
     if (summaries.length) {
       const res = await this.deps.cloud.call(
