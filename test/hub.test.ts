@@ -251,6 +251,13 @@ test(
       assert.equal(st.stream.running, true);
       assert.ok(st.stream.sentSummaries >= 5);
 
+      // disabled: nothing is sent and status says so; enabled again: registered as before
+      const off = (await gwApi('POST', '/cloud/disable', {})).body;
+      assert.equal(off.status, 'disabled');
+      assert.equal(off.deviceId, reg.deviceId, 'the registration is kept');
+      assert.equal((await gwApi('GET', '/status')).body.cloud.stream.running, false);
+      assert.equal((await gwApi('POST', '/cloud/enable', {})).body.status, 'registered');
+
       // deregister: the hub forgets the device; the gateway can register again later
       const out = (await gwApi('POST', '/cloud/deregister', {})).body;
       assert.equal(out.status, 'disabled');

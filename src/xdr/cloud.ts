@@ -58,6 +58,9 @@ export class CloudService {
   private readonly deps: CloudDeps;
   private persisted: Persisted;
   private registering = false;
+  private installation: { uuid: string; date: string } | null = null;
+  /** `cloud enable|disable` said so (null: the config decides; undefined: not read yet) */
+  private enabledOverride: boolean | null | undefined = undefined;
   /** told when the registration changes (the stream starts or stops) */
   onChange: (() => void) | null = null;
 
@@ -94,15 +97,20 @@ export class CloudService {
 
   /** Cloud services on: the config says so, unless `cloud enable|disable` said otherwise since. */
   get enabled(): boolean {
-    const v = this.deps.store.getMeta(ENABLED);
-    return v === undefined ? this.deps.config.cloud.enabled : v === 'true';
+    if (this.enabledOverride === undefined) {
+      const v = this.deps.store.getMeta(ENABLED);
+      this.enabledOverride = v === undefined ? null : v === 'true';
+    }
+    return this.enabledOverride ?? this.deps.config.cloud.enabled;
   }
 
   setEnabled(on: boolean): CloudState {
+    // kept in memory too: the database write commits a moment later
+    this.enabledOverride = on;
     this.deps.store.setMeta(ENABLED, String(on));
     this.deps.log.info(`cloud services ${on ? 'enabled' : 'disabled'}`);
     queueMicrotask(() => this.onChange?.());
-    return { ...this.state(), status: on ? this.state().status : 'disabled' };
+    return this.state();
   }
 
   /** This installation's identity, as the hub sees it. */
@@ -114,12 +122,15 @@ export class CloudService {
     version: string;
     deployment: 'standalone';
   } {
-    let uuid = this.deps.store.getMeta('installation.uuid');
-    if (!uuid) {
-      uuid = randomUUID();
-      this.deps.store.setMeta('installation.uuid', uuid);
-      this.deps.store.setMeta('installation.date', new Date().toISOString());
+    // (kept in memory: the database writes commit a moment later, and a second call must not make another)
+    if (!this.installation) {
+      const uuid = this.deps.store.getMeta('installation.uuid');
+      const date = this.deps.store.getMeta('installation.date');
+      this.installation = { uuid: uuid ?? randomUUID(), date: date ?? new Date().toISOString() };
+      if (!uuid) this.deps.store.setMeta('installation.uuid', this.installation.uuid);
+      if (!date) this.deps.store.setMeta('installation.date', this.installation.date);
     }
+    const uuid = this.installation.uuid;
     return {
       uuid,
       hostname: this.deps.config.hostname,
@@ -132,7 +143,7 @@ export class CloudService {
 
   installDate(): string {
     this.identity();
-    return this.deps.store.getMeta('installation.date') ?? new Date().toISOString();
+    return this.installation!.date;
   }
 
   /** The hub URL of a region name, or the URL itself. */
@@ -155,7 +166,8 @@ export class CloudService {
     if (status === 'registered' && p.region !== wanted)
       reason = `cloud.region is ${wanted} but the gateway is registered in ${p.region}: deregister first, then register with a token for ${wanted}`;
     return {
-      status: this.enabled || status === 'registered' ? status : 'disabled',
+      // cloud services off: nothing is sent, whatever the registration (it is kept for `cloud enable`)
+      status: this.enabled ? status : 'disabled',
       region: p.region ?? wanted,
       hubUrl: p.hubUrl ?? this.hubUrlFor(wanted),
       deviceId: p.deviceId,
