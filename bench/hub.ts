@@ -289,7 +289,7 @@ export function printHubBench(r: HubBenchResult): void {
 }
 
 /** `breakwater hub start` as a child process; its URL and admin token. */
-async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
+export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
   const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
   const proc = spawn(process.execPath, [bin, 'hub', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

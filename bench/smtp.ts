@@ -5,6 +5,8 @@ import { once } from 'node:events';
 import { readFileSync, writeFileSync, mkdirSync, cpSync, chownSync, chmodSync, readdirSync, existsSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import path from 'node:path';
+import { readAdminToken } from '../src/api/token.ts';
+import { spawnHub } from './hub.ts';
 import YAML from 'yaml';
 import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort, tempDir } from '../test/helpers/peers.ts';
 import type { BenchMessage } from './messages.ts';
@@ -18,6 +20,35 @@ const root = path.resolve(import.meta.dirname, '..');
 export interface GatewayVariant {
   label: string;
   config: (dir: string) => Record<string, unknown>;
+  /** run once the gateway listens (its data directory and admin port), before the load */
+  afterStart?: (dataDir: string, adminPort: number) => Promise<void>;
+}
+
+/**
+ * Cloud services on: the gateway registered with a hub (a process of its own) and streaming every
+ * message's summary to it while the load runs — for "mail flow slowed by no more than 5 %".
+ */
+export function streamingVariant(hub: { url: string; token: string }): GatewayVariant {
+  return {
+    label: '+ streaming to a hub',
+    config: () => ({ cloud: { enabled: true, region: hub.url, stream: { interval: '200ms' } } }),
+    async afterStart(dataDir, adminPort) {
+      const post = async (url: string, token: string, body: unknown) => {
+        const r = await fetch(url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+        if (!r.ok) throw new Error(`${url}: HTTP ${r.status} ${await r.text()}`);
+        return r.json() as Promise<any>;
+      };
+      const { token } = await post(`${hub.url}/api/v1/tokens`, hub.token, { region: 'nam' });
+      const s = await post(`http://127.0.0.1:${adminPort}/api/v1/cloud/register`, readAdminToken(dataDir)!, {
+        token,
+      });
+      if (s.status !== 'registered') throw new Error(`registration failed: ${JSON.stringify(s)}`);
+    },
+  };
 }
 
 /**
@@ -188,6 +219,10 @@ async function startGateway(sinkPort: number, variant: GatewayVariant | null = n
   };
   try {
     await waitForPort(inPort, 15_000);
+    if (variant?.afterStart) {
+      await waitForPort(adminPort, 15_000);
+      await variant.afterStart(path.join(dir, 'data'), adminPort);
+    }
   } catch (err) {
     await stop();
     throw err;
@@ -512,6 +547,31 @@ export async function runSmtp(messages: BenchMessage[], quick: boolean): Promise
         gateway: g,
         postfix: null,
       });
+    }
+    // Streaming every summary to a hub while the 5 KB load runs: the cost to mail flow.
+    if (msg.bytes < 20_000) {
+      const hubDir = tempDir('bw-bench-smtp-hub-');
+      writeFileSync(
+        path.join(hubDir, 'hub.yaml'),
+        YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 } }),
+      );
+      const hub = await spawnHub(path.join(hubDir, 'hub.yaml'));
+      try {
+        const variant = streamingVariant(hub);
+        process.stderr.write(`smtp: ${msg.name} ${variant.label}…\n`);
+        results.push({
+          message: msg.name,
+          variant: variant.label,
+          count,
+          sessions,
+          sinkDirect: { acceptedPerSec: direct },
+          gateway: await gatewayRun(msg, count, sessions, warmup, variant),
+          postfix: null,
+        });
+      } finally {
+        hub.proc.kill('SIGTERM');
+        await once(hub.proc, 'exit');
+      }
     }
     // 200 concurrent sessions: peak RSS (Postfix: PSS summed over its processes).
     process.stderr.write(`smtp: ${msg.name}, 200 sessions…\n`);
