@@ -31,7 +31,7 @@ export interface GatewayVariant {
 export function streamingVariant(hub: { url: string; token: string }): GatewayVariant {
   return {
     label: '+ streaming to a hub',
-    config: () => ({ cloud: { enabled: true, region: hub.url, stream: { interval: '200ms' } } }),
+    config: () => ({ cloud: { enabled: true, region: hub.url } }),
     async afterStart(dataDir, adminPort) {
       const post = async (url: string, token: string, body: unknown) => {
         const r = await fetch(url, {
