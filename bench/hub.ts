@@ -2,7 +2,6 @@
 // summaries posted directly), and search by observable over many stored messages (p50/p99, next to a
 // primary-key lookup in the same database).
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import YAML from 'yaml';
@@ -15,10 +14,10 @@ import { CloudService } from '../src/xdr/cloud.ts';
 import { HubStream } from '../src/xdr/stream.ts';
 import { summarize, type MessageSummary } from '../src/xdr/summary.ts';
 import { signDeviceToken, HUB_AUDIENCE } from '../src/xdr/device-jwt.ts';
-import { readAdminToken } from '../src/api/token.ts';
 import { HubStore } from '../src/hub/store.ts';
 import type { ObservableType } from '../src/hub/observables.ts';
 import { tempDir } from '../test/helpers/peers.ts';
+import { spawnHub } from '../test/helpers/hub.ts';
 import { testConfig } from '../test/helpers/gateway.ts';
 
 export interface HubBenchResult {
@@ -286,20 +285,4 @@ export function printHubBench(r: HubBenchResult): void {
     `| reference: primary-key lookup of one message | ${r.search.pkLookup.p50.toFixed(3)} | ${r.search.pkLookup.p99.toFixed(3)} | 1 |`,
   );
   console.log('');
-}
-
-/** `breakwater hub start` as a child process; its URL and admin token. */
-export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
-  const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
-  const proc = spawn(process.execPath, [bin, 'hub', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const deadline = Date.now() + 15_000;
-  while (!/hub on (http:\S+)/.test(out)) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`hub did not start: ${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = /hub on (http:\S+)/.exec(out)![1];
-  return { proc, url, token: readAdminToken(path.join(path.dirname(file), 'data'))! };
 }

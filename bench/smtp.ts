@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync, mkdirSync, cpSync, chownSync, chmodSync, r
 import { DatabaseSync } from 'node:sqlite';
 import path from 'node:path';
 import { readAdminToken } from '../src/api/token.ts';
-import { spawnHub } from './hub.ts';
+import { spawnHub } from '../test/helpers/hub.ts';
 import YAML from 'yaml';
 import { freePort, startSmtpSink, smtpSource, hasBinary, waitForPort, tempDir } from '../test/helpers/peers.ts';
 import type { BenchMessage } from './messages.ts';

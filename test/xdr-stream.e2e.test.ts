@@ -4,14 +4,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import YAML from 'yaml';
 import { freePort, hasBinary, startSmtpSink, tempDir, waitFor } from './helpers/peers.ts';
-import { ChildGateway, endProcess, testConfig } from './helpers/gateway.ts';
+import { adminJson, ChildGateway, endProcess, testConfig } from './helpers/gateway.ts';
+import { spawnHub } from './helpers/hub.ts';
 import { sendMessage, waitForAsync } from './helpers/rawsmtp.ts';
-import { readAdminToken } from '../src/api/token.ts';
 import { HubStore } from '../src/hub/store.ts';
 
 const skip = hasBinary('smtp-sink') ? false : 'Postfix smtp-sink is not installed (run .ci/run)';
@@ -29,30 +29,13 @@ class ChildHub {
   }
 
   async start(): Promise<void> {
-    const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
-    this.proc = spawn(process.execPath, [bin, 'hub', 'start', '--config', this.file], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    this.proc.stdout!.on('data', (d) => (out += d));
-    this.proc.stderr!.on('data', (d) => (out += d));
-    await waitFor(() => /hub on (http:\S+)/.test(out) || this.proc.exitCode !== null, 15_000, 'hub start');
-    if (this.proc.exitCode !== null) throw new Error(`hub exited: ${out}`);
-    this.url = /hub on (http:\S+)/.exec(out)![1];
+    const h = await spawnHub(this.file);
+    this.proc = h.proc;
+    this.url = h.url;
   }
 
-  async api(method: string, route: string, body?: unknown): Promise<any> {
-    const r = await fetch(`${this.url}${route}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${readAdminToken(this.dataDir)}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = await r.json();
-    if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(json)}`);
-    return json;
+  api(method: string, route: string, body?: unknown): Promise<any> {
+    return adminJson(`${this.url}${route}`, this.dataDir, method, body);
   }
 
   /** What the hub holds for a device, read from its database (WAL: readable while it runs). */

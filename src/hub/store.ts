@@ -237,8 +237,9 @@ export class HubStore {
         const old = current.get(s.mid);
         if (old && old.version >= s.version) continue;
         const at = Date.parse(s.receivedAt) || 0;
-        put.run(deviceId, s.mid, s.version, at, JSON.stringify(s));
-        current.set(s.mid, { mid: s.mid, version: s.version, received_at: at, data: JSON.stringify(s) });
+        const data = JSON.stringify(s);
+        put.run(deviceId, s.mid, s.version, at, data);
+        current.set(s.mid, { mid: s.mid, version: s.version, received_at: at, data });
         // A newer summary of a message mostly has the same observables: only the difference is written.
         const now = observablesOf(s);
         const before = old ? observablesOf(JSON.parse(old.data) as MessageSummary) : [];

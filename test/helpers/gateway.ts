@@ -145,17 +145,7 @@ export class ChildGateway {
 
   /** The admin API (bearer token from the data directory); throws on a status other than 2xx. */
   async api(method: string, route: string, body?: unknown): Promise<any> {
-    const r = await fetch(`http://127.0.0.1:${this.child.adminPort}/api/v1${route}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${readAdminToken(this.dataDir)}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const json = await r.json();
-    if (!r.ok) throw new Error(`${method} ${route}: ${r.status} ${JSON.stringify(json)}`);
-    return json;
+    return adminJson(`http://127.0.0.1:${this.child.adminPort}/api/v1${route}`, this.dataDir, method, body);
   }
 
   /** The tracking record of a MID (GET /tracking/messages/:mid), or null when there is none. */
@@ -173,4 +163,19 @@ export async function endProcess(proc: ChildProcess, signal: NodeJS.Signals): Pr
   const exited = once(proc, 'exit');
   proc.kill(signal);
   await exited;
+}
+
+/** A JSON call with the admin token of `dataDir` (gateway or hub); throws on a status other than 2xx. */
+export async function adminJson(url: string, dataDir: string, method: string, body?: unknown): Promise<any> {
+  const r = await fetch(url, {
+    method,
+    headers: {
+      authorization: `Bearer ${readAdminToken(dataDir)}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = await r.json();
+  if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${JSON.stringify(json)}`);
+  return json;
 }
