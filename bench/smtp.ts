@@ -202,6 +202,8 @@ async function startGateway(sinkPort: number, variant: GatewayVariant | null = n
     process.execPath,
     [
       '--max-semi-space-size=16',
+      // e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the gateway (and its workers)
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
       path.join(root, 'bin/breakwater.js'),
       'start',
       '--config',

@@ -16,7 +16,7 @@ import { ClickTimeService, type ClickRecord, type UrlVerdict } from './server.ts
 export interface ClickProtectionDeps {
   config: Config;
   dataDir: string;
-  engine: Pick<OutbreakEngine, 'scoreUrl'>;
+  engine: Pick<OutbreakEngine, 'scoreUrl' | 'urlThreat'>;
   events: Pick<EventBus, 'emit'>;
   log: { info(line: string): void; warning(line: string): void };
 }
@@ -67,22 +67,12 @@ export class ClickProtection {
 
   /** The level and strongest rules that match a URL now (for a rewritten link's token); undefined for none. */
   urlThreatNow(url: string): { level: number; ruleIds: string[] } | undefined {
-    let href: string;
     try {
-      // the URL as the click-time service will see it (and judge it again)
-      href = new URL(url).href;
-    } catch {
-      return undefined;
-    }
-    let hits: ReturnType<OutbreakEngine['scoreUrl']>;
-    try {
-      hits = this.deps.engine.scoreUrl(href);
+      return this.deps.engine.urlThreat(url);
     } catch (err) {
       this.deps.log.warning(`click-time: URL rules failed at rewrite time: ${(err as Error).message}`);
       return undefined;
     }
-    const level = Math.max(0, ...hits.map((h) => h.level));
-    return level > 0 ? { level, ruleIds: hits.filter((h) => h.level === level).map((h) => h.id) } : undefined;
   }
 
   /**

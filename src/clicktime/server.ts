@@ -20,17 +20,8 @@
 // when the verdict function answers synchronously).
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import {
-  signClickToken,
-  verifyClickToken,
-  MAX_TOKEN_LENGTH,
-  CLICK_KEY_BYTES,
-  MAX_RULE_IDS,
-  MAX_THREAT_LEVEL,
-  RULE_ID,
-  type ClickThreat,
-  type ClickTokenPayload,
-} from './token.ts';
+import { verifyClickToken, CLICK_KEY_BYTES, type ClickThreat, type ClickTokenPayload } from './token.ts';
+import { LinkSigner, webUrl, type LinkSignerOptions, type WrapOptions } from './link-signer.ts';
 import { combineVerdict, type ClickSource, type CombinedVerdict, type VerdictLevels } from './verdict.ts';
 import {
   renderBackPage,
@@ -45,7 +36,7 @@ import {
 
 export type ClickVerdict = 'clean' | 'suspicious' | 'malicious' | 'unknown';
 
-export type { ClickSource, ClickThreat };
+export type { ClickSource, ClickThreat, WrapOptions };
 
 export type ClickAction = 'redirected' | 'warned' | 'continued' | 'blocked' | 'invalid';
 
@@ -100,18 +91,6 @@ export interface ClickTimeOptions {
   onError?: (err: unknown, context: string) => void;
 }
 
-export interface WrapOptions {
-  mid: number;
-  /** "" when the message went to several recipients */
-  recipient: string;
-  /** why the link is rewritten, e.g. "outbreak" */
-  reason: string;
-  /** the message's threat level and strongest rules (carried in the token; default: none, level 0) */
-  messageThreat?: ClickThreat;
-  /** what matched this URL itself at rewrite time (carried in the token; default: none, level 0) */
-  urlThreat?: ClickThreat;
-}
-
 const DEFAULT_VERDICT_TIMEOUT_MS = 2000;
 const DEFAULT_LINK_LIFETIME_S = 30 * 86_400;
 /** the continue form posts nothing; anything bigger than this is refused */
@@ -122,15 +101,6 @@ const TIMEOUT = Symbol('timeout');
 type Outcome = { kind: 'verdict'; v: UrlVerdict } | { kind: 'unknown'; reason: string };
 
 type TrustedPayload = Pick<ClickTokenPayload, 'mid' | 'recipient' | 'messageThreat' | 'urlThreat'>;
-
-/** A threat as a token can carry it: level clamped to 0–5, valid ids only, de-duplicated, at most 4. */
-function tokenThreat(t: ClickThreat | undefined): ClickThreat | undefined {
-  if (!t) return undefined;
-  const level = Number.isFinite(t.level) ? Math.min(MAX_THREAT_LEVEL, Math.max(0, Math.floor(t.level))) : 0;
-  const ids = [...new Set((t.ruleIds ?? []).filter((id) => typeof id === 'string' && RULE_ID.test(id)))];
-  if (level === 0 && ids.length === 0) return undefined;
-  return { level, ruleIds: ids.slice(0, MAX_RULE_IDS) };
-}
 
 function isThenable(x: unknown): x is PromiseLike<unknown> {
   return typeof x === 'object' && x !== null && typeof (x as { then?: unknown }).then === 'function';
@@ -152,17 +122,6 @@ function errorText(err: unknown): string {
   return s.length > 200 ? s.slice(0, 200) + '…' : s;
 }
 
-/** The destination as a browser will resolve it, or null when it is not an absolute http(s) URL. */
-function webUrl(url: string): URL | null {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return null;
-  }
-  return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' ? u : null;
-}
-
 export class ClickTimeService {
   private readonly opts: ClickTimeOptions;
   private readonly keys: readonly Buffer[];
@@ -173,6 +132,7 @@ export class ClickTimeService {
   /** path prefix of baseUrl without the trailing slash ("" or e.g. "/click") */
   private readonly basePath: string;
   private readonly server: http.Server;
+  private signer: LinkSigner;
   private readonly onError: (err: unknown, context: string) => void;
 
   constructor(opts: ClickTimeOptions) {
@@ -190,6 +150,7 @@ export class ClickTimeService {
     this.levels = { warnLevel: opts.warnLevel ?? 1, blockLevel: opts.blockLevel ?? 4 };
     this.base = base;
     this.basePath = base.pathname.replace(/\/+$/, '');
+    this.signer = new LinkSigner(this.signerOptionsFor(base));
     this.onError =
       opts.onError ?? ((err, context) => process.stderr.write(`click-time: ${context}: ${errorText(err)}\n`));
     this.server = http.createServer(
@@ -207,6 +168,14 @@ export class ClickTimeService {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       else socket.destroy();
     });
+  }
+
+  private signerOptionsFor(base: URL): LinkSignerOptions {
+    return {
+      key: this.keys[0],
+      baseUrl: base.origin + base.pathname.replace(/\/+$/, ''),
+      lifetimeSeconds: this.lifetime,
+    };
   }
 
   /** The base of the links (no trailing slash). */
@@ -229,6 +198,7 @@ export class ClickTimeService {
           const b = new URL(this.base.href);
           b.port = String(port);
           this.base = b;
+          this.signer = new LinkSigner(this.signerOptionsFor(b));
         }
         resolve(port);
       });
@@ -249,50 +219,19 @@ export class ClickTimeService {
     });
   }
 
-  /**
-   * The rewritten link for `url`. A link that is already one of ours is returned unchanged (never
-   * wrapped twice). Throws a TypeError for a URL that is not absolute http(s) and a RangeError for a URL
-   * too long to fit a token (about 6,000 bytes): the caller leaves such links alone or defangs them.
-   * The threat levels always go into the token; when the URL is so long that the rule ids do not fit
-   * too, the ids are left out (the levels alone decide the verdict; the pages then name no rule).
-   */
+  /** The rewritten link for `url` (see LinkSigner.wrap). */
   wrap(url: string, o: WrapOptions): string {
-    if (this.isOwnLink(url)) return url;
-    const u = webUrl(url);
-    if (!u) throw new TypeError('clickTime: only absolute http(s) URLs are wrapped');
-    const payload: ClickTokenPayload = {
-      url: u.href,
-      mid: o.mid,
-      recipient: o.recipient,
-      reason: o.reason,
-      expires: Math.floor(Date.now() / 1000) + this.lifetime,
-    };
-    const messageThreat = tokenThreat(o.messageThreat);
-    const urlThreat = tokenThreat(o.urlThreat);
-    if (messageThreat) payload.messageThreat = messageThreat;
-    if (urlThreat) payload.urlThreat = urlThreat;
-    let token: string;
-    try {
-      token = signClickToken(this.keys[0], payload);
-    } catch (err) {
-      if (!(err instanceof RangeError) || (!messageThreat?.ruleIds.length && !urlThreat?.ruleIds.length)) throw err;
-      if (messageThreat) payload.messageThreat = { level: messageThreat.level, ruleIds: [] };
-      if (urlThreat) payload.urlThreat = { level: urlThreat.level, ruleIds: [] };
-      token = signClickToken(this.keys[0], payload);
-    }
-    return `${this.baseUrl}/c/${token}`;
+    return this.signer.wrap(url, o);
   }
 
   /** True for links under `<baseUrl>/c/` (same scheme, host and port; host case-insensitive). */
   isOwnLink(url: string): boolean {
-    if (typeof url !== 'string' || url.length > MAX_TOKEN_LENGTH + 2048) return false;
-    let u: URL;
-    try {
-      u = new URL(url.trim());
-    } catch {
-      return false;
-    }
-    return u.origin === this.base.origin && u.pathname.startsWith(this.basePath + '/c/');
+    return this.signer.isOwnLink(url);
+  }
+
+  /** What a parse worker needs to sign links exactly as wrap() does (flow/modification-job.ts). */
+  signerOptions(): LinkSignerOptions {
+    return this.signerOptionsFor(this.base);
   }
 
   // ---- request handling ----

@@ -21,6 +21,12 @@ export const cloudSchema = z
       .prefault({})
       .describe('Hub URL of each region (defaults: the local hub of the quick start)'),
     xdr: z.boolean().default(true).describe('Share message summaries and verdicts with the hub'),
+    actions: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Carry out the response actions the hub sends (delete / forward delivered mail through this gateway's remediation profiles)",
+      ),
     telemetry: z.boolean().default(false).describe('Send usage telemetry to the hub (opt-in; never message content)'),
     telemetryInterval: duration.default('1d').describe('How often telemetry is sent (and on demand)'),
     model: z.string().min(1).max(100).default('Breakwater').describe('Model name the hub shows'),

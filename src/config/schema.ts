@@ -255,6 +255,12 @@ export const configSchema = z
       .strict()
       .default({ fsync: true, minFree: '64MiB' })
       .describe('Spool'),
+    workers: z
+      .union([z.literal('auto'), z.number().int().min(1).max(16)])
+      .default('auto')
+      .describe(
+        'Worker threads that parse, score and modify messages off the event loop; auto: one per core beyond the first, at least 2 and at most 4',
+      ),
     smtp: z
       .object({
         allowNul: z

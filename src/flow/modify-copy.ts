@@ -8,9 +8,10 @@ import type { EventBus } from '../tracking/bus.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import type { ModificationPlan } from '../policy/outbreak.ts';
 import type { ClickTimeService } from '../clicktime/server.ts';
-import { stripParts } from '../mime/edit/replace.ts';
-import { modifyMessage } from '../outbreak/modify.ts';
+import type { ParsePool } from '../mime/pool.ts';
+import type { RulesMessage, UrlRulesRequest } from '../outbreak/offload.ts';
 import { readCopyBytes, type Copy, type CopyTable } from './copies.ts';
+import { runModification, type ModificationJob, type ModificationOutcome } from './modification-job.ts';
 
 export interface CopyModifierDeps {
   spool: Pick<Spool, 'append' | 'release'>;
@@ -19,8 +20,12 @@ export interface CopyModifierDeps {
   copies: CopyTable;
   /** the click-time service, when it runs (rewritten links point at it) */
   clickTime: () => ClickTimeService | null;
-  /** the level and strongest rules matching a URL now, carried signed in its rewritten link */
+  /** the level and strongest rules matching a URL now, carried signed in its rewritten link; never throws */
   urlThreatNow: (url: string) => { level: number; ruleIds: string[] } | undefined;
+  /** the workers that run the modification off the event loop; null: it runs here */
+  pool: Pick<ParsePool, 'modify'> | null;
+  /** the rules a worker judges URLs with now, and the bundle message to send it if it lacks them */
+  urlRules: () => { request: UrlRulesRequest; rules: RulesMessage | null };
 }
 
 export type DeliverVerdict = Extract<Verdict, { kind: 'deliver' }>;
@@ -37,79 +42,74 @@ export class CopyModifier {
     this.deps = deps;
   }
 
+  /** The verdict's changes as a job a worker (or this thread) runs. */
+  private job(copy: Copy, verdict: DeliverVerdict): ModificationJob {
+    const plan: ModificationPlan | null = verdict.modify ?? null;
+    const addHeaders = [...(plan?.headers ?? [])];
+    if (copy.releaseNote) addHeaders.push({ name: 'X-Breakwater-Quarantine', value: copy.releaseNote });
+    const click = this.deps.clickTime();
+    return {
+      strip: verdict.strip ?? [],
+      subject: plan?.subject ?? null,
+      addHeaders,
+      disclaimer: plan?.disclaimer ?? null,
+      rewrite:
+        plan && plan.urlRewriting !== 'off' && click
+          ? {
+              mode: plan.urlRewriting,
+              bypassDomains: plan.bypassDomains,
+              signer: click.signerOptions(),
+              mid: copy.mid,
+              recipient: copy.recipients.length === 1 ? copy.recipients[0].address : '',
+              messageThreat: plan.threat,
+            }
+          : null,
+      // Signed mail keeps a valid signature unless the policy rewrites everything ("all"), also when the
+      // click-time service is off and no rewrite happens at all.
+      protectSigned: (plan?.urlRewriting ?? 'unsigned') !== 'all',
+      tags: [verdict.subjectTag, copy.releaseTag].filter((t): t is string => !!t),
+    };
+  }
+
+  /** Runs the job on a worker when one can, else here. */
+  private async run(copy: Copy, job: ModificationJob): Promise<ModificationOutcome> {
+    const { pool } = this.deps;
+    if (pool) {
+      const { request, rules } = this.deps.urlRules();
+      try {
+        const source = copy.bytes
+          ? { bytes: copy.bytes }
+          : { file: copy.file, start: copy.bodyOffset, size: copy.size };
+        const outcome = await pool.modify(source, job, request, rules);
+        if (outcome) return outcome;
+      } catch {
+        // the worker failed or was replaced: the event loop modifies the copy as it did before workers
+      }
+    }
+    return runModification(await readCopyBytes(copy), job, this.deps.urlThreatNow);
+  }
+
   /** Applies the verdict's changes; the copy then points at the durable modified bytes. */
   async apply(copy: Copy, verdict: DeliverVerdict): Promise<void> {
     const { events } = this.deps;
     const plan: ModificationPlan | null = verdict.modify ?? null;
-    let original = await readCopyBytes(copy);
-    let stripped = false;
-    if (verdict.strip?.length) {
-      // Anti-virus: infected attachments out first, each replaced by a notice; the rest stays as it was.
-      const r = stripParts(original, verdict.strip);
+    const job = this.job(copy, verdict);
+    const result = await this.run(copy, job);
+    if (job.strip.length)
       events.emit(copy.mid, {
         type: 'antivirus.stripped',
-        parts: r.stripped,
+        parts: result.stripped,
         subjectTag: verdict.subjectTag ?? null,
       });
-      stripped = r.stripped.length > 0;
-      original = r.bytes;
-    }
-    const addHeaders = [...(plan?.headers ?? [])];
-    const subject = plan?.subject ?? null;
-    if (copy.releaseNote) addHeaders.push({ name: 'X-Breakwater-Quarantine', value: copy.releaseNote });
-    const click = this.deps.clickTime();
-    const single = copy.recipients.length === 1 ? copy.recipients[0].address : '';
-    const rewrite =
-      plan && plan.urlRewriting !== 'off' && click
-        ? {
-            mode: plan.urlRewriting,
-            bypassDomains: plan.bypassDomains,
-            wrap: (url: string) => {
-              try {
-                // The link carries what is known now: the message's level and what matches the URL itself,
-                // so that a click is never judged on the URL's current rules alone (docs/outbreak.md).
-                return click.wrap(url, {
-                  mid: copy.mid,
-                  recipient: single,
-                  reason: 'outbreak',
-                  messageThreat: plan.threat.level > 0 ? plan.threat : undefined,
-                  urlThreat: this.deps.urlThreatNow(url),
-                });
-              } catch {
-                // A URL too long to carry in a signed link (several KB) is not left clickable in a threat
-                // message: it points at the service's "this link cannot be opened" page instead.
-                return `${click.baseUrl}/c/unavailable`;
-              }
-            },
-            isOwnLink: (url: string) => click.isOwnLink(url),
-          }
-        : undefined;
-    // Signed mail keeps a valid signature unless the policy rewrites everything ("all"), also when the
-    // click-time service is off and no rewrite happens at all.
-    const protectSigned = (plan?.urlRewriting ?? 'unsigned') !== 'all';
-    let result = modifyMessage(original, {
-      subject: subject ?? undefined,
-      addHeaders,
-      disclaimer: plan?.disclaimer ?? undefined,
-      rewrite,
-      protectSigned,
-    });
-    if (stripped) result = { ...result, changed: true };
-    // Anti-virus tag, then the release tag, each in front of what came before.
-    for (const tag of [verdict.subjectTag, copy.releaseTag]) {
-      if (!tag) continue;
-      const tagged = modifyMessage(result.bytes, { subject: { mode: 'prepend', text: tag }, protectSigned });
-      result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
-    }
     if (plan)
       events.emit(copy.mid, {
         type: 'outbreak.modified',
         subject: result.subjectChanged,
-        headers: addHeaders.map((h) => h.name),
+        headers: job.addHeaders.map((h) => h.name),
         disclaimerParts: result.disclaimerParts,
-        rewrittenUrls: result.rewrittenUrls.length,
+        rewrittenUrls: result.rewrittenUrls,
         rewriteSkipped:
-          plan.urlRewriting !== 'off' && !click ? 'click-time service disabled' : (result.rewriteSkipped ?? null),
+          plan.urlRewriting !== 'off' && !job.rewrite ? 'click-time service disabled' : (result.rewriteSkipped ?? null),
         alternateMailHost: plan.alternateMailHost,
       });
     if (!result.changed && !plan?.alternateMailHost) return;

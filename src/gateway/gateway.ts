@@ -17,6 +17,7 @@ import { Ingress } from '../smtp/ingress.ts';
 import type { ReverseResolver } from '../smtp/hat.ts';
 import { buildPipeline } from '../pipeline/pipeline.ts';
 import { ParsePool } from '../mime/pool.ts';
+import { BundleMessages } from '../outbreak/offload.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import { DeliveryQueue } from '../delivery/queue.ts';
 import { Bounces } from '../delivery/bounces.ts';
@@ -43,6 +44,7 @@ import { recoverSpool } from '../flow/recovery.ts';
 import { EventOutbox } from '../tracking/outbox.ts';
 import { CloudService } from '../xdr/cloud.ts';
 import { HubStream } from '../xdr/stream.ts';
+import { HubActions } from '../xdr/hub-actions.ts';
 import { Telemetry } from '../xdr/telemetry.ts';
 import { readFileSync } from 'node:fs';
 import { relayEnabled } from '../config/xdr-schema.ts';
@@ -72,7 +74,7 @@ export class Gateway {
   readonly storage: StorageGuard;
   readonly spool: Spool;
   readonly delivery: DeliveryQueue;
-  readonly parsePool = new ParsePool();
+  readonly parsePool: ParsePool;
   readonly outbreak: OutbreakEngine;
   readonly rules: RuleUpdater;
   readonly alerts: Alerts;
@@ -90,6 +92,7 @@ export class Gateway {
   /** registration with the threat-response hub, streaming to it, telemetry (DESIGN §10) */
   readonly cloud: CloudService;
   readonly hubStream: HubStream;
+  readonly hubActions: HubActions;
   readonly telemetry: Telemetry;
   /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
   readonly relay: Relay | null;
@@ -144,6 +147,7 @@ export class Gateway {
     log.onWriteError = (err) => this.storage.reportFailure('mail log', err);
     store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(dataDir, 'spool'), config.spool.fsync);
+    this.parsePool = new ParsePool(config.workers);
     this.delivery = new DeliveryQueue(config, dataDir, bus, (line) => log.info(line), {
       onFinal: (job, results) => this.flow.onDeliveryFinal(job.mid, results),
       onDeferred: (job) => this.flow.onDeferred(job.mid),
@@ -213,6 +217,7 @@ export class Gateway {
     });
 
     this.clickProtection = new ClickProtection({ config, dataDir, engine: this.outbreak, events: bus, log });
+    const ruleMessages = new BundleMessages(this.outbreak);
     this.flow = new MessageFlow({
       config,
       spool: this.spool,
@@ -230,6 +235,11 @@ export class Gateway {
         copies: this.copies,
         clickTime: () => this.clickProtection.service,
         urlThreatNow: (url) => this.clickProtection.urlThreatNow(url),
+        pool: this.parsePool,
+        urlRules: () => {
+          const rules = ruleMessages.current();
+          return { request: { generation: rules?.generation ?? null, adaptive: this.outbreak.adaptive }, rules };
+        },
       }),
       bounces: new Bounces({
         hostname: config.hostname,
@@ -298,7 +308,10 @@ export class Gateway {
       raiseAlert,
       log,
     });
-    this.cloud.onChange = () => this.hubStream.poke();
+    this.cloud.onChange = () => {
+      this.hubStream.poke();
+      this.hubActions.poke();
+    };
     this.telemetry = new Telemetry(config, this.cloud, () => !!clamd);
     this.remediation = new RemediationService({
       config,
@@ -306,8 +319,11 @@ export class Gateway {
       events: bus,
       inject: (sender, recipients, message) => this.flow.inject(sender, recipients, message, 'remediation'),
     });
-    // An XDR's response actions on messages are mailbox remediation.
-    if (this.relay) this.relay.responder = remediationResponder(this.remediation);
+    // An XDR's response actions on messages are mailbox remediation, whether they come through this
+    // gateway's relay or from the hub.
+    const responder = remediationResponder(this.remediation);
+    if (this.relay) this.relay.responder = responder;
+    this.hubActions = new HubActions({ config, cloud: this.cloud, responder: () => responder, log });
   }
 
   async start(): Promise<void> {
@@ -359,6 +375,7 @@ export class Gateway {
     }
     this.rules.start();
     this.hubStream.start();
+    this.hubActions.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
     await this.antivirus.start();
@@ -393,6 +410,7 @@ export class Gateway {
     this.reevaluation.stop();
     this.telemetry.stop();
     await this.hubStream.stop();
+    await this.hubActions.stop();
     this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
@@ -422,7 +440,12 @@ export class Gateway {
       mailLog: { ...this.mailLog.health },
       ...(this.syslog ? { syslog: this.syslog.health() } : {}),
       events: { subscribers: this.bus.health() },
-      cloud: { ...this.cloud.state(), enabled: this.cloud.enabled, stream: this.hubStream.health() },
+      cloud: {
+        ...this.cloud.state(),
+        enabled: this.cloud.enabled,
+        stream: this.hubStream.health(),
+        actions: this.hubActions.health(),
+      },
       nextMid: this.mids.peek(),
       dataDir: this.dataDir,
       memory: {

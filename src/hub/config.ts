@@ -40,6 +40,17 @@ export const hubConfigSchema = z
       .strict()
       .default({ maxBatch: 1000 })
       .describe('Data the gateways stream'),
+    actions: z
+      .object({
+        timeout: duration
+          .default('30s')
+          .describe(
+            "How long /respond/trigger waits for the gateways' results; an action not answered by then goes on, and the hub's action list shows how it ended",
+          ),
+      })
+      .strict()
+      .default({ timeout: '30s' })
+      .describe('Response actions the hub sends to gateways (mailbox remediation)'),
     relay: xdrRelaySchema.describe(
       "The relay module an XDR calls on the hub's port, answered across every gateway's messages; off unless jwtSecret or jwksUrl is set",
     ),

@@ -7,6 +7,7 @@ export const hubErrorCodes = {
   device_not_registered: '401: the device is unknown or was deregistered',
   not_found: '404: no such route',
   device_not_found: '404: no registered device with that id',
+  action_not_found: '404: no response action with that id for this gateway',
   invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
   unknown_parameter: '400: a query parameter or body field the route does not know',
   invalid_body: '400: the body is not a JSON object',

@@ -19,6 +19,9 @@ import { hubSource } from './relay-source.ts';
 import { relayEnabled } from '../config/xdr-schema.ts';
 import { registerRelayRoutes, relayNotFound } from '../api/relay-routes.ts';
 import { Relay } from '../xdr/relay.ts';
+import { DeviceActions } from './actions.ts';
+import { registerActionRoutes } from './action-routes.ts';
+import { hubResponder } from './responder.ts';
 import {
   deviceSchema,
   hubResponses,
@@ -46,7 +49,9 @@ declare module 'fastify' {
 
 export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   const { store, config } = ctx;
-  const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024 });
+  // forceCloseConnections: a stopping hub does not wait out keep-alive connections (72 s in Fastify);
+  // a batch cut off is sent again by its gateway and stored once.
+  const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   app.removeContentTypeParser('text/plain');
@@ -101,6 +106,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'Documentation', description: 'This document' },
       { name: 'Devices', description: 'Registration tokens and registered gateways (administrators)' },
       { name: 'Search', description: 'Messages across every gateway by observable' },
+      { name: 'Response', description: 'Response actions sent to gateways (administrators)' },
       { name: 'Device calls', description: 'What registered gateways call (device JWT)' },
     ],
     securitySchemes: {
@@ -121,19 +127,29 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   });
   const api = app.withTypeProvider<ZodTypeProvider>();
 
+  // Response actions wait here until the gateway they are for polls (hub/actions.ts).
+  const actions = new DeviceActions(store.db);
+  // open polls answer at once when the hub stops (the server waits for requests in flight)
+  app.addHook('preClose', async () => actions.close());
+  registerActionRoutes(app, { actions, admin, device });
+
   // The XDR relay module across every gateway's messages (same protocol and shapes as a gateway's).
-  if (relayOn)
-    await registerRelayRoutes(
-      app,
-      ctx.log,
-      new Relay({
-        source: hubSource(store),
-        entityLimit: config.relay.entityLimit,
-        name: 'Breakwater hub',
-        messageUri: (base, s) => `${base}/api/v1/messages?type=cisco_mid&value=${s.mid}`,
-      }),
-      config.relay,
+  if (relayOn) {
+    const relay = new Relay({
+      source: hubSource(store),
+      entityLimit: config.relay.entityLimit,
+      name: 'Breakwater hub',
+      messageUri: (base, s) => `${base}/api/v1/messages?type=cisco_mid&value=${s.mid}`,
+    });
+    const names = (): Map<string, string> => new Map(store.devices().map((d) => [d.id, `${d.name} (${d.id})`]));
+    relay.responder = hubResponder(
+      store,
+      actions,
+      parseDuration(config.actions.timeout),
+      (id) => names().get(id) ?? id,
     );
+    await registerRelayRoutes(app, ctx.log, relay, config.relay);
+  }
 
   api.get(
     '/health',

@@ -6,13 +6,16 @@ import { Worker } from 'node:worker_threads';
 import os from 'node:os';
 import { parseMessage } from './parse.ts';
 import { ParseTimeoutError, type ParseLimits, type ParsedMessage } from './types.ts';
-import type { ParseRequest, WorkerReply } from './worker.ts';
-import type { RulesMessage, ScoreRequest, ScoreResult } from '../outbreak/offload.ts';
+import type { ModifyRequest, ParseRequest, WorkerReply } from './worker.ts';
+import type { RulesMessage, ScoreRequest, ScoreResult, UrlRulesRequest } from '../outbreak/offload.ts';
+import type { ModificationJob, ModificationOutcome } from '../flow/modification-job.ts';
 
 export const SMALL_MESSAGE_BYTES = 0;
 
 interface Pending {
+  /** a parse job's result; a modification job's result (or null) through `modified` instead */
   resolve: (p: ParsedMessage) => void;
+  modified?: (m: ModificationOutcome | null) => void;
   reject: (e: Error) => void;
   /** present when the worker also scores the message (outbreak/offload.ts) */
   score: { resolve: (r: ScoreResult | null) => void; reject: (e: Error) => void } | null;
@@ -33,6 +36,9 @@ interface PoolWorker {
 /** Outbreak scoring done by the worker after the parse: how long it may take, at most, before the worker is replaced. */
 export const SCORE_BUDGET_MS = 5_000;
 
+/** A modification on a worker: how long it may take before the worker counts as stuck and is replaced. */
+export const MODIFY_BUDGET_MS = 30_000;
+
 /** A parse, and when asked for, the worker's outbreak score of the same message. */
 export interface ParseJob {
   parsed: Promise<ParsedMessage>;
@@ -47,7 +53,11 @@ export class ParsePool {
   private readonly size: number;
   private closed = false;
 
-  constructor(size = Math.max(1, Math.min(4, os.availableParallelism() - 1))) {
+  constructor(size: number | 'auto' = 'auto') {
+    // Two workers even on two cores: measured on 2 vCPUs, the second one raised 60 KB HTML with every
+    // link rewritten from 105–118 to 137 delivered/s and cut accept→delivered p99 at half load, because
+    // the event loop leaves the second core half idle while one worker is the queue (docs/benchmarks.md).
+    if (size === 'auto') size = Math.max(2, Math.min(4, os.availableParallelism() - 1));
     this.size = size;
   }
 
@@ -63,7 +73,13 @@ export class ParsePool {
       const p = this.pending.get(msg.id);
       if (!p) return;
       w.progress = performance.now();
-      if ('score' in msg) {
+      if ('modified' in msg) {
+        this.finish(msg.id, w);
+        const m = msg.modified;
+        // a transferred or cloned Uint8Array arrives; the event loop works with Buffers
+        if (m) m.bytes = Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength);
+        p.modified?.(m);
+      } else if ('score' in msg) {
         this.finish(msg.id, w);
         p.score?.resolve(msg.score);
       } else if ('scoreError' in msg) {
@@ -188,6 +204,45 @@ export class ParsePool {
       this.watchdogIfBusy();
     });
     return { parsed, score: scored };
+  }
+
+  /**
+   * Runs a deliver verdict's modification on a worker (flow/modification-job.ts); resolves to null when
+   * it did not run there (pool closed, or the worker lacks the rule bundle it needs: the caller then
+   * modifies on the event loop). `rules`: the bundle of `urlRules.generation`, sent to a worker the
+   * first time it needs it.
+   */
+  modify(
+    source: { bytes: Buffer } | { file: string; start: number; size: number },
+    job: ModificationJob,
+    urlRules: UrlRulesRequest,
+    rules: RulesMessage | null,
+  ): Promise<ModificationOutcome | null> {
+    if (this.closed) return Promise.resolve(null);
+    const w = this.pick();
+    const id = this.nextId++;
+    const req: ModifyRequest =
+      'bytes' in source
+        ? { id, bytes: source.bytes, modify: job, urlRules }
+        : { id, file: source.file, start: source.start, size: source.size, modify: job, urlRules };
+    if (rules && w.rulesGeneration !== rules.generation) {
+      w.worker.postMessage(rules);
+      w.rulesGeneration = rules.generation;
+    }
+    return new Promise<ModificationOutcome | null>((resolve, reject) => {
+      if (w.busy === 0) w.progress = performance.now();
+      this.pending.set(id, {
+        resolve: () => {},
+        modified: resolve,
+        reject,
+        score: null,
+        worker: w,
+        stuckAfterMs: MODIFY_BUDGET_MS,
+      });
+      w.busy++;
+      w.worker.postMessage(req);
+      this.watchdogIfBusy();
+    });
   }
 
   /** V8 heap figures of each worker thread (for status). */

@@ -100,10 +100,41 @@ export class OutbreakEngine {
 
   /** Level of one URL at click time: published URL rules and the URL-only adaptive rules. */
   scoreUrl(url: string): RuleHit[] {
-    const hits = this.active ? this.active.rules.evaluateUrl(url) : [];
-    if (this.adaptive) hits.push(...evaluateAdaptiveUrl(url));
-    return hits;
+    return scoreUrlHits(this.active?.rules ?? null, this.adaptive, url);
   }
+
+  /** The level and strongest rules matching a URL now (see urlThreat below). */
+  urlThreat(url: string): { level: number; ruleIds: string[] } | undefined {
+    return urlThreat(this.active?.rules ?? null, this.adaptive, url);
+  }
+}
+
+/** The hits of one URL: published URL rules (when a bundle is active) and the URL-only adaptive rules. */
+export function scoreUrlHits(rules: CompiledRules | null, adaptive: boolean, url: string): RuleHit[] {
+  const hits = rules ? rules.evaluateUrl(url) : [];
+  if (adaptive) hits.push(...evaluateAdaptiveUrl(url));
+  return hits;
+}
+
+/**
+ * The level and strongest rules that match a URL (carried in its rewritten link's token); undefined
+ * when nothing matches or the URL does not parse. Throws when a rule fails. The URL is judged as the
+ * click-time service will see it (and judge it again): normalised by the URL parser.
+ */
+export function urlThreat(
+  rules: CompiledRules | null,
+  adaptive: boolean,
+  url: string,
+): { level: number; ruleIds: string[] } | undefined {
+  let href: string;
+  try {
+    href = new URL(url).href;
+  } catch {
+    return undefined;
+  }
+  const hits = scoreUrlHits(rules, adaptive, href);
+  const level = Math.max(0, ...hits.map((h) => h.level));
+  return level > 0 ? { level, ruleIds: hits.filter((h) => h.level === level).map((h) => h.id) } : undefined;
 }
 
 /**

@@ -9,9 +9,10 @@
 // signature version it was computed with; the outbreak stage uses it only when all three still hold
 // when the stage runs, and otherwise scores on the event loop as before (a bundle swapped mid-flight).
 import type { ParsedMessage } from '../mime/types.ts';
-import { scoreHits, truncatedContent } from './engine.ts';
+import { scoreHits, truncatedContent, urlThreat, type ActiveBundle } from './engine.ts';
 import { compileRules, type CompiledRules, type Rule } from './rules.ts';
 import type { RuleHit } from './types.ts';
+import type { ClickThreat } from '../clicktime/token.ts';
 
 export interface RulesMessage {
   type: 'rules';
@@ -30,6 +31,13 @@ export interface ScoreRequest {
   bypassExtensions: readonly string[];
   /** score content up to this many characters (the message is larger than maxScanSize); null: all */
   truncateTo: number | null;
+}
+
+/** The rules a worker judges URLs with (rewritten links carry what matches them now). */
+export interface UrlRulesRequest {
+  /** bundle generation; null: no bundle (adaptive URL rules only, if on) */
+  generation: number | null;
+  adaptive: boolean;
 }
 
 export interface ScoreResult {
@@ -53,15 +61,35 @@ export class WorkerScorer {
     while (this.bundles.size > KEEP) this.bundles.delete(Math.min(...this.bundles.keys()));
   }
 
+  /** The compiled rules of a generation; undefined when that bundle is not here. */
+  private rules(generation: number | null): CompiledRules | null | undefined {
+    if (generation === null) return null;
+    const b = this.bundles.get(generation);
+    if (!b) return undefined;
+    b.compiled ??= compileRules(b.source);
+    return b.compiled;
+  }
+
+  /**
+   * The URL threat lookup for a rewritten link (engine.urlThreat with this worker's copy of the bundle);
+   * null when the request's bundle is not here. A rule that throws counts as no match.
+   */
+  urlThreatLookup(req: UrlRulesRequest): ((url: string) => ClickThreat | undefined) | null {
+    const rules = this.rules(req.generation);
+    if (rules === undefined) return null;
+    return (url) => {
+      try {
+        return urlThreat(rules, req.adaptive, url);
+      } catch {
+        return undefined;
+      }
+    };
+  }
+
   /** The hits of a parsed message; null when the request's bundle is not here (the stage then scores). */
   score(parsed: ParsedMessage, req: ScoreRequest): ScoreResult | null {
-    let rules: CompiledRules | null = null;
-    if (req.generation !== null) {
-      const b = this.bundles.get(req.generation);
-      if (!b) return null;
-      b.compiled ??= compileRules(b.source);
-      rules = b.compiled;
-    }
+    const rules = this.rules(req.generation);
+    if (rules === undefined) return null;
     const content = req.truncateTo === null ? parsed : truncatedContent(parsed, req.truncateTo);
     const hits = scoreHits(
       rules,
@@ -70,5 +98,27 @@ export class WorkerScorer {
       req.bypassExtensions,
     );
     return { generation: req.generation, adaptive: req.adaptive, avSignatureVersion: req.avSignatureVersion, hits };
+  }
+}
+
+/** The message that hands the engine's active bundle to workers, built once per bundle. */
+export class BundleMessages {
+  private readonly engine: { readonly bundle: ActiveBundle | null };
+  private built: { bundle: ActiveBundle; message: RulesMessage } | null = null;
+
+  constructor(engine: { readonly bundle: ActiveBundle | null }) {
+    this.engine = engine;
+  }
+
+  /** The active bundle's message; null when no bundle is active. */
+  current(): RulesMessage | null {
+    const bundle = this.engine.bundle;
+    if (!bundle) return null;
+    if (this.built?.bundle !== bundle)
+      this.built = {
+        bundle,
+        message: { type: 'rules', generation: bundle.generation, version: bundle.version, rules: bundle.source },
+      };
+    return this.built.message;
   }
 }

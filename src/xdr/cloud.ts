@@ -184,7 +184,13 @@ export class CloudService {
   }
 
   /** A call to the hub with this device's JWT; notes the contact. */
-  async call(method: string, urlPath: string, body?: unknown, timeoutMs = 30_000): Promise<Response> {
+  async call(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    timeoutMs = 30_000,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const c = this.credentials();
     if (!c) throw new CloudError('cloud_not_registered', 'the gateway is not registered with a hub');
     const res = await fetch(`${c.hubUrl}${urlPath}`, {
@@ -194,7 +200,7 @@ export class CloudService {
         ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
       },
       body: body !== undefined ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
     });
     if (res.status === 401) {
       const answer = (await res

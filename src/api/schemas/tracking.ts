@@ -90,8 +90,14 @@ export const gatewayStatus = z.object({
         lastError: z.string().nullable(),
         acknowledged: count.describe('the last outbox position the hub acknowledged'),
       }),
+      actions: z.object({
+        running: z.boolean().describe('polling the hub for response actions: enabled, registered and cloud.actions on'),
+        carriedOut: count.describe('actions from the hub carried out'),
+        failed: count.describe('actions from the hub that failed (the hub has the reasons)'),
+        lastError: z.string().nullable(),
+      }),
     })
-    .describe('cloud services: the hub registration and the stream to it'),
+    .describe('cloud services: the hub registration, the stream to it and the actions it sends'),
   nextMid: mid,
   dataDir: z.string(),
   memory: z

@@ -7,8 +7,8 @@ import type { ParsePool } from '../../mime/pool.ts';
 import type { Stage, StageContext } from '../stage.ts';
 import type { Config } from '../../config/schema.ts';
 import { parseByteSize } from '../../config/schema.ts';
-import type { ActiveBundle, OutbreakEngine } from '../../outbreak/engine.ts';
-import type { RulesMessage, ScoreRequest } from '../../outbreak/offload.ts';
+import type { OutbreakEngine } from '../../outbreak/engine.ts';
+import { BundleMessages, type RulesMessage, type ScoreRequest } from '../../outbreak/offload.ts';
 import { effectiveOutbreakSettings } from '../../policy/outbreak.ts';
 import { effectiveAntivirusSettings } from '../../policy/antivirus.ts';
 import type { AntivirusDeps } from './antivirus.ts';
@@ -76,30 +76,25 @@ function scoreRequestFor(
   s: WorkerScoring,
 ): (ctx: StageContext) => { request: ScoreRequest; rules: RulesMessage | null } | null {
   const maxScanSize = parseByteSize(s.config.outbreakFilters.maxScanSize);
-  let sent: { bundle: ActiveBundle; message: RulesMessage } | null = null;
+  const bundles = new BundleMessages(s.engine);
   return (ctx) => {
     const settings = effectiveOutbreakSettings(s.config, ctx.direction, ctx.policy);
     if (!settings) return null;
-    const bundle = s.engine.bundle;
-    if (bundle && sent?.bundle !== bundle)
-      sent = {
-        bundle,
-        message: { type: 'rules', generation: bundle.generation, version: bundle.version, rules: bundle.source },
-      };
+    const rules = bundles.current();
     const av =
       s.antivirus && effectiveAntivirusSettings(s.config, ctx.direction, ctx.policy)
         ? s.antivirus.signatureVersion()
         : null;
     return {
       request: {
-        generation: bundle?.generation ?? null,
+        generation: rules?.generation ?? null,
         adaptive: s.engine.adaptive,
         sender: ctx.env.sender.toLowerCase(),
         avSignatureVersion: av,
         bypassExtensions: settings.bypassExtensions,
         truncateTo: ctx.size > maxScanSize ? maxScanSize : null,
       },
-      rules: bundle ? sent!.message : null,
+      rules,
     };
   };
 }

@@ -20,7 +20,8 @@ export function remediationResponder(service: Pick<RemediationService, 'run'>): 
             : null;
       if (!target) return { ok: false, detail: `${actionId} needs a cisco_mid or email_messageid observable` };
       try {
-        const r = await service.run({ action: actionId as RemediationAction, ...target, by: `xdr:${by}` });
+        // `by` already says where the request came from (xdr:<caller>, hub:xdr:<caller>)
+        const r = await service.run({ action: actionId as RemediationAction, ...target, by });
         // Success when every mailbox that had the message was remediated.
         const why = r.failures.map((f) => `${f.recipient ?? `MID ${f.mid ?? '-'}`}: ${f.reason}`).join('; ');
         return {
