@@ -23,7 +23,7 @@ import { RELAY_TAG } from '../src/api/relay-routes.ts';
 const root = path.resolve(import.meta.dirname, '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
-const PUBLIC = ['GET /health', 'GET /api/v1/openapi.json'];
+const PUBLIC = ['GET /health', 'GET /api/v1/openapi.json', 'POST /api/v1/session'];
 const CHROMIUM = '/usr/bin/chromium';
 const RELAY_SECRET = 'openapi-relay-secret-0123456789abcdef';
 /** The relay routes answer errors as `{"errors": […]}` (schema RelayErrors), not the admin API's Error. */
@@ -342,7 +342,8 @@ test('every operation answers live as documented, success and errors alike', asy
   for (const [label] of operations()) {
     const [method, p] = label.split(' ');
     if (method !== 'GET') continue;
-    if (p.includes('{name}'))
+    if (p.startsWith('/api/v1/users/{name}')) await call(method, p, p.replace('{name}', 'admin'), 200);
+    else if (p.includes('{name}'))
       for (const name of ['outbreak', 'virus', 'review'])
         await call(method, p, p.replace('{name}', name).replace('{mid}', String(mid)), p.includes('{mid}') ? 404 : 200);
     else await call(method, p, p.replace('{mid}', String(mid)), 200);
@@ -378,6 +379,44 @@ test('every operation answers live as documented, success and errors alike', asy
     observable_value: String(mid),
   });
   await call('POST', '/observe/observables', '/observe/observables', 400, [{ type: 'colour', value: 'red' }]);
+  // users, sessions, API tokens
+  await call('POST', '/api/v1/users', '/api/v1/users', 200, {
+    name: 'docs',
+    role: 'operator',
+    password: 'docs password',
+  });
+  await call('PATCH', '/api/v1/users/{name}', '/api/v1/users/docs', 200, { role: 'analyst' });
+  const login = await fetch(`${base}/api/v1/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'docs', password: 'docs password' }),
+  });
+  check(
+    doc.paths['/api/v1/session'].post.responses['200'].content['application/json'].schema,
+    await login.json(),
+    'login',
+    errors,
+  );
+  called.add('POST /api/v1/session');
+  await call('POST', '/api/v1/session/password', '/api/v1/session/password', 400, {
+    current: 'wrong',
+    password: 'whatever password',
+  });
+  await call('DELETE', '/api/v1/session', '/api/v1/session', 200);
+  const tok = await fetch(`${base}/api/v1/users/docs/tokens`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: '{}',
+  }).then((r) => r.json() as Promise<any>);
+  called.add('POST /api/v1/users/{name}/tokens');
+  check(
+    doc.paths['/api/v1/users/{name}/tokens'].post.responses['200'].content['application/json'].schema,
+    tok,
+    'token',
+    errors,
+  );
+  await call('DELETE', '/api/v1/users/{name}/tokens/{id}', `/api/v1/users/docs/tokens/${tok.info.id}`, 200);
+  await call('DELETE', '/api/v1/users/{name}', '/api/v1/users/docs', 200);
   // no remediation profile is configured: the delivered recipient is counted failed (no_profile)
   await call('POST', '/api/v1/remediation', '/api/v1/remediation', 200, { action: 'delete', mids: [mid, 99_999] });
   assert.deepEqual(

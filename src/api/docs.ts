@@ -40,6 +40,11 @@ const tags = [
     name: 'Remediation',
     description: 'Delete or forward delivered messages in the recipients’ mailboxes (IMAP, Microsoft Graph)',
   },
+  {
+    name: 'Users',
+    description:
+      'Sign-in sessions (HttpOnly cookie and a CSRF token), users and roles (admin, operator, analyst, helpdesk), personal API tokens and the audit log. Each operation lists the roles that may call it.',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });

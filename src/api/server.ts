@@ -1,13 +1,18 @@
-// The admin API (DESIGN §9): /api/v1, bearer token, stable error codes, /health and /metrics.
+// The admin API (DESIGN §9): /api/v1, bearer tokens or a session cookie, roles per route
+// (src/api/permissions.ts, enforced in src/api/auth.ts), an audit log of every change, stable error
+// codes, /health and /metrics.
 // Every route declares its input and answers as zod schemas (src/api/schemas/): they validate requests,
 // type the handlers and generate the OpenAPI document (src/api/docs.ts). The routes only call the
 // gateway's service functions; the CLI calls this API.
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type RouteOptions } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
 import { registerDocs } from './docs.ts';
-import { ApiError, sendError, tokenMatches } from './errors.ts';
+import { ApiError, sendError } from './errors.ts';
+import fastifyCookie from '@fastify/cookie';
+import { authenticator, checkRoutePermission, registerAuditHook } from './auth.ts';
+import { registerUserRoutes } from './user-routes.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
 import { registerCloudRoutes } from './cloud-routes.ts';
@@ -44,6 +49,8 @@ const FASTIFY_ERRORS: Record<string, { status: number; code: string; message: st
 export interface ApiOptions {
   /** called for every route as it is registered (tests compare them with the OpenAPI document) */
   onRoute?: (route: RouteOptions) => void;
+  /** the API is served over TLS: the session cookie is Secure */
+  tls?: boolean;
 }
 
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
@@ -51,7 +58,10 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
   const detailed = checkResponses();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
+  // every route names its permission (the API does not start otherwise); the document shows the roles
+  app.addHook('onRoute', checkRoutePermission);
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  await app.register(fastifyCookie);
   // JSON only: a text/plain body would otherwise reach the routes as a string
   app.removeContentTypeParser('text/plain');
 
@@ -73,18 +83,8 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
     return sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
   });
 
-  const auth = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const h = req.headers.authorization ?? '';
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
-    if (!m || !tokenMatches(m[1], token)) {
-      await sendError(
-        reply.header('www-authenticate', 'Bearer'),
-        401,
-        'unauthorized',
-        'a valid bearer token is required',
-      );
-    }
-  };
+  const auth = authenticator(gw.users, token);
+  registerAuditHook(app, gw.audit);
 
   // The OpenAPI document and its rendering at /api/docs are public, like /health.
   await registerDocs(app);
@@ -140,6 +140,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerQuarantineRoutes(routes, gw);
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
+      registerUserRoutes(routes, gw, { secureCookie: !!options.tls });
     },
     { prefix: '/api/v1' },
   );

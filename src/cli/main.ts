@@ -14,6 +14,7 @@ import { trackingFilters } from '../tracking/tracker.ts';
 import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
 import { registerCloudCommands } from './cloud-commands.ts';
+import { registerUserCommands } from './user-commands.ts';
 import { registerHubCommands } from './hub-commands.ts';
 import { registerRemediationCommands } from './remediation-commands.ts';
 
@@ -247,6 +248,7 @@ export function buildCli(): Command {
   });
   registerOutbreakCommands(program, withConfig);
   registerCloudCommands(program, withConfig);
+  registerUserCommands(program, withConfig);
   registerHubCommands(program);
   registerRemediationCommands(program, withConfig);
   return program;

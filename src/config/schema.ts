@@ -296,10 +296,32 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1').describe('Admin API address'),
         port: z.number().int().min(0).max(65535).default(8025).describe('Admin API port'),
+        sessions: z
+          .object({
+            idleTimeout: duration.default('30m').describe('A signed-in session unused this long ends'),
+            maxAge: duration.default('12h').describe('A session ends this long after sign-in, used or not'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Browser sessions of the web UI'),
+        login: z
+          .object({
+            maxFailures: z
+              .number()
+              .int()
+              .min(1)
+              .max(100)
+              .default(5)
+              .describe('Wrong passwords in a row before the account locks'),
+            lockout: duration.default('15m').describe('How long a locked account stays locked'),
+          })
+          .strict()
+          .prefault({})
+          .describe('Sign-in protection'),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8025 })
-      .describe('Admin API (REST, metrics, health)'),
+      .prefault({})
+      .describe('Admin API and web UI (REST, metrics, health, users and sessions)'),
     log: z
       .object({
         maxSize: byteSize.default('100MiB').describe('Rotate mail.log at this size'),

@@ -45,6 +45,8 @@ import { EventOutbox } from '../tracking/outbox.ts';
 import { CloudService } from '../xdr/cloud.ts';
 import { HubStream } from '../xdr/stream.ts';
 import { HubActions } from '../xdr/hub-actions.ts';
+import { UserService } from '../users/service.ts';
+import { AuditLog } from '../users/audit.ts';
 import { Telemetry } from '../xdr/telemetry.ts';
 import { readFileSync } from 'node:fs';
 import { relayEnabled } from '../config/xdr-schema.ts';
@@ -93,6 +95,9 @@ export class Gateway {
   readonly cloud: CloudService;
   readonly hubStream: HubStream;
   readonly hubActions: HubActions;
+  /** users of the admin API and web UI, their sessions and API tokens (DESIGN §9) */
+  readonly users: UserService;
+  readonly audit: AuditLog;
   readonly telemetry: Telemetry;
   /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
   readonly relay: Relay | null;
@@ -147,6 +152,13 @@ export class Gateway {
     log.onWriteError = (err) => this.storage.reportFailure('mail log', err);
     store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(dataDir, 'spool'), config.spool.fsync);
+    this.users = new UserService(store.db, {
+      idleTimeoutMs: parseDuration(config.admin.sessions.idleTimeout),
+      maxAgeMs: parseDuration(config.admin.sessions.maxAge),
+      maxFailures: config.admin.login.maxFailures,
+      lockoutMs: parseDuration(config.admin.login.lockout),
+    });
+    this.audit = new AuditLog(store.db);
     this.parsePool = new ParsePool(config.workers);
     this.delivery = new DeliveryQueue(config, dataDir, bus, (line) => log.info(line), {
       onFinal: (job, results) => this.flow.onDeliveryFinal(job.mid, results),

@@ -31,6 +31,22 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
   if (created && options.announce) {
     options.announce(`Admin API token (shown once, stored in ${loaded.dataDir}/admin.token): ${token}`);
   }
+  // The first user, at first start: printed once, like the token (`breakwater users passwd admin` changes it).
+  const first = await gateway.users.ensureFirstAdmin();
+  if (first) {
+    options.announce?.(
+      `First web UI user (shown once): ${first.name} / ${first.password} — change it with \`breakwater users passwd ${first.name}\``,
+    );
+    gateway.audit.record({
+      user: 'breakwater',
+      role: 'admin',
+      action: 'addUser',
+      target: `/api/v1/users/${first.name}`,
+      detail: { first: true },
+      ip: 'local',
+      status: 200,
+    });
+  }
   // Tests and the CLI find the admin port here when the config asks for port 0.
   gateway.store.setMeta('admin_port', String(adminPort));
   return {

@@ -51,7 +51,20 @@ export const quarantineNameDescription =
 
 /** Stable error codes (`error.code`) and when they are returned. */
 export const errorCodes = {
-  unauthorized: '401: the bearer token is missing or wrong',
+  unauthorized: '401: no valid credentials: sign in, or send a valid bearer token',
+  forbidden: "403: the caller's role may not do this (each operation lists its roles)",
+  csrf_failed: "403: a signed-in browser's state-changing request without its session's CSRF token (x-csrf-token)",
+  invalid_credentials: '401: wrong user name or password',
+  account_locked: '429: too many failed logins: the account is locked for a while (an admin can set a new password)',
+  too_many_attempts: '429: too many failed logins from this address: wait, then try again',
+  user_exists: '409: a user with that name exists',
+  user_not_found: '404: no user with that name',
+  invalid_role: '400: the role is not admin, operator, analyst or helpdesk',
+  invalid_name: '400: a user name is 1–64 lower-case letters, digits, ".", "_", "@", "-"',
+  weak_password: '400: a password has 10 to 1024 characters',
+  wrong_password: '400: the current password given to change it is wrong',
+  last_admin: '409: the last admin cannot be removed or lose the role',
+  token_not_found: '404: no API token with that id',
   not_found: '404: no such route',
   invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
   unknown_parameter: '400: a query parameter or filter field the route does not know',
@@ -110,10 +123,13 @@ export interface ResponseSpec {
   public?: boolean;
   /** the route reads a JSON body: 400 invalid_json, 413 and 415 are documented too */
   body?: boolean;
-  /** error codes by status, besides 401 (unless public) and 500 */
+  /** error codes by status, besides 401 and 403 (unless public) and 500 */
   400?: ErrorCode[];
+  /** a public route's own 401 codes */
+  401?: ErrorCode[];
   404?: ErrorCode[];
   409?: ErrorCode[];
+  429?: ErrorCode[];
   502?: ErrorCode[];
 }
 
@@ -122,9 +138,14 @@ export function responses(s: ResponseSpec) {
   const r: Record<string, ReturnType<typeof json>> = { 200: json(s.ok, s.okDescription ?? 'OK') };
   const bad = [...(s[400] ?? []), ...(s.body ? (['invalid_json'] as const) : [])];
   if (bad.length) r[400] = json(errorSchema, codeList(bad));
-  if (!s.public) r[401] = json(errorSchema, '`unauthorized`: the bearer token is missing or wrong');
+  if (s[401]) r[401] = json(errorSchema, codeList(s[401]));
+  if (!s.public) {
+    r[401] = json(errorSchema, '`unauthorized`: no valid credentials (bearer token or session cookie)');
+    r[403] = json(errorSchema, "`forbidden` (the caller's role), `csrf_failed` (a session without its CSRF token)");
+  }
   if (s[404]) r[404] = json(errorSchema, codeList(s[404]));
   if (s[409]) r[409] = json(errorSchema, codeList(s[409]));
+  if (s[429]) r[429] = json(errorSchema, codeList(s[429]));
   if (s[502]) r[502] = json(errorSchema, codeList(s[502]));
   if (s.body) {
     r[413] = json(errorSchema, '`body_too_large`: more than 1 MiB');

@@ -1,0 +1,68 @@
+// Which permission each admin API operation needs (src/users/roles.ts says which roles hold it). Every
+// route must be listed: the API refuses to start with a route missing here (test/roles.test.ts walks
+// every route with every role). The generated API document shows each operation's roles.
+import type { Permission } from '../users/roles.ts';
+
+export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
+  // system
+  getHealth: 'public',
+  getOpenApiDocument: 'public',
+  getMetrics: 'read',
+  getStatus: 'read',
+  getPipeline: 'read',
+  // tracking and the queue
+  searchMessages: 'read',
+  getMessage: 'read',
+  listQueue: 'read',
+  retryQueuedMessage: 'operate',
+  deleteQueuedMessage: 'operate',
+  remediateMessages: 'operate',
+  // quarantines
+  listQuarantines: 'quarantine.read',
+  listQuarantinedMessages: 'quarantine.read',
+  getQuarantinedMessage: 'quarantine.read',
+  listQuarantineRules: 'quarantine.read',
+  releaseQuarantinedMessages: 'quarantine.act',
+  deleteQuarantinedMessages: 'quarantine.act',
+  delayQuarantinedMessages: 'operate',
+  moveQuarantinedMessages: 'operate',
+  copyQuarantinedMessages: 'operate',
+  // Outbreak Filters, reports, alerts
+  getOutbreakStatus: 'read',
+  listOutbreakRules: 'read',
+  updateOutbreakRules: 'admin',
+  flushOutbreakRules: 'admin',
+  getOutbreakReport: 'read',
+  getWebInteractionReport: 'read',
+  listAlerts: 'read',
+  // cloud services
+  getCloudStatus: 'read',
+  enableCloud: 'admin',
+  disableCloud: 'admin',
+  registerWithHub: 'admin',
+  deregisterFromHub: 'admin',
+  sendTelemetry: 'admin',
+  // sessions, users, audit
+  login: 'public',
+  getSession: 'self',
+  logout: 'self',
+  changeOwnPassword: 'self',
+  listUsers: 'admin',
+  addUser: 'admin',
+  updateUser: 'admin',
+  removeUser: 'admin',
+  createUserToken: 'admin',
+  listUserTokens: 'admin',
+  revokeUserToken: 'admin',
+  searchAudit: 'admin',
+};
+
+/** Operations with an authentication of their own (the XDR relay module: JWTs), outside the roles. */
+export const OWN_AUTH_OPERATIONS = new Set([
+  'relayHealth',
+  'relayObserve',
+  'relayDeliberate',
+  'relayRefer',
+  'relayRespondObservables',
+  'relayRespondTrigger',
+]);
