@@ -1,6 +1,7 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
 //   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|remediation   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
+//   BENCH_WORKERS=1                  the gateway's `workers` setting (default auto)
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"   extra node flags for the benchmarked gateway
 import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import os from 'node:os';

@@ -195,6 +195,8 @@ async function startGateway(sinkPort: number, variant: GatewayVariant | null = n
     routes: { '*': [`smtp://127.0.0.1:${sinkPort}`] },
     admin: { host: '127.0.0.1', port: adminPort },
     clickTime: { host: '127.0.0.1', port: await freePort() },
+    // BENCH_WORKERS=1: the gateway's `workers` setting (parse/score/modify threads), to compare
+    ...(process.env.BENCH_WORKERS ? { workers: Number(process.env.BENCH_WORKERS) } : {}),
     ...(variant ? variant.config(dir) : {}),
   };
   writeFileSync(path.join(dir, 'breakwater.yaml'), YAML.stringify(config));

@@ -10,6 +10,8 @@ import {
   alertsQuery,
   confirmBody,
   flushResult,
+  mailFlowReport,
+  mailFlowReportQuery,
   noBody,
   outbreakReport,
   outbreakReportQuery,
@@ -20,6 +22,8 @@ import {
   webReportQuery,
 } from './schemas/outbreak.ts';
 import { answer, type Api } from './validation.ts';
+import { ApiError } from './errors.ts';
+import { flowBucketMs } from '../reports/reports.ts';
 
 const DAY = 86_400_000;
 
@@ -142,6 +146,25 @@ export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
       const since = q.since ?? until - 7 * DAY;
       const top = q.top !== undefined ? Math.min(q.top, 1000) : 20;
       return answer(outbreakReport, await gw.reports.outbreak(since, until, top));
+    },
+  );
+
+  api.get(
+    '/reports/mail-flow',
+    {
+      schema: {
+        operationId: 'getMailFlowReport',
+        tags: ['Reports'],
+        summary: 'Mail flow over time: accepted, delivered, quarantined, bounced and dropped messages per bucket',
+        querystring: mailFlowReportQuery,
+        response: responses({ ok: mailFlowReport, 400: ['invalid_parameter'] }),
+      },
+    },
+    async (req) => {
+      const until = req.query.until ?? Date.now() + 1;
+      const since = req.query.since ?? until - DAY;
+      if (since >= until) throw new ApiError(400, 'invalid_parameter', 'since must be before until');
+      return answer(mailFlowReport, await gw.reports.mailFlow(since, until, flowBucketMs(since, until)));
     },
   );
 

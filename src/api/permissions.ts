@@ -33,6 +33,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   updateOutbreakRules: 'admin',
   flushOutbreakRules: 'admin',
   getOutbreakReport: 'read',
+  getMailFlowReport: 'read',
   getWebInteractionReport: 'read',
   listAlerts: 'read',
   // cloud services
@@ -44,7 +45,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   sendTelemetry: 'admin',
   // sessions, users, audit
   login: 'public',
-  getSession: 'self',
+  getSession: 'public', // answers signedIn: false without credentials
   logout: 'self',
   changeOwnPassword: 'self',
   listUsers: 'admin',

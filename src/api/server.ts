@@ -11,8 +11,9 @@ import type { Gateway } from '../gateway/gateway.ts';
 import { registerDocs } from './docs.ts';
 import { ApiError, sendError } from './errors.ts';
 import fastifyCookie from '@fastify/cookie';
-import { authenticator, checkRoutePermission, registerAuditHook } from './auth.ts';
+import { authenticator, checkRoutePermission, principalOf, registerAuditHook } from './auth.ts';
 import { registerUserRoutes } from './user-routes.ts';
+import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
 import { registerCloudRoutes } from './cloud-routes.ts';
@@ -86,8 +87,11 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
   const auth = authenticator(gw.users, token);
   registerAuditHook(app, gw.audit);
 
-  // The OpenAPI document and its rendering at /api/docs are public, like /health.
+  // The OpenAPI document and its rendering at /api/docs are public, like /health; so is the web UI's
+  // code (what it shows comes from the API, with credentials).
   await registerDocs(app);
+  const ui = await registerWebUi(app);
+  if (!ui.built) gw.mailLog.warning(`web UI not built (${WEB_DIR} has no index.html): run npm run build:web`);
   const typed = app.withTypeProvider<ZodTypeProvider>();
 
   typed.get(
@@ -140,7 +144,10 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerQuarantineRoutes(routes, gw);
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
-      registerUserRoutes(routes, gw, { secureCookie: !!options.tls });
+      registerUserRoutes(routes, gw, {
+        secureCookie: !!options.tls,
+        principal: (req) => principalOf(req, gw.users, token),
+      });
     },
     { prefix: '/api/v1' },
   );

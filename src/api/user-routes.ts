@@ -6,7 +6,7 @@ import type { Gateway } from '../gateway/gateway.ts';
 import { ApiError } from './errors.ts';
 import { responses, timeInput } from './schemas/common.ts';
 import { answer, type Api } from './validation.ts';
-import { SESSION_COOKIE } from './auth.ts';
+import { SESSION_COOKIE, type Principal } from './auth.ts';
 import { ROLES } from '../users/roles.ts';
 import { generatePassword, UserError } from '../users/service.ts';
 import { LoginThrottle } from '../users/throttle.ts';
@@ -28,9 +28,10 @@ const user = z
 
 const session = z
   .object({
-    user: z.string(),
-    role,
-    via: z.enum(['session', 'user-token', 'admin-token']),
+    signedIn: z.boolean().describe('false: no valid credentials came with the request (the other fields are null)'),
+    user: z.string().nullable(),
+    role: role.nullable(),
+    via: z.enum(['session', 'user-token', 'admin-token']).nullable(),
     csrfToken: z
       .string()
       .nullable()
@@ -86,7 +87,11 @@ async function guarded<T>(fn: () => T | Promise<T>): Promise<T> {
   }
 }
 
-export function registerUserRoutes(api: Api, gw: Gateway, o: { secureCookie: boolean }): void {
+export function registerUserRoutes(
+  api: Api,
+  gw: Gateway,
+  o: { secureCookie: boolean; principal: (req: FastifyRequest) => Principal | null },
+): void {
   const throttle = new LoginThrottle();
   const cookie = (value: string, maxAgeSeconds: number): string =>
     `${SESSION_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${o.secureCookie ? '; Secure' : ''}`;
@@ -140,6 +145,7 @@ export function registerUserRoutes(api: Api, gw: Gateway, o: { secureCookie: boo
         reply.header('set-cookie', cookie(sessionId, Math.max(1, maxAge)));
         reply.header('cache-control', 'no-store');
         return answer(session, {
+          signedIn: true,
           user: s.user,
           role: s.role,
           via: 'session',
@@ -171,12 +177,25 @@ export function registerUserRoutes(api: Api, gw: Gateway, o: { secureCookie: boo
         operationId: 'getSession',
         tags: ['Users'],
         summary: 'Who is signed in (or whose token this is), with the session’s CSRF token',
-        response: responses({ ok: session }),
+        description:
+          'Public, so that a page can ask without an error: without valid credentials the answer is `signedIn: false`.',
+        security: [],
+        response: responses({ ok: session, public: true }),
       },
     },
     async (req) => {
-      const p = req.principal!;
+      const p = o.principal(req);
+      if (!p)
+        return answer(session, {
+          signedIn: false,
+          user: null,
+          role: null,
+          via: null,
+          csrfToken: null,
+          expiresAt: null,
+        });
       return answer(session, {
+        signedIn: true,
         user: p.user,
         role: p.role,
         via: p.via,

@@ -3,6 +3,20 @@
 // malicious links).
 import type { Store } from '../store/db.ts';
 
+const FLOW_KEYS = ['accepted', 'delivered', 'quarantined', 'bounced', 'dropped'] as const;
+
+export interface MailFlowReport {
+  since: string;
+  until: string;
+  bucketSeconds: number;
+  buckets: Array<{ at: string } & Record<(typeof FLOW_KEYS)[number], number>>;
+}
+
+/** Bucket size for a period: about 120 buckets, whole minutes, at least one minute. */
+export function flowBucketMs(since: number, until: number): number {
+  return Math.max(1, Math.round((until - since) / 120 / 60_000)) * 60_000;
+}
+
 export class Reports {
   private readonly store: Store;
   private readonly quarantineUsage: () => { messages: number; bytes: number };
@@ -48,6 +62,41 @@ export class Reports {
       totals,
       urls,
       topMaliciousClickers: users,
+    };
+  }
+
+  /**
+   * Mail flow (DESIGN §8) in time buckets of received messages: accepted (each message once, not its
+   * policy copies), and what became of the copies: delivered, quarantined, bounced, dropped (or deleted).
+   * Empty buckets are zeros, so a chart shows quiet hours as quiet.
+   */
+  async mailFlow(since: number, until: number, bucketMs: number): Promise<MailFlowReport> {
+    await this.store.committed();
+    const rows = this.store
+      .stmt(
+        `select (received_at - ?1) / ?3 b,
+           sum(parent_mid is null) accepted,
+           sum(status = 'delivered') delivered,
+           sum(status = 'quarantined') quarantined,
+           sum(status = 'bounced') bounced,
+           sum(status in ('dropped', 'deleted')) dropped
+         from messages where received_at >= ?1 and received_at < ?2 group by b`,
+      )
+      .all(since, until, bucketMs) as Array<Record<(typeof FLOW_KEYS)[number], number> & { b: number }>;
+    const byBucket = new Map(rows.map((r) => [r.b, r]));
+    const buckets: MailFlowReport['buckets'] = [];
+    for (let b = 0, at = since; at < until; b++, at += bucketMs) {
+      const r = byBucket.get(b);
+      buckets.push({
+        at: new Date(at).toISOString(),
+        ...(Object.fromEntries(FLOW_KEYS.map((k) => [k, r?.[k] ?? 0])) as Record<(typeof FLOW_KEYS)[number], number>),
+      });
+    }
+    return {
+      since: new Date(since).toISOString(),
+      until: new Date(until).toISOString(),
+      bucketSeconds: bucketMs / 1000,
+      buckets,
     };
   }
 

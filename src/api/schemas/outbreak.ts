@@ -113,6 +113,28 @@ export const webInteractionReport = z.object({
   topMaliciousClickers: z.array(z.object({ recipient: z.string(), clicks: count, urls: count })),
 });
 
+export const mailFlowReportQuery = z.looseObject({
+  since: timeInput('since').optional().describe('start of the period (default: 24 hours before until)'),
+  until: timeInput('until').optional().describe('end of the period, exclusive (default: now)'),
+});
+
+const flowCount = z.int().min(0);
+export const mailFlowReport = z.object({
+  since: time,
+  until: time,
+  bucketSeconds: z.int().describe('the width of a bucket: about 120 per period, whole minutes'),
+  buckets: z.array(
+    z.object({
+      at: time.describe('start of the bucket'),
+      accepted: flowCount.describe('messages received (each once, not its policy copies)'),
+      delivered: flowCount,
+      quarantined: flowCount,
+      bounced: flowCount,
+      dropped: flowCount.describe('dropped or deleted by policy or an administrator'),
+    }),
+  ),
+});
+
 export const outbreakReport = z.object({
   since: time,
   until: time,

@@ -1,0 +1,85 @@
+// The shell: sign-in, then a navigation by role and one page at a time (the page is the URL's hash, so
+// links and the back button work without the server knowing the routes).
+import { useCallback, useEffect, useState } from 'react';
+import { api, setSession, whenSignedOut, type Session } from './api.ts';
+import { pagesFor, TITLES, type Page } from './roles.ts';
+import { ErrorBoundary } from './ErrorBoundary.tsx';
+import { Login } from './pages/Login.tsx';
+import { Dashboard } from './pages/Dashboard.tsx';
+import { Tracking } from './pages/Tracking.tsx';
+import { Quarantines } from './pages/Quarantines.tsx';
+import { Outbreak } from './pages/Outbreak.tsx';
+import { Alerts } from './pages/Alerts.tsx';
+import { Users } from './pages/Users.tsx';
+import { Audit } from './pages/Audit.tsx';
+
+function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
+  const [name, arg] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
+  const page = (pages as string[]).includes(name) ? (name as Page) : pages[0];
+  return { page, arg: arg ? decodeURIComponent(arg) : null };
+}
+
+export function App() {
+  const [session, setS] = useState<Session | null | undefined>(undefined);
+  const [hash, setHash] = useState(location.hash);
+
+  const signedIn = useCallback((s: Session | null) => {
+    setSession(s);
+    setS(s);
+  }, []);
+
+  useEffect(() => {
+    whenSignedOut(() => signedIn(null));
+    // answers signedIn: false rather than 401 when there is no session
+    api<Session & { signedIn: boolean }>('GET', '/api/v1/session').then(
+      (s) => signedIn(s.signedIn ? s : null),
+      () => signedIn(null),
+    );
+    const update = () => setHash(location.hash);
+    window.addEventListener('hashchange', update);
+    return () => window.removeEventListener('hashchange', update);
+  }, [signedIn]);
+
+  if (session === undefined) return <p className="loading">Loading…</p>;
+  if (session === null) return <Login onSignedIn={signedIn} />;
+
+  const pages = pagesFor(session.role);
+  // the page is derived from the hash for this role: a role never renders (and loads) a page it lacks
+  const route = pageFromHash(pages);
+  const signOut = async () => {
+    await api('DELETE', '/api/v1/session').catch(() => {});
+    signedIn(null);
+  };
+  return (
+    <div className="shell">
+      <header>
+        <span className="brand">Breakwater</span>
+        <nav aria-label="Pages">
+          {pages.map((p) => (
+            <a key={p} href={`#/${p}`} aria-current={route.page === p ? 'page' : undefined}>
+              {TITLES[p]}
+            </a>
+          ))}
+        </nav>
+        <span className="who">
+          {session.user} ({session.role})
+          <button type="button" onClick={signOut}>
+            Sign out
+          </button>
+        </span>
+      </header>
+      <main>
+        <h1>{TITLES[route.page]}</h1>
+        <ErrorBoundary key={hash}>
+          {route.page === 'dashboard' && <Dashboard />}
+          {route.page === 'tracking' && <Tracking key={hash} mid={route.arg} />}
+          {route.page === 'quarantines' && <Quarantines session={session} name={route.arg} />}
+          {route.page === 'outbreak' && <Outbreak role={session.role} />}
+          {route.page === 'alerts' && <Alerts />}
+          {route.page === 'users' && <Users self={session.user} />}
+          {route.page === 'audit' && <Audit />}
+        </ErrorBoundary>
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,54 @@
+// An observable (address, IP, hash, URL, domain) with a pivot menu: search tracking for it, or copy it.
+// Values are shown as text, never as links to themselves: a URL from a message is not clickable here.
+import { useState } from 'react';
+
+const FIELD: Record<string, string> = {
+  email: 'sender',
+  ip: 'ip',
+  sha256: 'sha256',
+  url: 'url',
+  domain: 'senderDomain',
+};
+
+export function Observable({ type, value }: { type: keyof typeof FIELD; value: string }) {
+  const [open, setOpen] = useState(false);
+  if (!value) return <>–</>;
+  return (
+    <span className="observable">
+      <span className="value">{value}</span>
+      <button type="button" aria-label={`pivot on ${value}`} aria-expanded={open} onClick={() => setOpen(!open)}>
+        ▾
+      </button>
+      {open && (
+        <span className="menu" role="menu">
+          <a
+            role="menuitem"
+            href={`#/tracking?${FIELD[type]}=${encodeURIComponent(value)}`}
+            onClick={() => setOpen(false)}
+          >
+            Search tracking
+          </a>
+          {type === 'email' && (
+            <a
+              role="menuitem"
+              href={`#/tracking?recipient=${encodeURIComponent(value)}`}
+              onClick={() => setOpen(false)}
+            >
+              Search as recipient
+            </a>
+          )}
+          <button
+            type="button"
+            role="menuitem"
+            onClick={() => {
+              void navigator.clipboard?.writeText(value);
+              setOpen(false);
+            }}
+          >
+            Copy
+          </button>
+        </span>
+      )}
+    </span>
+  );
+}
