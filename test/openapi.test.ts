@@ -380,6 +380,10 @@ test('every operation answers live as documented, success and errors alike', asy
     observable_value: String(mid),
   });
   await call('POST', '/observe/observables', '/observe/observables', 400, [{ type: 'colour', value: 'red' }]);
+  // settings: check a document, save it unchanged (nothing to write)
+  const current = await fetch(`${base}/api/v1/config`, { headers: auth }).then((r) => r.json() as Promise<any>);
+  await call('POST', '/api/v1/config/check', '/api/v1/config/check', 200, { document: current.document });
+  await call('PUT', '/api/v1/config', '/api/v1/config', 200, { document: current.document });
   // users, sessions, API tokens
   await call('POST', '/api/v1/users', '/api/v1/users', 200, {
     name: 'docs',

@@ -41,6 +41,11 @@ const tags = [
     description: 'Delete or forward delivered messages in the recipients’ mailboxes (IMAP, Microsoft Graph)',
   },
   {
+    name: 'Settings',
+    description:
+      'The configuration: read (secrets masked), its JSON Schema for generated forms, check and save (the previous file kept as a backup; applies at the next start)',
+  },
+  {
     name: 'Users',
     description:
       'Sign-in sessions (HttpOnly cookie and a CSRF token), users and roles (admin, operator, analyst, helpdesk), personal API tokens and the audit log. Each operation lists the roles that may call it.',

@@ -43,6 +43,11 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   registerWithHub: 'admin',
   deregisterFromHub: 'admin',
   sendTelemetry: 'admin',
+  // settings
+  getConfig: 'admin',
+  getConfigSchema: 'admin',
+  checkConfig: 'admin',
+  saveConfig: 'admin',
   // sessions, users, audit
   login: 'public',
   getSession: 'public', // answers signedIn: false without credentials

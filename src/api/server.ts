@@ -13,6 +13,7 @@ import { ApiError, sendError } from './errors.ts';
 import fastifyCookie from '@fastify/cookie';
 import { authenticator, checkRoutePermission, principalOf, registerAuditHook } from './auth.ts';
 import { registerUserRoutes } from './user-routes.ts';
+import { registerConfigRoutes } from './config-routes.ts';
 import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
@@ -144,6 +145,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerQuarantineRoutes(routes, gw);
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
+      registerConfigRoutes(routes, gw);
       registerUserRoutes(routes, gw, {
         secureCookie: !!options.tls,
         principal: (req) => principalOf(req, gw.users, token),

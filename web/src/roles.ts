@@ -2,10 +2,10 @@
 // (src/users/roles.ts), so hiding a page is a courtesy, not a control.
 import type { Session } from './api.ts';
 
-export type Page = 'dashboard' | 'tracking' | 'quarantines' | 'outbreak' | 'alerts' | 'users' | 'audit';
+export type Page = 'dashboard' | 'tracking' | 'quarantines' | 'outbreak' | 'alerts' | 'settings' | 'users' | 'audit';
 
 const PAGES: Record<Session['role'], Page[]> = {
-  admin: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts', 'users', 'audit'],
+  admin: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts', 'settings', 'users', 'audit'],
   operator: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts'],
   analyst: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts'],
   helpdesk: ['quarantines'],
@@ -17,6 +17,7 @@ export const TITLES: Record<Page, string> = {
   quarantines: 'Quarantines',
   outbreak: 'Outbreak Filters',
   alerts: 'Alerts',
+  settings: 'Settings',
   users: 'Users',
   audit: 'Audit log',
 };

@@ -1,0 +1,118 @@
+// The configuration through the API (DESIGN §9, issue 13): read it (secrets masked), its JSON Schema for
+// generated forms, check a proposed document (every error with its path, and what would change), and
+// save it with the previous file kept as a backup. The web UI's settings page and `breakwater config`
+// use these; a saved config takes effect at the next start.
+import { z } from 'zod';
+import type { Gateway } from '../gateway/gateway.ts';
+import { ConfigEditor } from '../config/editor.ts';
+import { ApiError } from './errors.ts';
+import { responses } from './schemas/common.ts';
+import type { Api } from './validation.ts';
+
+const change = z.object({
+  path: z.string().describe('dotted path of the setting'),
+  before: z.unknown(),
+  after: z.unknown().describe('null: removed (the default applies)'),
+});
+const checkResult = z
+  .object({
+    valid: z.boolean(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).describe('every error, with its path'),
+    changes: z.array(change).describe('what differs from the file, secrets masked'),
+  })
+  .meta({ id: 'ConfigCheck' });
+const documentBody = z
+  .object({
+    document: z
+      .record(z.string(), z.unknown())
+      .describe('the whole configuration document, as GET /config answers it (masked secrets stay as they are)'),
+  })
+  .strict();
+
+export function registerConfigRoutes(api: Api, gw: Gateway): void {
+  const editor = new ConfigEditor(gw.configFile);
+
+  api.get(
+    '/config',
+    {
+      schema: {
+        operationId: 'getConfig',
+        tags: ['Settings'],
+        summary: 'The configuration file’s document (secrets masked) and where it is',
+        response: responses({
+          ok: z.object({
+            file: z.string(),
+            document: z.record(z.string(), z.unknown()),
+            restartPending: z.boolean().describe('the file changed since this gateway started: restart to apply'),
+          }),
+        }),
+      },
+    },
+    async () => ({
+      file: editor.file,
+      document: editor.document() as Record<string, unknown>,
+      restartPending: editor.changedSinceStart(),
+    }),
+  );
+
+  api.get(
+    '/config/schema',
+    {
+      schema: {
+        operationId: 'getConfigSchema',
+        tags: ['Settings'],
+        summary: 'JSON Schema of the configuration: every key with its type, default and description',
+        response: responses({ ok: z.record(z.string(), z.unknown()) }),
+      },
+    },
+    async () => editor.schema() as Record<string, unknown>,
+  );
+
+  api.post(
+    '/config/check',
+    {
+      schema: {
+        operationId: 'checkConfig',
+        tags: ['Settings'],
+        summary: 'Validate a proposed configuration: every error with its path, and what would change',
+        body: documentBody,
+        response: responses({
+          ok: checkResult,
+          body: true,
+          400: ['invalid_body', 'invalid_parameter', 'unknown_parameter'],
+        }),
+      },
+    },
+    async (req) => editor.check(req.body.document),
+  );
+
+  api.put(
+    '/config',
+    {
+      schema: {
+        operationId: 'saveConfig',
+        tags: ['Settings'],
+        summary: 'Save the configuration (the previous file is kept as a backup); it applies at the next start',
+        body: documentBody,
+        response: responses({
+          ok: checkResult.extend({
+            backup: z.string().nullable().describe('the previous file, kept as <file>.bak-<time>'),
+            restartRequired: z.boolean(),
+          }),
+          body: true,
+          400: ['invalid_body', 'invalid_parameter', 'unknown_parameter', 'invalid_config'],
+        }),
+      },
+    },
+    async (req) => {
+      const r = editor.save(req.body.document);
+      if (!r.valid)
+        throw new ApiError(
+          400,
+          'invalid_config',
+          `${r.errors.length} error(s): ${r.errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ')}`,
+        );
+      return { ...r, restartRequired: r.changes.length > 0 };
+    },
+  );
+}
