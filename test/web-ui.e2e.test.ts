@@ -32,6 +32,7 @@ let browser: Browser;
 let base: string;
 let heldMid: number;
 let xssMid: number;
+let htmlHeldMid: number;
 
 before(async () => {
   if (skip) return;
@@ -94,7 +95,27 @@ before(async () => {
     ].join('\r\n'),
   );
   xssMid = xss.mid!;
+  // a held phish whose HTML tries to run script, load remote images and phone home
+  const htmlHeld = await sendMessage(
+    gw.port('incoming'),
+    'mallory@evil.test',
+    ['carol@dst.test'],
+    [
+      'From: <mallory@evil.test>',
+      'To: carol@dst.test',
+      'Subject: html notice',
+      'MIME-Version: 1.0',
+      'Content-Type: text/html; charset=utf-8',
+      '',
+      `<p>your account will be suspended</p><script>alert('html')</script>`,
+      `<img src="http://198.51.100.7/track.gif" onerror="alert('img')"><a href="javascript:alert('link')">verify</a>`,
+      `<iframe src="http://198.51.100.7/"></iframe><form action="http://198.51.100.7/"><input name=p></form>`,
+      '',
+    ].join('\r\n'),
+  );
+  htmlHeldMid = htmlHeld.mid!;
   await waitFor(() => gw.gateway.tracker.show(heldMid)?.status === 'quarantined', 15_000, 'the phish is held');
+  await waitFor(() => gw.gateway.tracker.show(htmlHeldMid)?.status === 'quarantined', 15_000, 'the HTML phish is held');
   await waitFor(() => gw.gateway.tracker.show(xssMid)?.status === 'delivered', 15_000, 'the markup message');
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -290,3 +311,40 @@ test('the settings form refuses an invalid value at its field and saves a valid 
   assert.deepEqual(problems, []);
   await page.context().close();
 });
+
+test(
+  'a held message’s HTML is shown sanitised in a sandboxed frame: nothing runs, nothing remote loads',
+  { skip },
+  async () => {
+    const { page, problems } = await openPage();
+    const remote: string[] = [];
+    page.on('request', (r) => {
+      if (!r.url().startsWith(base) && !r.url().startsWith('data:') && !r.url().startsWith('about:'))
+        remote.push(r.url());
+    });
+    await signIn(page, 'helpdesk1');
+    await page.getByRole('link', { name: 'outbreak' }).click();
+    await page.getByRole('button', { name: String(htmlHeldMid), exact: true }).click();
+    await page.getByText('Show the HTML part').click();
+    const frame = page.locator('iframe.html-view');
+    await frame.waitFor();
+    assert.equal(await frame.getAttribute('sandbox'), '', 'scripts, forms and same-origin access are off');
+    const inner = page.frameLocator('iframe.html-view');
+    await inner.getByText('your account will be suspended').waitFor();
+    const srcdoc = (await frame.getAttribute('srcdoc')) ?? '';
+    for (const bad of ['<script', 'onerror', 'javascript:', '<iframe', '<form'])
+      assert.ok(!srcdoc.toLowerCase().includes(bad), `sanitised: no ${bad}`);
+    await page.getByText('1 remote image(s) or source(s) not loaded').waitFor();
+    await page.waitForTimeout(500);
+    assert.deepEqual(remote, [], 'no request left the gateway');
+    // Chrome reports each inline handler the CSP refuses while the sanitiser parses the HTML (inertly: it
+    // never runs); anything else, a dialog or a blocked load included, is a problem.
+    const inlineRefused = 'Executing inline event handler violates the following Content Security Policy';
+    assert.deepEqual(
+      problems.filter((p) => !p.includes(inlineRefused)),
+      [],
+    );
+    await page.screenshot({ path: path.join(shots, 'held-message.png'), fullPage: true });
+    await page.context().close();
+  },
+);

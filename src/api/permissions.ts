@@ -21,6 +21,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   listQuarantines: 'quarantine.read',
   listQuarantinedMessages: 'quarantine.read',
   getQuarantinedMessage: 'quarantine.read',
+  getQuarantinedMessageContent: 'quarantine.read',
   listQuarantineRules: 'quarantine.read',
   releaseQuarantinedMessages: 'quarantine.act',
   deleteQuarantinedMessages: 'quarantine.act',

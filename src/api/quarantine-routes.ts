@@ -23,6 +23,7 @@ import {
 } from './schemas/quarantine.ts';
 import { trackingRecord } from './schemas/tracking.ts';
 import { answer, type Api } from './validation.ts';
+import { defaultParseLimits } from '../mime/types.ts';
 
 export { QUARANTINE_LIMITS } from './schemas/quarantine.ts';
 
@@ -54,6 +55,22 @@ const errors400: ErrorCode[] = [
   'filter_required',
   'too_many_mids',
 ];
+
+/** text and HTML shown of a held message, each (characters) */
+const CONTENT_MAX = 512 * 1024;
+
+const messageContent = z
+  .object({
+    mid: z.int(),
+    headers: z.array(z.object({ name: z.string(), value: z.string() })).describe('top-level fields in order'),
+    text: z.string().describe('decoded text/plain parts'),
+    html: z.string().describe('decoded text/html parts, as the sender wrote them (sanitise before showing)'),
+    attachments: z.array(
+      z.object({ name: z.string(), trueType: z.string().nullable(), size: z.int(), sha256: z.string() }),
+    ),
+    truncated: z.boolean().describe('text or HTML cut at 512 Ki characters'),
+  })
+  .meta({ id: 'MessageContent' });
 
 function bulkRoute(action: string, summary: string, description: string, body: z.ZodType, extra: ErrorCode[] = []) {
   return {
@@ -149,6 +166,45 @@ export function registerQuarantineRoutes(api: Api, gw: Gateway): void {
       const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
       if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
       return { ...publicEntry(e), tracking: answer(trackingRecord.nullable(), gw.tracker.show(mid)) };
+    },
+  );
+  api.get(
+    '/quarantines/:name/messages/:mid/content',
+    {
+      preValidation,
+      schema: {
+        operationId: 'getQuarantinedMessageContent',
+        tags: ['Quarantines'],
+        summary: 'A held message’s header fields, text and HTML (for a safe view: never rendered by the gateway)',
+        description:
+          'Parsed from the held copy with the scanning limits. The HTML is the message’s, unsanitised: the web UI sanitises it and shows it in a sandboxed frame with remote content blocked.',
+        params: nameMidParams,
+        response: responses({
+          ok: messageContent,
+          400: ['invalid_parameter'],
+          404: ['quarantine_not_found', 'message_not_quarantined'],
+        }),
+      },
+    },
+    async (req) => {
+      const { name, mid } = req.params;
+      const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
+      if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
+      const parsed = await gw.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
+      const clip = (t: string, max: number) => (t.length > max ? t.slice(0, max) : t);
+      return {
+        mid,
+        headers: parsed.headers.slice(0, 500).map((h) => ({ name: h.key, value: clip(h.value, 8192) })),
+        text: clip(parsed.text, CONTENT_MAX),
+        html: clip(parsed.html, CONTENT_MAX),
+        attachments: parsed.attachments.map((a) => ({
+          name: a.name,
+          trueType: a.trueType,
+          size: a.size,
+          sha256: a.sha256,
+        })),
+        truncated: parsed.text.length > CONTENT_MAX || parsed.html.length > CONTENT_MAX,
+      };
     },
   );
   api.get(

@@ -5,6 +5,7 @@ import { useState } from 'react';
 import { api, ApiFailure, query, type Session } from '../api.ts';
 import { useLoad, fmtTime, fmtBytes } from '../load.ts';
 import { canActOnQuarantine } from '../roles.ts';
+import { MessageContent } from '../MessageContent.tsx';
 
 export function Quarantines({ session, name }: { session: Session; name: string | null }) {
   const list = useLoad<any>('/api/v1/quarantines');
@@ -207,6 +208,7 @@ function HeldMessage({ base, mid }: { base: string; mid: number }) {
         <dt>URLs</dt>
         <dd>{t?.urls?.length ? t.urls.map((u: string) => <div key={u}>{u}</div>) : '–'}</dd>
       </dl>
+      <MessageContent path={`${base}/messages/${mid}/content`} />
       <a href={`#/tracking/${mid}`}>Open in message tracking</a>
     </section>
   );
