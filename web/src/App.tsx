@@ -12,6 +12,7 @@ import { Outbreak } from './pages/Outbreak.tsx';
 import { Alerts } from './pages/Alerts.tsx';
 import { Users } from './pages/Users.tsx';
 import { Settings } from './pages/Settings.tsx';
+import { Reports } from './pages/Reports.tsx';
 import { Audit } from './pages/Audit.tsx';
 
 function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
@@ -76,6 +77,7 @@ export function App() {
           {route.page === 'tracking' && <Tracking key={hash} mid={route.arg} />}
           {route.page === 'quarantines' && <Quarantines session={session} name={route.arg} />}
           {route.page === 'outbreak' && <Outbreak role={session.role} />}
+          {route.page === 'reports' && <Reports />}
           {route.page === 'alerts' && <Alerts />}
           {route.page === 'settings' && <Settings />}
           {route.page === 'users' && <Users self={session.user} />}

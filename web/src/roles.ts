@@ -2,12 +2,13 @@
 // (src/users/roles.ts), so hiding a page is a courtesy, not a control.
 import type { Session } from './api.ts';
 
-export type Page = 'dashboard' | 'tracking' | 'quarantines' | 'outbreak' | 'alerts' | 'settings' | 'users' | 'audit';
+export type Page =
+  'dashboard' | 'tracking' | 'quarantines' | 'outbreak' | 'reports' | 'alerts' | 'settings' | 'users' | 'audit';
 
 const PAGES: Record<Session['role'], Page[]> = {
-  admin: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts', 'settings', 'users', 'audit'],
-  operator: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts'],
-  analyst: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'alerts'],
+  admin: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts', 'settings', 'users', 'audit'],
+  operator: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts'],
+  analyst: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts'],
   helpdesk: ['quarantines'],
 };
 
@@ -16,6 +17,7 @@ export const TITLES: Record<Page, string> = {
   tracking: 'Message tracking',
   quarantines: 'Quarantines',
   outbreak: 'Outbreak Filters',
+  reports: 'Reports',
   alerts: 'Alerts',
   settings: 'Settings',
   users: 'Users',
