@@ -51,12 +51,14 @@ const FASTIFY_ERRORS: Record<string, { status: number; code: string; message: st
 export interface ApiOptions {
   /** called for every route as it is registered (tests compare them with the OpenAPI document) */
   onRoute?: (route: RouteOptions) => void;
-  /** the API is served over TLS: the session cookie is Secure */
-  tls?: boolean;
+  /** HTTPS (admin.tls): the session cookie is then Secure */
+  https?: { key: Buffer; cert: Buffer };
 }
 
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const app = options.https
+    ? (Fastify({ logger: false, bodyLimit: 1024 * 1024, https: options.https }) as unknown as FastifyInstance)
+    : Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   const detailed = checkResponses();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -147,7 +149,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerRemediationRoutes(routes, gw);
       registerConfigRoutes(routes, gw);
       registerUserRoutes(routes, gw, {
-        secureCookie: !!options.tls,
+        secureCookie: !!options.https,
         principal: (req) => principalOf(req, gw.users, token),
       });
     },

@@ -1,6 +1,10 @@
 // Shared pieces of the CLI: finding the config and the running gateway's admin API, output helpers.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import path from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
+import { adminCertFile } from '../api/admin-tls.ts';
 import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { readAdminToken } from '../api/token.ts';
 
@@ -25,11 +29,34 @@ export async function api(opts: { config?: string }, method: string, urlPath: st
   const token = readAdminToken(loaded.dataDir);
   if (!token) throw new CliError(`no admin token in ${loaded.dataDir}: has the gateway been started with this config?`);
   const addrFile = adminAddressFile(loaded.dataDir);
-  const { readFileSync } = await import('node:fs');
   const addr = existsSync(addrFile)
     ? readFileSync(addrFile, 'utf8').trim()
     : `${loaded.config.admin.host}:${loaded.config.admin.port}`;
+  if (addr.startsWith('https://')) {
+    const certFile = adminCertFile(loaded.config, loaded.dataDir);
+    if (!certFile) throw new CliError(`${addrFile} says https but admin.tls is off in ${loaded.file}`);
+    return callJson(addr, token, method, urlPath, body, "the gateway's admin API", pinnedTo(certFile));
+  }
   return callJson(`http://${addr}`, token, method, urlPath, body, "the gateway's admin API");
+}
+
+/**
+ * A connection that trusts exactly the gateway's certificate (self-signed or not): its chain is checked
+ * against the system's roots plus the certificate itself, then its fingerprint must be the file's. The
+ * name is not checked: the CLI reaches the API by address (127.0.0.1), the certificate names the host.
+ */
+function pinnedTo(certFile: string): Agent {
+  const pem = readFileSync(certFile, 'utf8');
+  const fingerprint = new X509Certificate(pem).fingerprint256;
+  return new Agent({
+    connect: {
+      ca: [...rootCertificates, pem],
+      checkServerIdentity: (_host, cert) =>
+        cert.fingerprint256 === fingerprint
+          ? undefined
+          : new Error(`the admin API presented another certificate than ${certFile}`),
+    },
+  });
 }
 
 /** One JSON call with a bearer token; a refusal becomes a CliError with the API's stable code. */
@@ -40,10 +67,13 @@ export async function callJson(
   urlPath: string,
   body: unknown,
   what: string,
+  dispatcher?: Agent,
 ): Promise<any> {
   let res: Response;
   try {
-    res = await fetch(`${base}${urlPath}`, {
+    const request = dispatcher ? (undiciFetch as unknown as typeof fetch) : fetch;
+    res = await request(`${base}${urlPath}`, {
+      ...(dispatcher ? ({ dispatcher } as object) : {}),
       method,
       headers: {
         authorization: `Bearer ${token}`,

@@ -32,7 +32,10 @@ export function buildCli(): Command {
       const { runGateway } = await import('../gateway/run.ts');
       const loaded = load(opts.config);
       const running = await runGateway(loaded, { announce: (l) => process.stdout.write(l + '\n') });
-      writeFileSync(adminAddressFile(loaded.dataDir), `${loaded.config.admin.host}:${running.adminPort}\n`);
+      writeFileSync(
+        adminAddressFile(loaded.dataDir),
+        `${running.adminScheme === 'https' ? 'https://' : ''}${loaded.config.admin.host}:${running.adminPort}\n`,
+      );
       for (const [name, port] of running.gateway.ports)
         process.stdout.write(
           name === 'clickTime' ? `click-time service on port ${port}\n` : `listener ${name} on port ${port}\n`,

@@ -318,6 +318,19 @@ export const configSchema = z
           .strict()
           .prefault({})
           .describe('Sign-in protection'),
+        tls: z
+          .object({
+            enabled: z.boolean().default(false).describe('Serve the admin API and web UI over HTTPS only'),
+            cert: z
+              .string()
+              .optional()
+              .describe('PEM certificate file; unset: the self-signed certificate in dataDir/tls (as for STARTTLS)'),
+            key: z.string().optional().describe('PEM private key file'),
+          })
+          .strict()
+          .refine((t) => !t.cert === !t.key, { message: 'cert and key go together', path: ['key'] })
+          .prefault({})
+          .describe('HTTPS for the admin port (the session cookie is then Secure)'),
       })
       .strict()
       .prefault({})

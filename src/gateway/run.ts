@@ -4,12 +4,15 @@ import type { LoadedConfig } from '../config/load.ts';
 import { Gateway, type GatewayOptions } from './gateway.ts';
 import { buildApi } from '../api/server.ts';
 import { ensureAdminToken } from '../api/token.ts';
+import { adminTls } from '../api/admin-tls.ts';
 import { resolveAntivirus } from '../antivirus/auto.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
   api: FastifyInstance;
   adminPort: number;
+  /** http or https */
+  adminScheme: 'http' | 'https';
   token: string;
   stop(): Promise<void>;
 }
@@ -23,11 +26,12 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
   );
   const { token, created } = ensureAdminToken(loaded.dataDir);
   await gateway.start();
-  const api = await buildApi(gateway, token);
+  const https = adminTls(gateway.config, loaded.dataDir, (l) => gateway.mailLog.warning(l));
+  const api = await buildApi(gateway, token, https ? { https } : {});
   await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
   const addr = api.server.address();
   const adminPort = typeof addr === 'object' && addr ? addr.port : loaded.config.admin.port;
-  gateway.mailLog.info(`admin API on ${loaded.config.admin.host}:${adminPort}`);
+  gateway.mailLog.info(`admin API on ${https ? 'https' : 'http'}://${loaded.config.admin.host}:${adminPort}`);
   if (created && options.announce) {
     options.announce(`Admin API token (shown once, stored in ${loaded.dataDir}/admin.token): ${token}`);
   }
@@ -53,6 +57,7 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
     gateway,
     api,
     adminPort,
+    adminScheme: https ? 'https' : 'http',
     token,
     async stop() {
       await api.close();

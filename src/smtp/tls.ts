@@ -39,7 +39,8 @@ function namesHost(certFile: string, hostname: string, ip: boolean): boolean {
   }
 }
 
-function selfSignedCertificate(
+/** The self-signed certificate in dataDir/tls (made at first use): STARTTLS's, and the admin port's. */
+export function selfSignedCertificate(
   dataDir: string,
   configured: string,
   warn: (line: string) => void,
@@ -87,7 +88,7 @@ function selfSignedCertificate(
       );
     } catch (err) {
       warn(
-        `STARTTLS disabled: could not create a self-signed certificate (${(err as Error).message}); set listeners[].tls`,
+        `could not create a self-signed certificate (${(err as Error).message}): STARTTLS is off unless listeners[].tls is set`,
       );
       return null;
     }
