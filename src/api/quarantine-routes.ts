@@ -72,6 +72,13 @@ const messageContent = z
   })
   .meta({ id: 'MessageContent' });
 
+/** The held message, or 404 message_not_quarantined. */
+async function heldEntry(gw: Gateway, name: QuarantineName, mid: number): Promise<QuarantineEntry> {
+  const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
+  if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
+  return e;
+}
+
 function bulkRoute(action: string, summary: string, description: string, body: z.ZodType, extra: ErrorCode[] = []) {
   return {
     operationId: `${action}QuarantinedMessages`,
@@ -162,10 +169,8 @@ export function registerQuarantineRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const { name, mid } = req.params;
-      const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
-      if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
-      return { ...publicEntry(e), tracking: answer(trackingRecord.nullable(), gw.tracker.show(mid)) };
+      const e = await heldEntry(gw, req.params.name, req.params.mid);
+      return { ...publicEntry(e), tracking: answer(trackingRecord.nullable(), gw.tracker.show(e.mid)) };
     },
   );
   api.get(
@@ -187,9 +192,8 @@ export function registerQuarantineRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const { name, mid } = req.params;
-      const [e] = await gw.quarantines.list({ quarantine: name, mids: [mid] });
-      if (!e) throw new ApiError(404, 'message_not_quarantined', `MID ${mid} is not in quarantine ${name}`);
+      const { mid } = req.params;
+      const e = await heldEntry(gw, req.params.name, mid);
       const parsed = await gw.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
       const clip = (t: string, max: number) => (t.length > max ? t.slice(0, max) : t);
       return {
