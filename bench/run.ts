@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|remediation   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|remediation|web   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 //   BENCH_WORKERS=1                  the gateway's `workers` setting (default auto)
 //   BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR"   extra node flags for the benchmarked gateway
@@ -18,6 +18,7 @@ import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.t
 import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
 import { printHubBench, runHubBench, type HubBenchResult } from './hub.ts';
 import { hasDovecot, printRemediationBench, runRemediationBench, type RemediationBenchResult } from './remediation.ts';
+import { hasChromium, printWebBench, runWebBench, type WebBenchResult } from './web.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const only = process.env.BENCH_ONLY;
@@ -164,6 +165,16 @@ if (!only || only === 'remediation') {
   }
 }
 
+let web: WebBenchResult | null = null;
+if (!only || only === 'web') {
+  if (!hasChromium()) console.log('Web UI: skipped (Chromium or the built UI missing: .ci/run, npm run build:web)\n');
+  else {
+    process.stderr.write('web: dashboard first paint…\n');
+    web = await runWebBench(quick);
+    printWebBench(web);
+  }
+}
+
 const out = path.resolve(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
 writeFileSync(
@@ -181,6 +192,7 @@ writeFileSync(
       quarantine,
       hub,
       remediation,
+      web,
     },
     null,
     2,
