@@ -59,6 +59,8 @@ export function checkRoutePermission(route: RouteOptions): void {
   const permission = ROUTE_PERMISSIONS[op];
   if (!permission) throw new Error(`admin API: operation ${op} has no permission in src/api/permissions.ts`);
   if (permission === 'public') return;
+  // once: Fastify registers a GET route's HEAD twin with the same schema object
+  if (schema.description?.includes('**Roles:**')) return;
   const roles = PERMISSIONS[permission].join(', ');
   schema.description = `${schema.description ? `${schema.description}\n\n` : ''}**Roles:** ${roles} (\`${permission}\`).`;
 }
