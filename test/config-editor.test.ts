@@ -111,7 +111,7 @@ test('the settings API: schema for the forms, check, save; an invalid save is re
     assert.equal(ok.json.restartRequired, true);
     assert.equal(YAML.parse(readFileSync(gw.gateway.configFile, 'utf8')).smtp.dataMinRate, 800);
     assert.equal((await call('GET', '/config')).json.restartPending, true);
-    const audit = gw.gateway.audit.search({ action: 'saveConfig', limit: 5 });
+    const audit = await gw.gateway.audit.search({ action: 'saveConfig', limit: 5 });
     assert.equal(audit.length, 2, 'both saves, refused and done, are audited');
   } finally {
     await gw.stop();

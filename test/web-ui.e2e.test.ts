@@ -280,7 +280,7 @@ test(
       'released into the sink',
     );
     await waitFor(() => gw.gateway.tracker.show(heldMid)?.status !== 'quarantined', 5_000, 'no longer held');
-    const audit = gw.gateway.audit.search({ user: 'helpdesk1', action: 'releaseQuarantinedMessages', limit: 5 });
+    const audit = await gw.gateway.audit.search({ user: 'helpdesk1', action: 'releaseQuarantinedMessages', limit: 5 });
     assert.equal(audit.length, 1, 'the release is audited with its user');
     assert.deepEqual(problems, []);
     await page.context().close();

@@ -27,6 +27,15 @@ import { flowBucketMs } from '../reports/reports.ts';
 
 const DAY = 86_400_000;
 
+/** A report's period (until: now; since: `days` before until) and table size (20, at most 1000). */
+function reportPeriod(
+  q: { since?: number; until?: number; top?: number },
+  days: number,
+): { since: number; until: number; top: number } {
+  const until = q.until ?? Date.now() + 1;
+  return { since: q.since ?? until - days * DAY, until, top: q.top !== undefined ? Math.min(q.top, 1000) : 20 };
+}
+
 export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
   api.get(
     '/outbreak/status',
@@ -121,10 +130,7 @@ export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const q = req.query;
-      const until = q.until ?? Date.now() + 1;
-      const since = q.since ?? until - 30 * DAY;
-      const top = q.top !== undefined ? Math.min(q.top, 1000) : 20;
+      const { since, until, top } = reportPeriod(req.query, 30);
       return answer(webInteractionReport, await gw.reports.webInteraction(since, until, top));
     },
   );
@@ -141,10 +147,7 @@ export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const q = req.query;
-      const until = q.until ?? Date.now() + 1;
-      const since = q.since ?? until - 7 * DAY;
-      const top = q.top !== undefined ? Math.min(q.top, 1000) : 20;
+      const { since, until, top } = reportPeriod(req.query, 7);
       return answer(outbreakReport, await gw.reports.outbreak(since, until, top));
     },
   );
@@ -161,8 +164,7 @@ export function registerOutbreakRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const until = req.query.until ?? Date.now() + 1;
-      const since = req.query.since ?? until - DAY;
+      const { since, until } = reportPeriod(req.query, 1);
       if (since >= until) throw new ApiError(400, 'invalid_parameter', 'since must be before until');
       return answer(mailFlowReport, await gw.reports.mailFlow(since, until, flowBucketMs(since, until)));
     },

@@ -439,7 +439,7 @@ export function registerUserRoutes(
     async (req) => {
       const q = req.query;
       return {
-        entries: gw.audit.search({
+        entries: await gw.audit.search({
           user: q.user,
           action: q.action,
           text: q.text,

@@ -118,8 +118,7 @@ export class ConfigEditor {
   }
 
   /** Validates a proposed document (masked secrets count as unchanged) and lists what would change. */
-  check(proposed: unknown): ConfigCheck {
-    const current = this.read();
+  check(proposed: unknown, current: unknown = this.read()): ConfigCheck {
     const doc = unmaskSecrets(proposed, current);
     const v = validateConfig(doc);
     return { valid: v.errors.length === 0, errors: v.errors, changes: diffDocuments(current, doc) };
@@ -131,13 +130,13 @@ export class ConfigEditor {
    * document is invalid.
    */
   save(proposed: unknown): ConfigCheck & { backup: string | null } {
-    const check = this.check(proposed);
+    const old = existsSync(this.file) ? readFileSync(this.file) : null;
+    const current = old ? (YAML.parse(old.toString('utf8')) ?? {}) : {};
+    const check = this.check(proposed, current);
     if (!check.valid || check.changes.length === 0) return { ...check, backup: null };
-    const current = this.read();
     const doc = unmaskSecrets(proposed, current);
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const backup = `${this.file}.bak-${stamp}`;
-    const old = existsSync(this.file) ? readFileSync(this.file) : null;
     if (old) writeDurably(backup, old);
     // Only what changed is written into the file's YAML document: its comments and layout stay.
     const ydoc = YAML.parseDocument(old ? old.toString('utf8') : '');

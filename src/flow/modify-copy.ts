@@ -80,7 +80,8 @@ export class CopyModifier {
         const source = copy.bytes
           ? { bytes: copy.bytes }
           : { file: copy.file, start: copy.bodyOffset, size: copy.size };
-        const outcome = await pool.modify(source, job, request, rules);
+        // the bundle is only needed to judge rewritten links
+        const outcome = await pool.modify(source, job, request, job.rewrite ? rules : null);
         if (outcome) return outcome;
       } catch {
         // the worker failed or was replaced: the event loop modifies the copy as it did before workers

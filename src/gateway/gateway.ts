@@ -152,13 +152,13 @@ export class Gateway {
     log.onWriteError = (err) => this.storage.reportFailure('mail log', err);
     store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(dataDir, 'spool'), config.spool.fsync);
-    this.users = new UserService(store.db, {
+    this.users = new UserService(store, {
       idleTimeoutMs: parseDuration(config.admin.sessions.idleTimeout),
       maxAgeMs: parseDuration(config.admin.sessions.maxAge),
       maxFailures: config.admin.login.maxFailures,
       lockoutMs: parseDuration(config.admin.login.lockout),
     });
-    this.audit = new AuditLog(store.db);
+    this.audit = new AuditLog(store);
     this.parsePool = new ParsePool(config.workers);
     this.delivery = new DeliveryQueue(config, dataDir, bus, (line) => log.info(line), {
       onFinal: (job, results) => this.flow.onDeliveryFinal(job.mid, results),

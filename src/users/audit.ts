@@ -1,8 +1,9 @@
 // The audit log (DESIGN §9): every change made through the admin API — who (user and role, or the
 // local admin token), when, what (the operation, its target, the request's fields with secrets
 // redacted), from which address, and how it ended — plus logins, failed logins and logouts. Kept in the
-// gateway's database, searchable through the API, the CLI and the UI.
-import type { DatabaseSync } from 'node:sqlite';
+// gateway's database, written through the store's group commit (off the event loop, like tracking),
+// searchable through the API, the CLI and the UI.
+import type { Store } from '../store/db.ts';
 
 const SCHEMA = `
 create table if not exists audit (
@@ -63,35 +64,37 @@ export function redact(value: unknown, depth = 0): unknown {
   return out;
 }
 
-export class AuditLog {
-  private readonly db: DatabaseSync;
+const INSERT = 'insert into audit(at, user, role, action, target, detail, ip, status) values (?, ?, ?, ?, ?, ?, ?, ?)';
 
-  constructor(db: DatabaseSync) {
-    this.db = db;
-    this.db.exec(SCHEMA);
+export class AuditLog {
+  private readonly store: Store;
+
+  constructor(store: Store) {
+    this.store = store;
+    store.db.exec(SCHEMA);
   }
 
   record(e: Omit<AuditEntry, 'id' | 'at'> & { at?: number }): void {
     let detail = e.detail === undefined ? null : JSON.stringify(redact(e.detail));
     if (detail && detail.length > MAX_DETAIL) detail = JSON.stringify({ truncated: detail.slice(0, MAX_DETAIL) });
-    this.db
-      .prepare('insert into audit(at, user, role, action, target, detail, ip, status) values (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(
-        e.at ?? Date.now(),
-        e.user.slice(0, 200),
-        e.role,
-        e.action,
-        e.target.slice(0, 1000),
-        detail,
-        e.ip.slice(0, 100),
-        e.status,
-      );
+    this.store.run(
+      INSERT,
+      e.at ?? Date.now(),
+      e.user.slice(0, 200),
+      e.role,
+      e.action,
+      e.target.slice(0, 1000),
+      detail,
+      e.ip.slice(0, 100),
+      e.status,
+    );
   }
 
-  /** Newest first. */
-  search(q: AuditQuery): AuditEntry[] {
-    const rows = this.db
-      .prepare(
+  /** Newest first, including every entry recorded before the call. */
+  async search(q: AuditQuery): Promise<AuditEntry[]> {
+    await this.store.committed();
+    const rows = this.store
+      .stmt(
         `select * from audit
          where (?1 is null or user = ?1) and (?2 is null or action = ?2)
            and (?3 is null or at >= ?3) and (?4 is null or at < ?4) and (?5 is null or id < ?5)

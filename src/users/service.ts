@@ -1,10 +1,12 @@
 // Users of the admin API and web UI (DESIGN §9): accounts with a role and an argon2id password,
 // sessions for browser login (the id in an HttpOnly cookie, a CSRF token per session), personal API
 // tokens carrying the user's role, and lockout after repeated failed logins. Kept in the gateway's
-// database; written on the reading connection (rare, and read back at once by the next request).
+// database: account changes and sign-ins are written on the reading connection (rare, and read back at
+// once by the next request); last-use times go through the store's group commit (every minute of use).
 // Session ids and API tokens are stored as SHA-256 hashes: a copy of the database logs nobody in.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
+import type { Store } from '../store/db.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { isRole, type Role } from './roles.ts';
 
@@ -120,13 +122,15 @@ export function generatePassword(): string {
 }
 
 export class UserService {
+  private readonly store: Store;
   private readonly db: DatabaseSync;
   private readonly policy: UserPolicy;
   /** a verification against a hash of nothing, so an unknown name takes as long as a wrong password */
   private dummyHash: Promise<string> | null = null;
 
-  constructor(db: DatabaseSync, policy: UserPolicy) {
-    this.db = db;
+  constructor(store: Store, policy: UserPolicy) {
+    this.store = store;
+    this.db = store.db;
     this.policy = policy;
     this.db.exec(SCHEMA);
   }
@@ -268,7 +272,7 @@ export class UserService {
       return null;
     }
     if (now - s.last_seen > TOUCH_EVERY_MS)
-      this.db.prepare('update user_sessions set last_seen = ? where id_hash = ?').run(now, s.id_hash);
+      this.store.run('update user_sessions set last_seen = ? where id_hash = ?', now, s.id_hash);
     return this.sessionInfo(s, s.csrf, s.created_at, Math.max(now, s.last_seen));
   }
 
@@ -322,7 +326,7 @@ export class UserService {
     const now = Date.now();
     if (!t || !isRole(t.role) || (t.expires_at !== null && t.expires_at <= now)) return null;
     if (!t.last_used || now - t.last_used > TOUCH_EVERY_MS)
-      this.db.prepare('update user_tokens set last_used = ? where id = ?').run(now, t.id);
+      this.store.run('update user_tokens set last_used = ? where id = ?', now, t.id);
     return { user: t.name, role: t.role, tokenId: t.id };
   }
 
