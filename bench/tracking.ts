@@ -1,10 +1,17 @@
-// Tracking search over a million records: bulk-load realistic rows, then time every filter.
+// Tracking search over a million records: bulk-load realistic rows into a gateway's data directory, start
+// the gateway on it, then time every filter three ways in the same run: through the admin API the web UI
+// calls (GET /api/v1/tracking/messages), tracker.search alone (the gateway's own tracker, no HTTP), and a
+// hand-written SQL query answering the same question on a separate read-only connection to the same file.
 import { statSync } from 'node:fs';
-import { tempDir } from '../test/helpers/peers.ts';
 import path from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import YAML from 'yaml';
+import { tempDir } from '../test/helpers/peers.ts';
+import { testConfig } from '../test/helpers/gateway.ts';
+import { validateConfig, type LoadedConfig } from '../src/config/load.ts';
+import { runGateway } from '../src/gateway/run.ts';
 import { Store } from '../src/store/db.ts';
-import { Tracker, type TrackingQuery } from '../src/tracking/tracker.ts';
-import { EventBus } from '../src/tracking/bus.ts';
+import type { TrackingQuery } from '../src/tracking/tracker.ts';
 
 const WORDS =
   'invoice payment overdue meeting report quarterly update password reset account verify shipment delivery order receipt holiday party budget review contract urgent action required security alert newsletter offer discount'.split(
@@ -20,17 +27,52 @@ function rng(seed: number): () => number {
   };
 }
 
+/** The records every search asks for (the API's default). */
+const LIMIT = 100;
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+
+export interface TrackingTiming {
+  p50: number;
+  p99: number;
+}
+
 export interface TrackingResult {
   records: number;
   loadSeconds: number;
+  /** runGateway on the loaded data directory */
+  gatewayStartSeconds: number;
   dbMb: number;
-  queries: Array<{ name: string; ms: number; rows: number }>;
+  /** timed runs per query and way (after one warm-up each) */
+  runs: number;
+  limit: number;
+  /** the whole bench process: loader, gateway (in process) and the reference connection */
+  peakRssMb: number;
+  queries: Array<{
+    name: string;
+    /** GET /api/v1/tracking/messages with the admin token, JSON read to the end */
+    api: TrackingTiming;
+    /** the gateway's tracker.search */
+    search: TrackingTiming;
+    /** the hand-written SQL, read-only connection of its own */
+    rawSql: TrackingTiming;
+    sql: string;
+    rows: number;
+    apiRows: number;
+    rawRows: number;
+    /** the three answered the same MIDs (last run) */
+    sameMids: boolean;
+  }>;
 }
 
-export async function runTracking(records: number): Promise<TrackingResult> {
+export async function runTracking(records: number, runs = 60): Promise<TrackingResult> {
   const dir = tempDir('bw-bench-track-');
-  const store = new Store(path.join(dir, 'breakwater.db'));
-  const tracker = new Tracker(store, new EventBus());
+  const dataDir = path.join(dir, 'data');
+  const dbFile = path.join(dataDir, 'breakwater.db');
+  const store = new Store(dbFile);
   const rand = rng(42);
   const now = Date.now();
   const span = 30 * 86_400_000;
@@ -108,42 +150,191 @@ export async function runTracking(records: number): Promise<TrackingResult> {
   ).domain;
   db.exec('analyze');
   const loadSeconds = (performance.now() - t0) / 1000;
-  const day = 86_400_000;
-  const queries: Array<[string, TrackingQuery]> = [
-    ['latest 100 (no filter)', {}],
-    ['--sender', { sender: probe.sender }],
-    ['--recipient', { recipient: probe.recipient }],
-    ['--subject (1 % of records)', { subject: 'pallet' }],
-    ['--subject (rare)', { subject: 'zephyrine' }],
-    ['--message-id', { messageId: probe.messageId }],
-    ['--mid', { mid: probe.mid }],
-    ['--ip', { ip: probe.ip }],
-    ['--sha256', { sha256: probe.sha256 }],
-    ['--attachment', { attachment: probe.attachment }],
-    ['--url-domain', { urlDomain: probe.domain }],
-    ['--status bounced', { status: 'bounced' }],
-    ['--since/--until (1 day)', { since: now - 10 * day, until: now - 9 * day }],
-    ['--sender --since (25 days)', { sender: probe.sender, since: now - 25 * day }],
-    ['--level 3 (4 % of records)', { level: 3 }],
-    ['--level 5', { level: 5 }],
-    ['--rule OUTBREAK_0000042', { rule: 'OUTBREAK_0000042' }],
-    ['--rule ADAPTIVE_URGENCY (2 %)', { rule: 'ADAPTIVE_URGENCY' }],
-    ['--level 3 --since/--until (1 day)', { level: 3, since: now - 10 * day, until: now - 9 * day }],
-  ];
-  const results: TrackingResult['queries'] = [];
-  for (const [name, q] of queries) {
-    const times: number[] = [];
-    let rows = 0;
-    tracker.search({ ...q, limit: 100 });
-    for (let i = 0; i < 5; i++) {
-      const s = performance.now();
-      rows = tracker.search({ ...q, limit: 100 }).length;
-      times.push(performance.now() - s);
-    }
-    times.sort((a, b) => a - b);
-    results.push({ name, ms: times[2], rows });
-  }
-  const dbMb = statSync(path.join(dir, 'breakwater.db')).size / 1024 / 1024;
   await store.close();
-  return { records, loadSeconds, dbMb, queries: results };
+  const dbMb = statSync(dbFile).size / 1024 / 1024;
+
+  // The gateway on that data directory, as `breakwater start` runs it. The test helpers turn on the check
+  // of every API answer against its schema (a test-only cost); production answers are not checked.
+  const checkBefore = process.env.BREAKWATER_API_CHECK_RESPONSES;
+  process.env.BREAKWATER_API_CHECK_RESPONSES = '0';
+  const g0 = performance.now();
+  const v = validateConfig(YAML.parse(YAML.stringify({ dataDir: './data', ...testConfig() })));
+  if (!v.config) throw new Error(JSON.stringify(v.errors));
+  const loaded: LoadedConfig = { config: v.config, file: path.join(dir, 'breakwater.yaml'), dataDir };
+  const gw = await runGateway(loaded);
+  const gatewayStartSeconds = (performance.now() - g0) / 1000;
+  if (checkBefore === undefined) delete process.env.BREAKWATER_API_CHECK_RESPONSES;
+  else process.env.BREAKWATER_API_CHECK_RESPONSES = checkBefore;
+  const base = `${gw.adminScheme}://127.0.0.1:${gw.adminPort}/api/v1/tracking/messages`;
+  const auth = { authorization: `Bearer ${gw.token}` };
+  // The reference: a connection of its own, read-only, with the store's cache settings.
+  const ref = new DatabaseSync(dbFile, { readOnly: true });
+  ref.exec('pragma temp_store = memory; pragma cache_size = -16384;');
+
+  const day = 86_400_000;
+  const newest = `order by m.received_at desc limit ${LIMIT}`;
+  const queries: Array<{ name: string; q: TrackingQuery; sql: string; args: SQLInputValue[] }> = [
+    { name: 'latest 100 (no filter)', q: {}, sql: `select m.mid from messages m ${newest}`, args: [] },
+    {
+      name: '--sender',
+      q: { sender: probe.sender },
+      sql: `select m.mid from messages m where m.sender = ? ${newest}`,
+      args: [probe.sender],
+    },
+    {
+      name: '--recipient',
+      q: { recipient: probe.recipient },
+      sql: `select m.mid from recipients r join messages m on m.mid = r.mid where r.address = ? ${newest}`,
+      args: [probe.recipient],
+    },
+    {
+      name: '--subject (1 % of records)',
+      q: { subject: 'pallet' },
+      sql: `select m.mid from subjects s join messages m on m.mid = s.rowid where s.subject match ? ${newest}`,
+      args: ['pallet'],
+    },
+    {
+      name: '--subject (rare)',
+      q: { subject: 'zephyrine' },
+      sql: `select m.mid from subjects s join messages m on m.mid = s.rowid where s.subject match ? ${newest}`,
+      args: ['zephyrine'],
+    },
+    {
+      name: '--message-id',
+      q: { messageId: probe.messageId },
+      sql: `select m.mid from messages m where m.message_id = ? ${newest}`,
+      args: [probe.messageId],
+    },
+    { name: '--mid', q: { mid: probe.mid }, sql: 'select m.mid from messages m where m.mid = ?', args: [probe.mid] },
+    {
+      name: '--ip',
+      q: { ip: probe.ip },
+      sql: `select m.mid from messages m where m.sender_ip = ? ${newest}`,
+      args: [probe.ip],
+    },
+    {
+      name: '--sha256',
+      q: { sha256: probe.sha256 },
+      sql: `select m.mid from attachments a join messages m on m.mid = a.mid where a.sha256 = ? ${newest}`,
+      args: [probe.sha256],
+    },
+    {
+      name: '--attachment',
+      q: { attachment: probe.attachment },
+      sql: `select m.mid from attachments a join messages m on m.mid = a.mid where a.name = ? collate nocase ${newest}`,
+      args: [probe.attachment],
+    },
+    {
+      name: '--url-domain',
+      q: { urlDomain: probe.domain },
+      sql: `select m.mid from urls u join messages m on m.mid = u.mid where u.domain = ? ${newest}`,
+      args: [probe.domain],
+    },
+    {
+      name: '--status bounced',
+      q: { status: 'bounced' },
+      sql: `select m.mid from messages m where m.status = ? ${newest}`,
+      args: ['bounced'],
+    },
+    {
+      name: '--since/--until (1 day)',
+      q: { since: now - 10 * day, until: now - 9 * day },
+      sql: `select m.mid from messages m where m.received_at >= ? and m.received_at < ? ${newest}`,
+      args: [now - 10 * day, now - 9 * day],
+    },
+    {
+      name: '--sender --since (25 days)',
+      q: { sender: probe.sender, since: now - 25 * day },
+      sql: `select m.mid from messages m where m.sender = ? and m.received_at >= ? ${newest}`,
+      args: [probe.sender, now - 25 * day],
+    },
+    {
+      name: '--level 3 (4 % of records)',
+      q: { level: 3 },
+      sql: `select m.mid from messages m where m.threat_level >= ? ${newest}`,
+      args: [3],
+    },
+    {
+      name: '--level 5',
+      q: { level: 5 },
+      sql: `select m.mid from messages m where m.threat_level >= ? ${newest}`,
+      args: [5],
+    },
+    {
+      name: '--rule OUTBREAK_0000042',
+      q: { rule: 'OUTBREAK_0000042' },
+      sql: `select m.mid from message_rules r join messages m on m.mid = r.mid where r.rule_id = ? ${newest}`,
+      args: ['OUTBREAK_0000042'],
+    },
+    {
+      name: '--rule ADAPTIVE_URGENCY (2 %)',
+      q: { rule: 'ADAPTIVE_URGENCY' },
+      sql: `select m.mid from message_rules r join messages m on m.mid = r.mid where r.rule_id = ? ${newest}`,
+      args: ['ADAPTIVE_URGENCY'],
+    },
+    {
+      name: '--level 3 --since/--until (1 day)',
+      q: { level: 3, since: now - 10 * day, until: now - 9 * day },
+      sql: `select m.mid from messages m where m.threat_level >= ? and m.received_at >= ? and m.received_at < ? ${newest}`,
+      args: [3, now - 10 * day, now - 9 * day],
+    },
+  ];
+
+  const results: TrackingResult['queries'] = [];
+  try {
+    for (const { name, q, sql, args } of queries) {
+      const params = new URLSearchParams();
+      for (const [k, val] of Object.entries({ ...q, limit: LIMIT })) params.set(k, String(val));
+      const url = `${base}?${params}`;
+      const viaApi = async (): Promise<Array<{ mid: number }>> => {
+        const r = await fetch(url, { headers: auth });
+        const body = (await r.json()) as { messages: Array<{ mid: number }> };
+        if (!r.ok) throw new Error(`GET ${url}: ${r.status} ${JSON.stringify(body)}`);
+        return body.messages;
+      };
+      const viaSearch = (): Array<{ mid: number }> => gw.gateway.tracker.search({ ...q, limit: LIMIT });
+      const stmt = ref.prepare(sql);
+      const viaSql = (): Array<{ mid: number }> => stmt.all(...args) as Array<{ mid: number }>;
+      // one warm-up each, then the three ways in turn, so that drift in the machine hits them alike
+      let apiRows = await viaApi();
+      let rows = viaSearch();
+      let rawRows = viaSql();
+      const api: number[] = [];
+      const search: number[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < runs; i++) {
+        let s = performance.now();
+        apiRows = await viaApi();
+        api.push(performance.now() - s);
+        s = performance.now();
+        rows = viaSearch();
+        search.push(performance.now() - s);
+        s = performance.now();
+        rawRows = viaSql();
+        raw.push(performance.now() - s);
+      }
+      const mids = (xs: Array<{ mid: number }>): string =>
+        xs
+          .map((x) => x.mid)
+          .sort((a, b) => a - b)
+          .join();
+      const timing = (xs: number[]): TrackingTiming => ({ p50: pct(xs, 50), p99: pct(xs, 99) });
+      results.push({
+        name,
+        api: timing(api),
+        search: timing(search),
+        rawSql: timing(raw),
+        sql,
+        rows: rows.length,
+        apiRows: apiRows.length,
+        rawRows: rawRows.length,
+        sameMids: mids(apiRows) === mids(rows) && mids(rawRows) === mids(rows),
+      });
+    }
+  } finally {
+    ref.close();
+    await gw.stop();
+  }
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  return { records, loadSeconds, gatewayStartSeconds, dbMb, runs, limit: LIMIT, peakRssMb, queries: results };
 }

@@ -6,7 +6,7 @@
 // role. Every state-changing request with known credentials, allowed or not, goes to the audit log.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { sendError, tokenMatches } from './errors.ts';
-import { OWN_AUTH_OPERATIONS, ROUTE_PERMISSIONS } from './permissions.ts';
+import { END_USER_OPERATIONS, OWN_AUTH_OPERATIONS, ROUTE_PERMISSIONS } from './permissions.ts';
 import { allowed, PERMISSIONS, type Role } from '../users/roles.ts';
 import type { SessionInfo, UserService } from '../users/service.ts';
 import type { AuditLog } from '../users/audit.ts';
@@ -55,7 +55,7 @@ export function principalOf(req: FastifyRequest, users: UserService, adminToken:
 export function checkRoutePermission(route: RouteOptions): void {
   const schema = route.schema as { operationId?: string; description?: string } | undefined;
   const op = schema?.operationId;
-  if (!schema || !op || OWN_AUTH_OPERATIONS.has(op)) return;
+  if (!schema || !op || OWN_AUTH_OPERATIONS.has(op) || END_USER_OPERATIONS.has(op)) return;
   const permission = ROUTE_PERMISSIONS[op];
   if (!permission) throw new Error(`admin API: operation ${op} has no permission in src/api/permissions.ts`);
   if (permission === 'public') return;
@@ -70,7 +70,8 @@ export function authenticator(users: UserService, adminToken: string) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const op = operationOf(req);
     const permission = op ? ROUTE_PERMISSIONS[op] : undefined;
-    if (permission === 'public') return;
+    // recipients of the end-user quarantine: their own session, checked by their routes
+    if (permission === 'public' || (op && END_USER_OPERATIONS.has(op))) return;
     const p = principalOf(req, users, adminToken);
     if (!p) {
       await sendError(

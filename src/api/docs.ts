@@ -50,6 +50,11 @@ const tags = [
     description:
       'Sign-in sessions (HttpOnly cookie and a CSRF token), users and roles (admin, operator, analyst, helpdesk), personal API tokens and the audit log. Each operation lists the roles that may call it.',
   },
+  {
+    name: 'End-user quarantine',
+    description:
+      'Recipients and their own held incoming messages in the quarantines opened to them (`quarantine.policy[].endUsers`): sign in with a digest link or mailbox password (cookie `bw_enduser`, CSRF token in x-csrf-token), list, view, release, delete, allow-list senders. Never the virus or Outbreak quarantine.',
+  },
 ];
 
 const transform = createJsonSchemaTransform({ skipList: [] });
@@ -124,7 +129,11 @@ export interface DocsInfo {
   description: string;
   tags: Array<{ name: string; description: string }>;
   /** security schemes besides the admin token (`bearerAuth`) */
-  securitySchemes?: Record<string, { type: 'http'; scheme: 'bearer'; bearerFormat?: string; description: string }>;
+  securitySchemes?: Record<
+    string,
+    | { type: 'http'; scheme: 'bearer'; bearerFormat?: string; description: string }
+    | { type: 'apiKey'; in: 'cookie'; name: string; description: string }
+  >;
 }
 
 const gatewayDocs: DocsInfo = {
@@ -139,6 +148,12 @@ const gatewayDocs: DocsInfo = {
       bearerFormat: 'JWT',
       description:
         'XDR relay routes only: a JWT signed HS256 with `xdr.relay.jwtSecret`, or by a key of `xdr.relay.jwksUrl`',
+    },
+    endUserSession: {
+      type: 'apiKey',
+      in: 'cookie',
+      name: 'bw_enduser',
+      description: 'End-user quarantine routes only: the session cookie set by POST /api/v1/enduser/session',
     },
   },
 };

@@ -62,7 +62,26 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   listUserTokens: 'admin',
   revokeUserToken: 'admin',
   searchAudit: 'admin',
+  // end-user quarantine (recipients use END_USER_OPERATIONS below)
+  sendEndUserDigests: 'admin',
 };
+
+/**
+ * The end-user quarantine's operations: recipients signed in with a link or their mailbox password,
+ * with their own session (src/api/enduser-routes.ts), never an administrator's role.
+ */
+export const END_USER_OPERATIONS = new Set([
+  'getEndUserSession',
+  'endUserLogin',
+  'endUserLogout',
+  'requestEndUserLink',
+  'listEndUserMessages',
+  'getEndUserMessageContent',
+  'releaseEndUserMessages',
+  'deleteEndUserMessages',
+  'allowEndUserSender',
+  'removeEndUserSender',
+]);
 
 /** Operations with an authentication of their own (the XDR relay module: JWTs), outside the roles. */
 export const OWN_AUTH_OPERATIONS = new Set([

@@ -59,7 +59,7 @@ const errors400: ErrorCode[] = [
 /** text and HTML shown of a held message, each (characters) */
 const CONTENT_MAX = 512 * 1024;
 
-const messageContent = z
+export const messageContent = z
   .object({
     mid: z.int(),
     headers: z.array(z.object({ name: z.string(), value: z.string() })).describe('top-level fields in order'),
@@ -192,23 +192,7 @@ export function registerQuarantineRoutes(api: Api, gw: Gateway): void {
       },
     },
     async (req) => {
-      const { mid } = req.params;
-      const e = await heldEntry(gw, req.params.name, mid);
-      const parsed = await gw.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
-      const clip = (t: string, max: number) => (t.length > max ? t.slice(0, max) : t);
-      return {
-        mid,
-        headers: parsed.headers.slice(0, 500).map((h) => ({ name: h.key, value: clip(h.value, 8192) })),
-        text: clip(parsed.text, CONTENT_MAX),
-        html: clip(parsed.html, CONTENT_MAX),
-        attachments: parsed.attachments.map((a) => ({
-          name: a.name,
-          trueType: a.trueType,
-          size: a.size,
-          sha256: a.sha256,
-        })),
-        truncated: parsed.text.length > CONTENT_MAX || parsed.html.length > CONTENT_MAX,
-      };
+      return heldContent(gw, await heldEntry(gw, req.params.name, req.params.mid));
     },
   );
   api.get(
@@ -362,4 +346,23 @@ function formatDuration(ms: number): string {
   ] as const)
     if (ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
+}
+
+/** A held message's header fields, text, HTML and attachments, parsed with the scanning limits (never rendered). */
+export async function heldContent(gw: Gateway, e: QuarantineEntry) {
+  const parsed = await gw.parsePool.parse({ file: e.file, start: e.bodyOffset, size: e.size }, defaultParseLimits);
+  const clip = (t: string, max: number) => (t.length > max ? t.slice(0, max) : t);
+  return {
+    mid: e.mid,
+    headers: parsed.headers.slice(0, 500).map((h) => ({ name: h.key, value: clip(h.value, 8192) })),
+    text: clip(parsed.text, CONTENT_MAX),
+    html: clip(parsed.html, CONTENT_MAX),
+    attachments: parsed.attachments.map((a) => ({
+      name: a.name,
+      trueType: a.trueType,
+      size: a.size,
+      sha256: a.sha256,
+    })),
+    truncated: parsed.text.length > CONTENT_MAX || parsed.html.length > CONTENT_MAX,
+  };
 }

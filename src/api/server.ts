@@ -13,6 +13,7 @@ import { ApiError, sendError } from './errors.ts';
 import fastifyCookie from '@fastify/cookie';
 import { authenticator, checkRoutePermission, principalOf, registerAuditHook } from './auth.ts';
 import { registerUserRoutes } from './user-routes.ts';
+import { registerEndUserRoutes } from './enduser-routes.ts';
 import { registerConfigRoutes } from './config-routes.ts';
 import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
@@ -148,6 +149,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
       registerConfigRoutes(routes, gw);
+      registerEndUserRoutes(routes, gw, { secureCookie: !!options.https });
       registerUserRoutes(routes, gw, {
         secureCookie: !!options.https,
         principal: (req) => principalOf(req, gw.users, token),

@@ -284,6 +284,15 @@ export function registerOutbreakCommands(program: Command, withConfig: (c: Comma
   });
   withConfig(
     quarantine
+      .command('digest')
+      .description('send the end-user quarantine digests now (recipients with newly held messages)')
+      .option('--json'),
+  ).action(async (opts) => {
+    const r = await api(opts, 'POST', '/api/v1/enduser/digests');
+    print(opts.json, r, () => `${r.digests} digest(s) sent, listing ${r.messages} message(s)`);
+  });
+  withConfig(
+    quarantine
       .command('rules')
       .description('held messages by rule (manage by rule)')
       .option('--quarantine <name>', 'quarantine', 'outbreak')

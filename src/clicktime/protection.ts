@@ -2,12 +2,11 @@
 // key, the verdict for a URL at click time (allow/block lists, then current outbreak and adaptive
 // rules), what a rewritten link carries about its URL, and every click announced on the event bus
 // (web interaction tracking).
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { parseDuration } from '../config/schema.ts';
+import { ensureSecretKey } from '../store/secret-key.ts';
 import type { EventBus } from '../tracking/bus.ts';
 import type { OutbreakEngine } from '../outbreak/engine.ts';
 import { urlHost } from '../mime/urls.ts';
@@ -34,12 +33,7 @@ export class ClickProtection {
   async start(): Promise<number> {
     const c = this.deps.config.clickTime;
     const keyFile = path.join(this.deps.dataDir, 'clicktime.key');
-    let key: Buffer;
-    if (existsSync(keyFile)) key = Buffer.from(readFileSync(keyFile, 'utf8').trim(), 'base64');
-    else {
-      key = randomBytes(32);
-      writeFileSync(keyFile, key.toString('base64') + '\n', { mode: 0o600, flag: 'wx' });
-    }
+    const key = ensureSecretKey(keyFile);
     // Port 0 (tests): find the port first, since the links must name it.
     const port0 = c.port === 0 ? await freeTcpPort(c.host) : c.port;
     const service = new ClickTimeService({

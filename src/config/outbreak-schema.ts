@@ -282,6 +282,12 @@ export const quarantineSchema = z
               .default('release')
               .describe('What happens at the scheduled exit or on overflow: release (rescan, then deliver) or delete'),
             releaseSubjectTag,
+            endUsers: z
+              .enum(['none', 'view', 'release'])
+              .default('none')
+              .describe(
+                'End-user quarantine (endUserQuarantine): none (not shown to recipients), view (recipients see, delete and allow-list the sender of their own incoming held messages), release (and release them)',
+              ),
           })
           .strict(),
       )

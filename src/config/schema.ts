@@ -14,6 +14,7 @@ import {
   quarantineSchema,
 } from './outbreak-schema.ts';
 import { cloudSchema } from './cloud-schema.ts';
+import { endUserQuarantineSchema } from './enduser-schema.ts';
 import { xdrSchema } from './xdr-schema.ts';
 import { remediationSchema } from './remediation-schema.ts';
 
@@ -349,6 +350,7 @@ export const configSchema = z
     clickTime: clickTimeSchema,
     alerts: alertsSchema,
     quarantine: quarantineSchema,
+    endUserQuarantine: endUserQuarantineSchema,
     cloud: cloudSchema.describe('Cloud services: the threat-response hub (DESIGN §10)'),
     xdr: xdrSchema,
     remediation: remediationSchema,

@@ -49,6 +49,8 @@ export interface MessageFlowDeps {
   /** a write failed for lack of space or an I/O error: true when that is why (the storage guard) */
   storageFailure: (what: string, err: unknown) => boolean;
   observePipelineSeconds: (s: number) => void;
+  /** every recipient of the copy allow-listed its sender (end-user quarantine) */
+  allowListed?: (sender: string, recipients: readonly string[]) => boolean;
 }
 
 /** A held message put back on its way: where its bytes are and how it left its quarantine. */
@@ -115,7 +117,7 @@ export class MessageFlow {
     sender: string,
     recipients: string[],
     message: Buffer,
-    kind: 'alert' | 'copy' | 'remediation',
+    kind: 'alert' | 'copy' | 'remediation' | 'digest',
   ): Promise<number> {
     const env: SpoolEnvelope = {
       mid: this.deps.mids.next(),
@@ -131,6 +133,32 @@ export class MessageFlow {
       receivedAt: Date.now(),
       generated: kind,
     };
+    const loc = await this.deps.spool.append(env, message);
+    this.accept({ ...loc, env, bytes: message });
+    return env.mid;
+  }
+
+  /**
+   * One recipient's release of a held message that others still wait on (end-user quarantine): the
+   * held bytes are spooled again as a new message for that recipient alone (durable before the held
+   * one forgets them), rescanned like any release and never held in `releasedFrom` again.
+   */
+  async reinjectReleased(
+    original: SpoolEnvelope,
+    recipients: string[],
+    message: Buffer,
+    releasedFrom: string[],
+  ): Promise<number> {
+    const env: SpoolEnvelope = {
+      ...original,
+      mid: this.deps.mids.next(),
+      recipients,
+      receivedAt: Date.now(),
+      releasedFrom,
+      releasedMid: original.mid,
+    };
+    delete env.derived;
+    delete env.routeOverride;
     const loc = await this.deps.spool.append(env, message);
     this.accept({ ...loc, env, bytes: message });
     return env.mid;
@@ -208,9 +236,9 @@ export class MessageFlow {
       pending: new Set(recipients.map((r) => r.rid)),
       outcomes: new Map(),
       recovered: false,
-      releasedFrom: [],
+      releasedFrom: (env.releasedFrom ?? []) as QuarantineName[],
       releaseTag: null,
-      releaseNote: null,
+      releaseNote: env.releasedFrom ? 'released by its recipient' : null,
       routeOverride: env.routeOverride ?? null,
     };
     this.deps.copies.add(copy);
@@ -294,7 +322,9 @@ export class MessageFlow {
       const avFailure = result.failures.find((f) => f.stage === 'antivirus');
       if (avFailure) this.deps.antivirus.failed(avFailure.error);
       else if (ctx.antivirus) this.deps.antivirus.answered();
-      const verdict = decide(this.deps.config, result, ctx);
+      const verdict = decide(this.deps.config, result, ctx, {
+        allowListed: ctx.direction === 'incoming' && !!this.deps.allowListed?.(ctx.env.sender, ctx.recipients),
+      });
       this.announceScan(copy, ctx, result, verdict);
       await this.applyVerdict(copy, verdict, ctx.outbreak, ctx.parsed?.subject ?? null);
     } catch (err) {

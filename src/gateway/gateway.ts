@@ -47,6 +47,8 @@ import { HubStream } from '../xdr/stream.ts';
 import { HubActions } from '../xdr/hub-actions.ts';
 import { UserService } from '../users/service.ts';
 import { AuditLog } from '../users/audit.ts';
+import { EndUserService } from '../enduser/service.ts';
+import { EndUserDigests } from '../enduser/digest.ts';
 import { Telemetry } from '../xdr/telemetry.ts';
 import { readFileSync } from 'node:fs';
 import { relayEnabled } from '../config/xdr-schema.ts';
@@ -98,6 +100,11 @@ export class Gateway {
   /** users of the admin API and web UI, their sessions and API tokens (DESIGN §9) */
   readonly users: UserService;
   readonly audit: AuditLog;
+  /** the end-user quarantine: recipients' own held messages, their allow lists, digests */
+  readonly endUsers: EndUserService;
+  readonly digests: EndUserDigests;
+  /** where the admin API and web UI listen (set by run.ts once listening): end-user links' default */
+  adminUrl = 'http://127.0.0.1:8025';
   readonly telemetry: Telemetry;
   /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
   readonly relay: Relay | null;
@@ -268,6 +275,7 @@ export class Gateway {
       },
       storageFailure: (what, err) => this.storage.reportFailure(what, err),
       observePipelineSeconds: (s) => this.metrics.pipelineSeconds.observe(s),
+      allowListed: (sender, recipients) => this.endUsers.allowListed(sender, recipients),
     });
 
     const index = new QuarantineIndex(store);
@@ -284,9 +292,20 @@ export class Gateway {
         resume: (h, r) => this.flow.resume(h, r),
         handedOver: (copy) => this.flow.handedOver(copy),
         inject: (sender, recipients, message, kind) => this.flow.inject(sender, recipients, message, kind),
+        reinjectReleased: (env, recipients, message, from) =>
+          this.flow.reinjectReleased(env, recipients, message, from),
       },
       ruleDescriptions: () => new Map(this.rules.activeRules().map((r) => [r.id, r.description])),
       onUsageChanged: () => this.capacity.changed(),
+    });
+    this.endUsers = new EndUserService({ config, dataDir, store, index, quarantines: this.quarantines });
+    this.digests = new EndUserDigests({
+      config,
+      endUsers: this.endUsers,
+      inject: (from, to, message) => this.flow.inject(from, to, message, 'digest'),
+      baseUrl: () => config.endUserQuarantine.url ?? this.adminUrl,
+      meta: { get: (k) => store.getMeta(k), set: (k, v) => store.setMeta(k, v) },
+      log: (l) => log.info(l),
     });
     this.capacity = new QuarantineCapacity({
       index,
@@ -388,6 +407,7 @@ export class Gateway {
     this.rules.start();
     this.hubStream.start();
     this.hubActions.start();
+    this.digests.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
     await this.antivirus.start();
@@ -421,6 +441,7 @@ export class Gateway {
     this.capacity.stop();
     this.reevaluation.stop();
     this.telemetry.stop();
+    this.digests.stop();
     await this.hubStream.stop();
     await this.hubActions.stop();
     this.remediation.stop();

@@ -31,7 +31,9 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
   await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
   const addr = api.server.address();
   const adminPort = typeof addr === 'object' && addr ? addr.port : loaded.config.admin.port;
-  gateway.mailLog.info(`admin API on ${https ? 'https' : 'http'}://${loaded.config.admin.host}:${adminPort}`);
+  const host = loaded.config.admin.host;
+  gateway.adminUrl = `${https ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${adminPort}`;
+  gateway.mailLog.info(`admin API on ${gateway.adminUrl}`);
   if (created && options.announce) {
     options.announce(`Admin API token (shown once, stored in ${loaded.dataDir}/admin.token): ${token}`);
   }

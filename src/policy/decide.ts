@@ -8,7 +8,12 @@ import { decideAntivirus, effectiveAntivirusSettings, type AntivirusAction } fro
 import { parseDuration } from '../config/schema.ts';
 import { decideUnscannable, effectiveUnscannableSettings, type UnscannableAction } from './unscannable.ts';
 
-export function decide(config: Config, result: PipelineResult, ctx: StageContext): Verdict {
+export interface DecideOptions {
+  /** every recipient allow-listed the sender (end-user quarantine): quarantines open to end users are skipped */
+  allowListed?: boolean;
+}
+
+export function decide(config: Config, result: PipelineResult, ctx: StageContext, o: DecideOptions = {}): Verdict {
   if (result.stoppedBy) {
     if (result.stoppedBy.failureMode === 'tempfail')
       return {
@@ -97,6 +102,19 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
         throw new Error(`unhandled outbreak action ${JSON.stringify(never)}`);
       }
     }
+  }
+  if (holds.length && o.allowListed) {
+    // Recipients decide for their own quarantines only: never the virus or Outbreak quarantine.
+    const openToEndUsers = (name: string) =>
+      (config.quarantine.policy.find((q) => q.name === name)?.endUsers ?? 'none') !== 'none';
+    const kept = holds.filter((h) => !openToEndUsers(h.quarantine));
+    if (!kept.length)
+      return {
+        kind: 'deliver',
+        reason: `sender allow-listed by the recipients (skipped ${holds.map((h) => h.quarantine).join(', ')})`,
+        ...avDelivery,
+      };
+    holds.splice(0, holds.length, ...kept);
   }
   if (holds.length) return { kind: 'quarantine', reason: holds.map((h) => h.reason).join('; '), holds };
   if (av.kind === 'deliver' || unscannable.kind === 'deliver')

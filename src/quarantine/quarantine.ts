@@ -348,6 +348,26 @@ export class QuarantineIndex {
   }
 
   /**
+   * One recipient is done with a held message (end-user quarantine: released their copy or deleted
+   * it): it stays held for the others, and a later release delivers to them alone.
+   */
+  dropRecipient(mid: number, address: string): void {
+    const a = address.toLowerCase();
+    this.store.run(
+      `update quarantine set
+         recipients = trim(replace(' ' || recipients || ' ', ' ' || ? || ' ', ' ')),
+         copy = json_set(copy, '$.recipients', (
+           select json_group_array(json(r.value)) from json_each(copy, '$.recipients') r
+           where lower(json_extract(r.value, '$.address')) <> ?))
+       where mid = ?`,
+      a,
+      a,
+      mid,
+    );
+    this.store.run('delete from quarantine_recipients where mid = ? and address = ?', mid, a);
+  }
+
+  /**
    * Moves a message between quarantines, keeping its entry time (first in, first out still sees its
    * age). Already in the target: it just leaves the source.
    */

@@ -15,6 +15,7 @@ import type { Resumption } from '../flow/message-flow.ts';
 import { buildQuarantineCopy } from './copy-message.ts';
 import {
   quarantineTitle,
+  type HeldCopy,
   type QuarantineEntry,
   type QuarantineFilter,
   type QuarantineIndex,
@@ -45,6 +46,12 @@ export interface QuarantineServiceDeps {
     resume(h: QuarantineEntry['copy'], r: Resumption): void;
     handedOver(copy: Copy): Promise<void>;
     inject(sender: string, recipients: string[], message: Buffer, kind: 'copy'): Promise<number>;
+    reinjectReleased(
+      original: HeldCopy['env'],
+      recipients: string[],
+      message: Buffer,
+      releasedFrom: string[],
+    ): Promise<number>;
   };
   /** descriptions of the active outbreak rules (for "manage by rule") */
   ruleDescriptions: () => Map<string, string>;
@@ -222,6 +229,73 @@ export class QuarantineService {
       this.deps.spool.release(e.file);
     });
     return true;
+  }
+
+  /**
+   * One recipient releases their own copy (end-user quarantine). The only recipient left: the message
+   * is released as usual (rescanned, delivered). Others still wait on it: the held bytes go out again as
+   * a new message for this recipient alone, and the held one forgets them. False: not theirs, or leaving.
+   */
+  async releaseFor(e: QuarantineEntry, address: string, by: string): Promise<{ mid: number } | false> {
+    const mine = this.recipientRows(e, address);
+    if (!mine.length || !this.isSettled(e.mid, e.quarantine)) return false;
+    if (mine.length === e.copy.recipients.length) {
+      const ok = this.release(e, {
+        reason: 'released by its recipient',
+        by,
+        tag: null,
+        note: `released from ${quarantineTitle(e.quarantine)} by its recipient`,
+      });
+      return ok ? { mid: e.mid } : false;
+    }
+    this.leaving.add(e.mid);
+    try {
+      const original = await readCopyBytes({ bytes: null, file: e.file, bodyOffset: e.bodyOffset, size: e.size });
+      const releasedFrom = [...new Set([...(e.copy.releasedFrom ?? []), e.quarantine])];
+      // spooled (fsync) before the held message forgets the recipient: a crash between leaves a
+      // duplicate at worst, never a loss
+      const copyMid = await this.deps.flow.reinjectReleased(
+        e.copy.env,
+        mine.map((r) => r.address),
+        original,
+        releasedFrom,
+      );
+      this.deps.index.dropRecipient(e.mid, address);
+      this.deps.events.emit(e.mid, {
+        type: 'quarantine.recipient_released',
+        quarantine: e.quarantine,
+        address: address.toLowerCase(),
+        rids: mine.map((r) => r.rid),
+        copyMid,
+        by,
+      });
+      await this.deps.store.committed();
+      return { mid: copyMid };
+    } finally {
+      this.leaving.delete(e.mid);
+    }
+  }
+
+  /** One recipient deletes their own copy (end-user quarantine); the last one deletes the message. */
+  async deleteFor(e: QuarantineEntry, address: string, by: string): Promise<boolean> {
+    const mine = this.recipientRows(e, address);
+    if (!mine.length || !this.isSettled(e.mid, e.quarantine)) return false;
+    if (mine.length === e.copy.recipients.length) return this.delete(e, 'deleted by its recipient', by);
+    this.deps.index.dropRecipient(e.mid, address);
+    this.deps.events.emit(e.mid, {
+      type: 'quarantine.recipient_deleted',
+      quarantine: e.quarantine,
+      address: address.toLowerCase(),
+      rids: mine.map((r) => r.rid),
+      by,
+    });
+    await this.deps.store.committed();
+    return true;
+  }
+
+  private recipientRows(e: QuarantineEntry, address: string): HeldCopy['recipients'] {
+    const a = address.toLowerCase();
+    return e.copy.recipients.filter((r) => r.address.toLowerCase() === a);
   }
 
   /** A quarantine's default action (scheduled exit, overflow): release (rescan first, tagged) or delete. */

@@ -38,7 +38,7 @@ export interface SpoolEnvelope {
   tls: string | null;
   receivedAt: number;
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
-  generated?: 'dsn' | 'alert' | 'copy' | 'remediation';
+  generated?: 'dsn' | 'alert' | 'copy' | 'remediation' | 'digest';
   /**
    * A file written after the scan from one message copy (env.mid is the copy's MID): `held` keeps the
    * original bytes of a quarantined copy apart from the shared journal; `modified` holds the bytes the
@@ -48,6 +48,13 @@ export interface SpoolEnvelope {
   derived?: 'held' | 'modified';
   /** delivery goes to this route target instead of the recipient's route (alternate mail host) */
   routeOverride?: string;
+  /**
+   * A copy one recipient released from a quarantine (end-user quarantine): scanned again like any
+   * release, never held in these quarantines again.
+   */
+  releasedFrom?: string[];
+  /** the held message this copy was released from */
+  releasedMid?: number;
 }
 
 /** Where a spooled message's bytes are. */

@@ -131,6 +131,17 @@ export type TrackingEvent =
       alsoIn?: string[];
     }
   | { type: 'quarantine.moved'; quarantine: string; to: string; exitAt: number; by: string | null }
+  /** one recipient released their copy (end-user quarantine): sent on as a new MID; the rest stays held */
+  | {
+      type: 'quarantine.recipient_released';
+      quarantine: string;
+      address: string;
+      rids: number[];
+      copyMid: number;
+      by: string | null;
+    }
+  /** one recipient deleted their copy (end-user quarantine); the message stays held for the others */
+  | { type: 'quarantine.recipient_deleted'; quarantine: string; address: string; rids: number[]; by: string | null }
   | { type: 'quarantine.copied'; quarantine: string; to: string[]; copyMid: number; by: string | null }
   | {
       type: 'quarantine.overflow';

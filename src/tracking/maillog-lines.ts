@@ -129,6 +129,18 @@ export function mailLogLines(mid: number, e: TrackingEvent, icid?: number): Mail
           (e.alsoIn?.length ? `; also removed from ${e.alsoIn.map((q) => `"${quarantineLabel(q)}"`).join(', ')}` : ''),
       );
       break;
+    case 'quarantine.recipient_released':
+      log.info(
+        `MID ${mid} released from quarantine "${quarantineLabel(e.quarantine)}" for <${e.address}> as MID ${e.copyMid}` +
+          (e.by ? ` by ${e.by}` : ''),
+      );
+      break;
+    case 'quarantine.recipient_deleted':
+      log.info(
+        `MID ${mid} deleted from quarantine "${quarantineLabel(e.quarantine)}" for <${e.address}>` +
+          (e.by ? ` by ${e.by}` : ''),
+      );
+      break;
     case 'quarantine.moved':
       log.info(
         `MID ${mid} moved from quarantine "${quarantineLabel(e.quarantine)}" to "${quarantineLabel(e.to)}"` +

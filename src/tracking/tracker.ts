@@ -205,6 +205,12 @@ export class Tracker {
         this.recipientsWhereOpen(mid, 'deleted');
         this.setStatus(mid, 'deleted', true);
         break;
+      case 'quarantine.recipient_released':
+        for (const rid of e.rids) this.setRecipient(mid, rid, 'released', null, null);
+        break;
+      case 'quarantine.recipient_deleted':
+        for (const rid of e.rids) this.setRecipient(mid, rid, 'deleted', null, null);
+        break;
       case 'click':
         this.recordClick(mid, at, e);
         break;

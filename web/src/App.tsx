@@ -14,6 +14,7 @@ import { Users } from './pages/Users.tsx';
 import { Settings } from './pages/Settings.tsx';
 import { Reports } from './pages/Reports.tsx';
 import { Audit } from './pages/Audit.tsx';
+import { MyQuarantine } from './pages/MyQuarantine.tsx';
 
 function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
   const [name, arg] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
@@ -21,7 +22,12 @@ function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
   return { page, arg: arg ? decodeURIComponent(arg) : null };
 }
 
+/** Recipients' own page (digest links open it): no administrator session, a shell of its own. */
 export function App() {
+  return location.hash.startsWith('#/my-quarantine') ? <MyQuarantine /> : <AdminApp />;
+}
+
+function AdminApp() {
   const [session, setS] = useState<Session | null | undefined>(undefined);
   const [hash, setHash] = useState(location.hash);
 

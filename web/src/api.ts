@@ -25,6 +25,11 @@ export function setSession(s: Session | null): void {
   csrf = s?.csrfToken ?? null;
 }
 
+/** The end-user quarantine's session has a CSRF token of its own. */
+export function setCsrf(token: string | null): void {
+  csrf = token;
+}
+
 export function whenSignedOut(fn: () => void): void {
   onSignedOut = fn;
 }
@@ -43,7 +48,7 @@ export async function api<T = any>(method: string, path: string, body?: unknown)
   const json = text ? JSON.parse(text) : null;
   if (!res.ok) {
     const e = json?.error ?? { code: 'http_' + res.status, message: res.statusText };
-    if (res.status === 401 && path !== '/api/v1/session') onSignedOut();
+    if (res.status === 401 && !/^\/api\/v1\/(enduser\/)?session$/.test(path)) onSignedOut();
     throw new ApiFailure(res.status, e.code, e.message);
   }
   return json as T;

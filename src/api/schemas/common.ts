@@ -93,6 +93,11 @@ export const errorCodes = {
   telemetry_off: '409: telemetry is off (`cloud.telemetry`) or the gateway is not registered',
   message_required: '400: a remediation without `mids` or `messageIds`',
   forward_address_required: '400: forward or forward-and-delete without `forwardTo` and no `remediation.forwardTo`',
+  enduser_disabled: '404: the end-user quarantine is off (endUserQuarantine.enabled), or links on request are',
+  invalid_link: '400: an end-user link that is not one this gateway signed',
+  expired_link: '400: an end-user link past its lifetime (endUserQuarantine.linkLifetime): ask for a new one',
+  login_unavailable: '502: end-user sign-in with a password is not set up, or the IMAP server could not be asked',
+  sender_not_found: '404: the sender is not on the allow list',
   internal_error: '500: unexpected error (details in the mail log)',
 } as const satisfies Record<string, string>;
 
