@@ -23,7 +23,16 @@ import { RELAY_TAG } from '../src/api/relay-routes.ts';
 const root = path.resolve(import.meta.dirname, '..');
 const version = (JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string }).version;
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
-const PUBLIC = ['GET /health', 'GET /api/v1/openapi.json', 'POST /api/v1/session', 'GET /api/v1/session'];
+const PUBLIC = [
+  'GET /health',
+  'GET /api/v1/openapi.json',
+  'POST /api/v1/session',
+  'GET /api/v1/session',
+  // the end-user quarantine's sign-in (recipients, not administrators)
+  'GET /api/v1/enduser/session',
+  'POST /api/v1/enduser/session',
+  'POST /api/v1/enduser/link',
+];
 const CHROMIUM = '/usr/bin/chromium';
 const RELAY_SECRET = 'openapi-relay-secret-0123456789abcdef';
 /** The relay routes answer errors as `{"errors": […]}` (schema RelayErrors), not the admin API's Error. */
@@ -342,7 +351,7 @@ test('every operation answers live as documented, success and errors alike', asy
 
   for (const [label] of operations()) {
     const [method, p] = label.split(' ');
-    if (method !== 'GET') continue;
+    if (method !== 'GET' || p.startsWith('/api/v1/enduser/')) continue;
     if (p.startsWith('/api/v1/users/{name}')) await call(method, p, p.replace('{name}', 'admin'), 200);
     else if (p.includes('{name}'))
       for (const name of ['outbreak', 'virus', 'review'])
@@ -422,6 +431,19 @@ test('every operation answers live as documented, success and errors alike', asy
   );
   await call('DELETE', '/api/v1/users/{name}/tokens/{id}', `/api/v1/users/docs/tokens/${tok.info.id}`, 200);
   await call('DELETE', '/api/v1/users/{name}', '/api/v1/users/docs', 200);
+  // the end-user quarantine is off here: its sign-in says so, its other routes want a recipient's session
+  const eu = '/api/v1/enduser';
+  await call('GET', `${eu}/session`, `${eu}/session`, 200);
+  await call('POST', `${eu}/session`, `${eu}/session`, 404, { token: 'a.b' });
+  await call('POST', `${eu}/link`, `${eu}/link`, 404, { address: 'bob@dst.test' });
+  await call('POST', `${eu}/digests`, `${eu}/digests`, 404, {});
+  await call('DELETE', `${eu}/session`, `${eu}/session`, 401);
+  await call('GET', `${eu}/messages`, `${eu}/messages`, 401);
+  await call('GET', `${eu}/messages/{quarantine}/{mid}/content`, `${eu}/messages/review/${mid}/content`, 401);
+  await call('POST', `${eu}/messages/release`, `${eu}/messages/release`, 401, { messages: [] });
+  await call('POST', `${eu}/messages/delete`, `${eu}/messages/delete`, 401, { messages: [] });
+  await call('POST', `${eu}/senders`, `${eu}/senders`, 401, { sender: '@src.test' });
+  await call('DELETE', `${eu}/senders/{sender}`, `${eu}/senders/%40src.test`, 401);
   // no remediation profile is configured: the delivered recipient is counted failed (no_profile)
   await call('POST', '/api/v1/remediation', '/api/v1/remediation', 200, { action: 'delete', mids: [mid, 99_999] });
   assert.deepEqual(

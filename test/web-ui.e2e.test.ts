@@ -13,6 +13,7 @@ import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 import { writeRuleFeed } from './helpers/rules.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
+import { encryptedZip } from './helpers/clamd.ts';
 import { WEB_DIR, UI_CSP } from '../src/web/serve.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -33,6 +34,7 @@ let base: string;
 let heldMid: number;
 let xssMid: number;
 let htmlHeldMid: number;
+let daveMid: number;
 
 before(async () => {
   if (skip) return;
@@ -55,6 +57,19 @@ before(async () => {
     testConfig({
       routes: { '*': [`smtp://127.0.0.1:${sink.port}`] },
       outbreakFilters: { adaptiveRules: false, ruleFeed: { dir: feed.dir, publicKey: feed.publicKey } },
+      quarantine: { policy: [{ name: 'review', endUsers: 'release' }] },
+      // dave's unscannable mail goes to a quarantine open to him
+      policies: {
+        incoming: [
+          {
+            name: 'dave',
+            match: ['dave@dst.test'],
+            unscannable: { mode: 'custom', action: 'quarantine', quarantine: 'review' },
+          },
+          { name: 'default' },
+        ],
+      },
+      endUserQuarantine: { enabled: true },
     }),
   );
   await waitFor(() => gw.gateway.outbreak.bundle?.version === 1, 10_000, 'rule bundle');
@@ -114,6 +129,34 @@ before(async () => {
     ].join('\r\n'),
   );
   htmlHeldMid = htmlHeld.mid!;
+  // one for dave: a password-protected archive, held in a quarantine open to him
+  const zip = encryptedZip('order.pdf', Buffer.from('%PDF-1.4 order'), 'pw').toString('base64');
+  const forDave = await sendMessage(
+    gw.port('incoming'),
+    'newsletter@shop.test',
+    ['dave@dst.test'],
+    [
+      'From: <newsletter@shop.test>',
+      'To: dave@dst.test',
+      `Subject: Your order ${XSS}`,
+      'MIME-Version: 1.0',
+      'Content-Type: multipart/mixed; boundary="d1"',
+      '',
+      '--d1',
+      'Content-Type: text/plain',
+      '',
+      'Your invoice is attached; pay within a week.',
+      '--d1',
+      'Content-Type: application/zip; name="order.zip"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      zip,
+      '--d1--',
+      '',
+    ].join('\r\n'),
+  );
+  daveMid = forDave.mid!;
+  await waitFor(() => gw.gateway.tracker.show(daveMid)?.status === 'quarantined', 15_000, "dave's message is held");
   await waitFor(() => gw.gateway.tracker.show(heldMid)?.status === 'quarantined', 15_000, 'the phish is held');
   await waitFor(() => gw.gateway.tracker.show(htmlHeldMid)?.status === 'quarantined', 15_000, 'the HTML phish is held');
   await waitFor(() => gw.gateway.tracker.show(xssMid)?.status === 'delivered', 15_000, 'the markup message');
@@ -368,3 +411,41 @@ test('reports: charts for the period and a CSV of each table', { skip }, async (
   assert.deepEqual(problems, []);
   await page.context().close();
 });
+
+test(
+  'a recipient opens the link of their digest, reads a held message safely, allow-lists its sender and releases it',
+  { skip },
+  async () => {
+    const { page, problems } = await openPage();
+    const eu = gw.gateway.endUsers;
+    await page.goto(eu.linkUrl(base, eu.signLink('dave@dst.test'), daveMid));
+    await page.getByRole('heading', { name: 'Messages held for you' }).waitFor();
+    // the token left the address bar; the message the link named is open
+    assert.doesNotMatch(page.url(), /t=/);
+    await page.getByRole('region', { name: 'Message' }).getByText('pay within a week').waitFor();
+    await page.getByRole('cell', { name: 'order.zip' }).waitFor();
+    const row = page.locator(`tr[data-mid="${daveMid}"]`);
+    assert.match(await row.innerText(), /Your order <script>/, 'markup in the subject is text');
+    await row.getByRole('button', { name: 'allow' }).click();
+    await page.getByRole('status').getByText('newsletter@shop.test is on your allow list').waitFor();
+    await page.getByRole('listitem').getByText('newsletter@shop.test').waitFor();
+    await page.screenshot({ path: path.join(shots, 'my-quarantine.png'), fullPage: true });
+    await row.getByRole('checkbox').check();
+    await page.getByRole('button', { name: 'Release', exact: true }).click();
+    await page.getByRole('status').getByText('Released 1 of 1 message(s)').waitFor();
+    await page.getByText('No messages are held for you.').waitFor();
+    await waitFor(
+      () => sink.messages().some((m) => m.rcptTo.includes('dave@dst.test') && m.body.includes('pay within a week')),
+      15_000,
+      "dave's message at the sink",
+    );
+    const audit = await gw.gateway.audit.search({ user: 'enduser:dave@dst.test', limit: 10 });
+    assert.deepEqual(audit.map((a) => a.action).sort(), [
+      'allowEndUserSender',
+      'endUserLogin',
+      'releaseEndUserMessages',
+    ]);
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  },
+);

@@ -8,6 +8,7 @@ import type { Gateway } from '../gateway/gateway.ts';
 import { ApiError, sendError } from './errors.ts';
 import { intInput, quarantineNamePattern, responses } from './schemas/common.ts';
 import { heldContent, messageContent } from './quarantine-routes.ts';
+import { noBody } from './schemas/outbreak.ts';
 import type { Api } from './validation.ts';
 import { endUserAddress, type EndUserSession } from '../enduser/service.ts';
 import { imapLogin } from '../enduser/imap-login.ts';
@@ -52,8 +53,8 @@ const endUserMessage = z
   .meta({ id: 'EndUserMessage' });
 
 const item = z.object({
-  quarantine: z.string().regex(quarantineNamePattern),
-  mid: intInput('mid'),
+  quarantine: z.string().regex(quarantineNamePattern).describe('the quarantine it is held in'),
+  mid: intInput('mid').describe('message ID (MID)'),
 });
 const actionBody = z.object({ messages: z.array(item).min(1).max(500) }).strict();
 const actionResult = z.object({
@@ -430,6 +431,7 @@ export function registerEndUserRoutes(api: Api, gw: Gateway, o: { secureCookie: 
         operationId: 'sendEndUserDigests',
         tags: ['End-user quarantine'],
         summary: 'Send the end-user digests now (to recipients with messages held since their last one)',
+        body: noBody,
         response: responses({
           ok: z.object({ digests: z.int(), messages: z.int() }),
           404: ['enduser_disabled'],

@@ -45,7 +45,8 @@ export function sanitizeHtml(html: string): { doc: string; blocked: number } {
   }
 }
 
-export function MessageContent({ path }: { path: string }) {
+/** `attachments`: also list the attachments (by true type and hash; never opened from here). */
+export function MessageContent({ path, attachments = false }: { path: string; attachments?: boolean }) {
   const r = useLoad<any>(path);
   const [showHtml, setShowHtml] = useState(false);
   const safe = useMemo(() => (r.data?.html ? sanitizeHtml(r.data.html) : null), [r.data]);
@@ -92,6 +93,31 @@ export function MessageContent({ path }: { path: string }) {
               Show the HTML part (sanitised, remote content blocked)
             </button>
           )}
+        </>
+      )}
+      {attachments && m.attachments.length > 0 && (
+        <>
+          <h4>Attachments (not opened)</h4>
+          <table>
+            <thead>
+              <tr>
+                <th>Name</th>
+                <th>True type</th>
+                <th>Size</th>
+                <th>SHA-256</th>
+              </tr>
+            </thead>
+            <tbody>
+              {m.attachments.map((a: any, i: number) => (
+                <tr key={i}>
+                  <td>{a.name || '(no name)'}</td>
+                  <td>{a.trueType ?? 'unknown'}</td>
+                  <td>{a.size}</td>
+                  <td className="pre">{a.sha256}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
         </>
       )}
       {m.truncated && <p className="muted">Only the first part of this large message is shown.</p>}

@@ -238,7 +238,10 @@ function HeldMessages() {
           <section key={key(m)} aria-label="Message">
             <h2>{m.subject || '(no subject)'}</h2>
             <p className="muted">Held because: {m.reason}</p>
-            <MessageContent path={`/api/v1/enduser/messages/${encodeURIComponent(m.quarantine)}/${m.mid}/content`} />
+            <MessageContent
+              path={`/api/v1/enduser/messages/${encodeURIComponent(m.quarantine)}/${m.mid}/content`}
+              attachments
+            />
           </section>
         ))}
       <h2>Allow list</h2>
