@@ -208,12 +208,13 @@ const NAV: Record<string, string[]> = {
     'Outbreak Filters',
     'Reports',
     'Alerts',
+    'Cloud services',
     'Settings',
     'Users',
     'Audit log',
   ],
-  operator: ['Dashboard', 'Message tracking', 'Quarantines', 'Outbreak Filters', 'Reports', 'Alerts'],
-  analyst: ['Dashboard', 'Message tracking', 'Quarantines', 'Outbreak Filters', 'Reports', 'Alerts'],
+  operator: ['Dashboard', 'Message tracking', 'Quarantines', 'Outbreak Filters', 'Reports', 'Alerts', 'Cloud services'],
+  analyst: ['Dashboard', 'Message tracking', 'Quarantines', 'Outbreak Filters', 'Reports', 'Alerts', 'Cloud services'],
   helpdesk: ['Quarantines'],
 };
 

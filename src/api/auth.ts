@@ -6,7 +6,7 @@
 // role. Every state-changing request with known credentials, allowed or not, goes to the audit log.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { sendError, tokenMatches } from './errors.ts';
-import { END_USER_OPERATIONS, OWN_AUTH_OPERATIONS, ROUTE_PERMISSIONS } from './permissions.ts';
+import { GATEWAY_PERMISSIONS, OWN_AUTH_OPERATIONS, type PermissionTable } from './permissions.ts';
 import { allowed, PERMISSIONS, type Role } from '../users/roles.ts';
 import type { SessionInfo, UserService } from '../users/service.ts';
 import type { AuditLog } from '../users/audit.ts';
@@ -52,26 +52,27 @@ export function principalOf(req: FastifyRequest, users: UserService, adminToken:
  * Every admin API route must name its permission: an unlisted operation stops the API from starting.
  * The roles allowed go into the route's description, so the generated document shows them.
  */
-export function checkRoutePermission(route: RouteOptions): void {
-  const schema = route.schema as { operationId?: string; description?: string } | undefined;
-  const op = schema?.operationId;
-  if (!schema || !op || OWN_AUTH_OPERATIONS.has(op) || END_USER_OPERATIONS.has(op)) return;
-  const permission = ROUTE_PERMISSIONS[op];
-  if (!permission) throw new Error(`admin API: operation ${op} has no permission in src/api/permissions.ts`);
-  if (permission === 'public') return;
-  // once: Fastify registers a GET route's HEAD twin with the same schema object
-  if (schema.description?.includes('**Roles:**')) return;
-  const roles = PERMISSIONS[permission].join(', ');
-  schema.description = `${schema.description ? `${schema.description}\n\n` : ''}**Roles:** ${roles} (\`${permission}\`).`;
+export function routePermissionCheck(table: PermissionTable = GATEWAY_PERMISSIONS) {
+  return (route: RouteOptions): void => {
+    const schema = route.schema as { operationId?: string; description?: string } | undefined;
+    const op = schema?.operationId;
+    if (!schema || !op || table.ownAuth.has(op)) return;
+    const permission = table.routes[op];
+    if (!permission) throw new Error(`API: operation ${op} has no permission in ${table.file}`);
+    if (permission === 'public') return;
+    // once: Fastify registers a GET route's HEAD twin with the same schema object
+    if (schema.description?.includes('**Roles:**')) return;
+    const roles = PERMISSIONS[permission].join(', ');
+    schema.description = `${schema.description ? `${schema.description}\n\n` : ''}**Roles:** ${roles} (\`${permission}\`).`;
+  };
 }
 
-/** The onRequest hook of every admin API route but the relay's. */
-export function authenticator(users: UserService, adminToken: string) {
+/** The onRequest hook of every route but those with credentials of their own (relay, end users, devices). */
+export function authenticator(users: UserService, adminToken: string, table: PermissionTable = GATEWAY_PERMISSIONS) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const op = operationOf(req);
-    const permission = op ? ROUTE_PERMISSIONS[op] : undefined;
-    // recipients of the end-user quarantine: their own session, checked by their routes
-    if (permission === 'public' || (op && END_USER_OPERATIONS.has(op))) return;
+    const permission = op ? table.routes[op] : undefined;
+    if (permission === 'public' || (op && table.ownAuth.has(op))) return;
     const p = principalOf(req, users, adminToken);
     if (!p) {
       await sendError(

@@ -92,3 +92,17 @@ export const OWN_AUTH_OPERATIONS = new Set([
   'relayRespondObservables',
   'relayRespondTrigger',
 ]);
+
+/** A product's route table: the permission of each operation, and operations with their own credentials. */
+export interface PermissionTable {
+  routes: Readonly<Record<string, Permission>>;
+  ownAuth: ReadonlySet<string>;
+  /** where a missing route is to be added (the message of the start-up error) */
+  file: string;
+}
+
+export const GATEWAY_PERMISSIONS: PermissionTable = {
+  routes: ROUTE_PERMISSIONS,
+  ownAuth: new Set([...OWN_AUTH_OPERATIONS, ...END_USER_OPERATIONS]),
+  file: 'src/api/permissions.ts',
+};

@@ -11,7 +11,7 @@ import type { Gateway } from '../gateway/gateway.ts';
 import { registerDocs } from './docs.ts';
 import { ApiError, sendError } from './errors.ts';
 import fastifyCookie from '@fastify/cookie';
-import { authenticator, checkRoutePermission, principalOf, registerAuditHook } from './auth.ts';
+import { authenticator, principalOf, registerAuditHook, routePermissionCheck } from './auth.ts';
 import { registerUserRoutes } from './user-routes.ts';
 import { registerEndUserRoutes } from './enduser-routes.ts';
 import { registerConfigRoutes } from './config-routes.ts';
@@ -64,7 +64,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // every route names its permission (the API does not start otherwise); the document shows the roles
-  app.addHook('onRoute', checkRoutePermission);
+  app.addHook('onRoute', routePermissionCheck());
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
   await app.register(fastifyCookie);
   // JSON only: a text/plain body would otherwise reach the routes as a string
@@ -153,6 +153,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerUserRoutes(routes, gw, {
         secureCookie: !!options.https,
         principal: (req) => principalOf(req, gw.users, token),
+        product: 'gateway',
       });
     },
     { prefix: '/api/v1' },

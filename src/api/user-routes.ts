@@ -2,13 +2,13 @@
 // `breakwater audit`) and the web UI call these routes; src/users/ does the work.
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import type { Gateway } from '../gateway/gateway.ts';
+import type { AuditLog } from '../users/audit.ts';
 import { ApiError } from './errors.ts';
 import { responses, timeInput } from './schemas/common.ts';
 import { answer, type Api } from './validation.ts';
 import { SESSION_COOKIE, type Principal } from './auth.ts';
 import { ROLES } from '../users/roles.ts';
-import { generatePassword, UserError } from '../users/service.ts';
+import { generatePassword, UserError, type UserService } from '../users/service.ts';
 import { LoginThrottle } from '../users/throttle.ts';
 
 const role = z.enum(ROLES);
@@ -37,6 +37,7 @@ const session = z
       .nullable()
       .describe('send it in x-csrf-token with every state-changing request (sessions only)'),
     expiresAt: z.string().nullable(),
+    product: z.enum(['gateway', 'hub']).describe('what answered: a gateway or the hub (the web UI shows its pages)'),
   })
   .meta({ id: 'Session' });
 
@@ -89,8 +90,8 @@ async function guarded<T>(fn: () => T | Promise<T>): Promise<T> {
 
 export function registerUserRoutes(
   api: Api,
-  gw: Gateway,
-  o: { secureCookie: boolean; principal: (req: FastifyRequest) => Principal | null },
+  gw: { users: UserService; audit: AuditLog },
+  o: { secureCookie: boolean; principal: (req: FastifyRequest) => Principal | null; product: 'gateway' | 'hub' },
 ): void {
   const throttle = new LoginThrottle();
   const cookie = (value: string, maxAgeSeconds: number): string =>
@@ -151,6 +152,7 @@ export function registerUserRoutes(
           via: 'session',
           csrfToken: s.csrfToken,
           expiresAt: s.expiresAt,
+          product: o.product,
         });
       } catch (err) {
         if (!(err instanceof UserError)) throw err;
@@ -193,6 +195,7 @@ export function registerUserRoutes(
           via: null,
           csrfToken: null,
           expiresAt: null,
+          product: o.product,
         });
       return answer(session, {
         signedIn: true,
@@ -201,6 +204,7 @@ export function registerUserRoutes(
         via: p.via,
         csrfToken: p.session?.csrfToken ?? null,
         expiresAt: p.session?.expiresAt ?? null,
+        product: o.product,
       });
     },
   );

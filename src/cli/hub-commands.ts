@@ -6,6 +6,7 @@ import { readAdminToken } from '../api/token.ts';
 import { loadHubConfig } from '../hub/config.ts';
 import { hubAddressFile } from '../hub/run.ts';
 import { callJson, CliError, print, table } from './common.ts';
+import { registerUserCommands } from './user-commands.ts';
 
 function hubConfigPath(opt?: string): string {
   const c = opt ?? process.env.BREAKWATER_HUB_CONFIG ?? (existsSync('hub.yaml') ? 'hub.yaml' : 'examples/hub.yaml');
@@ -46,6 +47,9 @@ export function registerHubCommands(program: Command): void {
       process.on('SIGTERM', stop);
     },
   );
+
+  // users, API tokens and the audit log of the hub's web UI and API
+  registerUserCommands(hub, withConfig, hubApi);
 
   const token = hub.command('token').description('registration tokens');
   withConfig(

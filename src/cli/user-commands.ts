@@ -15,7 +15,8 @@ async function passwordFrom(opts: { password?: string; passwordStdin?: boolean }
   return text.replace(/\r?\n$/, '');
 }
 
-export function registerUserCommands(program: Command, withConfig: WithConfig): void {
+/** On `program` (the gateway's) or `breakwater hub` (the hub's, with its own API caller). */
+export function registerUserCommands(program: Command, withConfig: WithConfig, call: typeof api = api): void {
   const users = program
     .command('users')
     .description(
@@ -23,7 +24,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
     );
   withConfig(users.command('list').description('every user with their role').option('--json', 'JSON output')).action(
     async (opts) => {
-      const r = await api(opts, 'GET', '/api/v1/users');
+      const r = await call(opts, 'GET', '/api/v1/users');
       print(opts.json, r.users, () =>
         table([
           ['NAME', 'ROLE', 'LAST LOGIN', 'LOCKED UNTIL'],
@@ -42,7 +43,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
       .option('--json', 'JSON output'),
   ).action(async (name: string, opts) => {
     const password = await passwordFrom(opts);
-    const r = await api(opts, 'POST', '/api/v1/users', { name, role: opts.role, ...(password ? { password } : {}) });
+    const r = await call(opts, 'POST', '/api/v1/users', { name, role: opts.role, ...(password ? { password } : {}) });
     print(opts.json, r, () =>
       [`added ${r.user.name} (${r.user.role})`, ...(r.password ? [`password (shown once): ${r.password}`] : [])].join(
         '\n',
@@ -59,7 +60,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
   ).action(async (name: string, opts) => {
     const given = await passwordFrom(opts);
     const password = given ?? (await import('../users/service.ts')).generatePassword();
-    const u = await api(opts, 'PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { password });
+    const u = await call(opts, 'PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { password });
     print(opts.json, { user: u, password: given ? null : password }, () =>
       [`new password set for ${u.name}`, ...(given ? [] : [`password (shown once): ${password}`])].join('\n'),
     );
@@ -67,7 +68,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
   withConfig(
     users.command('role <name> <role>').description('change a user’s role').option('--json', 'JSON output'),
   ).action(async (name: string, role: string, opts) => {
-    const u = await api(opts, 'PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { role });
+    const u = await call(opts, 'PATCH', `/api/v1/users/${encodeURIComponent(name)}`, { role });
     print(opts.json, u, () => `${u.name} is now ${u.role}`);
   });
   withConfig(
@@ -76,7 +77,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
       .description('remove a user with their sessions and API tokens')
       .option('--json', 'JSON output'),
   ).action(async (name: string, opts) => {
-    const r = await api(opts, 'DELETE', `/api/v1/users/${encodeURIComponent(name)}`);
+    const r = await call(opts, 'DELETE', `/api/v1/users/${encodeURIComponent(name)}`);
     print(opts.json, r, () => `removed ${r.removed}`);
   });
   withConfig(
@@ -87,7 +88,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
       .option('--days <n>', 'expires after this many days (default: never)')
       .option('--json', 'JSON output'),
   ).action(async (name: string, opts) => {
-    const r = await api(opts, 'POST', `/api/v1/users/${encodeURIComponent(name)}/tokens`, {
+    const r = await call(opts, 'POST', `/api/v1/users/${encodeURIComponent(name)}/tokens`, {
       label: opts.label,
       ...(opts.days ? { expiresInDays: Number(opts.days) } : {}),
     });
@@ -107,7 +108,7 @@ export function registerUserCommands(program: Command, withConfig: WithConfig): 
   ).action(async (opts) => {
     const q = new URLSearchParams({ limit: String(opts.limit) });
     for (const k of ['user', 'action', 'text', 'since'] as const) if (opts[k]) q.set(k, opts[k]);
-    const r = await api(opts, 'GET', `/api/v1/audit?${q}`);
+    const r = await call(opts, 'GET', `/api/v1/audit?${q}`);
     print(opts.json, r.entries, () =>
       table([
         ['AT', 'USER', 'ROLE', 'ACTION', 'TARGET', 'STATUS', 'FROM'],

@@ -15,6 +15,7 @@ import {
 } from './outbreak-schema.ts';
 import { cloudSchema } from './cloud-schema.ts';
 import { endUserQuarantineSchema } from './enduser-schema.ts';
+import { userLoginSchema, userSessionsSchema } from './users-schema.ts';
 import { xdrSchema } from './xdr-schema.ts';
 import { remediationSchema } from './remediation-schema.ts';
 
@@ -297,28 +298,8 @@ export const configSchema = z
       .object({
         host: z.string().default('127.0.0.1').describe('Admin API address'),
         port: z.number().int().min(0).max(65535).default(8025).describe('Admin API port'),
-        sessions: z
-          .object({
-            idleTimeout: duration.default('30m').describe('A signed-in session unused this long ends'),
-            maxAge: duration.default('12h').describe('A session ends this long after sign-in, used or not'),
-          })
-          .strict()
-          .prefault({})
-          .describe('Browser sessions of the web UI'),
-        login: z
-          .object({
-            maxFailures: z
-              .number()
-              .int()
-              .min(1)
-              .max(100)
-              .default(5)
-              .describe('Wrong passwords in a row before the account locks'),
-            lockout: duration.default('15m').describe('How long a locked account stays locked'),
-          })
-          .strict()
-          .prefault({})
-          .describe('Sign-in protection'),
+        sessions: userSessionsSchema,
+        login: userLoginSchema,
         tls: z
           .object({
             enabled: z.boolean().default(false).describe('Serve the admin API and web UI over HTTPS only'),

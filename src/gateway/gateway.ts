@@ -47,6 +47,7 @@ import { HubStream } from '../xdr/stream.ts';
 import { HubActions } from '../xdr/hub-actions.ts';
 import { UserService } from '../users/service.ts';
 import { AuditLog } from '../users/audit.ts';
+import { userPolicy } from '../users/policy.ts';
 import { EndUserService } from '../enduser/service.ts';
 import { EndUserDigests } from '../enduser/digest.ts';
 import { Telemetry } from '../xdr/telemetry.ts';
@@ -159,12 +160,7 @@ export class Gateway {
     log.onWriteError = (err) => this.storage.reportFailure('mail log', err);
     store.onStorageError = (err) => this.storage.reportFailure('database', err);
     this.spool = new Spool(path.join(dataDir, 'spool'), config.spool.fsync);
-    this.users = new UserService(store, {
-      idleTimeoutMs: parseDuration(config.admin.sessions.idleTimeout),
-      maxAgeMs: parseDuration(config.admin.sessions.maxAge),
-      maxFailures: config.admin.login.maxFailures,
-      lockoutMs: parseDuration(config.admin.login.lockout),
-    });
+    this.users = new UserService(store, userPolicy(config.admin));
     this.audit = new AuditLog(store);
     this.parsePool = new ParsePool(config.workers);
     this.delivery = new DeliveryQueue(config, dataDir, bus, (line) => log.info(line), {

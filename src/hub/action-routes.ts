@@ -53,6 +53,7 @@ export function registerActionRoutes(
           })
           .strict(),
         response: hubResponses({
+          device: true,
           ok: z.object({ actions: z.array(deviceActionSchema) }),
           400: ['invalid_parameter', 'unknown_parameter'],
         }),
@@ -80,6 +81,7 @@ export function registerActionRoutes(
         params: z.object({ id: z.string().min(1).max(100) }),
         body: z.object({ ok: z.boolean(), detail: z.string().max(4000) }).strict(),
         response: hubResponses({
+          device: true,
           ok: deviceActionSchema,
           body: true,
           400: ['invalid_parameter', 'unknown_parameter', 'invalid_body'],

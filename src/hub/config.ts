@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { duration } from '../config/outbreak-schema.ts';
 import { ConfigInvalidError, checkYamlFile, type ConfigError } from '../config/load.ts';
 import { xdrRelaySchema } from '../config/xdr-schema.ts';
+import { userLoginSchema, userSessionsSchema } from '../config/users-schema.ts';
 
 /** The regions a gateway names at registration (DESIGN §10); a hub serves one or several. */
 export const REGIONS = ['nam', 'eu', 'apjc'] as const;
@@ -51,6 +52,8 @@ export const hubConfigSchema = z
       .strict()
       .default({ timeout: '30s' })
       .describe('Response actions the hub sends to gateways (mailbox remediation)'),
+    sessions: userSessionsSchema.describe("Browser sessions of the hub's web UI"),
+    login: userLoginSchema,
     relay: xdrRelaySchema.describe(
       "The relay module an XDR calls on the hub's port, answered across every gateway's messages; off unless jwtSecret or jwksUrl is set",
     ),

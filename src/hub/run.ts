@@ -7,9 +7,13 @@ import { escapeControls } from '../tracking/escape.ts';
 import type { LoadedHubConfig } from './config.ts';
 import { buildHubApi } from './server.ts';
 import { HubStore } from './store.ts';
+import { UserService } from '../users/service.ts';
+import { AuditLog } from '../users/audit.ts';
+import { userPolicy } from '../users/policy.ts';
 
 export interface RunningHub {
   store: HubStore;
+  users: UserService;
   api: FastifyInstance;
   port: number;
   url: string;
@@ -38,7 +42,9 @@ export async function runHub(
       // the log is for people: a full disk never stops the hub
     }
   };
-  const api = await buildHubApi({ config, store, adminToken: token, startedAt: Date.now(), log });
+  const users = new UserService(store, userPolicy(config));
+  const audit = new AuditLog(store);
+  const api = await buildHubApi({ config, store, users, audit, adminToken: token, startedAt: Date.now(), log });
   await api.listen({ host: config.listen.host, port: config.listen.port });
   const addr = api.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
@@ -48,8 +54,25 @@ export async function runHub(
   log(`hub listening on ${url}, regions ${config.regions.join(', ')}`);
   if (created && options.announce)
     options.announce(`Hub admin token (shown once, stored in ${dataDir}/admin.token): ${token}`);
+  // The first user of the hub's web UI, at first start: printed once, like the token.
+  const first = await users.ensureFirstAdmin();
+  if (first) {
+    options.announce?.(
+      `First hub web UI user (shown once): ${first.name} / ${first.password} — open ${url}/ui/ (change it with \`breakwater hub users passwd ${first.name}\`)`,
+    );
+    audit.record({
+      user: 'breakwater',
+      role: 'admin',
+      action: 'addUser',
+      target: `/api/v1/users/${first.name}`,
+      detail: { first: true },
+      ip: 'local',
+      status: 200,
+    });
+  }
   return {
     store,
+    users,
     api,
     port,
     url,

@@ -1,64 +1,9 @@
 // The hub API's schemas: what its routes take and answer, and its stable error codes.
 import { z } from 'zod';
+import { responses } from '../api/schemas/common.ts';
 
-/** Stable error codes of the hub API (`error.code`) and when they are returned. */
-export const hubErrorCodes = {
-  unauthorized: '401: the admin token or device JWT is missing, wrong or expired',
-  device_not_registered: '401: the device is unknown or was deregistered',
-  not_found: '404: no such route',
-  device_not_found: '404: no registered device with that id',
-  action_not_found: '404: no response action with that id for this gateway',
-  invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
-  unknown_parameter: '400: a query parameter or body field the route does not know',
-  invalid_body: '400: the body is not a JSON object',
-  invalid_json: '400: the body is not valid JSON',
-  invalid_token: '400: the registration token is malformed or was not issued by this hub',
-  expired_token: '400: the registration token has expired (they last tokenLifetime, 1 hour)',
-  token_used: '400: the registration token was already used (one use each)',
-  wrong_region: '400: the registration token is for another region',
-  region_not_served: '400: this hub does not serve that region (hub config `regions`)',
-  body_too_large: '413: the body is too large',
-  unsupported_media_type: '415: a body that is not application/json',
-  bad_request: '4xx: a request error without a code of its own',
-  internal_error: '500: unexpected error',
-} as const;
-export type HubErrorCode = keyof typeof hubErrorCodes;
-
-export const errorBody = z
-  .object({
-    error: z.object({
-      code: z.enum(Object.keys(hubErrorCodes) as [HubErrorCode, ...HubErrorCode[]]).describe(
-        Object.entries(hubErrorCodes)
-          .map(([code, when]) => `- \`${code}\` — ${when}`)
-          .join('\n'),
-      ),
-      message: z.string(),
-    }),
-  })
-  .meta({ id: 'HubError', description: 'Every 4xx/5xx response of the hub' });
-
-const json = (schema: z.ZodType, description: string) => ({ description, content: { 'application/json': { schema } } });
-
-export function hubResponses(s: {
-  ok: z.ZodType;
-  public?: boolean;
-  body?: boolean;
-  400?: HubErrorCode[];
-  404?: HubErrorCode[];
-}) {
-  const list = (codes: readonly HubErrorCode[]) => codes.map((c) => `\`${c}\``).join(', ');
-  const r: Record<string, ReturnType<typeof json>> = { 200: json(s.ok, 'OK') };
-  const bad = [...(s[400] ?? []), ...(s.body ? (['invalid_json'] as const) : [])];
-  if (bad.length) r[400] = json(errorBody, list(bad));
-  if (!s.public) r[401] = json(errorBody, '`unauthorized`, `device_not_registered`');
-  if (s[404]) r[404] = json(errorBody, list(s[404]));
-  if (s.body) {
-    r[413] = json(errorBody, '`body_too_large`');
-    r[415] = json(errorBody, '`unsupported_media_type`');
-  }
-  r[500] = json(errorBody, '`internal_error`');
-  return r;
-}
+/** The hub answers errors like the gateway's admin API: one registry of stable codes (api/schemas/common.ts). */
+export const hubResponses = responses;
 
 const printable = (max: number) => z.string().min(1).max(max);
 

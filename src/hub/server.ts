@@ -8,7 +8,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { parseDuration } from '../config/schema.ts';
 import { registerDocs } from '../api/docs.ts';
-import { ApiError, sendError, tokenMatches } from '../api/errors.ts';
+import { ApiError, sendError } from '../api/errors.ts';
+import fastifyCookie from '@fastify/cookie';
+import { authenticator, principalOf, registerAuditHook, routePermissionCheck } from '../api/auth.ts';
+import { registerUserRoutes } from '../api/user-routes.ts';
+import { registerWebUi, WEB_DIR } from '../web/serve.ts';
+import type { UserService } from '../users/service.ts';
+import type { AuditLog } from '../users/audit.ts';
+import { HUB_PERMISSIONS } from './permissions.ts';
 import { serializerCompiler, validatorCompiler } from '../api/validation.ts';
 import { DeviceTokenError, HUB_AUDIENCE, newDeviceSecret, verifyDeviceToken } from '../xdr/device-jwt.ts';
 import type { MessageSummary } from '../xdr/summary.ts';
@@ -35,6 +42,9 @@ import {
 export interface HubContext {
   config: HubConfig;
   store: HubStore;
+  /** the hub's users (the same roles as a gateway's) and its audit log */
+  users: UserService;
+  audit: AuditLog;
   adminToken: string;
   startedAt: number;
   log: (line: string) => void;
@@ -72,16 +82,12 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     return sendError(reply, 404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
   });
 
-  const admin = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    if (!m || !tokenMatches(m[1], ctx.adminToken))
-      await sendError(
-        reply.header('www-authenticate', 'Bearer'),
-        401,
-        'unauthorized',
-        'the hub admin token is required',
-      );
-  };
+  // Administrators and analysts: the local admin token, a user's API token or a browser session, each
+  // route's permission checked against the role (src/hub/permissions.ts); every change audited.
+  await app.register(fastifyCookie);
+  app.addHook('onRoute', routePermissionCheck(HUB_PERMISSIONS));
+  const admin = authenticator(ctx.users, ctx.adminToken, HUB_PERMISSIONS);
+  registerAuditHook(app, ctx.audit);
   const device = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     try {
       req.deviceId = await verifyDeviceToken(req.headers.authorization, HUB_AUDIENCE, (id) => store.secretOf(id));
@@ -100,7 +106,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   await registerDocs(app, {
     title: 'Breakwater hub API',
     description:
-      'The threat-response hub. Administrators: `Authorization: Bearer <token>` from the hub\'s `dataDir/admin.token`. Gateways: `POST /api/v1/register` with a one-time registration token, then a short-lived JWT signed with the device secret it received. Errors are `{"error": {"code", "message"}}`.',
+      'The threat-response hub. People: a session (sign in at `POST /api/v1/session`, the web UI at `/ui/`) or `Authorization: Bearer <token>` (a user\'s API token, or the hub\'s `dataDir/admin.token`); each operation lists the roles that may call it. Gateways: `POST /api/v1/register` with a one-time registration token, then a short-lived JWT signed with the device secret it received. Errors are `{"error": {"code", "message"}}`.',
     tags: [
       { name: 'System', description: 'Health' },
       { name: 'Documentation', description: 'This document' },
@@ -108,6 +114,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'Search', description: 'Messages across every gateway by observable' },
       { name: 'Response', description: 'Response actions sent to gateways (administrators)' },
       { name: 'Device calls', description: 'What registered gateways call (device JWT)' },
+      {
+        name: 'Users',
+        description:
+          'Sign-in sessions (HttpOnly cookie and a CSRF token), users and roles (admin, operator, analyst, helpdesk), personal API tokens and the audit log',
+      },
     ],
     securitySchemes: {
       relayJwt: {
@@ -126,6 +137,20 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     },
   });
   const api = app.withTypeProvider<ZodTypeProvider>();
+  // the same web UI as a gateway's: it asks /api/v1/session which product answered and shows the hub's pages
+  const ui = await registerWebUi(app);
+  if (!ui.built) ctx.log(`web UI not built (${WEB_DIR} has no index.html): run npm run build:web`);
+  await app.register(
+    async (scope) => {
+      scope.addHook('onRequest', admin);
+      registerUserRoutes(scope.withTypeProvider<ZodTypeProvider>(), ctx, {
+        secureCookie: false,
+        principal: (req) => principalOf(req, ctx.users, ctx.adminToken),
+        product: 'hub',
+      });
+    },
+    { prefix: '/api/v1' },
+  );
 
   // Response actions wait here until the gateway they are for polls (hub/actions.ts).
   const actions = new DeviceActions(store.db);
@@ -185,6 +210,49 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       store.addToken(token, req.body.region, expiresAt);
       ctx.log(`registration token created for region ${req.body.region}`);
       return { token, region: req.body.region, expiresAt: new Date(expiresAt).toISOString() };
+    },
+  );
+
+  api.get(
+    '/api/v1/tokens',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'listRegistrationTokens',
+        tags: ['Devices'],
+        summary:
+          'Registration tokens, newest first: region, validity, and the gateway that used each (never the token)',
+        response: hubResponses({
+          ok: z.object({
+            tokens: z.array(
+              z.object({
+                id: z.string().describe('the first characters of the token’s hash'),
+                region: z.string(),
+                createdAt: z.string(),
+                expiresAt: z.string(),
+                usedAt: z.string().nullable(),
+                deviceId: z.string().nullable(),
+                status: z.enum(['unused', 'used', 'expired']),
+              }),
+            ),
+          }),
+        }),
+      },
+    },
+    async () => {
+      const now = Date.now();
+      const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+      return {
+        tokens: store.tokens().map((t) => ({
+          id: t.id,
+          region: t.region,
+          createdAt: iso(t.created_at)!,
+          expiresAt: iso(t.expires_at)!,
+          usedAt: iso(t.used_at),
+          deviceId: t.device_id,
+          status: t.used_at ? ('used' as const) : t.expires_at < now ? ('expired' as const) : ('unused' as const),
+        })),
+      };
     },
   );
 
@@ -341,7 +409,10 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         tags: ['Device calls'],
         summary: 'A gateway deregisters itself',
         security: [{ deviceJwt: [] }],
-        response: hubResponses({ ok: z.object({ id: z.string(), status: z.literal('removed') }) }),
+        response: hubResponses({
+          device: true,
+          ok: z.object({ id: z.string(), status: z.literal('removed') }),
+        }),
       },
     },
     async (req) => {
@@ -367,6 +438,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
           })
           .strict(),
         response: hubResponses({
+          device: true,
           ok: z.object({ batchId: z.string(), duplicate: z.boolean(), stored: z.int() }),
           body: true,
           400: ['invalid_parameter', 'unknown_parameter', 'invalid_body'],
@@ -389,7 +461,12 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         summary: 'Usage telemetry from a gateway that opted in (never message content)',
         security: [{ deviceJwt: [] }],
         body: telemetrySchema,
-        response: hubResponses({ ok: z.object({ stored: z.literal(true) }), body: true, 400: ['invalid_parameter'] }),
+        response: hubResponses({
+          device: true,
+          ok: z.object({ stored: z.literal(true) }),
+          body: true,
+          400: ['invalid_parameter'],
+        }),
       },
     },
     async (req) => {

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import type { MessageSummary } from '../xdr/summary.ts';
 import { observablesOf, type ObservableType } from './observables.ts';
 
@@ -83,6 +83,7 @@ export function hashToken(token: string): string {
 
 export class HubStore {
   readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
 
   constructor(dataDir: string) {
     mkdirSync(dataDir, { recursive: true });
@@ -95,6 +96,23 @@ export class HubStore {
 
   close(): void {
     this.db.close();
+  }
+
+  /** A prepared statement, cached (users, sessions and the audit log use these: src/users/store.ts). */
+  stmt(sql: string): StatementSync {
+    let st = this.statements.get(sql);
+    if (!st) this.statements.set(sql, (st = this.db.prepare(sql)));
+    return st;
+  }
+
+  /** A write, at once: the hub's writes are few (its intake has its own batched transactions). */
+  run(sql: string, ...params: SQLInputValue[]): void {
+    this.stmt(sql).run(...params);
+  }
+
+  /** Writes are synchronous here: always committed. */
+  committed(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Runs `fn` in one transaction (all or nothing). */
@@ -116,6 +134,20 @@ export class HubStore {
     this.db
       .prepare('insert into tokens(token_hash, region, created_at, expires_at) values (?, ?, ?, ?)')
       .run(hashToken(token), region, Date.now(), expiresAt);
+  }
+
+  /** Registration tokens, newest first: never the token itself (only its hash is kept). */
+  tokens(limit = 200): Array<{
+    id: string;
+    region: string;
+    created_at: number;
+    expires_at: number;
+    used_at: number | null;
+    device_id: string | null;
+  }> {
+    return this.stmt(
+      'select substr(token_hash, 1, 12) as id, region, created_at, expires_at, used_at, device_id from tokens order by created_at desc limit ?',
+    ).all(limit) as ReturnType<HubStore['tokens']>;
   }
 
   token(token: string): { region: string; expires_at: number; used_at: number | null } | undefined {

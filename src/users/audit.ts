@@ -3,7 +3,7 @@
 // redacted), from which address, and how it ended — plus logins, failed logins and logouts. Kept in the
 // gateway's database, written through the store's group commit (off the event loop, like tracking),
 // searchable through the API, the CLI and the UI.
-import type { Store } from '../store/db.ts';
+import type { UserStore } from './store.ts';
 
 const SCHEMA = `
 create table if not exists audit (
@@ -67,9 +67,9 @@ export function redact(value: unknown, depth = 0): unknown {
 const INSERT = 'insert into audit(at, user, role, action, target, detail, ip, status) values (?, ?, ?, ?, ?, ?, ?, ?)';
 
 export class AuditLog {
-  private readonly store: Store;
+  private readonly store: UserStore;
 
-  constructor(store: Store) {
+  constructor(store: UserStore) {
     this.store = store;
     store.db.exec(SCHEMA);
   }

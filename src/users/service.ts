@@ -6,7 +6,7 @@
 // Session ids and API tokens are stored as SHA-256 hashes: a copy of the database logs nobody in.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
-import type { Store } from '../store/db.ts';
+import type { UserStore } from './store.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { isRole, type Role } from './roles.ts';
 
@@ -122,13 +122,13 @@ export function generatePassword(): string {
 }
 
 export class UserService {
-  private readonly store: Store;
+  private readonly store: UserStore;
   private readonly db: DatabaseSync;
   private readonly policy: UserPolicy;
   /** a verification against a hash of nothing, so an unknown name takes as long as a wrong password */
   private dummyHash: Promise<string> | null = null;
 
-  constructor(store: Store, policy: UserPolicy) {
+  constructor(store: UserStore, policy: UserPolicy) {
     this.store = store;
     this.db = store.db;
     this.policy = policy;

@@ -4,6 +4,7 @@ import { useCallback, useEffect, useState } from 'react';
 import { api, setSession, whenSignedOut, type Session } from './api.ts';
 import { pagesFor, TITLES, type Page } from './roles.ts';
 import { ErrorBoundary } from './ErrorBoundary.tsx';
+import { setHubUrl } from './hub-link.ts';
 import { Login } from './pages/Login.tsx';
 import { Dashboard } from './pages/Dashboard.tsx';
 import { Tracking } from './pages/Tracking.tsx';
@@ -15,6 +16,11 @@ import { Settings } from './pages/Settings.tsx';
 import { Reports } from './pages/Reports.tsx';
 import { Audit } from './pages/Audit.tsx';
 import { MyQuarantine } from './pages/MyQuarantine.tsx';
+import { Cloud } from './pages/Cloud.tsx';
+import { Devices } from './pages/hub/Devices.tsx';
+import { Search } from './pages/hub/Search.tsx';
+import { Actions } from './pages/hub/Actions.tsx';
+import { Tokens } from './pages/hub/Tokens.tsx';
 
 function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
   const [name, arg] = location.hash.replace(/^#\/?/, '').split('?')[0].split('/');
@@ -34,6 +40,12 @@ function AdminApp() {
   const signedIn = useCallback((s: Session | null) => {
     setSession(s);
     setS(s);
+    // on a registered gateway, observables pivot to the hub's search too
+    if (s && s.product === 'gateway' && s.role !== 'helpdesk')
+      api<{ status: string; hubUrl: string | null }>('GET', '/api/v1/cloud').then(
+        (c) => setHubUrl(c.status === 'registered' ? c.hubUrl : null),
+        () => setHubUrl(null),
+      );
   }, []);
 
   useEffect(() => {
@@ -51,7 +63,7 @@ function AdminApp() {
   if (session === undefined) return <p className="loading">Loading…</p>;
   if (session === null) return <Login onSignedIn={signedIn} />;
 
-  const pages = pagesFor(session.role);
+  const pages = pagesFor(session.role, session.product);
   // the page is derived from the hash for this role: a role never renders (and loads) a page it lacks
   const route = pageFromHash(pages);
   const signOut = async () => {
@@ -61,7 +73,7 @@ function AdminApp() {
   return (
     <div className="shell">
       <header>
-        <span className="brand">Breakwater</span>
+        <span className="brand">Breakwater{session.product === 'hub' ? ' hub' : ''}</span>
         <nav aria-label="Pages">
           {pages.map((p) => (
             <a key={p} href={`#/${p}`} aria-current={route.page === p ? 'page' : undefined}>
@@ -77,7 +89,8 @@ function AdminApp() {
         </span>
       </header>
       <main>
-        <h1>{TITLES[route.page]}</h1>
+        {!route.page && <p>The {session.role} role has nothing to see here.</p>}
+        {route.page && <h1>{TITLES[route.page]}</h1>}
         <ErrorBoundary key={hash}>
           {route.page === 'dashboard' && <Dashboard />}
           {route.page === 'tracking' && <Tracking key={hash} mid={route.arg} />}
@@ -88,6 +101,11 @@ function AdminApp() {
           {route.page === 'settings' && <Settings />}
           {route.page === 'users' && <Users self={session.user} />}
           {route.page === 'audit' && <Audit />}
+          {route.page === 'cloud' && <Cloud role={session.role} />}
+          {route.page === 'devices' && <Devices session={session} />}
+          {route.page === 'search' && <Search key={hash} />}
+          {route.page === 'actions' && <Actions />}
+          {route.page === 'tokens' && <Tokens />}
         </ErrorBoundary>
       </main>
     </div>

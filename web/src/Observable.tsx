@@ -1,6 +1,8 @@
-// An observable (address, IP, hash, URL, domain) with a pivot menu: search tracking for it, or copy it.
+// An observable (address, IP, hash, URL, domain) with a pivot menu: search tracking for it, search every
+// gateway on the hub (when this gateway is registered), or copy it.
 // Values are shown as text, never as links to themselves: a URL from a message is not clickable here.
 import { useState } from 'react';
+import { hubSearchUrl } from './hub-link.ts';
 
 const FIELD: Record<string, string> = {
   email: 'sender',
@@ -35,6 +37,17 @@ export function Observable({ type, value }: { type: keyof typeof FIELD; value: s
               onClick={() => setOpen(false)}
             >
               Search as recipient
+            </a>
+          )}
+          {hubSearchUrl(type, value) && (
+            <a
+              role="menuitem"
+              href={hubSearchUrl(type, value)!}
+              target="_blank"
+              rel="noopener noreferrer"
+              onClick={() => setOpen(false)}
+            >
+              Investigate on the hub
             </a>
           )}
           <button

@@ -6,6 +6,8 @@ export interface Session {
   via: string;
   csrfToken: string | null;
   expiresAt: string | null;
+  /** which product answered: the app shows a gateway's pages or the hub's */
+  product: 'gateway' | 'hub';
 }
 
 export class ApiFailure extends Error {

@@ -1,15 +1,48 @@
-// What each role sees in the navigation; the API enforces the same rules on every request
-// (src/users/roles.ts), so hiding a page is a courtesy, not a control.
+// What each role sees in the navigation, on a gateway and on the hub; the API enforces the same rules on
+// every request (src/users/roles.ts, src/api/permissions.ts, src/hub/permissions.ts), so hiding a page is
+// a courtesy, not a control.
 import type { Session } from './api.ts';
 
 export type Page =
-  'dashboard' | 'tracking' | 'quarantines' | 'outbreak' | 'reports' | 'alerts' | 'settings' | 'users' | 'audit';
+  | 'dashboard'
+  | 'tracking'
+  | 'quarantines'
+  | 'outbreak'
+  | 'reports'
+  | 'alerts'
+  | 'cloud'
+  | 'settings'
+  | 'users'
+  | 'audit'
+  // the hub's
+  | 'devices'
+  | 'search'
+  | 'actions'
+  | 'tokens';
 
-const PAGES: Record<Session['role'], Page[]> = {
-  admin: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts', 'settings', 'users', 'audit'],
-  operator: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts'],
-  analyst: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts'],
+const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
+  admin: [
+    'dashboard',
+    'tracking',
+    'quarantines',
+    'outbreak',
+    'reports',
+    'alerts',
+    'cloud',
+    'settings',
+    'users',
+    'audit',
+  ],
+  operator: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts', 'cloud'],
+  analyst: ['dashboard', 'tracking', 'quarantines', 'outbreak', 'reports', 'alerts', 'cloud'],
   helpdesk: ['quarantines'],
+};
+
+const HUB_PAGES: Record<Session['role'], Page[]> = {
+  admin: ['devices', 'search', 'actions', 'tokens', 'users', 'audit'],
+  operator: ['devices', 'search', 'actions'],
+  analyst: ['devices', 'search', 'actions'],
+  helpdesk: [],
 };
 
 export const TITLES: Record<Page, string> = {
@@ -19,13 +52,18 @@ export const TITLES: Record<Page, string> = {
   outbreak: 'Outbreak Filters',
   reports: 'Reports',
   alerts: 'Alerts',
+  cloud: 'Cloud services',
   settings: 'Settings',
   users: 'Users',
   audit: 'Audit log',
+  devices: 'Gateways',
+  search: 'Search every gateway',
+  actions: 'Response actions',
+  tokens: 'Registration tokens',
 };
 
-export function pagesFor(role: Session['role']): Page[] {
-  return PAGES[role];
+export function pagesFor(role: Session['role'], product: Session['product'] = 'gateway'): Page[] {
+  return (product === 'hub' ? HUB_PAGES : GATEWAY_PAGES)[role];
 }
 
 /** May this role release and delete held messages? */

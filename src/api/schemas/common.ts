@@ -84,7 +84,7 @@ export const errorCodes = {
   filter_required: '400: a bulk quarantine action without a filter or `all: true`',
   confirmation_required: '400: a destructive action without `{"confirm": true}`',
   invalid_target: '400: the `to` of a move is not another existing quarantine',
-  invalid_token: '400: a registration token is not 32 hexadecimal characters',
+  invalid_token: '400: a registration token is not 32 hexadecimal characters (or, on the hub, not one it issued)',
   cloud_disabled: '409: cloud services are disabled (`breakwater cloud enable`)',
   cloud_already_registered: '409: already registered: deregister first (also to change region)',
   cloud_in_progress: '409: a registration is already in progress',
@@ -98,6 +98,14 @@ export const errorCodes = {
   expired_link: '400: an end-user link past its lifetime (endUserQuarantine.linkLifetime): ask for a new one',
   login_unavailable: '502: end-user sign-in with a password is not set up, or the IMAP server could not be asked',
   sender_not_found: '404: the sender is not on the allow list',
+  // the hub's (gateways registering and streaming, response actions)
+  device_not_registered: '401: (hub) the device is unknown or was deregistered',
+  device_not_found: '404: (hub) no registered device with that id',
+  action_not_found: '404: (hub) no response action with that id for this gateway',
+  expired_token: '400: (hub) the registration token has expired (they last tokenLifetime, 1 hour)',
+  token_used: '400: (hub) the registration token was already used (one use each)',
+  wrong_region: '400: (hub) the registration token is for another region',
+  region_not_served: '400: (hub) this hub does not serve that region (hub config `regions`)',
   internal_error: '500: unexpected error (details in the mail log)',
 } as const satisfies Record<string, string>;
 
@@ -128,6 +136,8 @@ export interface ResponseSpec {
   okDescription?: string;
   /** no token needed */
   public?: boolean;
+  /** (hub) a registered gateway's call: its device JWT, no roles */
+  device?: boolean;
   /** the route reads a JSON body: 400 invalid_json, 413 and 415 are documented too */
   body?: boolean;
   /** error codes by status, besides 401 and 403 (unless public) and 500 */
@@ -146,7 +156,8 @@ export function responses(s: ResponseSpec) {
   const bad = [...(s[400] ?? []), ...(s.body ? (['invalid_json'] as const) : [])];
   if (bad.length) r[400] = json(errorSchema, codeList(bad));
   if (s[401]) r[401] = json(errorSchema, codeList(s[401]));
-  if (!s.public) {
+  if (s.device) r[401] = json(errorSchema, '`unauthorized`, `device_not_registered`: no valid device JWT');
+  else if (!s.public) {
     r[401] = json(errorSchema, '`unauthorized`: no valid credentials (bearer token or session cookie)');
     r[403] = json(errorSchema, "`forbidden` (the caller's role), `csrf_failed` (a session without its CSRF token)");
   }

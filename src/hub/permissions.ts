@@ -1,0 +1,52 @@
+// Which permission each hub API operation needs (the roles are the gateway's: src/users/roles.ts).
+// Every route must be listed (the hub does not start otherwise); registered gateways' calls carry a
+// device JWT and the XDR relay's a relay JWT, outside the roles. test/hub-users.test.ts walks them all.
+import type { PermissionTable } from '../api/permissions.ts';
+import type { Permission } from '../users/roles.ts';
+
+const routes: Record<string, Permission> = {
+  hubHealth: 'public',
+  getOpenApiDocument: 'public',
+  // gateways and registration tokens
+  listDevices: 'read',
+  removeDevice: 'admin',
+  createRegistrationToken: 'admin',
+  listRegistrationTokens: 'admin',
+  // investigation and response
+  searchMessages: 'read',
+  listDeviceActions: 'read',
+  // sessions, users, audit (the same routes as the gateway's)
+  login: 'public',
+  getSession: 'public',
+  logout: 'self',
+  changeOwnPassword: 'self',
+  listUsers: 'admin',
+  addUser: 'admin',
+  updateUser: 'admin',
+  removeUser: 'admin',
+  createUserToken: 'admin',
+  listUserTokens: 'admin',
+  revokeUserToken: 'admin',
+  searchAudit: 'admin',
+};
+
+export const HUB_PERMISSIONS: PermissionTable = {
+  routes,
+  ownAuth: new Set([
+    // registered gateways (device JWT); registration itself takes a one-time token
+    'registerDevice',
+    'deregisterSelf',
+    'intakeBatch',
+    'intakeTelemetry',
+    'takeDeviceActions',
+    'completeDeviceAction',
+    // the XDR relay module (relay JWT)
+    'relayHealth',
+    'relayObserve',
+    'relayDeliberate',
+    'relayRefer',
+    'relayRespondObservables',
+    'relayRespondTrigger',
+  ]),
+  file: 'src/hub/permissions.ts',
+};

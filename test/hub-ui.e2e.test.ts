@@ -1,0 +1,201 @@
+// The hub's pages in a real browser (issue 13): the same app as a gateway's, served by the hub, showing
+// the hub's pages by role — gateways with their status, registration tokens, cross-gateway search and
+// response actions — with no console error. A real gateway registers and streams a message sent to it
+// over SMTP; the search finds it by sender and pivots on its IP; an analyst sees no tokens or users and
+// gets 403 from the API for them. On the gateway, the Cloud services page shows the registration and
+// observables pivot to the hub's search.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import YAML from 'yaml';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { loadHubConfig } from '../src/hub/config.ts';
+import { runHub, type RunningHub } from '../src/hub/run.ts';
+import { WEB_DIR } from '../src/web/serve.ts';
+import { startTestGateway, testConfig } from './helpers/gateway.ts';
+import { tempDir, waitFor } from './helpers/peers.ts';
+import { sendMessage } from './helpers/rawsmtp.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const skip = existsSync(CHROMIUM) ? false : `Chromium not installed at ${CHROMIUM}`;
+const root = path.resolve(import.meta.dirname, '..');
+const shots = path.join(root, 'test-artifacts', 'web-ui');
+const PASSWORD = 'a long test password';
+
+let hub: RunningHub;
+let gw: Awaited<ReturnType<typeof startTestGateway>>;
+let browser: Browser;
+
+before(async () => {
+  if (skip) return;
+  if (!existsSync(path.join(WEB_DIR, 'index.html'))) {
+    const r = spawnSync(process.execPath, [path.join(root, 'scripts/build-web.ts')], { cwd: root, stdio: 'inherit' });
+    assert.equal(r.status, 0, 'the web UI builds');
+  }
+  mkdirSync(shots, { recursive: true });
+  const dir = tempDir('bw-hub-ui-');
+  const file = path.join(dir, 'hub.yaml');
+  writeFileSync(file, YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 } }));
+  hub = await runHub(loadHubConfig(file));
+  for (const role of ['admin', 'analyst', 'helpdesk']) await hub.users.add(`${role}1`, role, PASSWORD);
+  gw = await startTestGateway(
+    testConfig({
+      routes: { '*': ['file:delivered'] },
+      cloud: { enabled: true, region: 'eu', regions: { eu: hub.url }, stream: { interval: '100ms' } },
+    }),
+  );
+  await gw.gateway.users.add('gwadmin', 'admin', PASSWORD);
+  const token = (await (
+    await fetch(`${hub.url}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${hub.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ region: 'eu' }),
+    })
+  ).json()) as { token: string };
+  const reg = await gw.gateway.cloud.register(token.token);
+  assert.equal(reg.status, 'registered', JSON.stringify(reg));
+  const sent = await sendMessage(
+    gw.port('outgoing'),
+    'mallory@evil.test',
+    ['bob@partner.test'],
+    'From: <mallory@evil.test>\r\nTo: bob@partner.test\r\nSubject: quarterly <b>numbers</b>\r\nMessage-ID: <hubui@evil.test>\r\n\r\nsee attached\r\n',
+  );
+  await waitFor(
+    () =>
+      hub.store.search('email', 'mallory@evil.test', 5).some((m) => m.summary.mid === sent.mid) ? true : undefined,
+    20_000,
+    'the message streamed to the hub',
+  );
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  await gw?.stop();
+  await hub?.stop();
+});
+
+async function openPage(): Promise<{ page: Page; problems: string[] }> {
+  const page = await (await browser.newContext()).newPage();
+  const problems: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+  page.on('dialog', (d) => {
+    problems.push(`dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  return { page, problems };
+}
+
+async function signIn(page: Page, base: string, name: string): Promise<void> {
+  await page.goto(`${base}/`);
+  await page.getByLabel('User name').fill(name);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign out' }).waitFor();
+}
+
+test(
+  'an administrator on the hub: gateways, a registration token, cross-gateway search with pivots',
+  { skip, timeout: 120_000 },
+  async () => {
+    const { page, problems } = await openPage();
+    await signIn(page, hub.url, 'admin1');
+    assert.equal(await page.locator('.brand').innerText(), 'Breakwater hub');
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    assert.deepEqual(await nav.getByRole('link').allTextContents(), [
+      'Gateways',
+      'Search every gateway',
+      'Response actions',
+      'Registration tokens',
+      'Users',
+      'Audit log',
+    ]);
+    // the gateway, online, with its message count
+    const devices = page.getByRole('table', { name: 'devices' });
+    await devices.getByText('online').waitFor();
+    assert.match(await devices.innerText(), /gw\.test/);
+    // a registration token, shown once; the list shows it unused (never the token)
+    await nav.getByRole('link', { name: 'Registration tokens' }).click();
+    await page.getByRole('button', { name: 'Create a registration token' }).click();
+    const shown = await page.getByRole('status').locator('code').first().innerText();
+    assert.match(shown, /^[0-9a-f]{32}$/);
+    await page.getByRole('table', { name: 'tokens' }).getByText('unused').waitFor();
+    assert.doesNotMatch(await page.getByRole('table', { name: 'tokens' }).innerText(), new RegExp(shown));
+    // search every gateway by sender; the subject's markup stays text; pivot on the sending IP
+    await nav.getByRole('link', { name: 'Search every gateway' }).click();
+    await page.getByLabel('Value').fill('mallory@evil.test');
+    await page.getByRole('button', { name: 'Search' }).click();
+    const results = page.getByRole('table', { name: 'messages across gateways' });
+    await results.getByText('quarterly <b>numbers</b>').waitFor();
+    assert.match(await page.getByRole('status').innerText(), /1 message\(s\) .* on 1 gateway\(s\)/);
+    await page.screenshot({ path: path.join(shots, 'hub-search.png'), fullPage: true });
+    await results.getByRole('link', { name: '127.0.0.1' }).click();
+    await page
+      .getByRole('status')
+      .getByText(/IP address “127\.0\.0\.1”/)
+      .waitFor();
+    for (const title of ['Response actions', 'Users', 'Audit log']) {
+      await nav.getByRole('link', { name: title }).click();
+      await page.getByRole('heading', { level: 1, name: title }).waitFor();
+      await page.waitForLoadState('networkidle');
+    }
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  },
+);
+
+test(
+  'an analyst on the hub sees no tokens or users, and the API refuses them; helpdesk sees nothing',
+  { skip },
+  async () => {
+    const { page, problems } = await openPage();
+    await signIn(page, hub.url, 'analyst1');
+    const nav = page.getByRole('navigation', { name: 'Pages' });
+    assert.deepEqual(await nav.getByRole('link').allTextContents(), [
+      'Gateways',
+      'Search every gateway',
+      'Response actions',
+    ]);
+    await page.waitForLoadState('networkidle');
+    assert.deepEqual(problems, []);
+    const refused = await page.evaluate(async () => (await fetch('/api/v1/tokens')).status);
+    assert.equal(refused, 403);
+    await page.context().close();
+    const help = await openPage();
+    await signIn(help.page, hub.url, 'helpdesk1');
+    await help.page.getByText('The helpdesk role has nothing to see here.').waitFor();
+    assert.deepEqual(help.problems, []);
+    await help.page.context().close();
+  },
+);
+
+test("the gateway's Cloud services page shows the registration; observables pivot to the hub", { skip }, async () => {
+  const { page, problems } = await openPage();
+  const base = `http://127.0.0.1:${gw.adminPort}`;
+  await signIn(page, base, 'gwadmin');
+  await page.getByRole('navigation', { name: 'Pages' }).getByRole('link', { name: 'Cloud services' }).click();
+  const table = page.getByRole('table', { name: 'registration' });
+  await table.getByText('registered', { exact: true }).waitFor();
+  assert.match(await table.innerText(), new RegExp(hub.url.replace(/[.:/]/g, '\\$&')));
+  assert.equal(await table.getByRole('link', { name: 'open the hub' }).getAttribute('href'), `${hub.url}/ui/`);
+  await page.getByRole('button', { name: 'Deregister' }).waitFor();
+  // tracking: the sender's pivot menu offers the hub's search
+  await page.goto(`${base}/ui/#/tracking?sender=mallory%40evil.test`);
+  await page.getByRole('button', { name: 'pivot on mallory@evil.test' }).first().click();
+  const link = page.getByRole('menuitem', { name: 'Investigate on the hub' });
+  assert.equal(await link.getAttribute('href'), `${hub.url}/ui/#/search?type=email&value=mallory%40evil.test`);
+  assert.deepEqual(problems, []);
+  await page.context().close();
+});
