@@ -232,6 +232,15 @@ test(
         body: JSON.stringify([{ type: 'sha256', value: s.attachments[0].sha256 }]),
       }).then((x) => x.json() as Promise<any>);
       assert.equal(byHashSightings.data.sightings.count, 5);
+      // refer: a person follows the link to the hub's search across every gateway
+      const refer = await fetch(`${hub.url}/refer/observables`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${xdrToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify([{ type: 'email', value: 'alice3@src.test' }]),
+      }).then((x) => x.json() as Promise<any>);
+      assert.ok(refer.data.length >= 1);
+      for (const link of refer.data)
+        assert.equal(link.url, `${hub.url}/ui/#/search?type=email&value=alice3%40src.test`);
       const noToken = await fetch(`${hub.url}/observe/observables`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

@@ -165,6 +165,9 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       entityLimit: config.relay.entityLimit,
       name: 'Breakwater hub',
       messageUri: (base, s) => `${base}/api/v1/messages?type=cisco_mid&value=${s.mid}`,
+      // the hub's web UI: its search across every gateway
+      referUri: (base, o) =>
+        `${base}/ui/#/search?${new URLSearchParams({ type: o.type === 'ipv6' ? 'ip' : o.type, value: o.value })}`,
     });
     const names = (): Map<string, string> => new Map(store.devices().map((d) => [d.id, `${d.name} (${d.id})`]));
     relay.responder = hubResponder(

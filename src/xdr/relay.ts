@@ -111,6 +111,8 @@ export interface RelayOptions {
   name?: string;
   /** where a sighting's message can be looked at (default: the gateway's tracking record) */
   messageUri?: (base: string, s: MessageSummary) => string;
+  /** where a person looks an observable up (default: the gateway web UI's tracking search) */
+  referUri?: (base: string, o: Observable, q: ObservableQuery) => string;
 }
 
 /** Mailbox remediation of one message, by the responder (RemediationService). */
@@ -135,8 +137,10 @@ export class Relay {
   private readonly source: MessageSource;
   private readonly name: string;
   private readonly messageUri: (base: string, s: MessageSummary) => string;
+  private readonly referUri: (base: string, o: Observable, q: ObservableQuery) => string;
 
   constructor(o: RelayOptions) {
+    this.referUri = o.referUri ?? ((base, _o, q) => trackingPage(base, q));
     this.source = o.source;
     this.entityLimit = o.entityLimit;
     this.name = o.name ?? 'Breakwater';
@@ -253,7 +257,7 @@ export class Relay {
               : `Search Breakwater for this ${o.type}`,
           description: `Messages in Breakwater message tracking with ${o.value} ${q.label}`,
           categories: ['Breakwater', 'Search', 'Email'],
-          url: referUrl(call.base, q),
+          url: this.referUri(call.base, o, q),
         });
     return links;
   }
@@ -293,11 +297,12 @@ export class Relay {
   }
 }
 
-function referUrl(base: string, q: ObservableQuery): string {
-  if (q.query.mid !== undefined) return `${base}/api/v1/tracking/messages/${q.query.mid}`;
+/** The web UI's tracking page for a query (its fields are the tracking API's; the analyst signs in). */
+function trackingPage(base: string, q: ObservableQuery): string {
+  if (q.query.mid !== undefined) return `${base}/ui/#/tracking/${q.query.mid}`;
   const params = new URLSearchParams();
   for (const [k, v] of Object.entries(q.query)) params.set(k, String(v));
-  return `${base}/api/v1/tracking/messages?${params}`;
+  return `${base}/ui/#/tracking?${params}`;
 }
 
 function actionsFor(o: Observable): RespondAction[] {
