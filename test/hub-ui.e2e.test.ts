@@ -6,20 +6,18 @@
 // observables pivot to the hub's search.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import * as helpers from './helpers/browser.ts';
 import { loadHubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run.ts';
-import { WEB_DIR } from '../src/web/serve.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { tempDir, waitFor } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = existsSync(CHROMIUM) ? false : `Chromium not installed at ${CHROMIUM}`;
+const skip = helpers.hasChromium() ? false : `Chromium not installed at ${helpers.CHROMIUM}`;
 const root = path.resolve(import.meta.dirname, '..');
 const shots = path.join(root, 'test-artifacts', 'web-ui');
 const PASSWORD = 'a long test password';
@@ -30,10 +28,7 @@ let browser: Browser;
 
 before(async () => {
   if (skip) return;
-  if (!existsSync(path.join(WEB_DIR, 'index.html'))) {
-    const r = spawnSync(process.execPath, [path.join(root, 'scripts/build-web.ts')], { cwd: root, stdio: 'inherit' });
-    assert.equal(r.status, 0, 'the web UI builds');
-  }
+  helpers.ensureWebBuilt();
   mkdirSync(shots, { recursive: true });
   const dir = tempDir('bw-hub-ui-');
   const file = path.join(dir, 'hub.yaml');
@@ -68,11 +63,7 @@ before(async () => {
     20_000,
     'the message streamed to the hub',
   );
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
-  });
+  browser = await helpers.launchChromium();
 });
 
 after(async () => {
@@ -81,30 +72,8 @@ after(async () => {
   await hub?.stop();
 });
 
-async function openPage(): Promise<{ page: Page; problems: string[] }> {
-  const page = await (await browser.newContext()).newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e}`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
-  });
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  return { page, problems };
-}
-
-async function signIn(page: Page, base: string, name: string): Promise<void> {
-  await page.goto(`${base}/`);
-  await page.getByLabel('User name').fill(name);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-}
+const openPage = () => helpers.openPage(browser);
+const signIn = (page: Page, base: string, name: string) => helpers.signIn(page, base, name, PASSWORD);
 
 test(
   'an administrator on the hub: gateways, a registration token, cross-gateway search with pivots',

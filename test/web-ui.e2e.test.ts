@@ -5,20 +5,19 @@
 // as inert text. A helpdesk user sees quarantines only and gets 403 from the API for the rest.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import * as helpers from './helpers/browser.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 import { writeRuleFeed } from './helpers/rules.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 import { encryptedZip } from './helpers/clamd.ts';
-import { WEB_DIR, UI_CSP } from '../src/web/serve.ts';
+import { UI_CSP } from '../src/web/serve.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM)
-  ? `Chromium not installed at ${CHROMIUM}`
+const skip = !helpers.hasChromium()
+  ? `Chromium not installed at ${helpers.CHROMIUM}`
   : !hasBinary('smtp-sink')
     ? 'smtp-sink missing (run .ci/run)'
     : false;
@@ -38,10 +37,7 @@ let daveMid: number;
 
 before(async () => {
   if (skip) return;
-  if (!existsSync(path.join(WEB_DIR, 'index.html'))) {
-    const r = spawnSync(process.execPath, [path.join(root, 'scripts/build-web.ts')], { cwd: root, stdio: 'inherit' });
-    assert.equal(r.status, 0, 'the web UI builds');
-  }
+  helpers.ensureWebBuilt();
   mkdirSync(shots, { recursive: true });
   sink = await startSmtpSink({ dump: true });
   const feed = writeRuleFeed([
@@ -160,11 +156,7 @@ before(async () => {
   await waitFor(() => gw.gateway.tracker.show(heldMid)?.status === 'quarantined', 15_000, 'the phish is held');
   await waitFor(() => gw.gateway.tracker.show(htmlHeldMid)?.status === 'quarantined', 15_000, 'the HTML phish is held');
   await waitFor(() => gw.gateway.tracker.show(xssMid)?.status === 'delivered', 15_000, 'the markup message');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-sync'],
-  });
+  browser = await helpers.launchChromium();
 });
 
 after(async () => {
@@ -174,31 +166,8 @@ after(async () => {
 });
 
 /** A fresh page that fails the test on any console error, page error or dialog (alert = script ran). */
-async function openPage(): Promise<{ page: Page; problems: string[] }> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e}`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) problems.push(`HTTP ${r.status()} ${r.url()}`);
-  });
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  return { page, problems };
-}
-
-async function signIn(page: Page, name: string): Promise<void> {
-  await page.goto(`${base}/`);
-  await page.getByLabel('User name').fill(name);
-  await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('button', { name: 'Sign out' }).waitFor();
-}
+const openPage = () => helpers.openPage(browser);
+const signIn = (page: Page, name: string) => helpers.signIn(page, base, name, PASSWORD);
 
 const NAV: Record<string, string[]> = {
   admin: [

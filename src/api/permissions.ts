@@ -3,6 +3,22 @@
 // every route with every role). The generated API document shows each operation's roles.
 import type { Permission } from '../users/roles.ts';
 
+/** Sessions, users, API tokens and the audit log: the same routes on a gateway and on the hub. */
+export const USER_ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
+  login: 'public',
+  getSession: 'public', // answers signedIn: false without credentials
+  logout: 'self',
+  changeOwnPassword: 'self',
+  listUsers: 'admin',
+  addUser: 'admin',
+  updateUser: 'admin',
+  removeUser: 'admin',
+  createUserToken: 'admin',
+  listUserTokens: 'admin',
+  revokeUserToken: 'admin',
+  searchAudit: 'admin',
+};
+
 export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   // system
   getHealth: 'public',
@@ -49,19 +65,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   getConfigSchema: 'admin',
   checkConfig: 'admin',
   saveConfig: 'admin',
-  // sessions, users, audit
-  login: 'public',
-  getSession: 'public', // answers signedIn: false without credentials
-  logout: 'self',
-  changeOwnPassword: 'self',
-  listUsers: 'admin',
-  addUser: 'admin',
-  updateUser: 'admin',
-  removeUser: 'admin',
-  createUserToken: 'admin',
-  listUserTokens: 'admin',
-  revokeUserToken: 'admin',
-  searchAudit: 'admin',
+  ...USER_ROUTE_PERMISSIONS,
   // end-user quarantine (recipients use END_USER_OPERATIONS below)
   sendEndUserDigests: 'admin',
 };

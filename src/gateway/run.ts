@@ -6,6 +6,7 @@ import { buildApi } from '../api/server.ts';
 import { ensureAdminToken } from '../api/token.ts';
 import { adminTls } from '../api/admin-tls.ts';
 import { resolveAntivirus } from '../antivirus/auto.ts';
+import { announceFirstAdmin } from '../users/first-admin.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -38,21 +39,13 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
     options.announce(`Admin API token (shown once, stored in ${loaded.dataDir}/admin.token): ${token}`);
   }
   // The first user, at first start: printed once, like the token (`breakwater users passwd admin` changes it).
-  const first = await gateway.users.ensureFirstAdmin();
-  if (first) {
-    options.announce?.(
-      `First web UI user (shown once): ${first.name} / ${first.password} — change it with \`breakwater users passwd ${first.name}\``,
-    );
-    gateway.audit.record({
-      user: 'breakwater',
-      role: 'admin',
-      action: 'addUser',
-      target: `/api/v1/users/${first.name}`,
-      detail: { first: true },
-      ip: 'local',
-      status: 200,
-    });
-  }
+  await announceFirstAdmin(
+    gateway.users,
+    gateway.audit,
+    options.announce,
+    (name, password) =>
+      `First web UI user (shown once): ${name} / ${password} — change it with \`breakwater users passwd ${name}\``,
+  );
   // Tests and the CLI find the admin port here when the config asks for port 0.
   gateway.store.setMeta('admin_port', String(adminPort));
   return {

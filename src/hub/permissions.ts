@@ -1,7 +1,7 @@
 // Which permission each hub API operation needs (the roles are the gateway's: src/users/roles.ts).
 // Every route must be listed (the hub does not start otherwise); registered gateways' calls carry a
 // device JWT and the XDR relay's a relay JWT, outside the roles. test/hub-users.test.ts walks them all.
-import type { PermissionTable } from '../api/permissions.ts';
+import { USER_ROUTE_PERMISSIONS, type PermissionTable } from '../api/permissions.ts';
 import type { Permission } from '../users/roles.ts';
 
 const routes: Record<string, Permission> = {
@@ -16,18 +16,7 @@ const routes: Record<string, Permission> = {
   searchMessages: 'read',
   listDeviceActions: 'read',
   // sessions, users, audit (the same routes as the gateway's)
-  login: 'public',
-  getSession: 'public',
-  logout: 'self',
-  changeOwnPassword: 'self',
-  listUsers: 'admin',
-  addUser: 'admin',
-  updateUser: 'admin',
-  removeUser: 'admin',
-  createUserToken: 'admin',
-  listUserTokens: 'admin',
-  revokeUserToken: 'admin',
-  searchAudit: 'admin',
+  ...USER_ROUTE_PERMISSIONS,
 };
 
 export const HUB_PERMISSIONS: PermissionTable = {

@@ -10,6 +10,7 @@ import { HubStore } from './store.ts';
 import { UserService } from '../users/service.ts';
 import { AuditLog } from '../users/audit.ts';
 import { userPolicy } from '../users/policy.ts';
+import { announceFirstAdmin } from '../users/first-admin.ts';
 
 export interface RunningHub {
   store: HubStore;
@@ -55,21 +56,13 @@ export async function runHub(
   if (created && options.announce)
     options.announce(`Hub admin token (shown once, stored in ${dataDir}/admin.token): ${token}`);
   // The first user of the hub's web UI, at first start: printed once, like the token.
-  const first = await users.ensureFirstAdmin();
-  if (first) {
-    options.announce?.(
-      `First hub web UI user (shown once): ${first.name} / ${first.password} — open ${url}/ui/ (change it with \`breakwater hub users passwd ${first.name}\`)`,
-    );
-    audit.record({
-      user: 'breakwater',
-      role: 'admin',
-      action: 'addUser',
-      target: `/api/v1/users/${first.name}`,
-      detail: { first: true },
-      ip: 'local',
-      status: 200,
-    });
-  }
+  await announceFirstAdmin(
+    users,
+    audit,
+    options.announce,
+    (name, password) =>
+      `First hub web UI user (shown once): ${name} / ${password} — open ${url}/ui/ (change it with \`breakwater hub users passwd ${name}\`)`,
+  );
   return {
     store,
     users,
