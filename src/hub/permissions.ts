@@ -1,7 +1,7 @@
 // Which permission each hub API operation needs (the roles are the gateway's: src/users/roles.ts).
 // Every route must be listed (the hub does not start otherwise); registered gateways' calls carry a
 // device JWT and the XDR relay's a relay JWT, outside the roles. test/hub-users.test.ts walks them all.
-import { USER_ROUTE_PERMISSIONS, type PermissionTable } from '../api/permissions.ts';
+import { OWN_AUTH_OPERATIONS, USER_ROUTE_PERMISSIONS, type PermissionTable } from '../api/permissions.ts';
 import type { Permission } from '../users/roles.ts';
 
 const routes: Record<string, Permission> = {
@@ -30,12 +30,7 @@ export const HUB_PERMISSIONS: PermissionTable = {
     'takeDeviceActions',
     'completeDeviceAction',
     // the XDR relay module (relay JWT)
-    'relayHealth',
-    'relayObserve',
-    'relayDeliberate',
-    'relayRefer',
-    'relayRespondObservables',
-    'relayRespondTrigger',
+    ...OWN_AUTH_OPERATIONS,
   ]),
   file: 'src/hub/permissions.ts',
 };
