@@ -419,3 +419,40 @@ test(
     await page.context().close();
   },
 );
+
+test(
+  'the keyboard alone signs in, reaches a page through the navigation and acts on a held message',
+  { skip },
+  async () => {
+    const { page, problems } = await openPage();
+    await page.goto(`${base}/`);
+    await page.getByLabel('User name').waitFor();
+    // the name field has the focus on arrival; Tab leads to the password; Enter submits
+    await page.keyboard.type('operator1');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+    // Tab until the navigation's Quarantines link has the focus, then Enter
+    let reached = false;
+    for (let i = 0; i < 20 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.textContent === 'Quarantines');
+    }
+    assert.ok(reached, 'the Quarantines link is reachable with Tab');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Quarantines' }).waitFor();
+    // the focused element is visibly marked
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    assert.notEqual(outline, 'none', 'focus is visible');
+    // a quarantine's link, then a message's checkbox, by keyboard
+    await page.getByRole('link', { name: 'outbreak', exact: true }).focus();
+    await page.keyboard.press('Enter');
+    const box = page.getByRole('checkbox', { name: `select ${htmlHeldMid}` });
+    await box.focus();
+    await page.keyboard.press('Space');
+    assert.equal(await box.isChecked(), true, 'Space checks a message');
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  },
+);
