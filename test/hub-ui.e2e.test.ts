@@ -84,6 +84,7 @@ test(
     assert.equal(await page.locator('.brand').innerText(), 'Breakwater hub');
     const nav = page.getByRole('navigation', { name: 'Pages' });
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
+      'Investigate',
       'Gateways',
       'Search every gateway',
       'Response actions',
@@ -92,6 +93,7 @@ test(
       'Audit log',
     ]);
     // the gateway, online, with its message count
+    await nav.getByRole('link', { name: 'Gateways' }).click();
     const devices = page.getByRole('table', { name: 'devices' });
     await devices.getByText('online').waitFor();
     assert.match(await devices.innerText(), /gw\.test/);
@@ -126,6 +128,36 @@ test(
 );
 
 test(
+  'an analyst pastes an alert into Investigate: sightings, a judgement, the graph; a node investigates further',
+  { skip, timeout: 60_000 },
+  async () => {
+    const { page, problems } = await openPage();
+    await signIn(page, hub.url, 'analyst1');
+    await page.getByRole('heading', { level: 1, name: 'Investigate' }).waitFor();
+    await page
+      .getByRole('textbox')
+      .fill('SOC alert: mail from mallory@evil.test (Message-ID <hubui@evil.test>) to bob@partner.test\nmd5: 0123');
+    await page.getByRole('button', { name: 'Investigate' }).click();
+    const table = page.getByRole('table', { name: 'observables' });
+    await table.getByText('mallory@evil.test').waitFor();
+    const row = table.locator('tr', { hasText: 'mallory@evil.test' });
+    assert.match(await row.innerText(), /no threat found\s+1\s+gw\.test \(1\)/);
+    assert.match(await page.getByRole('list', { name: 'not investigated' }).innerText(), /md5: 0123/);
+    // the graph is drawn (cytoscape, loaded for this page only)
+    await page.locator('.graph-canvas[data-ready="true"]').waitFor();
+    assert.ok((await page.locator('.graph-canvas canvas').count()) > 0, 'the graph draws on a canvas');
+    await page.screenshot({ path: path.join(shots, 'hub-investigate.png'), fullPage: true });
+    // a node investigates further (the keyboard way: the node list)
+    await page.getByText(/Every node \(\d+\)/).click();
+    await page.getByRole('button', { name: 'ip:127.0.0.1' }).click();
+    await table.getByText('127.0.0.1').waitFor();
+    assert.match(page.url(), /#\/investigate\?q=ip/);
+    assert.deepEqual(problems, []);
+    await page.context().close();
+  },
+);
+
+test(
   'an analyst on the hub sees no tokens or users, and the API refuses them; helpdesk sees nothing',
   { skip },
   async () => {
@@ -133,6 +165,7 @@ test(
     await signIn(page, hub.url, 'analyst1');
     const nav = page.getByRole('navigation', { name: 'Pages' });
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
+      'Investigate',
       'Gateways',
       'Search every gateway',
       'Response actions',

@@ -437,13 +437,13 @@ test(
     let reached = false;
     for (let i = 0; i < 20 && !reached; i++) {
       await page.keyboard.press('Tab');
-      reached = await page.evaluate(() => document.activeElement?.textContent === 'Quarantines');
+      reached = await page.evaluate("document.activeElement?.textContent === 'Quarantines'");
     }
     assert.ok(reached, 'the Quarantines link is reachable with Tab');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Quarantines' }).waitFor();
     // the focused element is visibly marked
-    const outline = await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle);
+    const outline = await page.evaluate('getComputedStyle(document.activeElement).outlineStyle');
     assert.notEqual(outline, 'none', 'focus is visible');
     // a quarantine's link, then a message's checkbox, by keyboard
     await page.getByRole('link', { name: 'outbreak', exact: true }).focus();

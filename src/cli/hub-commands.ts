@@ -92,4 +92,62 @@ export function registerHubCommands(program: Command): void {
       process.stdout.write(`device ${r.id} removed\n`);
     },
   );
+
+  withConfig(
+    hub
+      .command('investigate <observables...>')
+      .description(
+        'investigate observables across every gateway: `type:value` (email, ip, domain, sha256, url, subject, message-id, mid, file) or text to find them in ("-" reads standard input)',
+      )
+      .option('--per-observable <n>', 'messages read per observable', '200')
+      .option('--json', 'JSON output'),
+  ).action(async (items: string[], opts) => {
+    let text = items.join('\n');
+    if (items.length === 1 && items[0] === '-') {
+      text = '';
+      for await (const chunk of process.stdin) text += chunk;
+    }
+    const r = await hubApi(opts, 'POST', '/api/v1/investigate', {
+      text,
+      perObservable: Number(opts.perObservable),
+    });
+    print(opts.json, r, () =>
+      [
+        r.observables.length
+          ? table([
+              ['TYPE', 'VALUE', 'JUDGEMENT', 'MESSAGES', 'GATEWAYS', 'FIRST SEEN', 'LAST SEEN', 'MAX LEVEL'],
+              ...r.observables.map((o: any) => [
+                o.type,
+                o.value,
+                o.judgement,
+                String(o.sightings.count),
+                o.sightings.gateways.map((g: any) => `${g.name} (${g.count})`).join(', ') || '-',
+                o.sightings.firstSeen ?? '-',
+                o.sightings.lastSeen ?? '-',
+                o.maxThreatLevel === null ? '-' : String(o.maxThreatLevel),
+              ]),
+            ])
+          : 'no observable found',
+        ...r.errors.map((e: any) => `not investigated: ${e.input}: ${e.error}`),
+        r.messages.length
+          ? table([
+              ['GATEWAY', 'MID', 'RECEIVED', 'SENDER', 'SUBJECT', 'STATUS', 'LEVEL'],
+              ...r.messages
+                .slice(0, 50)
+                .map((m: any) => [
+                  m.gateway,
+                  String(m.summary.mid),
+                  m.summary.receivedAt,
+                  m.summary.sender,
+                  m.summary.subject ?? '',
+                  m.summary.status,
+                  m.summary.threatLevel === null ? '-' : String(m.summary.threatLevel),
+                ]),
+            ])
+          : '',
+      ]
+        .filter(Boolean)
+        .join('\n\n'),
+    );
+  });
 }

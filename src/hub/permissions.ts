@@ -14,6 +14,7 @@ const routes: Record<string, Permission> = {
   listRegistrationTokens: 'admin',
   // investigation and response
   searchMessages: 'read',
+  investigateObservables: 'read',
   listDeviceActions: 'read',
   // sessions, users, audit (the same routes as the gateway's)
   ...USER_ROUTE_PERMISSIONS,

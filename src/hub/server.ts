@@ -28,6 +28,7 @@ import { registerRelayRoutes, relayNotFound } from '../api/relay-routes.ts';
 import { Relay } from '../xdr/relay.ts';
 import { DeviceActions } from './actions.ts';
 import { registerActionRoutes } from './action-routes.ts';
+import { registerInvestigateRoutes } from './investigate-routes.ts';
 import { hubResponder } from './responder.ts';
 import {
   deviceSchema,
@@ -157,6 +158,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
   registerActionRoutes(app, { actions, admin, device });
+  registerInvestigateRoutes(app, {
+    store,
+    auth: admin,
+    names: () => new Map(store.devices().map((d) => [d.id, d.name])),
+  });
 
   // The XDR relay module across every gateway's messages (same protocol and shapes as a gateway's).
   if (relayOn) {

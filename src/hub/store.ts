@@ -299,6 +299,23 @@ export class HubStore {
     return rows.map((r) => ({ deviceId: r.device_id, summary: JSON.parse(r.data) as MessageSummary }));
   }
 
+  /** How many messages carry an observable, per gateway, and when it was first and last seen. */
+  sightings(
+    type: ObservableType,
+    value: string,
+  ): { count: number; first: number | null; last: number | null; devices: Array<{ deviceId: string; count: number }> } {
+    const rows = this.stmt(
+      `select device_id, count(*) n, min(at) first, max(at) last from observables
+       where type = ? and value = ? group by device_id order by n desc`,
+    ).all(type, value) as Array<{ device_id: string; n: number; first: number; last: number }>;
+    return {
+      count: rows.reduce((a, r) => a + r.n, 0),
+      first: rows.length ? Math.min(...rows.map((r) => r.first)) : null,
+      last: rows.length ? Math.max(...rows.map((r) => r.last)) : null,
+      devices: rows.map((r) => ({ deviceId: r.device_id, count: r.n })),
+    };
+  }
+
   messageCount(deviceId?: string): number {
     const r = (
       deviceId

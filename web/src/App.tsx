@@ -18,6 +18,7 @@ import { Audit } from './pages/Audit.tsx';
 import { MyQuarantine } from './pages/MyQuarantine.tsx';
 import { Cloud } from './pages/Cloud.tsx';
 import { Devices } from './pages/hub/Devices.tsx';
+import { Investigate } from './pages/hub/Investigate.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
 import { Tokens } from './pages/hub/Tokens.tsx';
@@ -102,6 +103,7 @@ function AdminApp() {
           {route.page === 'users' && <Users self={session.user} />}
           {route.page === 'audit' && <Audit />}
           {route.page === 'cloud' && <Cloud role={session.role} />}
+          {route.page === 'investigate' && <Investigate />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}

@@ -15,6 +15,7 @@ export type Page =
   | 'users'
   | 'audit'
   // the hub's
+  | 'investigate'
   | 'devices'
   | 'search'
   | 'actions'
@@ -39,9 +40,9 @@ const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
 };
 
 const HUB_PAGES: Record<Session['role'], Page[]> = {
-  admin: ['devices', 'search', 'actions', 'tokens', 'users', 'audit'],
-  operator: ['devices', 'search', 'actions'],
-  analyst: ['devices', 'search', 'actions'],
+  admin: ['investigate', 'devices', 'search', 'actions', 'tokens', 'users', 'audit'],
+  operator: ['investigate', 'devices', 'search', 'actions'],
+  analyst: ['investigate', 'devices', 'search', 'actions'],
   helpdesk: [],
 };
 
@@ -56,6 +57,7 @@ export const TITLES: Record<Page, string> = {
   settings: 'Settings',
   users: 'Users',
   audit: 'Audit log',
+  investigate: 'Investigate',
   devices: 'Gateways',
   search: 'Search every gateway',
   actions: 'Response actions',

@@ -1,0 +1,121 @@
+// The hub's investigation route (DESIGN §11.3): pasted text or a list of observables → sightings across
+// every gateway, judgements, messages and the relationship graph (src/hub/investigate.ts). Malformed
+// items are answered one by one in `errors`; the rest are investigated.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { ApiError } from '../api/errors.ts';
+import { investigate } from './investigate.ts';
+import { checkObservable, MAX_OBSERVABLES, parseObservables, type ParsedObservable } from './parse-observables.ts';
+import { hubResponses, summarySchema } from './schemas.ts';
+import type { HubStore } from './store.ts';
+
+type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+const observableFinding = z
+  .object({
+    type: z.string(),
+    value: z.string().describe('as searched (normalised)'),
+    judgement: z
+      .enum(['malicious', 'suspicious', 'no threat found', 'not seen'])
+      .describe(
+        'from the gateways’ verdicts: malicious (level 4–5, or held or dropped), suspicious (level 1–3), no threat found, not seen',
+      ),
+    sightings: z.object({
+      count: z.int().describe('messages that carry it, every gateway together'),
+      firstSeen: z.string().nullable(),
+      lastSeen: z.string().nullable(),
+      gateways: z.array(z.object({ deviceId: z.string(), name: z.string(), count: z.int() })),
+    }),
+    roles: z
+      .object({ sender: z.int(), recipient: z.int(), content: z.int() })
+      .describe('how it appeared in the messages returned'),
+    maxThreatLevel: z.int().nullable(),
+    statuses: z.record(z.string(), z.int()),
+    rules: z.array(z.string()).describe('the rules that matched those messages, most frequent first'),
+  })
+  .meta({ id: 'ObservableFinding' });
+
+export const investigationSchema = z
+  .object({
+    observables: z.array(observableFinding),
+    errors: z
+      .array(z.object({ input: z.string(), error: z.string() }))
+      .describe('items that could not be investigated, each with why; the others were'),
+    messages: z.array(
+      z.object({
+        deviceId: z.string(),
+        gateway: z.string(),
+        summary: summarySchema,
+        matched: z.array(z.string()).describe('the observables (`type:value`) it carries'),
+      }),
+    ),
+    truncated: z.boolean().describe('an observable was in more messages than perObservable (counts stay exact)'),
+    graph: z.object({
+      nodes: z.array(
+        z.object({
+          id: z.string().describe('`type:value`: investigate it next'),
+          type: z.enum(['email', 'ip', 'domain', 'sha256', 'url_domain']),
+          label: z.string(),
+          messages: z.int(),
+          investigated: z.boolean(),
+          maxThreatLevel: z.int(),
+        }),
+      ),
+      edges: z.array(
+        z.object({
+          source: z.string(),
+          target: z.string(),
+          kind: z.enum(['sent to', 'sent from', 'attached', 'linked', 'sender domain']),
+          messages: z.int(),
+        }),
+      ),
+      truncated: z.boolean(),
+    }),
+  })
+  .meta({ id: 'Investigation' });
+
+export function registerInvestigateRoutes(
+  app: FastifyInstance,
+  o: { store: HubStore; auth: Hook; names: () => Map<string, string> },
+): void {
+  app.withTypeProvider<ZodTypeProvider>().post(
+    '/api/v1/investigate',
+    {
+      onRequest: o.auth,
+      schema: {
+        operationId: 'investigateObservables',
+        tags: ['Search'],
+        summary: 'Investigate observables across every gateway: sightings, judgements, messages, relationship graph',
+        description: `Give pasted text (addresses, IPs, domains, URLs, SHA-256 hashes, Message-IDs, "MID 123", "Subject: …" lines and \`type: value\` lines are found in it) and/or a list of observables; at most ${MAX_OBSERVABLES}.`,
+        body: z
+          .object({
+            text: z.string().max(200_000).optional(),
+            observables: z
+              .array(z.object({ type: z.string().max(40), value: z.string().max(4096) }).strict())
+              .max(MAX_OBSERVABLES)
+              .optional(),
+            perObservable: z.int().min(1).max(1000).default(200).describe('messages read per observable, newest first'),
+          })
+          .strict(),
+        response: hubResponses({ ok: investigationSchema, body: true, 400: ['invalid_parameter', 'invalid_body'] }),
+      },
+    },
+    async (req) => {
+      const { text, observables = [], perObservable } = req.body;
+      if (!text?.trim() && !observables.length)
+        throw new ApiError(400, 'invalid_parameter', 'give text or observables to investigate');
+      const parsed = text ? parseObservables(text) : { observables: [], errors: [] };
+      const seen = new Set(parsed.observables.map((x) => `${x.type}:${x.value}`));
+      for (const item of observables) {
+        const c = checkObservable(item.type, item.value);
+        if ('error' in c) parsed.errors.push({ input: `${item.type}: ${item.value}`.slice(0, 200), error: c.error });
+        else if (!seen.has(`${c.type}:${c.value}`)) {
+          seen.add(`${c.type}:${c.value}`);
+          parsed.observables.push(c as ParsedObservable);
+        }
+      }
+      return investigate(o.store, parsed, { perObservable, maxNodes: 150, names: o.names() });
+    },
+  );
+}
