@@ -16,6 +16,8 @@ import { summarize, type MessageSummary } from '../src/xdr/summary.ts';
 import { signDeviceToken, HUB_AUDIENCE } from '../src/xdr/device-jwt.ts';
 import { HubStore } from '../src/hub/store.ts';
 import type { ObservableType } from '../src/hub/observables.ts';
+import { investigate } from '../src/hub/investigate.ts';
+import type { ParsedObservable } from '../src/hub/parse-observables.ts';
 import { tempDir } from '../test/helpers/peers.ts';
 import { spawnHub } from '../test/helpers/hub.ts';
 import { testConfig } from '../test/helpers/gateway.ts';
@@ -28,6 +30,10 @@ export interface HubBenchResult {
     queries: Array<{ type: string; p50: number; p99: number; rows: number }>;
     pkLookup: { p50: number; p99: number };
   };
+  investigation: Record<
+    'typical' | 'withHot',
+    { p50: number; p99: number; refP50: number; refP99: number; nodes: number }
+  >;
 }
 
 function rng(seed: number): () => number {
@@ -195,7 +201,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
         urls: [`https://site${mid % 30_000}.example.com/p`],
       });
     }
-    hs.intake(`dev${start % 4}`, `b${start}`, batch);
+    hs.intake(`dev${start % 5}`, `b${start}`, batch);
   }
   const loadSeconds = (performance.now() - l0) / 1000;
   const probes: Array<[ObservableType, () => string, string?]> = [
@@ -242,9 +248,33 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
   const pkTimes: number[] = [];
   for (let i = 0; i < 200; i++) {
     const t = performance.now();
-    pk.get(`dev${i % 4}`, Math.floor(rr() * opts.stored) + 1);
+    pk.get(`dev${i % 5}`, Math.floor(rr() * opts.stored) + 1);
     pkTimes.push(performance.now() - t);
   }
+  // An investigation of 10 observables (the first probe of each kind, then one more address), every part
+  // of it: counts per gateway, the newest 200 messages of each, judgements, the relationship graph.
+  const names = new Map([0, 1, 2, 3, 4].map((i) => [`dev${i}`, `gateway ${i}`]));
+  const tenObservables = (hot: boolean): ParsedObservable[] => [
+    ...probes.filter((_, i) => i !== 3).map(([type, value]) => ({ type, value: value() })),
+    hot ? { type: 'domain' as const, value: 'example.com' } : { type: 'email' as const, value: 'nobody@nowhere.test' },
+  ];
+  const investigations = (hot: boolean) => {
+    const times: number[] = [];
+    const refs: number[] = [];
+    let nodes = 0;
+    for (let i = 0; i < 30; i++) {
+      const list = tenObservables(hot);
+      let t = performance.now();
+      const r = investigate(hs, { observables: list, errors: [] }, { perObservable: 200, maxNodes: 150, names });
+      times.push(performance.now() - t);
+      nodes = r.graph.nodes.length;
+      t = performance.now();
+      for (const o of list) hs.search(o.type, o.value, 200);
+      refs.push(performance.now() - t);
+    }
+    return { p50: pct(times, 0.5), p99: pct(times, 0.99), refP50: pct(refs, 0.5), refP99: pct(refs, 0.99), nodes };
+  };
+  const investigation = { typical: investigations(false), withHot: investigations(true) };
   hs.close();
   return {
     stream: {
@@ -259,6 +289,7 @@ export async function runHubBench(opts: { streamMessages: number; stored: number
       queries,
       pkLookup: { p50: pct(pkTimes, 0.5), p99: pct(pkTimes, 0.99) },
     },
+    investigation,
   };
 }
 
@@ -284,5 +315,18 @@ export function printHubBench(r: HubBenchResult): void {
   console.log(
     `| reference: primary-key lookup of one message | ${r.search.pkLookup.p50.toFixed(3)} | ${r.search.pkLookup.p99.toFixed(3)} | 1 |`,
   );
+  console.log('');
+  console.log(
+    `Hub investigation of 10 observables over the same ${r.search.stored.toLocaleString('en')} messages from 5 gateways (30 runs; counts per gateway, newest 200 messages each, judgements, graph), next to the 10 bare index lookups`,
+  );
+  console.log('| investigation | p50 ms | p99 ms | reference: 10 lookups p50 / p99 ms | graph nodes |');
+  console.log('|---|---|---|---|---|');
+  for (const [label, x] of [
+    ['10 observables (one never seen)', r.investigation.typical],
+    ['10 observables, one of them in every message (example.com)', r.investigation.withHot],
+  ] as const)
+    console.log(
+      `| ${label} | ${x.p50.toFixed(1)} | ${x.p99.toFixed(1)}${x.p99 >= 1000 ? ' **OVER 1 s**' : ''} | ${x.refP50.toFixed(1)} / ${x.refP99.toFixed(1)} | ${x.nodes} |`,
+    );
   console.log('');
 }
