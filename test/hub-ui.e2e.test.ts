@@ -87,6 +87,7 @@ test(
       'Investigate',
       'Gateways',
       'Search every gateway',
+      'Block list',
       'Response actions',
       'Registration tokens',
       'Users',
@@ -117,6 +118,17 @@ test(
       .getByRole('status')
       .getByText(/IP address “127\.0\.0\.1”/)
       .waitFor();
+    // block a sender on every gateway from the page (this hub needs no second approval)
+    await nav.getByRole('link', { name: 'Block list' }).click();
+    await page.getByLabel('Address or domain').fill('mallory@evil.test');
+    await page.getByLabel('Reason').fill('seen in the investigation');
+    await page.getByRole('button', { name: 'Block', exact: true }).click();
+    await page.getByRole('status').getByText('block: mallory@evil.test is active').waitFor();
+    await page.getByRole('table', { name: 'block list' }).getByText('seen in the investigation').waitFor();
+    await gw.gateway.hubBlockList.fetch();
+    assert.ok(gw.gateway.hubBlockList.blocked('mallory@evil.test', 'incoming'), 'the gateway applies it');
+    await page.getByRole('button', { name: 'Unblock' }).click();
+    await page.getByRole('status').getByText('unblock: mallory@evil.test is removed').waitFor();
     for (const title of ['Response actions', 'Users', 'Audit log']) {
       await nav.getByRole('link', { name: title }).click();
       await page.getByRole('heading', { level: 1, name: title }).waitFor();
@@ -168,6 +180,7 @@ test(
       'Investigate',
       'Gateways',
       'Search every gateway',
+      'Block list',
       'Response actions',
     ]);
     await page.waitForLoadState('networkidle');

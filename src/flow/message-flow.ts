@@ -51,6 +51,11 @@ export interface MessageFlowDeps {
   observePipelineSeconds: (s: number) => void;
   /** every recipient of the copy allow-listed its sender (end-user quarantine) */
   allowListed?: (sender: string, recipients: readonly string[]) => boolean;
+  /** the header From is blocked for this direction (the hub's block list) */
+  blockedFrom?: (
+    headerFrom: string | null,
+    direction: 'incoming' | 'outgoing',
+  ) => { id: string; reason: string } | null;
 }
 
 /** A held message put back on its way: where its bytes are and how it left its quarantine. */
@@ -324,6 +329,7 @@ export class MessageFlow {
       else if (ctx.antivirus) this.deps.antivirus.answered();
       const verdict = decide(this.deps.config, result, ctx, {
         allowListed: ctx.direction === 'incoming' && !!this.deps.allowListed?.(ctx.env.sender, ctx.recipients),
+        blocked: this.deps.blockedFrom?.(ctx.parsed?.from ?? null, ctx.direction) ?? null,
       });
       this.announceScan(copy, ctx, result, verdict);
       await this.applyVerdict(copy, verdict, ctx.outbreak, ctx.parsed?.subject ?? null);

@@ -1,6 +1,8 @@
 // The gateway is wiring only: it builds each service from the config, connects them through the event
 // bus and a few explicit callbacks, starts and stops them, and hands them to the admin API. What each
 // service does lives in its own subsystem (docs/ARCHITECTURE.md has the map).
+import { HubBlockListSync } from '../xdr/hub-blocklist.ts';
+import { fromAddressOf } from '../xdr/observables.ts';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -98,6 +100,8 @@ export class Gateway {
   readonly cloud: CloudService;
   readonly hubStream: HubStream;
   readonly hubActions: HubActions;
+  /** the hub's block list, applied at MAIL FROM and to the header From */
+  readonly hubBlockList: HubBlockListSync;
   /** users of the admin API and web UI, their sessions and API tokens (DESIGN §9) */
   readonly users: UserService;
   readonly audit: AuditLog;
@@ -272,6 +276,10 @@ export class Gateway {
       storageFailure: (what, err) => this.storage.reportFailure(what, err),
       observePipelineSeconds: (s) => this.metrics.pipelineSeconds.observe(s),
       allowListed: (sender, recipients) => this.endUsers.allowListed(sender, recipients),
+      blockedFrom: (from, direction) => {
+        const address = fromAddressOf(from);
+        return address ? this.hubBlockList.blocked(address, direction) : null;
+      },
     });
 
     const index = new QuarantineIndex(store);
@@ -335,9 +343,11 @@ export class Gateway {
       raiseAlert,
       log,
     });
+    this.hubBlockList = new HubBlockListSync({ cloud: this.cloud, store, log });
     this.cloud.onChange = () => {
       this.hubStream.poke();
       this.hubActions.poke();
+      void this.hubBlockList.fetch();
     };
     this.telemetry = new Telemetry(config, this.cloud, () => !!clamd);
     this.remediation = new RemediationService({
@@ -387,6 +397,7 @@ export class Gateway {
         tls: tls.get(l.name) ?? null,
         resolver: this.options.resolver,
         storage: this.storage,
+        blockedSender: (address, direction) => this.hubBlockList.blocked(address, direction),
         smtp: {
           allowNul: config.smtp.allowNul,
           dataTimeoutMs: parseDuration(config.smtp.dataTimeout),
@@ -403,6 +414,7 @@ export class Gateway {
     this.rules.start();
     this.hubStream.start();
     this.hubActions.start();
+    this.hubBlockList.start();
     this.digests.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
@@ -440,6 +452,7 @@ export class Gateway {
     this.digests.stop();
     await this.hubStream.stop();
     await this.hubActions.stop();
+    this.hubBlockList.stop();
     this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
@@ -474,6 +487,7 @@ export class Gateway {
         enabled: this.cloud.enabled,
         stream: this.hubStream.health(),
         actions: this.hubActions.health(),
+        blockList: this.hubBlockList.health(),
       },
       nextMid: this.mids.peek(),
       dataDir: this.dataDir,

@@ -52,6 +52,18 @@ export const hubConfigSchema = z
       .strict()
       .default({ timeout: '30s' })
       .describe('Response actions the hub sends to gateways (mailbox remediation)'),
+    approvals: z
+      .object({
+        block: z
+          .boolean()
+          .default(false)
+          .describe(
+            'A block list entry waits for a second user’s approval (never the requester’s) before gateways apply it',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('Response actions that need a second user’s approval'),
     sessions: userSessionsSchema.describe("Browser sessions of the hub's web UI"),
     login: userLoginSchema,
     relay: xdrRelaySchema.describe(

@@ -16,6 +16,11 @@ const routes: Record<string, Permission> = {
   searchMessages: 'read',
   investigateObservables: 'read',
   listDeviceActions: 'read',
+  listBlockEntries: 'read',
+  requestBlockEntry: 'operate',
+  approveBlockEntry: 'operate',
+  refuseBlockEntry: 'operate',
+  removeBlockEntry: 'operate',
   // sessions, users, audit (the same routes as the gateway's)
   ...USER_ROUTE_PERMISSIONS,
 };
@@ -30,6 +35,7 @@ export const HUB_PERMISSIONS: PermissionTable = {
     'intakeTelemetry',
     'takeDeviceActions',
     'completeDeviceAction',
+    'fetchDeviceBlockList',
     // the XDR relay module (relay JWT)
     ...OWN_AUTH_OPERATIONS,
   ]),

@@ -2,11 +2,13 @@
 // action goes to every gateway that holds it (hub/actions.ts: the gateway takes it on its next poll and
 // remediates through its own mailbox profiles). The answer waits for the gateways' results, up to
 // `relay.actionTimeout`; an action a gateway has not answered by then keeps running there, and the
-// answer says so (the action list on the hub shows how it ended).
+// answer says so (the action list on the hub shows how it ended). Block actions become entries of the
+// hub's block list (hub/blocklist.ts), pending approval when the hub requires it.
 import type { RelayResponder } from '../xdr/relay.ts';
 import type { DeviceActions, DeviceAction } from './actions.ts';
 import type { HubStore } from './store.ts';
 import { normalizeObservable } from './observables.ts';
+import type { HubBlockList } from './blocklist.ts';
 
 const ACTIONS: readonly string[] = ['delete', 'forward', 'forward-and-delete'];
 /** gateways one action may go to at most (a Message-ID shared by more is not one message) */
@@ -17,11 +19,35 @@ export function hubResponder(
   actions: DeviceActions,
   timeoutMs: number,
   deviceName: (id: string) => string,
+  blockList: HubBlockList,
 ): RelayResponder {
   return {
     async trigger(actionId, observable, by) {
+      // block-sender / block-domain: an entry of the hub's block list, on every gateway (incoming mail)
+      if (actionId === 'block-sender' || actionId === 'block-domain')
+        try {
+          const e = blockList.request(
+            {
+              kind: actionId === 'block-sender' ? 'sender' : 'domain',
+              value: observable.value,
+              direction: 'incoming',
+              reason: `requested through the XDR relay by ${by}`,
+              expiresAt: null,
+            },
+            `xdr:${by}`,
+          );
+          return {
+            ok: true,
+            detail:
+              e.status === 'pending'
+                ? `block list entry ${e.id} waits for a hub user's approval`
+                : `blocked on every gateway (block list entry ${e.id})`,
+          };
+        } catch (err) {
+          return { ok: false, detail: (err as Error).message };
+        }
       if (!ACTIONS.includes(actionId))
-        return { ok: false, detail: `action ${actionId} is not carried out through the hub (no block lists yet)` };
+        return { ok: false, detail: `action ${actionId} is not carried out through the hub` };
       if (observable.type !== 'cisco_mid' && observable.type !== 'email_messageid')
         return { ok: false, detail: `${actionId} needs a cisco_mid or email_messageid observable` };
       const value = normalizeObservable(observable.type, observable.value);

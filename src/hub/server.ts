@@ -29,6 +29,8 @@ import { Relay } from '../xdr/relay.ts';
 import { DeviceActions } from './actions.ts';
 import { registerActionRoutes } from './action-routes.ts';
 import { registerInvestigateRoutes } from './investigate-routes.ts';
+import { registerBlockRoutes } from './block-routes.ts';
+import { HubBlockList } from './blocklist.ts';
 import { hubResponder } from './responder.ts';
 import {
   deviceSchema,
@@ -158,6 +160,14 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
   registerActionRoutes(app, { actions, admin, device });
+  // The block list: senders and domains blocked on every gateway (hub/blocklist.ts).
+  const blockList = new HubBlockList(store, { requireApproval: () => config.approvals.block });
+  registerBlockRoutes(app, {
+    list: blockList,
+    auth: admin,
+    device,
+    who: (req) => req.principal?.user ?? 'unknown',
+  });
   registerInvestigateRoutes(app, {
     store,
     auth: admin,
@@ -181,6 +191,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       actions,
       parseDuration(config.actions.timeout),
       (id) => names().get(id) ?? id,
+      blockList,
     );
     await registerRelayRoutes(app, ctx.log, relay, config.relay);
   }

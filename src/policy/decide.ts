@@ -11,6 +11,8 @@ import { decideUnscannable, effectiveUnscannableSettings, type UnscannableAction
 export interface DecideOptions {
   /** every recipient allow-listed the sender (end-user quarantine): quarantines open to end users are skipped */
   allowListed?: boolean;
+  /** the header From is on the hub's block list for this direction (xdr/hub-blocklist.ts) */
+  blocked?: { id: string; reason: string } | null;
 }
 
 export function decide(config: Config, result: PipelineResult, ctx: StageContext, o: DecideOptions = {}): Verdict {
@@ -29,6 +31,9 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
       retryAfterMs: 300_000,
     };
   }
+  // The security team blocked this sender on every gateway: dropped, and tracking says by which entry.
+  if (o.blocked)
+    return { kind: 'drop', reason: `header From on the hub's block list (entry ${o.blocked.id}: ${o.blocked.reason})` };
   // Anti-virus first (Cisco's order): a virus verdict outranks Outbreak Filters.
   const released = new Set(ctx.releasedFrom);
   const avSettings = ctx.antivirus ? effectiveAntivirusSettings(config, ctx.direction, ctx.policy) : null;

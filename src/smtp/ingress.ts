@@ -34,6 +34,8 @@ export interface IngressDeps {
   storage?: { readonly accepting: boolean; reportFailure(where: string, err: unknown): boolean };
   /** the config's smtp section; defaults when unset */
   smtp?: Partial<SmtpLimits>;
+  /** a blocked envelope sender (the hub's block list, xdr/hub-blocklist.ts): refused at MAIL FROM */
+  blockedSender?: (address: string, direction: 'incoming' | 'outgoing') => { id: string; reason: string } | null;
 }
 
 export interface SmtpLimits {
@@ -284,6 +286,13 @@ export class Ingress {
       return cb(new SmtpReplyError(Replies.utf8SenderNeedsSmtputf8));
     if (address.address && !/^[^\s@<>]+@[^\s@<>]+$/.test(address.address))
       return cb(new SmtpReplyError(Replies.badSender));
+    const blocked = address.address ? this.deps.blockedSender?.(address.address, this.listener.direction) : null;
+    if (blocked) {
+      this.deps.log(
+        `ICID ${st.icid} MAIL FROM <${address.address}> refused: on the hub's block list (entry ${blocked.id}: ${blocked.reason})`,
+      );
+      return cb(new SmtpReplyError(Replies.senderBlocked));
+    }
     cb();
   }
 

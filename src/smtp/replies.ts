@@ -60,6 +60,7 @@ export const Replies = {
     enhanced: '4.3.1',
   },
   badSender: { code: 553, text: 'Sender address rejected: invalid address' },
+  senderBlocked: { code: 550, text: 'Sender blocked by the security team', enhanced: '5.7.1' },
   badRecipient: { code: 553, text: 'Recipient address rejected: invalid address' },
 } as const satisfies Record<string, SmtpReply>;
 

@@ -21,6 +21,7 @@ import { Devices } from './pages/hub/Devices.tsx';
 import { Investigate } from './pages/hub/Investigate.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
+import { BlockList } from './pages/hub/BlockList.tsx';
 import { Tokens } from './pages/hub/Tokens.tsx';
 
 function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
@@ -107,6 +108,7 @@ function AdminApp() {
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}
+          {route.page === 'blocklist' && <BlockList session={session} />}
           {route.page === 'tokens' && <Tokens />}
         </ErrorBoundary>
       </main>

@@ -19,6 +19,7 @@ export type Page =
   | 'devices'
   | 'search'
   | 'actions'
+  | 'blocklist'
   | 'tokens';
 
 const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
@@ -40,9 +41,9 @@ const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
 };
 
 const HUB_PAGES: Record<Session['role'], Page[]> = {
-  admin: ['investigate', 'devices', 'search', 'actions', 'tokens', 'users', 'audit'],
-  operator: ['investigate', 'devices', 'search', 'actions'],
-  analyst: ['investigate', 'devices', 'search', 'actions'],
+  admin: ['investigate', 'devices', 'search', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
+  operator: ['investigate', 'devices', 'search', 'blocklist', 'actions'],
+  analyst: ['investigate', 'devices', 'search', 'blocklist', 'actions'],
   helpdesk: [],
 };
 
@@ -61,6 +62,7 @@ export const TITLES: Record<Page, string> = {
   devices: 'Gateways',
   search: 'Search every gateway',
   actions: 'Response actions',
+  blocklist: 'Block list',
   tokens: 'Registration tokens',
 };
 

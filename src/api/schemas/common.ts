@@ -99,6 +99,9 @@ export const errorCodes = {
   login_unavailable: '502: end-user sign-in with a password is not set up, or the IMAP server could not be asked',
   sender_not_found: '404: the sender is not on the allow list',
   // the hub's (gateways registering and streaming, response actions)
+  block_not_found: '404: (hub) no block list entry with that id',
+  not_pending: '409: (hub) the request was already approved, refused or removed',
+  approval_by_requester: '403: (hub) a request is approved by a second user, never by its requester',
   device_not_registered: '401: (hub) the device is unknown or was deregistered',
   device_not_found: '404: (hub) no registered device with that id',
   action_not_found: '404: (hub) no response action with that id for this gateway',
@@ -144,6 +147,8 @@ export interface ResponseSpec {
   400?: ErrorCode[];
   /** a public route's own 401 codes */
   401?: ErrorCode[];
+  /** a route's own 403 codes, besides forbidden and csrf_failed */
+  403?: ErrorCode[];
   404?: ErrorCode[];
   409?: ErrorCode[];
   429?: ErrorCode[];
@@ -159,7 +164,11 @@ export function responses(s: ResponseSpec) {
   if (s.device) r[401] = json(errorSchema, '`unauthorized`, `device_not_registered`: no valid device JWT');
   else if (!s.public) {
     r[401] = json(errorSchema, '`unauthorized`: no valid credentials (bearer token or session cookie)');
-    r[403] = json(errorSchema, "`forbidden` (the caller's role), `csrf_failed` (a session without its CSRF token)");
+    r[403] = json(
+      errorSchema,
+      "`forbidden` (the caller's role), `csrf_failed` (a session without its CSRF token)" +
+        (s[403] ? `, ${codeList(s[403])}` : ''),
+    );
   }
   if (s[404]) r[404] = json(errorSchema, codeList(s[404]));
   if (s[409]) r[409] = json(errorSchema, codeList(s[409]));

@@ -96,6 +96,14 @@ export const gatewayStatus = z.object({
         failed: count.describe('actions from the hub that failed (the hub has the reasons)'),
         lastError: z.string().nullable(),
       }),
+      blockList: z
+        .object({
+          version: count.describe('the hub block list version applied'),
+          entries: count.describe('senders and domains blocked (refused at MAIL FROM, header From dropped)'),
+          lastFetch: z.string().nullable(),
+          lastError: z.string().nullable(),
+        })
+        .describe("the hub's block list on this gateway"),
     })
     .describe('cloud services: the hub registration, the stream to it and the actions it sends'),
   nextMid: mid,
