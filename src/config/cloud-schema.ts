@@ -27,6 +27,12 @@ export const cloudSchema = z
       .describe(
         "Carry out the response actions the hub sends (delete / forward delivered mail through this gateway's remediation profiles)",
       ),
+    rules: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Take the outbreak rules the hub publishes (pushed at once over the device channel) when outbreakFilters.ruleFeed names no feed of its own',
+      ),
     telemetry: z.boolean().default(false).describe('Send usage telemetry to the hub (opt-in; never message content)'),
     telemetryInterval: duration.default('1d').describe('How often telemetry is sent (and on demand)'),
     model: z.string().min(1).max(100).default('Breakwater').describe('Model name the hub shows'),

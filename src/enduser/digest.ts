@@ -129,8 +129,12 @@ export class EndUserDigests {
     const c = this.deps.config.endUserQuarantine;
     if (!c.enabled || !c.digest.enabled) return;
     const every = parseDuration(c.digest.every);
-    const last = Number(this.deps.meta.get('enduser_digest_at') ?? 0);
-    // a restart does not send again early, and a gateway down at the due time sends soon after start
+    const saved = this.deps.meta.get('enduser_digest_at');
+    // The first digest goes out one interval after the feature is first started (a schedule, not a
+    // burst at every first start); a restart does not send again early, and a gateway down at the due
+    // time sends soon after it starts.
+    if (!saved) this.deps.meta.set('enduser_digest_at', String(Date.now()));
+    const last = Number(saved ?? Date.now());
     this.schedule(Math.max(5_000, last + every - Date.now()));
   }
 

@@ -2,6 +2,7 @@
 // bus and a few explicit callbacks, starts and stops them, and hands them to the admin API. What each
 // service does lives in its own subsystem (docs/ARCHITECTURE.md has the map).
 import { HubBlockListSync } from '../xdr/hub-blocklist.ts';
+import { HubRulesSync } from '../xdr/hub-rules.ts';
 import { fromAddressOf } from '../xdr/observables.ts';
 import path from 'node:path';
 import type { LoadedConfig } from '../config/load.ts';
@@ -102,6 +103,8 @@ export class Gateway {
   readonly hubActions: HubActions;
   /** the hub's block list, applied at MAIL FROM and to the header From */
   readonly hubBlockList: HubBlockListSync;
+  /** outbreak rules published by the hub, pushed over the device channel */
+  readonly hubRules: HubRulesSync;
   /** users of the admin API and web UI, their sessions and API tokens (DESIGN §9) */
   readonly users: UserService;
   readonly audit: AuditLog;
@@ -207,6 +210,11 @@ export class Gateway {
           data: { code: e.code },
         }),
       log: (l) => log.info(l),
+      // rules the hub publishes, when no feed of its own is configured (xdr/hub-rules.ts)
+      hubSource: () => {
+        const key = this.cloud.rulesPublicKey();
+        return key && this.hubRules.applies ? { publicKey: key, fetch: () => this.hubRules.fetchBundle() } : null;
+      },
     });
 
     const av = config.antivirus;
@@ -344,9 +352,17 @@ export class Gateway {
       log,
     });
     this.hubBlockList = new HubBlockListSync({ cloud: this.cloud, store, log });
+    this.hubRules = new HubRulesSync({
+      config,
+      cloud: this.cloud,
+      installed: () => this.outbreak.bundle?.version ?? 0,
+      update: () => this.rules.update(),
+      log,
+    });
     this.cloud.onChange = () => {
       this.hubStream.poke();
       this.hubActions.poke();
+      this.hubRules.poke();
       void this.hubBlockList.fetch();
     };
     this.telemetry = new Telemetry(config, this.cloud, () => !!clamd);
@@ -415,6 +431,7 @@ export class Gateway {
     this.hubStream.start();
     this.hubActions.start();
     this.hubBlockList.start();
+    this.hubRules.start();
     this.digests.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
@@ -453,6 +470,7 @@ export class Gateway {
     await this.hubStream.stop();
     await this.hubActions.stop();
     this.hubBlockList.stop();
+    await this.hubRules.stop();
     this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
@@ -488,6 +506,7 @@ export class Gateway {
         stream: this.hubStream.health(),
         actions: this.hubActions.health(),
         blockList: this.hubBlockList.health(),
+        rules: this.hubRules.health(),
       },
       nextMid: this.mids.peek(),
       dataDir: this.dataDir,

@@ -16,6 +16,12 @@ const routes: Record<string, Permission> = {
   searchMessages: 'read',
   investigateObservables: 'read',
   listDeviceActions: 'read',
+  // outbreak rules: analysts read and draft; publishing, editing and retiring change mail flow
+  listHubRules: 'read',
+  draftHubRule: 'read',
+  editHubRule: 'operate',
+  publishHubRules: 'operate',
+  retireHubRule: 'operate',
   listBlockEntries: 'read',
   requestBlockEntry: 'operate',
   approveBlockEntry: 'operate',
@@ -36,6 +42,8 @@ export const HUB_PERMISSIONS: PermissionTable = {
     'takeDeviceActions',
     'completeDeviceAction',
     'fetchDeviceBlockList',
+    'pollDeviceRules',
+    'fetchDeviceRuleBundle',
     // the XDR relay module (relay JWT)
     ...OWN_AUTH_OPERATIONS,
   ]),

@@ -7,6 +7,7 @@ import { escapeControls } from '../tracking/escape.ts';
 import type { LoadedHubConfig } from './config.ts';
 import { buildHubApi } from './server.ts';
 import { HubStore } from './store.ts';
+import { HubRules } from './rules.ts';
 import { UserService } from '../users/service.ts';
 import { AuditLog } from '../users/audit.ts';
 import { userPolicy } from '../users/policy.ts';
@@ -14,6 +15,7 @@ import { announceFirstAdmin } from '../users/first-admin.ts';
 
 export interface RunningHub {
   store: HubStore;
+  rules: HubRules;
   users: UserService;
   api: FastifyInstance;
   port: number;
@@ -45,7 +47,17 @@ export async function runHub(
   };
   const users = new UserService(store, userPolicy(config));
   const audit = new AuditLog(store);
-  const api = await buildHubApi({ config, store, users, audit, adminToken: token, startedAt: Date.now(), log });
+  const rules = new HubRules(store, dataDir);
+  const api = await buildHubApi({
+    config,
+    store,
+    rules,
+    users,
+    audit,
+    adminToken: token,
+    startedAt: Date.now(),
+    log,
+  });
   await api.listen({ host: config.listen.host, port: config.listen.port });
   const addr = api.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
@@ -65,6 +77,7 @@ export async function runHub(
   );
   return {
     store,
+    rules,
     users,
     api,
     port,

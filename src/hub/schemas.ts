@@ -31,6 +31,9 @@ export const registrationAnswer = z.object({
   deviceId: z.string(),
   secret: z.string().describe('the device secret: signs the JWT of every later call; shown this once'),
   region: z.string(),
+  rulesPublicKey: z
+    .string()
+    .describe('the Ed25519 key (base64) the hub signs its outbreak rule bundles with: the gateway pins it'),
 });
 
 export const deviceSchema = z.object({

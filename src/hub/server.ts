@@ -31,6 +31,8 @@ import { registerActionRoutes } from './action-routes.ts';
 import { registerInvestigateRoutes } from './investigate-routes.ts';
 import { registerBlockRoutes } from './block-routes.ts';
 import { HubBlockList } from './blocklist.ts';
+import { registerRuleRoutes } from './rule-routes.ts';
+import type { HubRules } from './rules.ts';
 import { hubResponder } from './responder.ts';
 import {
   deviceSchema,
@@ -45,6 +47,8 @@ import {
 export interface HubContext {
   config: HubConfig;
   store: HubStore;
+  /** the outbreak rules the hub publishes (hub/rules.ts) */
+  rules: HubRules;
   /** the hub's users (the same roles as a gateway's) and its audit log */
   users: UserService;
   audit: AuditLog;
@@ -115,7 +119,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'Documentation', description: 'This document' },
       { name: 'Devices', description: 'Registration tokens and registered gateways (administrators)' },
       { name: 'Search', description: 'Messages across every gateway by observable' },
-      { name: 'Response', description: 'Response actions sent to gateways (administrators)' },
+      { name: 'Response', description: 'Response actions sent to gateways and the block list' },
+      {
+        name: 'Outbreak rules',
+        description: 'Rules the hub drafts, publishes (signed, pushed to every online gateway) and retires',
+      },
       { name: 'Device calls', description: 'What registered gateways call (device JWT)' },
       {
         name: 'Users',
@@ -160,6 +168,9 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
   registerActionRoutes(app, { actions, admin, device });
+  // Outbreak rules the hub publishes: open rule polls answer at once when the hub stops.
+  app.addHook('preClose', async () => ctx.rules.close());
+  registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });
   // The block list: senders and domains blocked on every gateway (hub/blocklist.ts).
   const blockList = new HubBlockList(store, { requireApproval: () => config.approvals.block });
   registerBlockRoutes(app, {
@@ -416,7 +427,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         throw new ApiError(400, 'token_used', 'the token was already used: create a new one');
       }
       ctx.log(`device ${id} (${identity.hostname}) registered in region ${region}`);
-      return { deviceId: id, secret, region };
+      return { deviceId: id, secret, region, rulesPublicKey: ctx.rules.publicKey };
     },
   );
 

@@ -43,6 +43,11 @@ export interface RuleUpdaterOptions {
   onChange: (change: RuleChange) => void;
   onFailure: (error: { code: string; message: string }) => void;
   log: (line: string) => void;
+  /**
+   * Rules published by the hub (xdr/hub-rules.ts), used when no ruleFeed is configured: the signed
+   * bundle's text and the key it must be signed with (pinned at registration). Null: not registered.
+   */
+  hubSource?: () => { fetch(): Promise<string>; publicKey: string } | null;
 }
 
 export class RuleUpdater {
@@ -67,10 +72,22 @@ export class RuleUpdater {
     return null;
   }
 
+  /** Where bundles come from now: the configured feed, else the hub's rules, else nowhere. */
+  private source(): { fetch(): Promise<string>; publicKey: string } | null {
+    const f = this.o.config.outbreakFilters.ruleFeed;
+    const feed = this.feed;
+    if (feed)
+      return {
+        fetch: () => fetchBundle(feed, { timeoutMs: parseDuration(f.timeout), maxBytes: parseByteSize(f.maxSize) }),
+        publicKey: f.publicKey!,
+      };
+    return this.o.hubSource?.() ?? null;
+  }
+
   /** Installs the persisted bundle (verified again: the file could have been altered on disk). */
   loadPersisted(): void {
     if (!existsSync(this.file)) return;
-    const key = this.o.config.outbreakFilters.ruleFeed.publicKey;
+    const key = this.source()?.publicKey;
     if (!key) {
       this.o.log('outbreak rules: a persisted bundle exists but no ruleFeed.publicKey is configured; not loaded');
       return;
@@ -133,14 +150,13 @@ export class RuleUpdater {
   }
 
   private async doUpdate(): Promise<UpdateResult> {
-    const feed = this.feed;
+    const source = this.source();
     const current = this.o.engine.bundle;
-    if (!feed) return { status: 'no_feed', version: current?.version ?? null, ruleCount: current?.ruleCount ?? 0 };
-    const f = this.o.config.outbreakFilters.ruleFeed;
+    if (!source) return { status: 'no_feed', version: current?.version ?? null, ruleCount: current?.ruleCount ?? 0 };
     this.o.store.setMeta('outbreak.last_check', String(Date.now()));
     let text: string;
     try {
-      text = await fetchBundle(feed, { timeoutMs: parseDuration(f.timeout), maxBytes: parseByteSize(f.maxSize) });
+      text = await source.fetch();
     } catch (err) {
       return this.failed({
         code: `feed_${(err as { code?: string }).code ?? 'error'}`,
@@ -148,7 +164,7 @@ export class RuleUpdater {
       });
     }
     const highest = Number(this.o.store.getMeta('outbreak.highest_version') ?? 0);
-    const r = verifySignedBundle(text, f.publicKey!, {
+    const r = verifySignedBundle(text, source.publicKey, {
       minVersion: highest || undefined,
       activeDigest: this.o.store.getMeta('outbreak.highest_digest') || undefined,
     });

@@ -41,6 +41,8 @@ interface Persisted {
   status: 'registered' | 'failed' | null;
   reason: string | null;
   lastContact: string | null;
+  /** the hub's rule signing key, pinned at registration (older registrations: none) */
+  rulesPublicKey?: string | null;
 }
 
 export interface CloudDeps {
@@ -176,6 +178,11 @@ export class CloudService {
     };
   }
 
+  /** The key the hub signs its outbreak rule bundles with (pinned at registration), or null. */
+  rulesPublicKey(): string | null {
+    return this.persisted.status === 'registered' ? (this.persisted.rulesPublicKey ?? null) : null;
+  }
+
   /** Registered and allowed to talk to the hub: the device id, hub URL and secret. */
   credentials(): { deviceId: string; hubUrl: string; secret: string } | null {
     const p = this.persisted;
@@ -272,6 +279,7 @@ export class CloudService {
       const answer = (await res.json().catch(() => null)) as {
         deviceId?: string;
         secret?: string;
+        rulesPublicKey?: string;
         error?: { code: string; message: string };
       } | null;
       if (!res.ok || !answer?.deviceId || !answer.secret) {
@@ -290,6 +298,7 @@ export class CloudService {
         status: 'registered',
         reason: null,
         lastContact: new Date().toISOString(),
+        rulesPublicKey: typeof answer.rulesPublicKey === 'string' ? answer.rulesPublicKey : null,
       };
       this.save();
       this.deps.log.info(`cloud: registered with ${hubUrl} (region ${region}) as device ${answer.deviceId}`);

@@ -100,6 +100,9 @@ export const errorCodes = {
   sender_not_found: '404: the sender is not on the allow list',
   // the hub's (gateways registering and streaming, response actions)
   block_not_found: '404: (hub) no block list entry with that id',
+  rule_not_found: '404: (hub) no outbreak rule with that id, or no bundle published yet',
+  invalid_rule: '400: (hub) the rule would be refused by gateways (the message lists every error)',
+  rule_not_draft: '409: (hub) only drafts (and published rules) are published',
   not_pending: '409: (hub) the request was already approved, refused or removed',
   approval_by_requester: '403: (hub) a request is approved by a second user, never by its requester',
   device_not_registered: '401: (hub) the device is unknown or was deregistered',

@@ -104,6 +104,15 @@ export const gatewayStatus = z.object({
           lastError: z.string().nullable(),
         })
         .describe("the hub's block list on this gateway"),
+      rules: z
+        .object({
+          running: z
+            .boolean()
+            .describe('taking outbreak rules from the hub (registered, cloud.rules, no feed of its own)'),
+          announced: count.describe('the latest rule bundle version the hub announced'),
+          lastError: z.string().nullable(),
+        })
+        .describe('outbreak rules from the hub'),
     })
     .describe('cloud services: the hub registration, the stream to it and the actions it sends'),
   nextMid: mid,
