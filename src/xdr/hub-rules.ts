@@ -45,12 +45,7 @@ export class HubRulesSync {
     const { cloud, config } = this.deps;
     const feed = config.outbreakFilters.ruleFeed;
     return (
-      cloud.enabled &&
-      config.cloud.rules &&
-      !feed.url &&
-      !feed.dir &&
-      !!cloud.credentials() &&
-      !!cloud.rulesPublicKey()
+      cloud.enabled && config.cloud.rules && !feed.url && !feed.dir && !!cloud.credentials() && !!cloud.rulesPublicKey()
     );
   }
 
