@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|remediation|web   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|hub-rules|remediation|web   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 //   BENCH_TRACKING_RECORDS=50000     tracking records (default 1,000,000; 100,000 with BENCH_QUICK)
 //   BENCH_TRACKING_RUNS=60           timed runs per tracking query (p50 / p99)
@@ -19,6 +19,7 @@ import { hasClamd } from '../test/helpers/clamd.ts';
 import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.ts';
 import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
 import { printHubBench, runHubBench, type HubBenchResult } from './hub.ts';
+import { printHubRulesBench, runHubRulesBench, type HubRulesBenchResult } from './hub-rules.ts';
 import { hasDovecot, printRemediationBench, runRemediationBench, type RemediationBenchResult } from './remediation.ts';
 import { hasChromium, printWebBench, runWebBench, type WebBenchResult } from './web.ts';
 
@@ -172,6 +173,13 @@ if (!only || only === 'hub') {
   printHubBench(hub);
 }
 
+let hubRules: HubRulesBenchResult | null = null;
+if (!only || only === 'hub-rules') {
+  process.stderr.write('hub rules: publication to every gateway…\n');
+  hubRules = await runHubRulesBench(20);
+  printHubRulesBench(hubRules);
+}
+
 let remediation: RemediationBenchResult | null = null;
 if (!only || only === 'remediation') {
   if (!hasDovecot()) console.log('Remediation: skipped (dovecot not installed; see .ci/run)\n');
@@ -207,6 +215,7 @@ writeFileSync(
       clamd,
       quarantine,
       hub,
+      hubRules,
       remediation,
       web,
     },
