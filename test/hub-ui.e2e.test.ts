@@ -87,6 +87,7 @@ test(
       'Investigate',
       'Gateways',
       'Search every gateway',
+      'Outbreak rules',
       'Block list',
       'Response actions',
       'Registration tokens',
@@ -117,6 +118,24 @@ test(
     await page
       .getByRole('status')
       .getByText(/IP address “127\.0\.0\.1”/)
+      .waitFor();
+    // draft a rule and publish it from the page: the gateway has it at once
+    await nav.getByRole('link', { name: 'Outbreak rules' }).click();
+    await page.getByLabel('Description').fill('quarterly numbers lure');
+    await page.getByLabel('Condition (JSON)').fill('{ "subject": ["quarterly"] }');
+    await page.getByRole('button', { name: 'Draft' }).click();
+    await page.getByRole('status').getByText('drafted').waitFor();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page
+      .getByRole('status')
+      .getByText(/bundle version 1 \(1 rules\) is on its way/)
+      .waitFor();
+    await waitFor(() => (gw.gateway.outbreak.bundle?.version === 1 ? true : undefined), 15_000, 'the gateway has it');
+    await page.screenshot({ path: path.join(shots, 'hub-rules.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Retire' }).click();
+    await page
+      .getByRole('status')
+      .getByText(/bundle version 2 \(0 rules\)/)
       .waitFor();
     // block a sender on every gateway from the page (this hub needs no second approval)
     await nav.getByRole('link', { name: 'Block list' }).click();
@@ -180,6 +199,7 @@ test(
       'Investigate',
       'Gateways',
       'Search every gateway',
+      'Outbreak rules',
       'Block list',
       'Response actions',
     ]);

@@ -22,6 +22,7 @@ import { Investigate } from './pages/hub/Investigate.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
 import { BlockList } from './pages/hub/BlockList.tsx';
+import { Rules } from './pages/hub/Rules.tsx';
 import { Tokens } from './pages/hub/Tokens.tsx';
 
 function pageFromHash(pages: Page[]): { page: Page; arg: string | null } {
@@ -109,6 +110,7 @@ function AdminApp() {
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}
           {route.page === 'blocklist' && <BlockList session={session} />}
+          {route.page === 'rules' && <Rules session={session} />}
           {route.page === 'tokens' && <Tokens />}
         </ErrorBoundary>
       </main>

@@ -20,6 +20,7 @@ export type Page =
   | 'search'
   | 'actions'
   | 'blocklist'
+  | 'rules'
   | 'tokens';
 
 const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
@@ -41,9 +42,9 @@ const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
 };
 
 const HUB_PAGES: Record<Session['role'], Page[]> = {
-  admin: ['investigate', 'devices', 'search', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
-  operator: ['investigate', 'devices', 'search', 'blocklist', 'actions'],
-  analyst: ['investigate', 'devices', 'search', 'blocklist', 'actions'],
+  admin: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
+  operator: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  analyst: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions'],
   helpdesk: [],
 };
 
@@ -63,6 +64,7 @@ export const TITLES: Record<Page, string> = {
   search: 'Search every gateway',
   actions: 'Response actions',
   blocklist: 'Block list',
+  rules: 'Outbreak rules',
   tokens: 'Registration tokens',
 };
 
