@@ -10,9 +10,9 @@ import YAML from 'yaml';
 import { loadHubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run.ts';
 import { parseObservables, checkObservable } from '../src/hub/parse-observables.ts';
-import { signDeviceToken, HUB_AUDIENCE } from '../src/xdr/device-jwt.ts';
 import type { MessageSummary } from '../src/xdr/summary.ts';
 import { run, tempDir } from './helpers/peers.ts';
+import { registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
 
 const SHA = 'a'.repeat(63) + 'b';
 
@@ -73,33 +73,20 @@ async function hubCall(method: string, route: string, body?: unknown, auth = `Be
   return { status: r.status, json: (await r.json()) as any };
 }
 
+/** A message of the payroll campaign (or, with `o`, another). */
 function summary(mid: number, o: Partial<MessageSummary>): MessageSummary {
-  return {
-    mid,
-    icid: mid,
-    parentMid: null,
+  return testSummary(mid, {
     receivedAt: new Date(Date.UTC(2026, 11, 7, 10, mid)).toISOString(),
-    direction: 'incoming',
-    listener: 'incoming',
-    policy: 'default',
     sender: 'payroll@evil-pay.test',
-    recipients: [{ address: 'bob@dst.test', status: 'delivered', lastReply: '250 ok' }],
     headerFrom: '"Payroll" <payroll@evil-pay.test>',
     subject: 'Your salary slip',
     messageId: `<m${mid}@evil-pay.test>`,
     senderIp: '203.0.113.9',
-    rdns: null,
     helo: 'evil-pay.test',
-    size: 2000,
     attachments: [{ name: 'slip.html', trueType: 'text/html', size: 900, sha256: SHA }],
     urls: ['https://login.evil-pay.test/verify'],
-    status: 'delivered',
-    verdict: 'deliver',
-    threatLevel: 0,
-    rules: [],
-    version: 1,
     ...o,
-  };
+  });
 }
 
 before(async () => {
@@ -107,21 +94,8 @@ before(async () => {
   const file = path.join(dir, 'hub.yaml');
   writeFileSync(file, YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 } }));
   hub = await runHub(loadHubConfig(file));
-  for (const name of ['gw-a', 'gw-b', 'gw-c']) {
-    const { token } = (await hubCall('POST', '/api/v1/tokens', { region: 'eu' })).json;
-    const reg = await hubCall('POST', '/api/v1/register', {
-      token,
-      region: 'eu',
-      identity: { uuid: `uuid-${name}`, hostname: `${name}.test`, name },
-    });
-    assert.equal(reg.status, 200, JSON.stringify(reg.json));
-    devices.push({ id: reg.json.deviceId, secret: reg.json.secret });
-  }
-  const send = async (i: number, list: MessageSummary[]) => {
-    const jwt = await signDeviceToken(devices[i].id, devices[i].secret, HUB_AUDIENCE);
-    const r = await hubCall('POST', '/api/v1/device/batches', { batchId: `b-${i}`, summaries: list }, `Bearer ${jwt}`);
-    assert.equal(r.status, 200, JSON.stringify(r.json));
-  };
+  devices.push(...(await registerTestDevices(hub.url, hub.token, ['gw-a', 'gw-b', 'gw-c'])));
+  const send = (i: number, list: MessageSummary[]) => sendSummaries(hub.url, devices[i], `b-${i}`, list);
   // the campaign reaches A twice (one held at level 4) and B once; C sees only unrelated mail
   await send(0, [
     summary(1, {}),

@@ -52,6 +52,29 @@ export const hubConfigSchema = z
       .strict()
       .default({ timeout: '30s' })
       .describe('Response actions the hub sends to gateways (mailbox remediation)'),
+    intelligence: z
+      .object({
+        enabled: z.boolean().default(true).describe('Draft outbreak rules from bursts seen across gateways'),
+        minGateways: z.number().int().min(1).max(1000).default(2).describe('Gateways that must see it within the hour'),
+        minMessages: z.number().int().min(1).default(5).describe('Messages within the hour, every gateway together'),
+        factor: z
+          .number()
+          .min(1)
+          .default(10)
+          .describe('How many times its baseline (average per hour over the previous week) the hour must reach'),
+        autoPublishConfidence: z
+          .number()
+          .min(0)
+          .max(1)
+          .nullable()
+          .default(null)
+          .describe(
+            'Publish a draft of level 3 or more at once at or above this confidence (0–1); null: analysts publish',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('Outbreak intelligence: rule drafts from cross-gateway bursts (docs/xdr.md)'),
     approvals: z
       .object({
         block: z

@@ -18,6 +18,7 @@ const routes: Record<string, Permission> = {
   listDeviceActions: 'read',
   // outbreak rules: analysts read and draft; publishing, editing and retiring change mail flow
   listHubRules: 'read',
+  listIntelligenceDrafts: 'read',
   draftHubRule: 'read',
   editHubRule: 'operate',
   publishHubRules: 'operate',

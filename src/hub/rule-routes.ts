@@ -8,6 +8,7 @@ import { ApiError } from '../api/errors.ts';
 import { threatCategories, type ThreatCategory } from '../outbreak/types.ts';
 import { RULE_STATUSES, RuleError, type HubRules } from './rules.ts';
 import { hubResponses } from './schemas.ts';
+import type { OutbreakIntelligence } from './intelligence.ts';
 
 type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
@@ -235,5 +236,49 @@ export function registerRuleRoutes(
       // keeping it byte for byte is simplest to reason about
       return reply.type('application/json').send(latest.text);
     },
+  );
+}
+
+/** Rule drafts outbreak intelligence made, with their evidence and confidence (the Rules page shows them). */
+export function registerIntelligenceRoute(
+  app: FastifyInstance,
+  o: { intelligence: OutbreakIntelligence; auth: Hook },
+): void {
+  app.withTypeProvider<ZodTypeProvider>().get(
+    '/api/v1/intelligence/drafts',
+    {
+      onRequest: o.auth,
+      schema: {
+        operationId: 'listIntelligenceDrafts',
+        tags: ['Outbreak rules'],
+        summary:
+          'Rules drafted from bursts across gateways: the evidence (messages, gateways, baseline, verdicts) and a confidence',
+        response: hubResponses({
+          ok: z.object({
+            drafts: z.array(
+              z.object({
+                ruleId: z.string(),
+                confidence: z
+                  .number()
+                  .describe('0–1: spread across gateways, rate above baseline, what gateways judged'),
+                createdAt: z.string(),
+                evidence: z.object({
+                  kind: z.enum(['sha256', 'url_domain', 'campaign']),
+                  key: z.string(),
+                  hour: z.string(),
+                  messages: z.int(),
+                  gateways: z.array(z.object({ deviceId: z.string(), messages: z.int() })),
+                  baselinePerHour: z.number(),
+                  flagged: z.int().describe('messages the gateways held or dropped'),
+                  maxLevel: z.int(),
+                  sampleSubjects: z.array(z.string()),
+                }),
+              }),
+            ),
+          }),
+        }),
+      },
+    },
+    async () => ({ drafts: o.intelligence.drafts() }),
   );
 }

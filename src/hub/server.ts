@@ -31,7 +31,8 @@ import { registerActionRoutes } from './action-routes.ts';
 import { registerInvestigateRoutes } from './investigate-routes.ts';
 import { registerBlockRoutes } from './block-routes.ts';
 import { HubBlockList } from './blocklist.ts';
-import { registerRuleRoutes } from './rule-routes.ts';
+import { registerIntelligenceRoute, registerRuleRoutes } from './rule-routes.ts';
+import { OutbreakIntelligence } from './intelligence.ts';
 import type { HubRules } from './rules.ts';
 import { hubResponder } from './responder.ts';
 import {
@@ -168,6 +169,33 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
   registerActionRoutes(app, { actions, admin, device });
+  // Outbreak intelligence: bursts across gateways become rule drafts (hub/intelligence.ts), looked at a
+  // moment after each intake (one evaluation for the batches of that moment).
+  const intelligence = new OutbreakIntelligence({
+    store,
+    rules: ctx.rules,
+    settings: () => config.intelligence,
+    log: ctx.log,
+  });
+  let intelTimer: NodeJS.Timeout | null = null;
+  const scheduleIntelligence = (): void => {
+    intelTimer ??= setTimeout(() => {
+      intelTimer = null;
+      try {
+        intelligence.evaluate();
+      } catch (err) {
+        ctx.log(`outbreak intelligence: ${(err as Error).message}`);
+      }
+    }, 1000);
+    intelTimer.unref();
+  };
+  const pruneTimer = setInterval(() => intelligence.prune(), 3_600_000);
+  pruneTimer.unref();
+  app.addHook('onClose', async () => {
+    if (intelTimer) clearTimeout(intelTimer);
+    clearInterval(pruneTimer);
+  });
+  registerIntelligenceRoute(app, { intelligence, auth: admin });
   // Outbreak rules the hub publishes: open rule polls answer at once when the hub stops.
   app.addHook('preClose', async () => ctx.rules.close());
   registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });
@@ -477,7 +505,10 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       },
     },
     async (req) => {
-      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[]);
+      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[], (s) =>
+        intelligence.observe(req.deviceId!, s),
+      );
+      scheduleIntelligence();
       return { batchId: req.body.batchId, ...r };
     },
   );

@@ -229,7 +229,13 @@ export class HubStore {
    * Stores a batch of summaries once: a batch id seen before is acknowledged without storing again, and
    * a summary older than the one stored (a lower version) changes nothing.
    */
-  intake(deviceId: string, batchId: string, summaries: MessageSummary[]): { duplicate: boolean; stored: number } {
+  intake(
+    deviceId: string,
+    batchId: string,
+    summaries: MessageSummary[],
+    /** told each message stored for the first time (outbreak intelligence counts each message once) */
+    onNew?: (s: MessageSummary) => void,
+  ): { duplicate: boolean; stored: number } {
     return this.transaction(() => {
       const seen = this.db
         .prepare('insert or ignore into batches(device_id, batch_id, received_at, count) values (?, ?, ?, ?)')
@@ -268,6 +274,7 @@ export class HubStore {
       for (const s of summaries) {
         const old = current.get(s.mid);
         if (old && old.version >= s.version) continue;
+        if (!old) onNew?.(s);
         const at = Date.parse(s.receivedAt) || 0;
         const data = JSON.stringify(s);
         put.run(deviceId, s.mid, s.version, at, data);

@@ -2,6 +2,8 @@
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readAdminToken } from '../../src/api/token.ts';
+import { HUB_AUDIENCE, signDeviceToken } from '../../src/xdr/device-jwt.ts';
+import type { MessageSummary } from '../../src/xdr/summary.ts';
 
 /** `breakwater hub start` as a child process; its URL and admin token. */
 export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
@@ -17,4 +19,81 @@ export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url:
   }
   const url = /hub on (http:\S+)/.exec(out)![1];
   return { proc, url, token: readAdminToken(path.join(path.dirname(file), 'data'))! };
+}
+
+/** Registers devices with a hub through its API (a token each); their ids and secrets. */
+export async function registerTestDevices(
+  hubUrl: string,
+  adminToken: string,
+  names: string[],
+): Promise<Array<{ id: string; secret: string }>> {
+  const out: Array<{ id: string; secret: string }> = [];
+  for (const name of names) {
+    const t = (await (
+      await fetch(`${hubUrl}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ region: 'eu' }),
+      })
+    ).json()) as { token: string };
+    const reg = (await (
+      await fetch(`${hubUrl}/api/v1/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          token: t.token,
+          region: 'eu',
+          identity: { uuid: `uuid-${name}`, hostname: `${name}.test`, name },
+        }),
+      })
+    ).json()) as { deviceId: string; secret: string };
+    out.push({ id: reg.deviceId, secret: reg.secret });
+  }
+  return out;
+}
+
+/** Posts summaries as a registered device would (its device JWT). */
+export async function sendSummaries(
+  hubUrl: string,
+  device: { id: string; secret: string },
+  batchId: string,
+  summaries: MessageSummary[],
+): Promise<void> {
+  const jwt = await signDeviceToken(device.id, device.secret, HUB_AUDIENCE);
+  const r = await fetch(`${hubUrl}/api/v1/device/batches`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${jwt}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ batchId, summaries }),
+  });
+  if (!r.ok) throw new Error(`batch refused: ${r.status} ${await r.text()}`);
+}
+
+/** A message summary as a gateway streams it, with these fields changed. */
+export function testSummary(mid: number, o: Partial<MessageSummary> = {}): MessageSummary {
+  return {
+    mid,
+    icid: mid,
+    parentMid: null,
+    receivedAt: new Date().toISOString(),
+    direction: 'incoming',
+    listener: 'incoming',
+    policy: 'default',
+    sender: 'someone@sender.test',
+    recipients: [{ address: 'bob@dst.test', status: 'delivered', lastReply: '250 ok' }],
+    headerFrom: null,
+    subject: 'hello',
+    messageId: `<m${mid}@sender.test>`,
+    senderIp: '192.0.2.1',
+    rdns: null,
+    helo: null,
+    size: 2000,
+    attachments: [],
+    urls: [],
+    status: 'delivered',
+    verdict: 'deliver',
+    threatLevel: 0,
+    rules: [],
+    version: 1,
+    ...o,
+  };
 }

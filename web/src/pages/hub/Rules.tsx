@@ -10,6 +10,9 @@ const EXAMPLE = '{ "attachment": { "extension": ["iso"] } }';
 
 export function Rules({ session }: { session: Session }) {
   const r = useLoad<{ rules: any[]; bundles: any[]; publicKey: string }>('/api/v1/rules');
+  // what outbreak intelligence saw for the rules it drafted
+  const intel = useLoad<{ drafts: any[] }>('/api/v1/intelligence/drafts');
+  const evidence = new Map<string, any>((intel.data?.drafts ?? []).map((d) => [d.ruleId, d]));
   const [form, setForm] = useState({ level: '4', category: 'phish', description: '', condition: '' });
   const [status, setStatus] = useState<string | null>(null);
   const canPublish = session.role === 'admin' || session.role === 'operator';
@@ -123,7 +126,19 @@ export function Rules({ session }: { session: Session }) {
                     )}
                   </td>
                   <td>{x.category}</td>
-                  <td>{x.description}</td>
+                  <td>
+                    {x.description}
+                    {evidence.has(x.id) && (
+                      <div className="muted" data-evidence>
+                        drafted from a burst: {evidence.get(x.id).evidence.messages} messages on{' '}
+                        {evidence.get(x.id).evidence.gateways.length} gateways (baseline{' '}
+                        {evidence.get(x.id).evidence.baselinePerHour}/h), {evidence.get(x.id).evidence.flagged} held,
+                        confidence {evidence.get(x.id).confidence}
+                        {evidence.get(x.id).evidence.sampleSubjects.length > 0 &&
+                          `; e.g. “${evidence.get(x.id).evidence.sampleSubjects[0]}”`}
+                      </div>
+                    )}
+                  </td>
                   <td className="pre">{JSON.stringify(x.condition)}</td>
                   <td>
                     {x.status}
