@@ -85,6 +85,7 @@ test(
     const nav = page.getByRole('navigation', { name: 'Pages' });
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
       'Investigate',
+      'Casebooks',
       'Gateways',
       'Search every gateway',
       'Outbreak rules',
@@ -183,6 +184,21 @@ test(
     await page.getByRole('button', { name: 'ip:127.0.0.1' }).click();
     await table.getByText('127.0.0.1').waitFor();
     assert.match(page.url(), /#\/investigate\?q=ip/);
+    // keep it as a casebook, then export it as STIX 2.1
+    await page.getByLabel('Casebook title').fill('Mallory from loopback');
+    await page.getByLabel('Notes').fill('seen during the UI test');
+    await page.getByRole('button', { name: 'Save as casebook' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Mallory from loopback' }).waitFor();
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.getByRole('link', { name: 'Export as STIX 2.1' }).click(),
+    ]);
+    const { readFileSync } = await import('node:fs');
+    const bundle = JSON.parse(readFileSync((await download.path())!, 'utf8'));
+    assert.equal(bundle.type, 'bundle');
+    assert.ok(
+      bundle.objects.some((o: any) => o.type === 'indicator' && o.pattern === "[ipv4-addr:value = '127.0.0.1']"),
+    );
     assert.deepEqual(problems, []);
     await page.context().close();
   },
@@ -197,6 +213,7 @@ test(
     const nav = page.getByRole('navigation', { name: 'Pages' });
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
       'Investigate',
+      'Casebooks',
       'Gateways',
       'Search every gateway',
       'Outbreak rules',

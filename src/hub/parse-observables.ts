@@ -118,7 +118,9 @@ export function parseObservables(text: string): { observables: ParsedObservable[
     const name = explicit?.[1].toLowerCase();
     if (explicit && name && ADDRESS_HEADERS.has(name)) {
       // From:, To:, Cc: … lines: every address in them (display names and lists are fine)
-      const list = explicit[2].match(/[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g) ?? [];
+      const list = (explicit[2].match(/[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g) ?? []).map((a) =>
+        a.replace(/^'+/, ''),
+      );
       if (!list.length) add({ error: 'no e-mail address in it' }, line.trim());
       for (const a of list) add(checkObservable('email', a), a);
       continue;
@@ -138,7 +140,10 @@ export function parseObservables(text: string): { observables: ParsedObservable[
   };
   take(/<([^\s<>@]+@[^\s<>]+)>/g, (m) => add(checkObservable('email_messageid', m[1]), m[0]));
   take(/\bhttps?:\/\/[^\s<>"'`]+/gi, (m) => add(checkObservable('url', m[0].replace(/[).,;:!?]+$/, '')), m[0]));
-  take(/[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, (m) => add(checkObservable('email', m[0]), m[0]));
+  // local parts may hold an apostrophe (o'brien@…); one quoting the address is not part of it
+  take(/[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, (m) =>
+    add(checkObservable('email', m[0].replace(/^'+/, '')), m[0]),
+  );
   take(/\b[0-9a-fA-F]{64}\b/g, (m) => add(checkObservable('sha256', m[0]), m[0]));
   take(/\b(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{32})\b/g, (m) =>
     add(checkObservable(m[0].length === 40 ? 'sha1' : 'md5', m[0]), m[0]),

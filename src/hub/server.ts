@@ -29,6 +29,8 @@ import { Relay } from '../xdr/relay.ts';
 import { DeviceActions } from './actions.ts';
 import { registerActionRoutes } from './action-routes.ts';
 import { registerInvestigateRoutes } from './investigate-routes.ts';
+import { registerCasebookRoutes } from './casebook-routes.ts';
+import { Casebooks } from './casebooks.ts';
 import { registerBlockRoutes } from './block-routes.ts';
 import { HubBlockList } from './blocklist.ts';
 import { registerIntelligenceRoute, registerRuleRoutes } from './rule-routes.ts';
@@ -119,7 +121,8 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'System', description: 'Health' },
       { name: 'Documentation', description: 'This document' },
       { name: 'Devices', description: 'Registration tokens and registered gateways (administrators)' },
-      { name: 'Search', description: 'Messages across every gateway by observable' },
+      { name: 'Search', description: 'Messages across every gateway by observable; investigations' },
+      { name: 'Casebooks', description: 'Saved investigations with notes; STIX 2.1 export' },
       { name: 'Response', description: 'Response actions sent to gateways and the block list' },
       {
         name: 'Outbreak rules',
@@ -206,6 +209,14 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     auth: admin,
     device,
     who: (req) => req.principal?.user ?? 'unknown',
+  });
+  registerCasebookRoutes(app, {
+    casebooks: new Casebooks(store),
+    store,
+    auth: admin,
+    who: (req) => req.principal?.user ?? 'unknown',
+    names: () => new Map(store.devices().map((d) => [d.id, d.name])),
+    hub: { name: 'Breakwater hub', id: ctx.rules.publicKey },
   });
   registerInvestigateRoutes(app, {
     store,

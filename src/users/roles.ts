@@ -14,6 +14,8 @@ export const PERMISSIONS = {
   'quarantine.act': ['admin', 'operator', 'helpdesk'],
   /** read everything else: status, tracking, reports, rules, alerts, the queue */
   read: ['admin', 'operator', 'analyst'],
+  /** (hub) investigate observables, keep casebooks, draft outbreak rules */
+  investigate: ['admin', 'operator', 'analyst'],
   /** act on mail: the queue, delay / move / copy in quarantines, mailbox remediation */
   operate: ['admin', 'operator'],
   /** settings, users, the audit log, cloud registration, rule feeds */

@@ -19,6 +19,7 @@ import { MyQuarantine } from './pages/MyQuarantine.tsx';
 import { Cloud } from './pages/Cloud.tsx';
 import { Devices } from './pages/hub/Devices.tsx';
 import { Investigate } from './pages/hub/Investigate.tsx';
+import { Casebooks } from './pages/hub/Casebooks.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
 import { BlockList } from './pages/hub/BlockList.tsx';
@@ -106,6 +107,7 @@ function AdminApp() {
           {route.page === 'audit' && <Audit />}
           {route.page === 'cloud' && <Cloud role={session.role} />}
           {route.page === 'investigate' && <Investigate />}
+          {route.page === 'casebooks' && <Casebooks id={route.arg} />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}

@@ -16,6 +16,7 @@ export type Page =
   | 'audit'
   // the hub's
   | 'investigate'
+  | 'casebooks'
   | 'devices'
   | 'search'
   | 'actions'
@@ -42,9 +43,9 @@ const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
 };
 
 const HUB_PAGES: Record<Session['role'], Page[]> = {
-  admin: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
-  operator: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions'],
-  analyst: ['investigate', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  admin: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
+  operator: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  analyst: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions'],
   helpdesk: [],
 };
 
@@ -60,6 +61,7 @@ export const TITLES: Record<Page, string> = {
   users: 'Users',
   audit: 'Audit log',
   investigate: 'Investigate',
+  casebooks: 'Casebooks',
   devices: 'Gateways',
   search: 'Search every gateway',
   actions: 'Response actions',

@@ -100,6 +100,7 @@ export const errorCodes = {
   sender_not_found: '404: the sender is not on the allow list',
   // the hub's (gateways registering and streaming, response actions)
   block_not_found: '404: (hub) no block list entry with that id',
+  casebook_not_found: '404: (hub) no casebook with that id',
   rule_not_found: '404: (hub) no outbreak rule with that id, or no bundle published yet',
   invalid_rule: '400: (hub) the rule would be refused by gateways (the message lists every error)',
   rule_not_draft: '409: (hub) only drafts (and published rules) are published',

@@ -66,114 +66,156 @@ export function Investigate() {
       )}
       {result && (
         <>
-          {result.errors.length > 0 && (
-            <ul aria-label="not investigated" className="error">
-              {result.errors.map((e: any, i: number) => (
-                <li key={i}>
-                  {e.input}: {e.error}
-                </li>
-              ))}
-            </ul>
-          )}
-          <table aria-label="observables">
-            <thead>
-              <tr>
-                <th>Observable</th>
-                <th>Judgement</th>
-                <th>Messages</th>
-                <th>Gateways</th>
-                <th>First seen</th>
-                <th>Last seen</th>
-                <th>As sender / recipient / content</th>
-                <th>Rules</th>
-              </tr>
-            </thead>
-            <tbody>
-              {result.observables.map((o: any) => (
-                <tr key={`${o.type}:${o.value}`} data-judgement={o.judgement}>
-                  <td>
-                    <span className="muted">{o.type}</span> {o.value}
-                  </td>
-                  <td
-                    className={
-                      o.judgement === 'malicious' ? 'sev-critical' : o.judgement === 'suspicious' ? 'sev-warning' : ''
-                    }
-                  >
-                    {o.judgement}
-                  </td>
-                  <td>{o.sightings.count}</td>
-                  <td>{o.sightings.gateways.map((g: any) => `${g.name} (${g.count})`).join(', ') || '–'}</td>
-                  <td>{fmtTime(o.sightings.firstSeen)}</td>
-                  <td>{fmtTime(o.sightings.lastSeen)}</td>
-                  <td>
-                    {o.roles.sender} / {o.roles.recipient} / {o.roles.content}
-                  </td>
-                  <td>{o.rules.slice(0, 3).join(', ')}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-          {result.graph.nodes.length > 0 && (
-            <>
-              <h2>Relationships</h2>
-              <Suspense fallback={<p>Drawing the graph…</p>}>
-                <Graph data={result.graph} onPick={pick} />
-              </Suspense>
-              <details>
-                <summary>Every node ({result.graph.nodes.length}): investigate one</summary>
-                <ul className="node-list">
-                  {result.graph.nodes.map((n: any) => (
-                    <li key={n.id}>
-                      <button type="button" className="link" onClick={() => pick(n.id)}>
-                        {n.id}
-                      </button>{' '}
-                      <span className="muted">
-                        {n.messages} message(s){n.maxThreatLevel ? `, level ${n.maxThreatLevel}` : ''}
-                      </span>
-                    </li>
-                  ))}
-                </ul>
-              </details>
-            </>
-          )}
-          <h2>
-            Messages ({result.messages.length}
-            {result.truncated ? ', the newest of each' : ''})
-          </h2>
-          <table aria-label="investigated messages">
-            <thead>
-              <tr>
-                <th>Gateway</th>
-                <th>MID</th>
-                <th>Received</th>
-                <th>From</th>
-                <th>To</th>
-                <th>Subject</th>
-                <th>Status</th>
-                <th>Level</th>
-              </tr>
-            </thead>
-            <tbody>
-              {result.messages.slice(0, 300).map(({ gateway, deviceId, summary: s }: any) => (
-                <tr key={`${deviceId}/${s.mid}`}>
-                  <td>{gateway}</td>
-                  <td>{s.mid}</td>
-                  <td>{fmtTime(s.receivedAt)}</td>
-                  <td>
-                    <button type="button" className="link" onClick={() => pick(`email:${s.sender}`)}>
-                      {s.sender}
-                    </button>
-                  </td>
-                  <td>{s.recipients.map((r: any) => r.address).join(', ')}</td>
-                  <td className="subject">{s.subject ?? '(no subject)'}</td>
-                  <td>{s.status}</td>
-                  <td>{s.threatLevel ?? '–'}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <InvestigationView result={result} onPick={pick} />
+          <SaveCasebook text={text} />
         </>
       )}
     </>
+  );
+}
+
+/** An investigation's findings, graph and messages; `onPick` investigates a node or value next. */
+export function InvestigationView({ result, onPick }: { result: any; onPick: (id: string) => void }) {
+  const pick = onPick;
+  return (
+    <>
+      {result.errors.length > 0 && (
+        <ul aria-label="not investigated" className="error">
+          {result.errors.map((e: any, i: number) => (
+            <li key={i}>
+              {e.input}: {e.error}
+            </li>
+          ))}
+        </ul>
+      )}
+      <table aria-label="observables">
+        <thead>
+          <tr>
+            <th>Observable</th>
+            <th>Judgement</th>
+            <th>Messages</th>
+            <th>Gateways</th>
+            <th>First seen</th>
+            <th>Last seen</th>
+            <th>As sender / recipient / content</th>
+            <th>Rules</th>
+          </tr>
+        </thead>
+        <tbody>
+          {result.observables.map((o: any) => (
+            <tr key={`${o.type}:${o.value}`} data-judgement={o.judgement}>
+              <td>
+                <span className="muted">{o.type}</span> {o.value}
+              </td>
+              <td
+                className={
+                  o.judgement === 'malicious' ? 'sev-critical' : o.judgement === 'suspicious' ? 'sev-warning' : ''
+                }
+              >
+                {o.judgement}
+              </td>
+              <td>{o.sightings.count}</td>
+              <td>{o.sightings.gateways.map((g: any) => `${g.name} (${g.count})`).join(', ') || '–'}</td>
+              <td>{fmtTime(o.sightings.firstSeen)}</td>
+              <td>{fmtTime(o.sightings.lastSeen)}</td>
+              <td>
+                {o.roles.sender} / {o.roles.recipient} / {o.roles.content}
+              </td>
+              <td>{o.rules.slice(0, 3).join(', ')}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {result.graph.nodes.length > 0 && (
+        <>
+          <h2>Relationships</h2>
+          <Suspense fallback={<p>Drawing the graph…</p>}>
+            <Graph data={result.graph} onPick={pick} />
+          </Suspense>
+          <details>
+            <summary>Every node ({result.graph.nodes.length}): investigate one</summary>
+            <ul className="node-list">
+              {result.graph.nodes.map((n: any) => (
+                <li key={n.id}>
+                  <button type="button" className="link" onClick={() => pick(n.id)}>
+                    {n.id}
+                  </button>{' '}
+                  <span className="muted">
+                    {n.messages} message(s){n.maxThreatLevel ? `, level ${n.maxThreatLevel}` : ''}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          </details>
+        </>
+      )}
+      <h2>
+        Messages ({result.messages.length}
+        {result.truncated ? ', the newest of each' : ''})
+      </h2>
+      <table aria-label="investigated messages">
+        <thead>
+          <tr>
+            <th>Gateway</th>
+            <th>MID</th>
+            <th>Received</th>
+            <th>From</th>
+            <th>To</th>
+            <th>Subject</th>
+            <th>Status</th>
+            <th>Level</th>
+          </tr>
+        </thead>
+        <tbody>
+          {result.messages.slice(0, 300).map(({ gateway, deviceId, summary: s }: any) => (
+            <tr key={`${deviceId}/${s.mid}`}>
+              <td>{gateway}</td>
+              <td>{s.mid}</td>
+              <td>{fmtTime(s.receivedAt)}</td>
+              <td>
+                <button type="button" className="link" onClick={() => pick(`email:${s.sender}`)}>
+                  {s.sender}
+                </button>
+              </td>
+              <td>{s.recipients.map((r: any) => r.address).join(', ')}</td>
+              <td className="subject">{s.subject ?? '(no subject)'}</td>
+              <td>{s.status}</td>
+              <td>{s.threatLevel ?? '–'}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </>
+  );
+}
+
+/** Saves what was investigated as a casebook (title and notes). */
+function SaveCasebook({ text }: { text: string }) {
+  const [title, setTitle] = useState('');
+  const [notes, setNotes] = useState('');
+  const [saved, setSaved] = useState<string | null>(null);
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      const c = await api<{ id: string; title: string }>('POST', '/api/v1/casebooks', { title, notes, text });
+      setSaved(`saved as casebook “${c.title}”`);
+      location.hash = `#/casebooks/${c.id}`;
+    } catch (err) {
+      setSaved(err instanceof ApiFailure ? `${err.message} (${err.code})` : String(err));
+    }
+  };
+  return (
+    <form className="inline" onSubmit={save} aria-label="Save as a casebook">
+      <label>
+        Casebook title
+        <input value={title} onChange={(e) => setTitle(e.target.value)} required />
+      </label>
+      <label>
+        Notes
+        <input value={notes} onChange={(e) => setNotes(e.target.value)} />
+      </label>
+      <button type="submit">Save as casebook</button>
+      {saved && <span role="status">{saved}</span>}
+    </form>
   );
 }
