@@ -86,6 +86,7 @@ test(
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
       'Investigate',
       'Casebooks',
+      'Watchlist and tickets',
       'Gateways',
       'Search every gateway',
       'Outbreak rules',
@@ -184,6 +185,9 @@ test(
     await page.getByRole('button', { name: 'ip:127.0.0.1' }).click();
     await table.getByText('127.0.0.1').waitFor();
     assert.match(page.url(), /#\/investigate\?q=ip/);
+    // watch the IP: it shows on the watchlist
+    await page.getByRole('button', { name: 'watch ip 127.0.0.1' }).click();
+    await page.getByText('watched').waitFor();
     // keep it as a casebook, then export it as STIX 2.1
     await page.getByLabel('Casebook title').fill('Mallory from loopback');
     await page.getByLabel('Notes').fill('seen during the UI test');
@@ -214,6 +218,7 @@ test(
     assert.deepEqual(await nav.getByRole('link').allTextContents(), [
       'Investigate',
       'Casebooks',
+      'Watchlist and tickets',
       'Gateways',
       'Search every gateway',
       'Outbreak rules',

@@ -6,6 +6,7 @@ import { duration } from '../config/outbreak-schema.ts';
 import { ConfigInvalidError, checkYamlFile, type ConfigError } from '../config/load.ts';
 import { xdrRelaySchema } from '../config/xdr-schema.ts';
 import { userLoginSchema, userSessionsSchema } from '../config/users-schema.ts';
+import { checkTemplate } from './tickets.ts';
 
 /** The regions a gateway names at registration (DESIGN §10); a hub serves one or several. */
 export const REGIONS = ['nam', 'eu', 'apjc'] as const;
@@ -75,6 +76,34 @@ export const hubConfigSchema = z
       .strict()
       .prefault({})
       .describe('Outbreak intelligence: rule drafts from cross-gateway bursts (docs/xdr.md)'),
+    tickets: z
+      .object({
+        url: z
+          .url({ protocol: /^https?$/ })
+          .optional()
+          .describe('Webhook of the ticketing system: each ticket is POSTed there as JSON'),
+        headers: z
+          .record(z.string(), z.string())
+          .default({})
+          .describe('Headers sent with each ticket (e.g. Authorization); secrets: never logged'),
+        template: z
+          .string()
+          .max(20_000)
+          .optional()
+          .describe(
+            'The JSON body, with {{title}}, {{text}}, {{observables}}, {{requestedBy}}, {{createdAt}}, {{id}}, {{casebookId}} filled in (escaped); unset: a plain JSON object',
+          ),
+        timeout: duration.default('10s').describe('How long one attempt waits for the ticketing system'),
+        attempts: z.number().int().min(1).max(50).default(5).describe('Attempts before a ticket is marked failed'),
+        backoff: duration.default('30s').describe('Wait before the second attempt; doubles after each failure'),
+      })
+      .strict()
+      .superRefine((t, ctx) => {
+        const problem = t.template ? checkTemplate(t.template) : null;
+        if (problem) ctx.addIssue({ code: 'custom', path: ['template'], message: problem });
+      })
+      .prefault({})
+      .describe('Tickets opened in a ticketing system through a webhook'),
     approvals: z
       .object({
         block: z

@@ -21,6 +21,12 @@ const routes: Record<string, Permission> = {
   updateCasebook: 'investigate',
   deleteCasebook: 'investigate',
   exportCasebookStix: 'investigate',
+  listWatches: 'investigate',
+  addWatch: 'investigate',
+  listWatchHits: 'investigate',
+  removeWatch: 'investigate',
+  listTickets: 'investigate',
+  openTicket: 'investigate',
   listDeviceActions: 'read',
   // outbreak rules: analysts read and draft; publishing, editing and retiring change mail flow
   listHubRules: 'read',

@@ -35,6 +35,9 @@ import { registerBlockRoutes } from './block-routes.ts';
 import { HubBlockList } from './blocklist.ts';
 import { registerIntelligenceRoute, registerRuleRoutes } from './rule-routes.ts';
 import { OutbreakIntelligence } from './intelligence.ts';
+import { TicketDesk } from './tickets.ts';
+import { Watchlist } from './watches.ts';
+import { registerWatchRoutes } from './watch-routes.ts';
 import type { HubRules } from './rules.ts';
 import { hubResponder } from './responder.ts';
 import {
@@ -199,6 +202,23 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     clearInterval(pruneTimer);
   });
   registerIntelligenceRoute(app, { intelligence, auth: admin });
+  // Tickets through the webhook, and the watchlist (which can open tickets).
+  const tickets = new TicketDesk({
+    store,
+    settings: () => ({
+      url: config.tickets.url,
+      headers: config.tickets.headers,
+      template: config.tickets.template,
+      timeoutMs: parseDuration(config.tickets.timeout),
+      attempts: config.tickets.attempts,
+      backoffMs: parseDuration(config.tickets.backoff),
+    }),
+    log: ctx.log,
+  });
+  tickets.start();
+  app.addHook('onClose', async () => tickets.stop());
+  const watches = new Watchlist({ store, tickets });
+  registerWatchRoutes(app, { watches, tickets, auth: admin, who: (req) => req.principal?.user ?? 'unknown' });
   // Outbreak rules the hub publishes: open rule polls answer at once when the hub stops.
   app.addHook('preClose', async () => ctx.rules.close());
   registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });
@@ -516,9 +536,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       },
     },
     async (req) => {
-      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[], (s) =>
-        intelligence.observe(req.deviceId!, s),
-      );
+      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[], (s) => {
+        intelligence.observe(req.deviceId!, s);
+        watches.observe(req.deviceId!, s);
+      });
+      watches.flush((id) => store.devices().find((d) => d.id === id)?.name ?? id);
       scheduleIntelligence();
       return { batchId: req.body.batchId, ...r };
     },

@@ -20,6 +20,7 @@ import { Cloud } from './pages/Cloud.tsx';
 import { Devices } from './pages/hub/Devices.tsx';
 import { Investigate } from './pages/hub/Investigate.tsx';
 import { Casebooks } from './pages/hub/Casebooks.tsx';
+import { Watchlist } from './pages/hub/Watchlist.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
 import { BlockList } from './pages/hub/BlockList.tsx';
@@ -108,6 +109,7 @@ function AdminApp() {
           {route.page === 'cloud' && <Cloud role={session.role} />}
           {route.page === 'investigate' && <Investigate />}
           {route.page === 'casebooks' && <Casebooks id={route.arg} />}
+          {route.page === 'watchlist' && <Watchlist />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}

@@ -17,6 +17,7 @@ export type Page =
   // the hub's
   | 'investigate'
   | 'casebooks'
+  | 'watchlist'
   | 'devices'
   | 'search'
   | 'actions'
@@ -43,9 +44,21 @@ const GATEWAY_PAGES: Record<Session['role'], Page[]> = {
 };
 
 const HUB_PAGES: Record<Session['role'], Page[]> = {
-  admin: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions', 'tokens', 'users', 'audit'],
-  operator: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions'],
-  analyst: ['investigate', 'casebooks', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  admin: [
+    'investigate',
+    'casebooks',
+    'watchlist',
+    'devices',
+    'search',
+    'rules',
+    'blocklist',
+    'actions',
+    'tokens',
+    'users',
+    'audit',
+  ],
+  operator: ['investigate', 'casebooks', 'watchlist', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  analyst: ['investigate', 'casebooks', 'watchlist', 'devices', 'search', 'rules', 'blocklist', 'actions'],
   helpdesk: [],
 };
 
@@ -62,6 +75,7 @@ export const TITLES: Record<Page, string> = {
   audit: 'Audit log',
   investigate: 'Investigate',
   casebooks: 'Casebooks',
+  watchlist: 'Watchlist and tickets',
   devices: 'Gateways',
   search: 'Search every gateway',
   actions: 'Response actions',

@@ -101,6 +101,8 @@ export const errorCodes = {
   // the hub's (gateways registering and streaming, response actions)
   block_not_found: '404: (hub) no block list entry with that id',
   casebook_not_found: '404: (hub) no casebook with that id',
+  watch_not_found: '404: (hub) no watch with that id',
+  tickets_off: '409: (hub) no ticket webhook is configured (tickets.url)',
   rule_not_found: '404: (hub) no outbreak rule with that id, or no bundle published yet',
   invalid_rule: '400: (hub) the rule would be refused by gateways (the message lists every error)',
   rule_not_draft: '409: (hub) only drafts (and published rules) are published',

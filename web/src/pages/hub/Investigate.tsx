@@ -99,6 +99,7 @@ export function InvestigationView({ result, onPick }: { result: any; onPick: (id
             <th>Last seen</th>
             <th>As sender / recipient / content</th>
             <th>Rules</th>
+            <th />
           </tr>
         </thead>
         <tbody>
@@ -122,6 +123,9 @@ export function InvestigationView({ result, onPick }: { result: any; onPick: (id
                 {o.roles.sender} / {o.roles.recipient} / {o.roles.content}
               </td>
               <td>{o.rules.slice(0, 3).join(', ')}</td>
+              <td>
+                <WatchButton type={o.type} value={o.value} />
+              </td>
             </tr>
           ))}
         </tbody>
@@ -186,6 +190,27 @@ export function InvestigationView({ result, onPick }: { result: any; onPick: (id
         </tbody>
       </table>
     </>
+  );
+}
+
+/** Watch an observable: every new message that carries it is a hit (and a ticket, when tickets are on). */
+function WatchButton({ type, value }: { type: string; value: string }) {
+  const [state, setState] = useState<string | null>(null);
+  const watch = async () => {
+    try {
+      const t = await api<{ enabled: boolean }>('GET', '/api/v1/tickets');
+      await api('POST', '/api/v1/watches', { observable: { type, value }, ticket: t.enabled });
+      setState('watched');
+    } catch (e) {
+      setState(e instanceof ApiFailure ? e.message : 'failed');
+    }
+  };
+  return state ? (
+    <span className="muted">{state}</span>
+  ) : (
+    <button type="button" className="link" onClick={watch} aria-label={`watch ${type} ${value}`}>
+      watch
+    </button>
   );
 }
 

@@ -1,0 +1,196 @@
+// The watchlist (DESIGN §11.4; issue 14): an analyst watches an observable, and every new message that
+// carries it, on any gateway, is a hit — counted, listed with the gateway and MID, and, when the watch asks
+// for it, a ticket (one per watch per intake batch, src/hub/tickets.ts). Checked as summaries arrive:
+// the watched keys are kept in memory, so the intake pays one map lookup per observable.
+import { randomUUID } from 'node:crypto';
+import type { MessageSummary } from '../xdr/summary.ts';
+import { observablesOf } from './observables.ts';
+import type { ParsedObservable } from './parse-observables.ts';
+import type { HubStore } from './store.ts';
+import type { TicketDesk } from './tickets.ts';
+
+const SCHEMA = `
+create table if not exists watches (
+  id text primary key,
+  type text not null,
+  value text not null,
+  note text not null,
+  ticket integer not null,
+  created_by text not null,
+  created_at integer not null,
+  expires_at integer,
+  hits integer not null default 0,
+  last_hit_at integer,
+  removed integer not null default 0
+);
+create table if not exists watch_hits (
+  watch_id text not null,
+  at integer not null,
+  device_id text not null,
+  mid integer not null,
+  subject text,
+  primary key (watch_id, device_id, mid)
+) without rowid;
+`;
+
+export interface Watch {
+  id: string;
+  type: string;
+  value: string;
+  note: string;
+  /** open a ticket on new sightings */
+  ticket: boolean;
+  createdBy: string;
+  createdAt: string;
+  expiresAt: string | null;
+  hits: number;
+  lastHitAt: string | null;
+}
+
+interface Row {
+  id: string;
+  type: string;
+  value: string;
+  note: string;
+  ticket: number;
+  created_by: string;
+  created_at: number;
+  expires_at: number | null;
+  hits: number;
+  last_hit_at: number | null;
+}
+
+export class Watchlist {
+  private readonly store: HubStore;
+  private readonly tickets: TicketDesk;
+  /** `type\0value` → watch ids */
+  private readonly keys = new Map<string, Set<string>>();
+  /** hits of this intake batch, per watch: ticketed once the batch is stored */
+  private readonly pending = new Map<string, Array<{ deviceId: string; mid: number; subject: string | null }>>();
+
+  constructor(deps: { store: HubStore; tickets: TicketDesk }) {
+    this.store = deps.store;
+    this.tickets = deps.tickets;
+    this.store.db.exec(SCHEMA);
+    for (const w of this.list()) this.index(w);
+  }
+
+  add(o: ParsedObservable, input: { note: string; ticket: boolean; expiresAt: number | null }, by: string): Watch {
+    const id = randomUUID();
+    this.store.run(
+      'insert into watches(id, type, value, note, ticket, created_by, created_at, expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+      id,
+      o.type,
+      o.value,
+      input.note,
+      input.ticket ? 1 : 0,
+      by,
+      Date.now(),
+      input.expiresAt,
+    );
+    const w = this.get(id)!;
+    this.index(w);
+    return w;
+  }
+
+  remove(id: string): boolean {
+    const w = this.get(id);
+    if (!w) return false;
+    this.store.run('update watches set removed = 1 where id = ?', id);
+    this.keys.get(`${w.type}\u0000${w.value}`)?.delete(id);
+    return true;
+  }
+
+  get(id: string): Watch | null {
+    const r = this.store.stmt('select * from watches where id = ? and removed = 0').get(id) as unknown as
+      Row | undefined;
+    return r ? toWatch(r) : null;
+  }
+
+  list(): Watch[] {
+    return (
+      this.store.stmt('select * from watches where removed = 0 order by created_at desc').all() as unknown as Row[]
+    ).map(toWatch);
+  }
+
+  hits(id: string, limit = 200): Array<{ at: string; deviceId: string; mid: number; subject: string | null }> {
+    return (
+      this.store
+        .stmt('select at, device_id, mid, subject from watch_hits where watch_id = ? order by at desc limit ?')
+        .all(id, limit) as Array<{ at: number; device_id: string; mid: number; subject: string | null }>
+    ).map((h) => ({ at: new Date(h.at).toISOString(), deviceId: h.device_id, mid: h.mid, subject: h.subject }));
+  }
+
+  /** A message stored for the first time (inside the intake's transaction). */
+  observe(deviceId: string, s: MessageSummary): void {
+    if (!this.keys.size) return;
+    const now = Date.now();
+    for (const o of observablesOf(s)) {
+      const ids = this.keys.get(`${o.type}\u0000${o.value}`);
+      if (!ids?.size) continue;
+      for (const id of ids) {
+        const w = this.get(id);
+        if (!w || (w.expiresAt && Date.parse(w.expiresAt) <= now)) continue;
+        this.store.run(
+          'insert or ignore into watch_hits(watch_id, at, device_id, mid, subject) values (?, ?, ?, ?, ?)',
+          id,
+          now,
+          deviceId,
+          s.mid,
+          s.subject,
+        );
+        this.store.run('update watches set hits = hits + 1, last_hit_at = ? where id = ?', now, id);
+        if (w.ticket) {
+          const list = this.pending.get(id) ?? [];
+          list.push({ deviceId, mid: s.mid, subject: s.subject });
+          this.pending.set(id, list);
+        }
+      }
+    }
+  }
+
+  /** After a batch is stored: one ticket per watch that asked for one and had hits. */
+  flush(names: (deviceId: string) => string): void {
+    for (const [id, hits] of this.pending) {
+      const w = this.get(id);
+      if (!w || !this.tickets.enabled) continue;
+      this.tickets.open(
+        {
+          title: `Watched ${w.type} ${w.value} seen again: ${hits.length} new message(s)`,
+          text: [
+            w.note ? `Watch note: ${w.note}` : '',
+            ...hits.slice(0, 50).map((h) => `${names(h.deviceId)} MID ${h.mid}: ${h.subject ?? '(no subject)'}`),
+          ]
+            .filter(Boolean)
+            .join('\n'),
+          observables: [{ type: w.type, value: w.value }],
+        },
+        `watch:${w.createdBy}`,
+      );
+    }
+    this.pending.clear();
+  }
+
+  private index(w: Watch): void {
+    const k = `${w.type}\u0000${w.value}`;
+    const set = this.keys.get(k) ?? new Set<string>();
+    set.add(w.id);
+    this.keys.set(k, set);
+  }
+}
+
+function toWatch(r: Row): Watch {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: r.id,
+    type: r.type,
+    value: r.value,
+    note: r.note,
+    ticket: !!r.ticket,
+    createdBy: r.created_by,
+    createdAt: iso(r.created_at)!,
+    expiresAt: iso(r.expires_at),
+    hits: r.hits,
+    lastHitAt: iso(r.last_hit_at),
+  };
+}
