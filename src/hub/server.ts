@@ -36,6 +36,8 @@ import { HubBlockList } from './blocklist.ts';
 import { registerIntelligenceRoute, registerRuleRoutes } from './rule-routes.ts';
 import { OutbreakIntelligence } from './intelligence.ts';
 import { TicketDesk } from './tickets.ts';
+import { registerTaxiiRoutes } from './taxii-routes.ts';
+import { hubIdentityId } from './stix.ts';
 import { Watchlist } from './watches.ts';
 import { registerWatchRoutes } from './watch-routes.ts';
 import type { HubRules } from './rules.ts';
@@ -126,6 +128,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       { name: 'Devices', description: 'Registration tokens and registered gateways (administrators)' },
       { name: 'Search', description: 'Messages across every gateway by observable; investigations' },
       { name: 'Casebooks', description: 'Saved investigations with notes; STIX 2.1 export' },
+      {
+        name: 'TAXII 2.1',
+        description:
+          'The published outbreak rules as a read-only TAXII 2.1 collection of STIX indicators (HTTP Basic: a personal API token as the password)',
+      },
       { name: 'Response', description: 'Response actions sent to gateways and the block list' },
       {
         name: 'Outbreak rules',
@@ -202,6 +209,12 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     clearInterval(pruneTimer);
   });
   registerIntelligenceRoute(app, { intelligence, auth: admin });
+  // The published rules as a TAXII 2.1 collection of STIX indicators (hub/taxii.ts).
+  registerTaxiiRoutes(app, {
+    rules: ctx.rules,
+    auth: admin,
+    hubIdentity: { id: hubIdentityId(ctx.rules.publicKey), name: 'Breakwater hub', created: new Date(0).toISOString() },
+  });
   // Tickets through the webhook, and the watchlist (which can open tickets).
   const tickets = new TicketDesk({
     store,

@@ -80,6 +80,11 @@ export function stixOf(o: ParsedObservable): { pattern: string; object: StixObje
   }
 }
 
+/** The hub's STIX identity: the same id in every bundle and in the TAXII collection. */
+export function hubIdentityId(hubId: string): string {
+  return `identity--${uuidv5(SCO_NAMESPACE, `breakwater-hub:${hubId}`)}`;
+}
+
 const INDICATOR_TYPES: Record<string, string> = {
   malicious: 'malicious-activity',
   suspicious: 'anomalous-activity',
@@ -102,7 +107,7 @@ export function casebookBundle(
   const hub: StixObject = {
     type: 'identity',
     spec_version: '2.1',
-    id: `identity--${uuidv5(SCO_NAMESPACE, `breakwater-hub:${o.hubId}`)}`,
+    id: hubIdentityId(o.hubId),
     created: at,
     modified: at,
     name: o.hubName,
