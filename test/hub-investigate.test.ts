@@ -227,3 +227,30 @@ test('`breakwater hub investigate` answers the same from the command line', asyn
   ]);
   assert.match(human.out, /ip\s+203\.0\.113\.9\s+malicious\s+3\s+gw-a \(2\), gw-b \(1\)/);
 });
+
+test('reports across gateways: per gateway and in total, over time, by level, top rules and threat senders', async () => {
+  const r = await hubCall('GET', '/api/v1/reports?since=2026-12-07T00:00:00Z&until=2026-12-08T00:00:00Z&top=5');
+  assert.equal(r.status, 200, JSON.stringify(r.json));
+  assert.equal(r.json.bucketSeconds, 3600);
+  assert.equal(r.json.buckets.length, 24);
+  assert.deepEqual(r.json.total, { messages: 4, statuses: { delivered: 3, quarantined: 1 }, threats: 1 });
+  assert.deepEqual(
+    r.json.gateways.map((g: any) => [g.name, g.messages, g.threats]),
+    [
+      ['gw-a', 2, 1],
+      ['gw-b', 1, 0],
+      ['gw-c', 1, 0],
+    ],
+  );
+  assert.deepEqual(r.json.buckets[10].statuses, { delivered: 3, quarantined: 1 });
+  assert.deepEqual(r.json.topRules, [{ rule: 'OUTBREAK_0000007', messages: 1, gateways: 1 }]);
+  assert.deepEqual(r.json.topThreatSenders, [{ sender: 'payroll@evil-pay.test', messages: 1, gateways: 1 }]);
+  assert.deepEqual(
+    r.json.threatLevels.map((l: any) => [l.level, l.messages]),
+    [
+      [0, 3],
+      [4, 1],
+    ],
+  );
+  assert.equal((await hubCall('GET', '/api/v1/reports?since=tomorrow')).json.error.code, 'invalid_parameter');
+});

@@ -89,6 +89,7 @@ test(
       'Watchlist and tickets',
       'Gateways',
       'Search every gateway',
+      'Reports',
       'Outbreak rules',
       'Block list',
       'Response actions',
@@ -150,6 +151,11 @@ test(
     assert.ok(gw.gateway.hubBlockList.blocked('mallory@evil.test', 'incoming'), 'the gateway applies it');
     await page.getByRole('button', { name: 'Unblock' }).click();
     await page.getByRole('status').getByText('unblock: mallory@evil.test is removed').waitFor();
+    // reports across gateways: the gateway's message is counted, charts drawn
+    await nav.getByRole('link', { name: 'Reports' }).click();
+    await page.getByText(/1 messages on 1 gateway\(s\)/).waitFor();
+    await page.getByRole('table', { name: 'hub-gateways' }).getByText('gw.test').waitFor();
+    assert.equal((await page.locator('.chart canvas').count()) >= 2, true, 'two charts');
     for (const title of ['Response actions', 'Users', 'Audit log']) {
       await nav.getByRole('link', { name: title }).click();
       await page.getByRole('heading', { level: 1, name: title }).waitFor();
@@ -221,6 +227,7 @@ test(
       'Watchlist and tickets',
       'Gateways',
       'Search every gateway',
+      'Reports',
       'Outbreak rules',
       'Block list',
       'Response actions',

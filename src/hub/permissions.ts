@@ -14,6 +14,7 @@ const routes: Record<string, Permission> = {
   listRegistrationTokens: 'admin',
   // investigation and response
   searchMessages: 'read',
+  getHubReport: 'read',
   investigateObservables: 'investigate',
   listCasebooks: 'investigate',
   createCasebook: 'investigate',

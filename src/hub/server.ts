@@ -33,6 +33,7 @@ import { registerCasebookRoutes } from './casebook-routes.ts';
 import { Casebooks } from './casebooks.ts';
 import { registerBlockRoutes } from './block-routes.ts';
 import { HubBlockList } from './blocklist.ts';
+import { hubReport } from './reports.ts';
 import { registerIntelligenceRoute, registerRuleRoutes } from './rule-routes.ts';
 import { OutbreakIntelligence } from './intelligence.ts';
 import { TicketDesk } from './tickets.ts';
@@ -313,6 +314,59 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       store.addToken(token, req.body.region, expiresAt);
       ctx.log(`registration token created for region ${req.body.region}`);
       return { token, region: req.body.region, expiresAt: new Date(expiresAt).toISOString() };
+    },
+  );
+
+  api.get(
+    '/api/v1/reports',
+    {
+      onRequest: admin,
+      schema: {
+        operationId: 'getHubReport',
+        tags: ['Search'],
+        summary: 'Mail flow and Outbreak Filters across every gateway, per gateway and in total, for a period',
+        querystring: z
+          .object({
+            since: z.string().max(40).optional().describe('ISO 8601; default: a week before until'),
+            until: z.string().max(40).optional().describe('ISO 8601; default: now'),
+            top: z.coerce.number().int().min(1).max(1000).default(20),
+          })
+          .strict(),
+        response: hubResponses({
+          ok: z.object({
+            since: z.string(),
+            until: z.string(),
+            bucketSeconds: z.int(),
+            total: z.object({ messages: z.int(), statuses: z.record(z.string(), z.int()), threats: z.int() }),
+            gateways: z.array(
+              z.object({
+                deviceId: z.string(),
+                name: z.string(),
+                messages: z.int(),
+                statuses: z.record(z.string(), z.int()),
+                threats: z.int().describe('messages at threat level 3 or more'),
+              }),
+            ),
+            buckets: z.array(z.object({ at: z.string(), statuses: z.record(z.string(), z.int()) })),
+            threatLevels: z.array(z.object({ level: z.int(), messages: z.int() })),
+            topRules: z.array(z.object({ rule: z.string(), messages: z.int(), gateways: z.int() })),
+            topThreatSenders: z.array(z.object({ sender: z.string(), messages: z.int(), gateways: z.int() })),
+          }),
+          400: ['invalid_parameter', 'unknown_parameter'],
+        }),
+      },
+    },
+    async (req) => {
+      const until = req.query.until ? Date.parse(req.query.until) : Date.now();
+      const since = req.query.since ? Date.parse(req.query.since) : until - 7 * 86_400_000;
+      if (!Number.isFinite(until) || !Number.isFinite(since) || since >= until)
+        throw new ApiError(400, 'invalid_parameter', 'since and until are ISO 8601 times, since before until');
+      return hubReport(store, {
+        since,
+        until,
+        top: req.query.top,
+        names: new Map(store.devices().map((d) => [d.id, d.name])),
+      });
     },
   );
 

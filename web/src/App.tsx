@@ -21,6 +21,7 @@ import { Devices } from './pages/hub/Devices.tsx';
 import { Investigate } from './pages/hub/Investigate.tsx';
 import { Casebooks } from './pages/hub/Casebooks.tsx';
 import { Watchlist } from './pages/hub/Watchlist.tsx';
+import { HubReports } from './pages/hub/HubReports.tsx';
 import { Search } from './pages/hub/Search.tsx';
 import { Actions } from './pages/hub/Actions.tsx';
 import { BlockList } from './pages/hub/BlockList.tsx';
@@ -110,6 +111,7 @@ function AdminApp() {
           {route.page === 'investigate' && <Investigate />}
           {route.page === 'casebooks' && <Casebooks id={route.arg} />}
           {route.page === 'watchlist' && <Watchlist />}
+          {route.page === 'hubreports' && <HubReports />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
           {route.page === 'actions' && <Actions />}

@@ -18,6 +18,7 @@ export type Page =
   | 'investigate'
   | 'casebooks'
   | 'watchlist'
+  | 'hubreports'
   | 'devices'
   | 'search'
   | 'actions'
@@ -50,6 +51,7 @@ const HUB_PAGES: Record<Session['role'], Page[]> = {
     'watchlist',
     'devices',
     'search',
+    'hubreports',
     'rules',
     'blocklist',
     'actions',
@@ -57,8 +59,28 @@ const HUB_PAGES: Record<Session['role'], Page[]> = {
     'users',
     'audit',
   ],
-  operator: ['investigate', 'casebooks', 'watchlist', 'devices', 'search', 'rules', 'blocklist', 'actions'],
-  analyst: ['investigate', 'casebooks', 'watchlist', 'devices', 'search', 'rules', 'blocklist', 'actions'],
+  operator: [
+    'investigate',
+    'casebooks',
+    'watchlist',
+    'devices',
+    'search',
+    'hubreports',
+    'rules',
+    'blocklist',
+    'actions',
+  ],
+  analyst: [
+    'investigate',
+    'casebooks',
+    'watchlist',
+    'devices',
+    'search',
+    'hubreports',
+    'rules',
+    'blocklist',
+    'actions',
+  ],
   helpdesk: [],
 };
 
@@ -76,6 +98,7 @@ export const TITLES: Record<Page, string> = {
   investigate: 'Investigate',
   casebooks: 'Casebooks',
   watchlist: 'Watchlist and tickets',
+  hubreports: 'Reports',
   devices: 'Gateways',
   search: 'Search every gateway',
   actions: 'Response actions',

@@ -17,7 +17,7 @@ function Csv({ name, rows }: { name: string; rows: Array<Record<string, unknown>
   );
 }
 
-function Table({ name, rows }: { name: string; rows: Array<Record<string, unknown>> }) {
+export function Table({ name, rows }: { name: string; rows: Array<Record<string, unknown>> }) {
   if (!rows.length) return <p className="muted">Nothing in this period.</p>;
   const cols = Object.keys(rows[0]);
   return (
