@@ -4,12 +4,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
-import { MAX_POLL_MS, type DeviceActions } from './actions.ts';
+import { ActionApprovalError, MAX_POLL_MS, type DeviceActions } from './actions.ts';
+import type { RelayResponder } from '../xdr/relay.ts';
 import { hubResponses } from './schemas.ts';
 
 type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
-const STATUSES = ['pending', 'taken', 'done', 'failed', 'expired'] as const;
+const STATUSES = ['awaiting_approval', 'pending', 'taken', 'done', 'failed', 'expired', 'refused'] as const;
 
 export const deviceActionSchema = z
   .object({
@@ -27,10 +28,85 @@ export const deviceActionSchema = z
 
 export function registerActionRoutes(
   app: FastifyInstance,
-  o: { actions: DeviceActions; admin: Hook; device: Hook },
+  o: {
+    actions: DeviceActions;
+    admin: Hook;
+    device: Hook;
+    responder: RelayResponder;
+    who: (req: FastifyRequest) => string;
+  },
 ): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const { actions } = o;
+  const STATUS: Record<ActionApprovalError['code'], number> = {
+    action_not_found: 404,
+    not_pending: 409,
+    approval_by_requester: 403,
+  };
+
+  api.post(
+    '/api/v1/actions',
+    {
+      onRequest: o.admin,
+      schema: {
+        operationId: 'requestRemediation',
+        tags: ['Response'],
+        summary:
+          'Remediate a delivered message in every mailbox: delete, forward or forward-and-delete on each gateway that holds it (after a second user’s approval when approvals.remediate is on)',
+        body: z
+          .object({
+            action: z.enum(['delete', 'forward', 'forward-and-delete']),
+            observable: z
+              .object({ type: z.enum(['email_messageid', 'cisco_mid']), value: z.string().min(1).max(2048) })
+              .strict(),
+          })
+          .strict(),
+        response: hubResponses({
+          ok: z.object({ ok: z.boolean(), detail: z.string() }),
+          body: true,
+          400: ['invalid_parameter', 'invalid_body'],
+        }),
+      },
+    },
+    async (req) => {
+      const r = await o.responder.trigger(req.body.action, req.body.observable, o.who(req));
+      return { ok: r.ok, detail: typeof r.detail === 'string' ? r.detail : JSON.stringify(r.detail ?? '') };
+    },
+  );
+
+  for (const verb of ['approve', 'refuse'] as const)
+    api.post(
+      `/api/v1/actions/:id/${verb}`,
+      {
+        onRequest: o.admin,
+        schema: {
+          operationId: verb === 'approve' ? 'approveAction' : 'refuseAction',
+          tags: ['Response'],
+          summary:
+            verb === 'approve'
+              ? 'Approve a response action (not one you requested): its gateway carries it out'
+              : 'Refuse a response action awaiting approval',
+          params: z.object({ id: z.string().min(1).max(100) }),
+          response: hubResponses({
+            ok: deviceActionSchema,
+            400: ['invalid_parameter'],
+            403: ['approval_by_requester'],
+            404: ['action_not_found'],
+            409: ['not_pending'],
+          }),
+        },
+      },
+      async (req) => {
+        try {
+          return verb === 'approve'
+            ? actions.approve(req.params.id, o.who(req))
+            : actions.refuse(req.params.id, o.who(req));
+        } catch (err) {
+          if (err instanceof ActionApprovalError) throw new ApiError(STATUS[err.code], err.code, err.message);
+          throw err;
+        }
+      },
+    );
 
   api.get(
     '/api/v1/device/actions',

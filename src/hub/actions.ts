@@ -24,7 +24,15 @@ create table if not exists device_actions (
 create index if not exists device_actions_open on device_actions(device_id, status);
 `;
 
-export type ActionStatus = 'pending' | 'taken' | 'done' | 'failed' | 'expired';
+export type ActionStatus = 'awaiting_approval' | 'pending' | 'taken' | 'done' | 'failed' | 'expired' | 'refused';
+
+export class ActionApprovalError extends Error {
+  readonly code: 'action_not_found' | 'not_pending' | 'approval_by_requester';
+  constructor(code: ActionApprovalError['code'], message: string) {
+    super(message);
+    this.code = code;
+  }
+}
 
 export interface DeviceAction {
   id: string;
@@ -58,7 +66,7 @@ export const EXPIRE_MS = 24 * 3600_000;
 /** the longest a gateway's poll is held open */
 export const MAX_POLL_MS = 25_000;
 
-const finished = (s: ActionStatus): boolean => s === 'done' || s === 'failed' || s === 'expired';
+const finished = (s: ActionStatus): boolean => s === 'done' || s === 'failed' || s === 'expired' || s === 'refused';
 
 function toAction(r: Row): DeviceAction {
   return {
@@ -87,23 +95,71 @@ export class DeviceActions {
     this.db.exec(SCHEMA);
   }
 
-  /** Queues an action for a gateway and wakes its poll. */
+  /**
+   * Queues an action for a gateway and wakes its poll; with `awaitingApproval` it waits for a second
+   * user's approval first (approvals.remediate), and no gateway sees it until then.
+   */
   queue(
     deviceId: string,
     action: string,
     observable: { type: string; value: string },
     requestedBy: string,
+    o: { awaitingApproval?: boolean } = {},
   ): DeviceAction {
     const now = Date.now();
     const id = randomUUID();
     this.db
       .prepare(
         `insert into device_actions(id, device_id, action, observable_type, observable_value, requested_by, status, created_at, updated_at)
-         values (?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(id, deviceId, action, observable.type, observable.value, requestedBy, now, now);
-    for (const wake of this.polls.get(deviceId) ?? []) wake();
+      .run(
+        id,
+        deviceId,
+        action,
+        observable.type,
+        observable.value,
+        requestedBy,
+        o.awaitingApproval ? 'awaiting_approval' : 'pending',
+        now,
+        now,
+      );
+    if (!o.awaitingApproval) for (const wake of this.polls.get(deviceId) ?? []) wake();
     return this.get(id)!;
+  }
+
+  /** A second user approves: the action goes to its gateway. The requester may not approve their own. */
+  approve(id: string, by: string): DeviceAction {
+    const a = this.awaiting(id);
+    if (a.requestedBy === by)
+      throw new ActionApprovalError(
+        'approval_by_requester',
+        'an action is approved by someone other than its requester',
+      );
+    const now = Date.now();
+    // the 24-hour expiry counts from the approval
+    this.db
+      .prepare("update device_actions set status = 'pending', detail = ?, created_at = ?, updated_at = ? where id = ?")
+      .run(`approved by ${by}`, now, now, id);
+    for (const wake of this.polls.get(a.deviceId) ?? []) wake();
+    return this.get(id)!;
+  }
+
+  refuse(id: string, by: string): DeviceAction {
+    this.awaiting(id);
+    this.db
+      .prepare("update device_actions set status = 'refused', detail = ?, updated_at = ? where id = ?")
+      .run(`refused by ${by}`, Date.now(), id);
+    for (const wake of this.finishWaiters) wake();
+    return this.get(id)!;
+  }
+
+  private awaiting(id: string): DeviceAction {
+    const a = this.get(id);
+    if (!a) throw new ActionApprovalError('action_not_found', 'no response action with that id');
+    if (a.status !== 'awaiting_approval')
+      throw new ActionApprovalError('not_pending', `the action is ${a.status}, not awaiting approval`);
+    return a;
   }
 
   get(id: string): DeviceAction | null {
@@ -200,8 +256,10 @@ export class DeviceActions {
   private expire(now = Date.now()): void {
     this.db
       .prepare(
-        `update device_actions set status = 'expired', detail = 'no gateway took it within 24 hours', updated_at = ?1
-         where status = 'pending' and created_at < ?2`,
+        `update device_actions set status = 'expired',
+           detail = case status when 'pending' then 'no gateway took it within 24 hours' else 'nobody approved it within 24 hours' end,
+           updated_at = ?1
+         where status in ('pending', 'awaiting_approval') and created_at < ?2`,
       )
       .run(now, now - EXPIRE_MS);
   }

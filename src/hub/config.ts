@@ -112,6 +112,12 @@ export const hubConfigSchema = z
           .describe(
             'A block list entry waits for a second user’s approval (never the requester’s) before gateways apply it',
           ),
+        remediate: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Deleting or forwarding delivered mail from mailboxes (hub users or an XDR) waits for a second user’s approval',
+          ),
       })
       .strict()
       .prefault({})

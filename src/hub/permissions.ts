@@ -29,6 +29,9 @@ const routes: Record<string, Permission> = {
   listTickets: 'investigate',
   openTicket: 'investigate',
   listDeviceActions: 'read',
+  requestRemediation: 'operate',
+  approveAction: 'operate',
+  refuseAction: 'operate',
   // outbreak rules: analysts read and draft; publishing, editing and retiring change mail flow
   listHubRules: 'read',
   listIntelligenceDrafts: 'read',

@@ -20,6 +20,8 @@ export function hubResponder(
   timeoutMs: number,
   deviceName: (id: string) => string,
   blockList: HubBlockList,
+  /** remediation waits for a second user's approval (hub approvals.remediate) */
+  needsApproval: () => boolean = () => false,
 ): RelayResponder {
   return {
     async trigger(actionId, observable, by) {
@@ -68,9 +70,15 @@ export function hubResponder(
           ok: false,
           detail: `${devices.length} gateways hold this message; at most ${MAX_GATEWAYS} are asked at once`,
         };
+      const awaitingApproval = needsApproval();
       const queued = devices.map((d) =>
-        actions.queue(d, actionId, { type: observable.type, value: observable.value }, by),
+        actions.queue(d, actionId, { type: observable.type, value: observable.value }, by, { awaitingApproval }),
       );
+      if (awaitingApproval)
+        return {
+          ok: true,
+          detail: `waits for a hub user's approval: ${queued.map((a) => `${deviceName(a.deviceId)} (action ${a.id})`).join(', ')}`,
+        };
       const results = await actions.settle(
         queued.map((a) => a.id),
         timeoutMs,

@@ -182,7 +182,6 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   const actions = new DeviceActions(store.db);
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
-  registerActionRoutes(app, { actions, admin, device });
   // Outbreak intelligence: bursts across gateways become rule drafts (hub/intelligence.ts), looked at a
   // moment after each intake (one evaluation for the batches of that moment).
   const intelligence = new OutbreakIntelligence({
@@ -238,6 +237,20 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });
   // The block list: senders and domains blocked on every gateway (hub/blocklist.ts).
   const blockList = new HubBlockList(store, { requireApproval: () => config.approvals.block });
+  // Response actions: people (and the relay's /respond/trigger) ask; gateways carry them out.
+  const deviceName = (id: string) => {
+    const d = store.devices().find((x) => x.id === id);
+    return d ? `${d.name} (${d.id})` : id;
+  };
+  const responder = hubResponder(
+    store,
+    actions,
+    parseDuration(config.actions.timeout),
+    deviceName,
+    blockList,
+    () => config.approvals.remediate,
+  );
+  registerActionRoutes(app, { actions, admin, device, responder, who: (req) => req.principal?.user ?? 'unknown' });
   registerBlockRoutes(app, {
     list: blockList,
     auth: admin,
@@ -269,14 +282,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
       referUri: (base, o) =>
         `${base}/ui/#/search?${new URLSearchParams({ type: o.type === 'ipv6' ? 'ip' : o.type, value: o.value })}`,
     });
-    const names = (): Map<string, string> => new Map(store.devices().map((d) => [d.id, `${d.name} (${d.id})`]));
-    relay.responder = hubResponder(
-      store,
-      actions,
-      parseDuration(config.actions.timeout),
-      (id) => names().get(id) ?? id,
-      blockList,
-    );
+    relay.responder = responder;
     await registerRelayRoutes(app, ctx.log, relay, config.relay);
   }
 

@@ -114,7 +114,7 @@ function AdminApp() {
           {route.page === 'hubreports' && <HubReports />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}
-          {route.page === 'actions' && <Actions />}
+          {route.page === 'actions' && <Actions session={session} />}
           {route.page === 'blocklist' && <BlockList session={session} />}
           {route.page === 'rules' && <Rules session={session} />}
           {route.page === 'tokens' && <Tokens />}
