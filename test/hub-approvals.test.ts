@@ -4,15 +4,10 @@
 // an analyst may not, a refusal ends it, and every step is audited.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
 import { SignJWT } from 'jose';
-import { loadHubConfig } from '../src/hub/config.ts';
-import { runHub, type RunningHub } from '../src/hub/run.ts';
+import type { RunningHub } from '../src/hub/run.ts';
 import { HUB_AUDIENCE, signDeviceToken } from '../src/xdr/device-jwt.ts';
-import { tempDir } from './helpers/peers.ts';
-import { registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
+import { addHubUsers, registerTestDevices, sendSummaries, startTestHub, testSummary } from './helpers/hub.ts';
 
 const RELAY_SECRET = 'approvals-relay-secret-0123456789abcdef';
 let hub: RunningHub;
@@ -39,26 +34,15 @@ async function poll(): Promise<any[]> {
 }
 
 before(async () => {
-  const dir = tempDir('bw-hub-approvals-');
-  const file = path.join(dir, 'hub.yaml');
-  writeFileSync(
-    file,
-    YAML.stringify({
-      dataDir: './data',
-      listen: { host: '127.0.0.1', port: 0 },
-      approvals: { remediate: true },
-      relay: { jwtSecret: RELAY_SECRET },
-    }),
+  hub = await startTestHub({ approvals: { remediate: true }, relay: { jwtSecret: RELAY_SECRET } });
+  Object.assign(
+    tokens,
+    await addHubUsers(hub, [
+      ['op1', 'operator'],
+      ['op2', 'operator'],
+      ['analyst', 'analyst'],
+    ]),
   );
-  hub = await runHub(loadHubConfig(file));
-  for (const [name, role] of [
-    ['op1', 'operator'],
-    ['op2', 'operator'],
-    ['analyst', 'analyst'],
-  ]) {
-    await hub.users.add(name, role, 'a long test password');
-    tokens[name] = hub.users.createToken(name, 'test', null).token;
-  }
   [device] = await registerTestDevices(hub.url, hub.token, ['gw-a']);
   await sendSummaries(hub.url, device, 'b1', [
     testSummary(7, { messageId: '<phish-1@evil.test>' }),

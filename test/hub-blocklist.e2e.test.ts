@@ -4,15 +4,12 @@
 // only; removal and expiry lift it; an XDR's block action becomes a pending entry; everything is audited.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
 import { SignJWT } from 'jose';
-import { loadHubConfig } from '../src/hub/config.ts';
-import { runHub, type RunningHub } from '../src/hub/run.ts';
+import type { RunningHub } from '../src/hub/run.ts';
+import { addHubUsers, startTestHub } from './helpers/hub.ts';
 import { HubBlockListSync } from '../src/xdr/hub-blocklist.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
-import { hasBinary, pythonSend, startSmtpSink, tempDir, waitFor, type Sink } from './helpers/peers.ts';
+import { hasBinary, pythonSend, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 
 const skip = hasBinary('smtp-sink') ? false : 'smtp-sink is not installed (run .ci/run)';
 const RELAY_SECRET = 'blocklist-relay-secret-0123456789abcdef';
@@ -57,26 +54,15 @@ async function statusOf(subject: string): Promise<{ status: string; reason: stri
 
 before(async () => {
   if (skip) return;
-  const dir = tempDir('bw-hub-block-');
-  const file = path.join(dir, 'hub.yaml');
-  writeFileSync(
-    file,
-    YAML.stringify({
-      dataDir: './data',
-      listen: { host: '127.0.0.1', port: 0 },
-      approvals: { block: true },
-      relay: { jwtSecret: RELAY_SECRET },
-    }),
+  hub = await startTestHub({ approvals: { block: true }, relay: { jwtSecret: RELAY_SECRET } });
+  Object.assign(
+    tokens,
+    await addHubUsers(hub, [
+      ['op1', 'operator'],
+      ['op2', 'operator'],
+      ['analyst', 'analyst'],
+    ]),
   );
-  hub = await runHub(loadHubConfig(file));
-  for (const [name, role] of [
-    ['op1', 'operator'],
-    ['op2', 'operator'],
-    ['analyst', 'analyst'],
-  ]) {
-    await hub.users.add(name, role, 'a long test password');
-    tokens[name] = hub.users.createToken(name, 'test', null).token;
-  }
   sink = await startSmtpSink();
   gw = await startTestGateway(
     testConfig({

@@ -5,13 +5,10 @@
 // that was not polling during a publication gets the latest version when it polls again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import YAML from 'yaml';
-import { loadHubConfig } from '../src/hub/config.ts';
-import { runHub, type RunningHub } from '../src/hub/run.ts';
+import type { RunningHub } from '../src/hub/run.ts';
+import { addHubUsers, startTestHub } from './helpers/hub.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
-import { hasBinary, startSmtpSink, tempDir, waitFor, type Sink } from './helpers/peers.ts';
+import { hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 
 const skip = hasBinary('smtp-sink') ? false : 'smtp-sink is not installed (run .ci/run)';
@@ -38,17 +35,14 @@ const everyGatewayAt = (v: number) =>
 
 before(async () => {
   if (skip) return;
-  const dir = tempDir('bw-hub-rules-');
-  const file = path.join(dir, 'hub.yaml');
-  writeFileSync(file, YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 } }));
-  hub = await runHub(loadHubConfig(file));
-  for (const [name, role] of [
-    ['analyst', 'analyst'],
-    ['operator', 'operator'],
-  ]) {
-    await hub.users.add(name, role, 'a long test password');
-    tokens[name] = hub.users.createToken(name, 'test', null).token;
-  }
+  hub = await startTestHub();
+  Object.assign(
+    tokens,
+    await addHubUsers(hub, [
+      ['analyst', 'analyst'],
+      ['operator', 'operator'],
+    ]),
+  );
   sink = await startSmtpSink({ dump: true });
   for (let i = 0; i < 3; i++) {
     const gw = await startTestGateway(

@@ -97,7 +97,7 @@ export function hubReport(
     until: new Date(o.until).toISOString(),
     bucketSeconds: bucket / 1000,
     total,
-    gateways: [...gateways.values()].sort((a, b) => b.messages - a.messages),
+    gateways: [...gateways.values()].sort((a, b) => b.messages - a.messages || a.name.localeCompare(b.name)),
     buckets: [...buckets.entries()]
       .sort((a, b) => a[0] - b[0])
       .map(([at, statuses]) => ({ at: new Date(at).toISOString(), statuses })),

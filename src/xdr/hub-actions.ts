@@ -6,6 +6,7 @@
 import type { Config } from '../config/schema.ts';
 import type { CloudService } from './cloud.ts';
 import type { RelayResponder } from './relay.ts';
+import { HubPoller } from './hub-poller.ts';
 
 export interface HubActionsDeps {
   config: Config;
@@ -30,101 +31,36 @@ interface ActionFromHub {
 
 /** how long the hub holds a poll open */
 const POLL_WAIT_S = 20;
-const MAX_BACKOFF_MS = 60_000;
 
-export class HubActions {
+export class HubActions extends HubPoller {
   private readonly deps: HubActionsDeps;
-  private stopped = true;
-  private loop: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
-  private poll: AbortController | null = null;
-  private readonly health_ = { carriedOut: 0, failed: 0, lastError: null as string | null };
+  private readonly counts = { carriedOut: 0, failed: 0 };
 
   constructor(deps: HubActionsDeps) {
+    super('hub actions', (l) => deps.log.warning(l));
     this.deps = deps;
   }
 
-  private get active(): boolean {
+  get applies(): boolean {
     const { cloud, config } = this.deps;
-    return !this.stopped && cloud.enabled && config.cloud.actions && !!cloud.credentials();
-  }
-
-  start(): void {
-    this.stopped = false;
-    this.loop ??= this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.poll?.abort();
-    this.wake?.();
-    await this.loop;
-    this.loop = null;
-  }
-
-  /** The registration changed: poll now (or stop polling). */
-  poke(): void {
-    this.poll?.abort();
-    this.wake?.();
+    return cloud.enabled && config.cloud.actions && !!cloud.credentials();
   }
 
   health(): HubActionsHealth {
-    return { running: this.active, ...this.health_ };
+    return { running: this.active, ...this.counts, lastError: this.lastError };
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      t.unref();
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
-  }
-
-  private async run(): Promise<void> {
-    let backoff = 0;
-    while (!this.stopped) {
-      if (!this.active) {
-        await this.sleep(5_000);
-        continue;
-      }
-      try {
-        for (const a of await this.take()) await this.carryOut(a);
-        backoff = 0;
-        this.health_.lastError = null;
-      } catch (err) {
-        if (this.stopped) break;
-        if ((err as Error).name === 'AbortError') continue; // poked: the registration changed
-        this.health_.lastError = (err as Error).message;
-        if (backoff === 0) this.deps.log.warning(`hub actions: ${(err as Error).message}; polling again`);
-        backoff = Math.min(Math.max(backoff * 2, 1000), MAX_BACKOFF_MS);
-        await this.sleep(backoff);
-      }
-    }
-  }
-
-  private async take(): Promise<ActionFromHub[]> {
-    this.poll = new AbortController();
-    try {
-      const res = await this.deps.cloud.call(
-        'GET',
-        `/api/v1/device/actions?wait=${POLL_WAIT_S}`,
-        undefined,
-        (POLL_WAIT_S + 15) * 1000,
-        this.poll.signal,
-      );
-      if (!res.ok) throw new Error(`the hub answered the action poll with HTTP ${res.status}`);
-      const body = (await res.json()) as { actions?: ActionFromHub[] };
-      return Array.isArray(body.actions) ? body.actions : [];
-    } finally {
-      this.poll = null;
-    }
+  protected async round(signal: AbortSignal): Promise<void> {
+    const res = await this.deps.cloud.call(
+      'GET',
+      `/api/v1/device/actions?wait=${POLL_WAIT_S}`,
+      undefined,
+      (POLL_WAIT_S + 15) * 1000,
+      signal,
+    );
+    if (!res.ok) throw new Error(`the hub answered the action poll with HTTP ${res.status}`);
+    const body = (await res.json()) as { actions?: ActionFromHub[] };
+    for (const a of Array.isArray(body.actions) ? body.actions : []) await this.carryOut(a);
   }
 
   private async carryOut(a: ActionFromHub): Promise<void> {
@@ -140,8 +76,8 @@ export class HubActions {
         : result.detail === undefined
           ? ''
           : JSON.stringify(result.detail);
-    if (result.ok) this.health_.carriedOut++;
-    else this.health_.failed++;
+    if (result.ok) this.counts.carriedOut++;
+    else this.counts.failed++;
     this.deps.log.info(
       `hub action ${a.id}: ${a.action} ${a.observable.type} ${a.observable.value} for ${a.requestedBy}: ${result.ok ? 'done' : 'failed'}${detail ? ` (${detail})` : ''}`,
     );

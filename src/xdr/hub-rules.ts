@@ -6,6 +6,7 @@
 // fallback when the hub cannot answer early; a gateway offline during a publication gets it on reconnect.
 import type { Config } from '../config/schema.ts';
 import type { CloudService } from './cloud.ts';
+import { HubPoller } from './hub-poller.ts';
 
 export interface HubRulesHealth {
   running: boolean;
@@ -15,9 +16,8 @@ export interface HubRulesHealth {
 }
 
 const POLL_WAIT_S = 20;
-const MAX_BACKOFF_MS = 60_000;
 
-export class HubRulesSync {
+export class HubRulesSync extends HubPoller {
   private readonly deps: {
     config: Config;
     cloud: CloudService;
@@ -25,19 +25,11 @@ export class HubRulesSync {
     update: () => Promise<unknown>;
     log: { info(line: string): void; warning(line: string): void };
   };
-  private stopped = true;
-  private loop: Promise<void> | null = null;
-  private poll: AbortController | null = null;
-  private wake: (() => void) | null = null;
-  private readonly health_ = { announced: 0, lastError: null as string | null };
+  private announced = 0;
 
   constructor(deps: HubRulesSync['deps']) {
+    super('hub rules', (l) => deps.log.warning(l));
     this.deps = deps;
-  }
-
-  /** Polling the hub for rules: started, and rules come from the hub. */
-  get active(): boolean {
-    return !this.stopped && this.applies;
   }
 
   /** Rules come from the hub: registered, cloud.rules on, and no rule feed configured locally. */
@@ -49,83 +41,21 @@ export class HubRulesSync {
     );
   }
 
-  start(): void {
-    this.stopped = false;
-    this.loop ??= this.run();
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    this.poll?.abort();
-    this.wake?.();
-    await this.loop;
-    this.loop = null;
-  }
-
-  /** The registration changed: poll now (or stop). */
-  poke(): void {
-    this.poll?.abort();
-    this.wake?.();
-  }
-
   health(): HubRulesHealth {
-    return { running: this.active, ...this.health_ };
+    return { running: this.active, announced: this.announced, lastError: this.lastError };
   }
 
-  private sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(done, ms);
-      t.unref();
-      function done(): void {
-        clearTimeout(t);
-        resolve();
-      }
-      this.wake = () => {
-        this.wake = null;
-        done();
-      };
-    });
-  }
-
-  private async run(): Promise<void> {
-    let backoff = 0;
-    while (!this.stopped) {
-      if (!this.active) {
-        await this.sleep(5_000);
-        continue;
-      }
-      try {
-        const announced = await this.announced(this.deps.installed());
-        this.health_.announced = announced;
-        if (announced > this.deps.installed()) await this.deps.update();
-        backoff = 0;
-        this.health_.lastError = null;
-      } catch (err) {
-        if (this.stopped) break;
-        if ((err as Error).name === 'AbortError') continue;
-        this.health_.lastError = (err as Error).message;
-        if (backoff === 0) this.deps.log.warning(`hub rules: ${(err as Error).message}; polling again`);
-        backoff = Math.min(Math.max(backoff * 2, 1000), MAX_BACKOFF_MS);
-        await this.sleep(backoff);
-      }
-    }
-  }
-
-  private async announced(since: number): Promise<number> {
-    this.poll = new AbortController();
-    try {
-      const res = await this.deps.cloud.call(
-        'GET',
-        `/api/v1/device/rules?since=${since}&wait=${POLL_WAIT_S}`,
-        undefined,
-        (POLL_WAIT_S + 15) * 1000,
-        this.poll.signal,
-      );
-      if (!res.ok) throw new Error(`the hub answered the rule poll with HTTP ${res.status}`);
-      return ((await res.json()) as { version: number }).version;
-    } finally {
-      this.poll = null;
-    }
+  protected async round(signal: AbortSignal): Promise<void> {
+    const res = await this.deps.cloud.call(
+      'GET',
+      `/api/v1/device/rules?since=${this.deps.installed()}&wait=${POLL_WAIT_S}`,
+      undefined,
+      (POLL_WAIT_S + 15) * 1000,
+      signal,
+    );
+    if (!res.ok) throw new Error(`the hub answered the rule poll with HTTP ${res.status}`);
+    this.announced = ((await res.json()) as { version: number }).version;
+    if (this.announced > this.deps.installed()) await this.deps.update();
   }
 
   /** The signed bundle text, for the RuleUpdater (which verifies it with the pinned key). */

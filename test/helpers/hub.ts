@@ -1,5 +1,10 @@
 // `breakwater hub start` as a child process, for tests and benchmarks.
 import path from 'node:path';
+import { writeFileSync } from 'node:fs';
+import YAML from 'yaml';
+import { loadHubConfig } from '../../src/hub/config.ts';
+import { runHub, type RunningHub } from '../../src/hub/run.ts';
+import { tempDir } from './peers.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readAdminToken } from '../../src/api/token.ts';
 import { HUB_AUDIENCE, signDeviceToken } from '../../src/xdr/device-jwt.ts';
@@ -96,4 +101,22 @@ export function testSummary(mid: number, o: Partial<MessageSummary> = {}): Messa
     version: 1,
     ...o,
   };
+}
+
+/** A hub in this process on a free port with a fresh data directory; `doc` adds to its config. */
+export async function startTestHub(doc: Record<string, unknown> = {}): Promise<RunningHub> {
+  const dir = tempDir('bw-hub-');
+  const file = path.join(dir, 'hub.yaml');
+  writeFileSync(file, YAML.stringify({ dataDir: './data', listen: { host: '127.0.0.1', port: 0 }, ...doc }));
+  return runHub(loadHubConfig(file));
+}
+
+/** Users of a hub with these roles, and a personal API token of each (name → token). */
+export async function addHubUsers(hub: RunningHub, users: Array<[string, string]>): Promise<Record<string, string>> {
+  const tokens: Record<string, string> = {};
+  for (const [name, role] of users) {
+    await hub.users.add(name, role, 'a long test password');
+    tokens[name] = hub.users.createToken(name, 'test', null).token;
+  }
+  return tokens;
 }
