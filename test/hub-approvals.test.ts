@@ -7,24 +7,15 @@ import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import type { RunningHub } from '../src/hub/run.ts';
 import { HUB_AUDIENCE, signDeviceToken } from '../src/xdr/device-jwt.ts';
-import { addHubUsers, registerTestDevices, sendSummaries, startTestHub, testSummary } from './helpers/hub.ts';
+import { addHubUsers, hubJson, registerTestDevices, sendSummaries, startTestHub, testSummary } from './helpers/hub.ts';
 
 const RELAY_SECRET = 'approvals-relay-secret-0123456789abcdef';
 let hub: RunningHub;
 let device: { id: string; secret: string };
 const tokens: Record<string, string> = {};
 
-async function call(who: string, method: string, route: string, body?: unknown) {
-  const r = await fetch(hub.url + route, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens[who]}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as any };
-}
+const call = (who: string, method: string, route: string, body?: unknown) =>
+  hubJson(hub.url, tokens[who], method, route, body);
 
 /** What the gateway's poll gets now. */
 async function poll(): Promise<any[]> {

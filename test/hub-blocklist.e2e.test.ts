@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT } from 'jose';
 import type { RunningHub } from '../src/hub/run.ts';
-import { addHubUsers, startTestHub } from './helpers/hub.ts';
+import { addHubUsers, hubJson, startTestHub } from './helpers/hub.ts';
 import { HubBlockListSync } from '../src/xdr/hub-blocklist.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { hasBinary, pythonSend, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
@@ -18,17 +18,8 @@ let gw: Awaited<ReturnType<typeof startTestGateway>>;
 let sink: Sink;
 const tokens: Record<string, string> = {};
 
-async function call(who: string, method: string, route: string, body?: unknown) {
-  const r = await fetch(hub.url + route, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens[who]}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as any };
-}
+const call = (who: string, method: string, route: string, body?: unknown) =>
+  hubJson(hub.url, tokens[who], method, route, body);
 
 function message(from: string, subject: string): string {
   return `From: <${from}>\r\nTo: <bob@dst.test>\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W+/g, '-')}@x.test>\r\n\r\nhello\r\n`;

@@ -12,23 +12,13 @@ import YAML from 'yaml';
 import { loadHubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run.ts';
 import { run, tempDir } from './helpers/peers.ts';
-import { registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
+import { hubJson, registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
 
 const HASH = 'd'.repeat(64);
 let hub: RunningHub;
 let devices: Array<{ id: string; secret: string }>;
 
-async function call(method: string, route: string, body?: unknown) {
-  const r = await fetch(hub.url + route, {
-    method,
-    headers: {
-      authorization: `Bearer ${hub.token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, headers: r.headers, json: (await r.json()) as any };
-}
+const call = (method: string, route: string, body?: unknown) => hubJson(hub.url, hub.token, method, route, body);
 
 const campaign = (mid: number) =>
   testSummary(mid, {

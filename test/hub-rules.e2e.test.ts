@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RunningHub } from '../src/hub/run.ts';
-import { addHubUsers, startTestHub } from './helpers/hub.ts';
+import { addHubUsers, hubJson, startTestHub } from './helpers/hub.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
@@ -17,17 +17,8 @@ let sink: Sink;
 const gws: Array<Awaited<ReturnType<typeof startTestGateway>>> = [];
 const tokens: Record<string, string> = {};
 
-async function call(who: string, method: string, route: string, body?: unknown) {
-  const r = await fetch(hub.url + route, {
-    method,
-    headers: {
-      authorization: `Bearer ${tokens[who]}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as any };
-}
+const call = (who: string, method: string, route: string, body?: unknown) =>
+  hubJson(hub.url, tokens[who], method, route, body);
 
 const version = (i: number) => gws[i].gateway.outbreak.bundle?.version ?? 0;
 const everyGatewayAt = (v: number) =>

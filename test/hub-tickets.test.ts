@@ -12,7 +12,7 @@ import YAML from 'yaml';
 import { checkHubConfigFile, loadHubConfig } from '../src/hub/config.ts';
 import { runHub, type RunningHub } from '../src/hub/run.ts';
 import { tempDir } from './helpers/peers.ts';
-import { registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
+import { hubJson, registerTestDevices, sendSummaries, testSummary } from './helpers/hub.ts';
 import { waitForAsync } from './helpers/rawsmtp.ts';
 
 let hub: RunningHub;
@@ -20,17 +20,7 @@ let server: http.Server;
 let mode: { failFirst: number; hang: boolean } = { failFirst: 0, hang: false };
 const received: Array<{ headers: http.IncomingHttpHeaders; body: any }> = [];
 
-async function call(method: string, route: string, body?: unknown) {
-  const r = await fetch(hub.url + route, {
-    method,
-    headers: {
-      authorization: `Bearer ${hub.token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: r.status, json: (await r.json()) as any };
-}
+const call = (method: string, route: string, body?: unknown) => hubJson(hub.url, hub.token, method, route, body);
 
 const ticketEnded = (id: string) =>
   waitForAsync(

@@ -7,7 +7,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Casebooks } from './casebooks.ts';
 import { investigate, type Investigation } from './investigate.ts';
 import { investigationSchema } from './investigate-routes.ts';
-import { checkObservable, MAX_OBSERVABLES, parseObservables, type ParsedObservable } from './parse-observables.ts';
+import { collectObservables, MAX_OBSERVABLES, type ParsedObservable } from './parse-observables.ts';
 import { casebookBundle } from './stix.ts';
 import { hubResponses } from './schemas.ts';
 import type { HubStore } from './store.ts';
@@ -37,20 +37,10 @@ function observablesOf(body: {
   observables?: Array<{ type: string; value: string }>;
   text?: string;
 }): ParsedObservable[] {
-  const out: ParsedObservable[] = [];
-  const errors: string[] = [];
-  if (body.text) {
-    const p = parseObservables(body.text);
-    out.push(...p.observables);
-    errors.push(...p.errors.map((e) => `${e.input}: ${e.error}`));
-  }
-  for (const o of body.observables ?? []) {
-    const c = checkObservable(o.type, o.value);
-    if ('error' in c) errors.push(`${o.type}: ${o.value}: ${c.error}`);
-    else out.push(c);
-  }
-  if (errors.length) throw new ApiError(400, 'invalid_parameter', errors.join('; '));
-  return out;
+  const { observables, errors } = collectObservables(body);
+  if (errors.length)
+    throw new ApiError(400, 'invalid_parameter', errors.map((e) => `${e.input}: ${e.error}`).join('; '));
+  return observables;
 }
 
 export function registerCasebookRoutes(

@@ -6,7 +6,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
 import { investigate } from './investigate.ts';
-import { checkObservable, MAX_OBSERVABLES, parseObservables, type ParsedObservable } from './parse-observables.ts';
+import { collectObservables, MAX_OBSERVABLES } from './parse-observables.ts';
 import { hubResponses, summarySchema } from './schemas.ts';
 import type { HubStore } from './store.ts';
 
@@ -105,16 +105,7 @@ export function registerInvestigateRoutes(
       const { text, observables = [], perObservable } = req.body;
       if (!text?.trim() && !observables.length)
         throw new ApiError(400, 'invalid_parameter', 'give text or observables to investigate');
-      const parsed = text ? parseObservables(text) : { observables: [], errors: [] };
-      const seen = new Set(parsed.observables.map((x) => `${x.type}:${x.value}`));
-      for (const item of observables) {
-        const c = checkObservable(item.type, item.value);
-        if ('error' in c) parsed.errors.push({ input: `${item.type}: ${item.value}`.slice(0, 200), error: c.error });
-        else if (!seen.has(`${c.type}:${c.value}`)) {
-          seen.add(`${c.type}:${c.value}`);
-          parsed.observables.push(c as ParsedObservable);
-        }
-      }
+      const parsed = collectObservables({ text, observables });
       return investigate(o.store, parsed, { perObservable, maxNodes: 150, names: o.names() });
     },
   );

@@ -161,3 +161,24 @@ export function parseObservables(text: string): { observables: ParsedObservable[
   });
   return { observables: [...found.values()], errors };
 }
+
+/**
+ * Observables from a request: text to find them in and/or a list, deduplicated; every item that cannot be
+ * searched as an error of its own (investigations answer them; casebooks refuse the request).
+ */
+export function collectObservables(input: { text?: string; observables?: Array<{ type: string; value: string }> }): {
+  observables: ParsedObservable[];
+  errors: ObservableError[];
+} {
+  const parsed = input.text ? parseObservables(input.text) : { observables: [], errors: [] };
+  const seen = new Set(parsed.observables.map((x) => `${x.type}\u0000${x.value}`));
+  for (const item of input.observables ?? []) {
+    const c = checkObservable(item.type, item.value);
+    if ('error' in c) parsed.errors.push({ input: `${item.type}: ${item.value}`.slice(0, 200), error: c.error });
+    else if (!seen.has(`${c.type}\u0000${c.value}`)) {
+      seen.add(`${c.type}\u0000${c.value}`);
+      parsed.observables.push(c);
+    }
+  }
+  return parsed;
+}

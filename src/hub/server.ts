@@ -75,6 +75,8 @@ declare module 'fastify' {
 
 export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   const { store, config } = ctx;
+  /** device id → the name it registered with */
+  const deviceNames = (): Map<string, string> => new Map(store.devices().map((d) => [d.id, d.name]));
   // forceCloseConnections: a stopping hub does not wait out keep-alive connections (72 s in Fastify);
   // a batch cut off is sent again by its gateway and stored once.
   const app = Fastify({ logger: false, bodyLimit: 32 * 1024 * 1024, forceCloseConnections: true });
@@ -239,8 +241,8 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   const blockList = new HubBlockList(store, { requireApproval: () => config.approvals.block });
   // Response actions: people (and the relay's /respond/trigger) ask; gateways carry them out.
   const deviceName = (id: string) => {
-    const d = store.devices().find((x) => x.id === id);
-    return d ? `${d.name} (${d.id})` : id;
+    const name = deviceNames().get(id);
+    return name ? `${name} (${id})` : id;
   };
   const responder = hubResponder(
     store,
@@ -262,13 +264,13 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     store,
     auth: admin,
     who: (req) => req.principal?.user ?? 'unknown',
-    names: () => new Map(store.devices().map((d) => [d.id, d.name])),
+    names: deviceNames,
     hub: { name: 'Breakwater hub', id: ctx.rules.publicKey },
   });
   registerInvestigateRoutes(app, {
     store,
     auth: admin,
-    names: () => new Map(store.devices().map((d) => [d.id, d.name])),
+    names: deviceNames,
   });
 
   // The XDR relay module across every gateway's messages (same protocol and shapes as a gateway's).
@@ -371,7 +373,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         since,
         until,
         top: req.query.top,
-        names: new Map(store.devices().map((d) => [d.id, d.name])),
+        names: deviceNames(),
       });
     },
   );
@@ -613,7 +615,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         intelligence.observe(req.deviceId!, s);
         watches.observe(req.deviceId!, s);
       });
-      watches.flush((id) => store.devices().find((d) => d.id === id)?.name ?? id);
+      watches.flush((id) => deviceNames().get(id) ?? id);
       scheduleIntelligence();
       return { batchId: req.body.batchId, ...r };
     },

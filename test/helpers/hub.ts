@@ -120,3 +120,22 @@ export async function addHubUsers(hub: RunningHub, users: Array<[string, string]
   }
   return tokens;
 }
+
+/** A JSON call to a hub with a bearer token: status, headers and the parsed body (errors included). */
+export async function hubJson(
+  hubUrl: string,
+  token: string,
+  method: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; headers: Headers; json: any }> {
+  const r = await fetch(hubUrl + route, {
+    method,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, headers: r.headers, json: await r.json() };
+}
