@@ -6,6 +6,7 @@ import { duration } from '../config/outbreak-schema.ts';
 import { ConfigInvalidError, checkYamlFile, type ConfigError } from '../config/load.ts';
 import { xdrRelaySchema } from '../config/xdr-schema.ts';
 import { userLoginSchema, userSessionsSchema } from '../config/users-schema.ts';
+import { RETRO_ACTIONS } from './retro.ts';
 import { checkTemplate } from './tickets.ts';
 
 /** The regions a gateway names at registration (DESIGN §10); a hub serves one or several. */
@@ -76,6 +77,33 @@ export const hubConfigSchema = z
       .strict()
       .prefault({})
       .describe('Outbreak intelligence: rule drafts from cross-gateway bursts (docs/xdr.md)'),
+    retroRemediation: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(true)
+          .describe(
+            'When a published rule matches mail already delivered, propose remediating it from the mailboxes (always approved by a user)',
+          ),
+        window: duration.default('24h').describe('How far back delivered mail is looked at'),
+        action: z
+          .enum(RETRO_ACTIONS)
+          .default('delete')
+          .describe(
+            'What the proposal does once approved: delete, or forward-and-delete (to the mailbox profile’s address)',
+          ),
+        minLevel: z.number().int().min(1).max(5).default(4).describe('Rules below this threat level propose nothing'),
+        maxMessages: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(1000)
+          .describe('Most messages one proposal names (the newest first)'),
+      })
+      .strict()
+      .prefault({})
+      .describe('Retro-remediation: published rules matched against mail delivered before them (docs/xdr.md)'),
     tickets: z
       .object({
         url: z

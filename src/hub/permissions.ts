@@ -32,6 +32,10 @@ const routes: Record<string, Permission> = {
   requestRemediation: 'operate',
   approveAction: 'operate',
   refuseAction: 'operate',
+  listRetroProposals: 'read',
+  getRetroProposal: 'read',
+  approveRetroProposal: 'operate',
+  dismissRetroProposal: 'operate',
   // outbreak rules: analysts read and draft; publishing, editing and retiring change mail flow
   listHubRules: 'read',
   listIntelligenceDrafts: 'read',

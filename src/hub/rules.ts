@@ -90,6 +90,8 @@ export class HubRules {
   readonly publicKey: string;
   /** gateways' long polls, answered by the next publication */
   private readonly waiters = new Set<(version: number) => void>();
+  /** told the published rules after every publication (retro-remediation looks at them) */
+  private readonly publishedListeners: Array<(rules: HubRule[]) => void> = [];
 
   constructor(store: HubStore, dataDir: string) {
     this.store = store;
@@ -246,6 +248,15 @@ export class HubRules {
     });
   }
 
+  /** `fn` is told the published rules after each publication, once the bundle is stored (never throws here). */
+  onPublished(fn: (rules: HubRule[]) => void): () => void {
+    this.publishedListeners.push(fn);
+    return () => {
+      const i = this.publishedListeners.indexOf(fn);
+      if (i >= 0) this.publishedListeners.splice(i, 1);
+    };
+  }
+
   /** Answers every open poll (the hub is stopping). */
   close(): void {
     const v = this.latest()?.version ?? 0;
@@ -284,6 +295,10 @@ export class HubRules {
       text,
     );
     for (const w of [...this.waiters]) w(version);
+    if (this.publishedListeners.length) {
+      const current = this.list('published').filter((r) => !r.expiresAt || Date.parse(r.expiresAt) > now);
+      for (const fn of this.publishedListeners) fn(current);
+    }
     return { version, publishedAt: published, publishedBy: by, rules: rules.length };
   }
 

@@ -43,6 +43,8 @@ import { Watchlist } from './watches.ts';
 import { registerWatchRoutes } from './watch-routes.ts';
 import type { HubRules } from './rules.ts';
 import { hubResponder } from './responder.ts';
+import { RetroRemediation } from './retro.ts';
+import { registerRetroRoutes } from './retro-routes.ts';
 import {
   deviceSchema,
   hubResponses,
@@ -253,6 +255,31 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     () => config.approvals.remediate,
   );
   registerActionRoutes(app, { actions, admin, device, responder, who: (req) => req.principal?.user ?? 'unknown' });
+  // Retro-remediation: each publication's rules against mail already delivered (hub/retro.ts), a moment
+  // after the publication (the gateways get the bundle first).
+  const retro = new RetroRemediation({
+    store,
+    actions,
+    settings: () => ({
+      enabled: config.retroRemediation.enabled,
+      windowMs: parseDuration(config.retroRemediation.window),
+      action: config.retroRemediation.action,
+      minLevel: config.retroRemediation.minLevel,
+      maxMessages: config.retroRemediation.maxMessages,
+    }),
+    log: ctx.log,
+  });
+  const stopRetro = ctx.rules.onPublished((published) =>
+    setImmediate(() => {
+      try {
+        retro.onPublished(published);
+      } catch (err) {
+        ctx.log(`retro-remediation: ${(err as Error).message}`);
+      }
+    }),
+  );
+  app.addHook('onClose', async () => stopRetro());
+  registerRetroRoutes(app, { retro, auth: admin, who: (req) => req.principal?.user ?? 'unknown' });
   registerBlockRoutes(app, {
     list: blockList,
     auth: admin,
