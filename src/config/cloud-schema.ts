@@ -33,6 +33,12 @@ export const cloudSchema = z
       .describe(
         'Take the outbreak rules the hub publishes (pushed at once over the device channel) when outbreakFilters.ruleFeed names no feed of its own',
       ),
+    push: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Hold an event stream open to the hub (server-sent events): rules, response actions and block list changes arrive at once, and investigations on the hub ask this gateway live (answered only with cloud.xdr); off, or when the stream is down: polling',
+      ),
     telemetry: z.boolean().default(false).describe('Send usage telemetry to the hub (opt-in; never message content)'),
     telemetryInterval: duration.default('1d').describe('How often telemetry is sent (and on demand)'),
     model: z.string().min(1).max(100).default('Breakwater').describe('Model name the hub shows'),

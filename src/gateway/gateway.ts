@@ -2,6 +2,8 @@
 // bus and a few explicit callbacks, starts and stops them, and hands them to the admin API. What each
 // service does lives in its own subsystem (docs/ARCHITECTURE.md has the map).
 import { HubBlockListSync } from '../xdr/hub-blocklist.ts';
+import { HubEvents } from '../xdr/hub-events.ts';
+import { liveAnswer } from '../xdr/live-query.ts';
 import { HubRulesSync } from '../xdr/hub-rules.ts';
 import { fromAddressOf } from '../xdr/observables.ts';
 import path from 'node:path';
@@ -105,6 +107,7 @@ export class Gateway {
   readonly hubBlockList: HubBlockListSync;
   /** outbreak rules published by the hub, pushed over the device channel */
   readonly hubRules: HubRulesSync;
+  readonly hubEvents: HubEvents;
   /** users of the admin API and web UI, their sessions and API tokens (DESIGN §9) */
   readonly users: UserService;
   readonly audit: AuditLog;
@@ -361,6 +364,7 @@ export class Gateway {
     });
     this.cloud.onChange = () => {
       this.hubStream.poke();
+      this.hubEvents.poke();
       this.hubActions.poke();
       this.hubRules.poke();
       void this.hubBlockList.fetch();
@@ -377,6 +381,26 @@ export class Gateway {
     const responder = remediationResponder(this.remediation);
     if (this.relay) this.relay.responder = responder;
     this.hubActions = new HubActions({ config, cloud: this.cloud, responder: () => responder, log });
+    // The hub's pushed events: fetch what they announce; the pollers only reconcile while the stream is up.
+    const source = trackerSource(this.tracker);
+    this.hubEvents = new HubEvents({
+      config,
+      cloud: this.cloud,
+      log,
+      handlers: {
+        rules: (version) => {
+          if (version > (this.outbreak.bundle?.version ?? 0)) this.hubRules.nudge();
+        },
+        actions: () => this.hubActions.nudge(),
+        blocklist: () => void this.hubBlockList.fetch(),
+        query: (observables, limit) => liveAnswer(source, observables, limit),
+        connectedChanged: () => {
+          this.hubActions.nudge();
+          this.hubRules.nudge();
+        },
+      },
+    });
+    this.hubActions.pushed = this.hubRules.pushed = () => this.hubEvents.connected;
   }
 
   async start(): Promise<void> {
@@ -432,6 +456,7 @@ export class Gateway {
     this.hubActions.start();
     this.hubBlockList.start();
     this.hubRules.start();
+    this.hubEvents.start();
     this.digests.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
@@ -471,6 +496,7 @@ export class Gateway {
     await this.hubActions.stop();
     this.hubBlockList.stop();
     await this.hubRules.stop();
+    await this.hubEvents.stop();
     this.remediation.stop();
     await this.antivirus.stop();
     await this.clickProtection.stop();
@@ -507,6 +533,7 @@ export class Gateway {
         actions: this.hubActions.health(),
         blockList: this.hubBlockList.health(),
         rules: this.hubRules.health(),
+        events: this.hubEvents.health(),
       },
       nextMid: this.mids.peek(),
       dataDir: this.dataDir,

@@ -90,9 +90,27 @@ export class DeviceActions {
   private readonly finishWaiters = new Set<() => void>();
   private closed = false;
 
-  constructor(db: DatabaseSync) {
+  /** told when an action becomes pending for a gateway (the device channel pushes it) */
+  private readonly onPending: (deviceId: string) => void;
+
+  constructor(db: DatabaseSync, o: { onPending?: (deviceId: string) => void } = {}) {
     this.db = db;
     this.db.exec(SCHEMA);
+    this.onPending = o.onPending ?? (() => {});
+  }
+
+  private wake(deviceId: string): void {
+    for (const wake of this.polls.get(deviceId) ?? []) wake();
+    this.onPending(deviceId);
+  }
+
+  /** Actions waiting for a gateway to take them. */
+  pendingCount(deviceId: string): number {
+    return (
+      this.db
+        .prepare("select count(*) n from device_actions where device_id = ? and status = 'pending'")
+        .get(deviceId) as { n: number }
+    ).n;
   }
 
   /**
@@ -124,7 +142,7 @@ export class DeviceActions {
         now,
         now,
       );
-    if (!o.awaitingApproval) for (const wake of this.polls.get(deviceId) ?? []) wake();
+    if (!o.awaitingApproval) this.wake(deviceId);
     return this.get(id)!;
   }
 
@@ -141,7 +159,7 @@ export class DeviceActions {
     this.db
       .prepare("update device_actions set status = 'pending', detail = ?, created_at = ?, updated_at = ? where id = ?")
       .run(`approved by ${by}`, now, now, id);
-    for (const wake of this.polls.get(a.deviceId) ?? []) wake();
+    this.wake(a.deviceId);
     return this.get(id)!;
   }
 

@@ -86,10 +86,13 @@ export function blockValue(kind: BlockKind, value: string): string {
 export class HubBlockList {
   private readonly store: HubStore;
   private readonly requireApproval: () => boolean;
+  /** told when what gateways apply may have changed (the device channel pushes it) */
+  private readonly onChange: () => void;
 
-  constructor(store: HubStore, o: { requireApproval: () => boolean }) {
+  constructor(store: HubStore, o: { requireApproval: () => boolean; onChange?: () => void }) {
     this.store = store;
     this.requireApproval = o.requireApproval;
+    this.onChange = o.onChange ?? (() => {});
     store.db.exec(SCHEMA);
   }
 
@@ -117,7 +120,9 @@ export class HubBlockList {
       this.requireApproval() ? 'pending' : 'active',
       now,
     );
-    return this.get(id)!;
+    const entry = this.get(id)!;
+    if (entry.status === 'active') this.onChange();
+    return entry;
   }
 
   /** A second user approves a pending entry: it becomes active. The requester may not approve their own. */
@@ -192,6 +197,7 @@ export class HubBlockList {
       now,
       id,
     );
+    this.onChange();
     return this.get(id)!;
   }
 

@@ -77,6 +77,17 @@ export const hubConfigSchema = z
       .strict()
       .prefault({})
       .describe('Outbreak intelligence: rule drafts from cross-gateway bursts (docs/xdr.md)'),
+    investigate: z
+      .object({
+        liveTimeout: duration
+          .default('3s')
+          .describe(
+            'How long an investigation waits for the live answers of the gateways connected to the hub (their event stream); 0s: answer from the stored summaries only',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('Investigations (POST /api/v1/investigate)'),
     retroRemediation: z
       .object({
         enabled: z

@@ -9,6 +9,7 @@ import { investigate } from './investigate.ts';
 import { collectObservables, MAX_OBSERVABLES } from './parse-observables.ts';
 import { hubResponses, summarySchema } from './schemas.ts';
 import type { HubStore } from './store.ts';
+import type { DeviceChannel } from './device-channel.ts';
 
 type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
@@ -51,6 +52,13 @@ export const investigationSchema = z
       }),
     ),
     truncated: z.boolean().describe('an observable was in more messages than perObservable (counts stay exact)'),
+    live: z
+      .object({
+        asked: z.array(z.string()).describe('gateways connected to the hub, asked for what they hold now'),
+        answered: z.array(z.object({ deviceId: z.string(), name: z.string(), messages: z.int() })),
+        missing: z.array(z.string()).describe('gateways asked that did not answer within investigate.liveTimeout'),
+      })
+      .describe('the live part: messages not streamed yet are in the answer when a gateway answered in time'),
     graph: z.object({
       nodes: z.array(
         z.object({
@@ -77,7 +85,13 @@ export const investigationSchema = z
 
 export function registerInvestigateRoutes(
   app: FastifyInstance,
-  o: { store: HubStore; auth: Hook; names: () => Map<string, string> },
+  o: {
+    store: HubStore;
+    auth: Hook;
+    names: () => Map<string, string>;
+    channel: DeviceChannel;
+    liveTimeoutMs: () => number;
+  },
 ): void {
   app.withTypeProvider<ZodTypeProvider>().post(
     '/api/v1/investigate',
@@ -96,6 +110,10 @@ export function registerInvestigateRoutes(
               .max(MAX_OBSERVABLES)
               .optional(),
             perObservable: z.int().min(1).max(1000).default(200).describe('messages read per observable, newest first'),
+            live: z
+              .boolean()
+              .default(true)
+              .describe('also ask the connected gateways for what they hold now (up to investigate.liveTimeout)'),
           })
           .strict(),
         response: hubResponses({ ok: investigationSchema, body: true, 400: ['invalid_parameter', 'invalid_body'] }),
@@ -106,7 +124,31 @@ export function registerInvestigateRoutes(
       if (!text?.trim() && !observables.length)
         throw new ApiError(400, 'invalid_parameter', 'give text or observables to investigate');
       const parsed = collectObservables({ text, observables });
-      return investigate(o.store, parsed, { perObservable, maxNodes: 150, names: o.names() });
+      const names = o.names();
+      // Live first: what the connected gateways hold now is stored like a streamed batch (they answer
+      // through POST /api/v1/device/queries/{id}), so the investigation below reads one store.
+      const timeout = o.liveTimeoutMs();
+      const live =
+        req.body.live && timeout > 0
+          ? await o.channel.query(
+              parsed.observables.map((x) => ({ type: x.type, value: x.value })),
+              perObservable,
+              timeout,
+            )
+          : { asked: [], answers: [] };
+      const answered = new Set(live.answers.map((a) => a.deviceId));
+      return {
+        ...investigate(o.store, parsed, { perObservable, maxNodes: 150, names }),
+        live: {
+          asked: live.asked,
+          answered: live.answers.map((a) => ({
+            deviceId: a.deviceId,
+            name: names.get(a.deviceId) ?? a.deviceId,
+            messages: a.summaries.length,
+          })),
+          missing: live.asked.filter((d) => !answered.has(d)),
+        },
+      };
     },
   );
 }

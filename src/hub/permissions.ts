@@ -73,6 +73,8 @@ export const HUB_PERMISSIONS: PermissionTable = {
     'fetchDeviceBlockList',
     'pollDeviceRules',
     'fetchDeviceRuleBundle',
+    'openDeviceEvents',
+    'answerLiveQuery',
     // the XDR relay module (relay JWT)
     ...OWN_AUTH_OPERATIONS,
   ]),

@@ -44,6 +44,8 @@ import { registerWatchRoutes } from './watch-routes.ts';
 import type { HubRules } from './rules.ts';
 import { hubResponder } from './responder.ts';
 import { RetroRemediation } from './retro.ts';
+import { DeviceChannel } from './device-channel.ts';
+import { registerDeviceChannelRoutes } from './device-channel-routes.ts';
 import { registerRetroRoutes } from './retro-routes.ts';
 import {
   deviceSchema,
@@ -183,7 +185,11 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   );
 
   // Response actions wait here until the gateway they are for polls (hub/actions.ts).
-  const actions = new DeviceActions(store.db);
+  // The push side of the device channel: gateways hold an event stream open and are told at once when
+  // something waits for them (hub/device-channel.ts); their polls are the fallback.
+  const channel = new DeviceChannel();
+  app.addHook('preClose', async () => channel.close());
+  const actions = new DeviceActions(store.db, { onPending: (id) => channel.send(id, 'actions', {}) });
   // open polls answer at once when the hub stops (the server waits for requests in flight)
   app.addHook('preClose', async () => actions.close());
   // Outbreak intelligence: bursts across gateways become rule drafts (hub/intelligence.ts), looked at a
@@ -235,12 +241,25 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   tickets.start();
   app.addHook('onClose', async () => tickets.stop());
   const watches = new Watchlist({ store, tickets });
+  /** A gateway's summaries (streamed, or a live answer) into the store, counted and watched once each. */
+  const ingest = (deviceId: string, batchId: string, summaries: MessageSummary[]) => {
+    const r = store.intake(deviceId, batchId, summaries, (s) => {
+      intelligence.observe(deviceId, s);
+      watches.observe(deviceId, s);
+    });
+    watches.flush((id) => deviceNames().get(id) ?? id);
+    scheduleIntelligence();
+    return r;
+  };
   registerWatchRoutes(app, { watches, tickets, auth: admin, who: (req) => req.principal?.user ?? 'unknown' });
   // Outbreak rules the hub publishes: open rule polls answer at once when the hub stops.
   app.addHook('preClose', async () => ctx.rules.close());
   registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });
   // The block list: senders and domains blocked on every gateway (hub/blocklist.ts).
-  const blockList = new HubBlockList(store, { requireApproval: () => config.approvals.block });
+  const blockList = new HubBlockList(store, {
+    requireApproval: () => config.approvals.block,
+    onChange: () => channel.broadcast('blocklist', { version: blockList.version() }),
+  });
   // Response actions: people (and the relay's /respond/trigger) ask; gateways carry them out.
   const deviceName = (id: string) => {
     const name = deviceNames().get(id);
@@ -269,15 +288,16 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     }),
     log: ctx.log,
   });
-  const stopRetro = ctx.rules.onPublished((published) =>
+  const stopRetro = ctx.rules.onPublished((published) => {
+    channel.broadcast('rules', { version: ctx.rules.latest()?.version ?? 0 });
     setImmediate(() => {
       try {
         retro.onPublished(published);
       } catch (err) {
         ctx.log(`retro-remediation: ${(err as Error).message}`);
       }
-    }),
-  );
+    });
+  });
   app.addHook('onClose', async () => stopRetro());
   registerRetroRoutes(app, { retro, auth: admin, who: (req) => req.principal?.user ?? 'unknown' });
   registerBlockRoutes(app, {
@@ -298,6 +318,18 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     store,
     auth: admin,
     names: deviceNames,
+    channel,
+    liveTimeoutMs: () => parseDuration(config.investigate.liveTimeout),
+  });
+  registerDeviceChannelRoutes(app, {
+    channel,
+    device,
+    ingest,
+    hello: (id) => ({
+      rules: ctx.rules.latest()?.version ?? 0,
+      blocklist: blockList.version(),
+      actions: actions.pendingCount(id),
+    }),
   });
 
   // The XDR relay module across every gateway's messages (same protocol and shapes as a gateway's).
@@ -637,15 +669,10 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
         }),
       },
     },
-    async (req) => {
-      const r = store.intake(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[], (s) => {
-        intelligence.observe(req.deviceId!, s);
-        watches.observe(req.deviceId!, s);
-      });
-      watches.flush((id) => deviceNames().get(id) ?? id);
-      scheduleIntelligence();
-      return { batchId: req.body.batchId, ...r };
-    },
+    async (req) => ({
+      batchId: req.body.batchId,
+      ...ingest(req.deviceId!, req.body.batchId, req.body.summaries as MessageSummary[]),
+    }),
   );
 
   api.post(

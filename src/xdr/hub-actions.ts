@@ -53,7 +53,7 @@ export class HubActions extends HubPoller {
   protected async round(signal: AbortSignal): Promise<void> {
     const res = await this.deps.cloud.call(
       'GET',
-      `/api/v1/device/actions?wait=${POLL_WAIT_S}`,
+      `/api/v1/device/actions?wait=${this.pollWait(POLL_WAIT_S)}`,
       undefined,
       (POLL_WAIT_S + 15) * 1000,
       signal,

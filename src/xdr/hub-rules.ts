@@ -48,7 +48,7 @@ export class HubRulesSync extends HubPoller {
   protected async round(signal: AbortSignal): Promise<void> {
     const res = await this.deps.cloud.call(
       'GET',
-      `/api/v1/device/rules?since=${this.deps.installed()}&wait=${POLL_WAIT_S}`,
+      `/api/v1/device/rules?since=${this.deps.installed()}&wait=${this.pollWait(POLL_WAIT_S)}`,
       undefined,
       (POLL_WAIT_S + 15) * 1000,
       signal,

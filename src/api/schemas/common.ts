@@ -112,6 +112,7 @@ export const errorCodes = {
   device_not_found: '404: (hub) no registered device with that id',
   action_not_found: '404: (hub) no response action with that id for this gateway',
   proposal_not_found: '404: (hub) no retro-remediation proposal with that id',
+  query_not_found: '404: (hub) the live query is over (answered too late) or was not asked of this gateway',
   expired_token: '400: (hub) the registration token has expired (they last tokenLifetime, 1 hour)',
   token_used: '400: (hub) the registration token was already used (one use each)',
   wrong_region: '400: (hub) the registration token is for another region',

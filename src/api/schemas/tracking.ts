@@ -113,6 +113,15 @@ export const gatewayStatus = z.object({
           lastError: z.string().nullable(),
         })
         .describe('outbreak rules from the hub'),
+      events: z
+        .object({
+          running: z.boolean().describe('holding an event stream to the hub (registered, cloud.push)'),
+          connected: z.boolean().describe('the stream is open: the hub pushes; the polls only reconcile'),
+          events: count.describe('events received'),
+          liveQueries: count.describe('live queries answered (investigations on the hub)'),
+          lastError: z.string().nullable(),
+        })
+        .describe('events the hub pushes (rules, actions, block list, live queries)'),
     })
     .describe('cloud services: the hub registration, the stream to it and the actions it sends'),
   nextMid: mid,

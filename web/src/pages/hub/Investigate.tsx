@@ -88,6 +88,12 @@ export function InvestigationView({ result, onPick }: { result: any; onPick: (id
           ))}
         </ul>
       )}
+      {result.live && result.live.asked.length > 0 && (
+        <p className="muted" aria-label="live answers">
+          Asked live: {result.live.answered.map((a: any) => `${a.name} (${a.messages})`).join(', ') || 'none answered'}
+          {result.live.missing.length > 0 && `; no answer in time from ${result.live.missing.length} gateway(s)`}
+        </p>
+      )}
       <table aria-label="observables">
         <thead>
           <tr>
