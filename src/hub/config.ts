@@ -157,6 +157,16 @@ export const hubConfigSchema = z
           .describe(
             'Deleting or forwarding delivered mail from mailboxes (hub users or an XDR) waits for a second user’s approval',
           ),
+        watch: z
+          .boolean()
+          .default(false)
+          .describe('A new watch counts no hit (and opens no ticket) until a second user approves it'),
+        ticket: z
+          .boolean()
+          .default(false)
+          .describe(
+            'A ticket (opened by a user, or by a watch) is sent to the ticketing system only after a second user’s approval — never its requester’s or the watch owner’s',
+          ),
       })
       .strict()
       .prefault({})

@@ -64,6 +64,12 @@ export interface Investigation {
   /** true when an observable had more messages than `perObservable` (counts stay exact) */
   truncated: boolean;
   graph: { nodes: GraphNode[]; edges: GraphEdge[]; truncated: boolean };
+  /** the gateways asked live (the route asks them; empty when only the stored summaries were read) */
+  live: {
+    asked: string[];
+    answered: Array<{ deviceId: string; name: string; messages: number }>;
+    missing: string[];
+  };
 }
 
 export interface InvestigateOptions {
@@ -159,6 +165,7 @@ export function investigate(
     messages: list,
     truncated,
     graph: relationshipGraph(list, investigated, o.maxNodes),
+    live: { asked: [], answered: [], missing: [] },
   };
 }
 

@@ -240,7 +240,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   });
   tickets.start();
   app.addHook('onClose', async () => tickets.stop());
-  const watches = new Watchlist({ store, tickets });
+  const watches = new Watchlist({ store, tickets, ticketsNeedApproval: () => config.approvals.ticket });
   /** A gateway's summaries (streamed, or a live answer) into the store, counted and watched once each. */
   const ingest = (deviceId: string, batchId: string, summaries: MessageSummary[]) => {
     const r = store.intake(deviceId, batchId, summaries, (s) => {
@@ -251,7 +251,13 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     scheduleIntelligence();
     return r;
   };
-  registerWatchRoutes(app, { watches, tickets, auth: admin, who: (req) => req.principal?.user ?? 'unknown' });
+  registerWatchRoutes(app, {
+    watches,
+    tickets,
+    auth: admin,
+    who: (req) => req.principal?.user ?? 'unknown',
+    approvals: () => ({ watch: config.approvals.watch, ticket: config.approvals.ticket }),
+  });
   // Outbreak rules the hub publishes: open rule polls answer at once when the hub stops.
   app.addHook('preClose', async () => ctx.rules.close());
   registerRuleRoutes(app, { rules: ctx.rules, auth: admin, device, who: (req) => req.principal?.user ?? 'unknown' });

@@ -3,6 +3,7 @@
 // its state: a failed or timed-out call is retried with a doubling delay, up to `tickets.attempts`, then
 // marked failed with the reason. Watched observables (src/hub/watches.ts) open tickets the same way.
 import { randomUUID } from 'node:crypto';
+import { ApprovalError, requestedBy } from './approvals.ts';
 import type { HubStore } from './store.ts';
 
 const SCHEMA = `
@@ -43,7 +44,8 @@ export interface TicketContent {
 export interface Ticket {
   id: string;
   title: string;
-  status: 'queued' | 'sent' | 'failed';
+  /** awaiting_approval: nothing is sent until a second user approves (approvals.ticket) */
+  status: 'awaiting_approval' | 'queued' | 'sent' | 'failed' | 'refused';
   attempts: number;
   lastError: string | null;
   responseStatus: number | null;
@@ -140,8 +142,11 @@ export class TicketDesk {
     return !!this.settings().url;
   }
 
-  /** Queues a ticket and sends it now (retries follow on their own). */
-  open(content: TicketContent, by: string): Ticket {
+  /**
+   * Queues a ticket and sends it now (retries follow on their own); with `awaitingApproval` it waits for
+   * a second user's approval first (approvals.ticket), and nothing leaves the hub until then.
+   */
+  open(content: TicketContent, by: string, o: { awaitingApproval?: boolean } = {}): Ticket {
     const id = randomUUID();
     const now = Date.now();
     const body = ticketBody(
@@ -150,10 +155,11 @@ export class TicketDesk {
     );
     this.store.run(
       `insert into tickets(id, title, body, status, created_by, created_at, updated_at, next_attempt_at)
-       values (?, ?, ?, 'queued', ?, ?, ?, ?)`,
+       values (?, ?, ?, ?, ?, ?, ?, ?)`,
       id,
       content.title,
       body,
+      o.awaitingApproval ? 'awaiting_approval' : 'queued',
       by,
       now,
       now,
@@ -161,6 +167,41 @@ export class TicketDesk {
     );
     this.kick();
     return this.get(id)!;
+  }
+
+  /** A second user approves: the ticket is sent. Its requester (or the owner of the watch that opened it) may not. */
+  approve(id: string, by: string): Ticket {
+    const t = this.awaiting(id, by);
+    this.store.run(
+      "update tickets set status = 'queued', last_error = null, updated_at = ?, next_attempt_at = ? where id = ?",
+      Date.now(),
+      Date.now(),
+      t.id,
+    );
+    this.log(`ticket ${id} approved by ${by}`);
+    this.kick();
+    return this.get(id)!;
+  }
+
+  refuse(id: string, by: string): Ticket {
+    const t = this.awaiting(id);
+    this.store.run(
+      "update tickets set status = 'refused', last_error = ?, updated_at = ? where id = ?",
+      `refused by ${by}`,
+      Date.now(),
+      t.id,
+    );
+    return this.get(id)!;
+  }
+
+  private awaiting(id: string, approver?: string): Ticket {
+    const t = this.get(id);
+    if (!t) throw new ApprovalError('ticket_not_found', 'no ticket with that id');
+    if (t.status !== 'awaiting_approval')
+      throw new ApprovalError('not_pending', `the ticket is ${t.status}, not awaiting approval`);
+    if (approver !== undefined && requestedBy(t.createdBy, approver))
+      throw new ApprovalError('approval_by_requester', 'a ticket is approved by someone other than its requester');
+    return t;
   }
 
   get(id: string): Ticket | null {

@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
+import { APPROVAL_STATUS, ApprovalError } from './approvals.ts';
 import { checkObservable } from './parse-observables.ts';
 import { hubResponses } from './schemas.ts';
 import type { TicketDesk } from './tickets.ts';
@@ -23,6 +24,10 @@ const watchSchema = z
     expiresAt: z.string().nullable(),
     hits: z.int().describe('new messages that carried it since it was watched'),
     lastHitAt: z.string().nullable(),
+    status: z
+      .enum(['awaiting_approval', 'active', 'refused'])
+      .describe('awaiting_approval: counts no hit until a second user approves (approvals.watch)'),
+    decidedBy: z.string().nullable(),
   })
   .meta({ id: 'Watch' });
 
@@ -30,7 +35,11 @@ const ticketSchema = z
   .object({
     id: z.string(),
     title: z.string(),
-    status: z.enum(['queued', 'sent', 'failed']).describe('queued: being sent or waiting for a retry'),
+    status: z
+      .enum(['awaiting_approval', 'queued', 'sent', 'failed', 'refused'])
+      .describe(
+        'awaiting_approval: nothing sent until a second user approves (approvals.ticket); queued: being sent or waiting for a retry',
+      ),
     attempts: z.int(),
     lastError: z.string().nullable().describe('why the last attempt failed'),
     responseStatus: z.int().nullable(),
@@ -45,7 +54,14 @@ const observable = z.object({ type: z.string().max(40), value: z.string().max(40
 
 export function registerWatchRoutes(
   app: FastifyInstance,
-  o: { watches: Watchlist; tickets: TicketDesk; auth: Hook; who: (req: FastifyRequest) => string },
+  o: {
+    watches: Watchlist;
+    tickets: TicketDesk;
+    auth: Hook;
+    who: (req: FastifyRequest) => string;
+    /** which of these wait for a second user's approval (hub config approvals) */
+    approvals: () => { watch: boolean; ticket: boolean };
+  },
 ): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Response'];
@@ -93,7 +109,9 @@ export function registerWatchRoutes(
         expiresAt = Date.parse(req.body.expires);
         if (!Number.isFinite(expiresAt)) throw new ApiError(400, 'invalid_parameter', 'expires is an ISO 8601 time');
       }
-      return o.watches.add(c, { note: req.body.note, ticket: req.body.ticket, expiresAt }, o.who(req));
+      return o.watches.add(c, { note: req.body.note, ticket: req.body.ticket, expiresAt }, o.who(req), {
+        awaitingApproval: o.approvals().watch,
+      });
     },
   );
 
@@ -185,7 +203,63 @@ export function registerWatchRoutes(
     },
     async (req) => {
       if (!o.tickets.enabled) throw new ApiError(409, 'tickets_off', 'no ticket webhook is configured (tickets.url)');
-      return o.tickets.open(req.body, o.who(req));
+      return o.tickets.open(req.body, o.who(req), { awaitingApproval: o.approvals().ticket });
     },
   );
+
+  // Second-user approval of watches and tickets (approvals.watch, approvals.ticket).
+  const decide = <T>(fn: () => T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      if (err instanceof ApprovalError) throw new ApiError(APPROVAL_STATUS[err.code], err.code, err.message);
+      throw err;
+    }
+  };
+  for (const verb of ['approve', 'refuse'] as const) {
+    const title = verb === 'approve' ? 'Approve' : 'Refuse';
+    api.post(
+      `/api/v1/watches/:id/${verb}`,
+      {
+        onRequest: o.auth,
+        schema: {
+          operationId: `${verb}Watch`,
+          tags,
+          summary:
+            verb === 'approve'
+              ? 'Approve a watch awaiting approval (not one you asked for): it counts hits from now on'
+              : 'Refuse a watch awaiting approval',
+          params: idParam,
+          response: hubResponses({
+            ok: watchSchema,
+            400: ['invalid_parameter'],
+            403: ['approval_by_requester'],
+            404: ['watch_not_found'],
+            409: ['not_pending'],
+          }),
+        },
+      },
+      async (req) => decide(() => o.watches[verb](req.params.id, o.who(req))),
+    );
+    api.post(
+      `/api/v1/tickets/:id/${verb}`,
+      {
+        onRequest: o.auth,
+        schema: {
+          operationId: `${verb}Ticket`,
+          tags,
+          summary: `${title} a ticket awaiting approval${verb === 'approve' ? ' (not one you or your watch opened): it is sent' : ''}`,
+          params: idParam,
+          response: hubResponses({
+            ok: ticketSchema,
+            400: ['invalid_parameter'],
+            403: ['approval_by_requester'],
+            404: ['ticket_not_found'],
+            409: ['not_pending'],
+          }),
+        },
+      },
+      async (req) => decide(() => o.tickets[verb](req.params.id, o.who(req))),
+    );
+  }
 }

@@ -4,6 +4,7 @@
 // the watched keys are kept in memory, so the intake pays one map lookup per observable.
 import { randomUUID } from 'node:crypto';
 import type { MessageSummary } from '../xdr/summary.ts';
+import { ApprovalError, requestedBy } from './approvals.ts';
 import { observablesOf } from './observables.ts';
 import type { ParsedObservable } from './parse-observables.ts';
 import type { HubStore } from './store.ts';
@@ -21,7 +22,9 @@ create table if not exists watches (
   expires_at integer,
   hits integer not null default 0,
   last_hit_at integer,
-  removed integer not null default 0
+  removed integer not null default 0,
+  status text not null default 'active',
+  decided_by text
 );
 create table if not exists watch_hits (
   watch_id text not null,
@@ -45,6 +48,9 @@ export interface Watch {
   expiresAt: string | null;
   hits: number;
   lastHitAt: string | null;
+  /** awaiting_approval: counts no hit until a second user approves (approvals.watch) */
+  status: 'awaiting_approval' | 'active' | 'refused';
+  decidedBy: string | null;
 }
 
 interface Row {
@@ -58,6 +64,8 @@ interface Row {
   expires_at: number | null;
   hits: number;
   last_hit_at: number | null;
+  status: Watch['status'];
+  decided_by: string | null;
 }
 
 export class Watchlist {
@@ -68,17 +76,33 @@ export class Watchlist {
   /** hits of this intake batch, per watch: ticketed once the batch is stored */
   private readonly pending = new Map<string, Array<{ deviceId: string; mid: number; subject: string | null }>>();
 
-  constructor(deps: { store: HubStore; tickets: TicketDesk }) {
+  /** tickets wait for a second user's approval (approvals.ticket), those a watch opens too */
+  private readonly ticketsNeedApproval: () => boolean;
+
+  constructor(deps: { store: HubStore; tickets: TicketDesk; ticketsNeedApproval?: () => boolean }) {
     this.store = deps.store;
     this.tickets = deps.tickets;
+    this.ticketsNeedApproval = deps.ticketsNeedApproval ?? (() => false);
     this.store.db.exec(SCHEMA);
-    for (const w of this.list()) this.index(w);
+    // hubs made before approvals of watches: every watch they have is active
+    const columns = this.store.db.prepare('pragma table_info(watches)').all() as Array<{ name: string }>;
+    if (!columns.some((c) => c.name === 'status'))
+      this.store.db.exec(
+        "alter table watches add column status text not null default 'active'; alter table watches add column decided_by text;",
+      );
+    for (const w of this.list()) if (w.status === 'active') this.index(w);
   }
 
-  add(o: ParsedObservable, input: { note: string; ticket: boolean; expiresAt: number | null }, by: string): Watch {
+  /** Watches at once, or waits for a second user's approval (approvals.watch). */
+  add(
+    o: ParsedObservable,
+    input: { note: string; ticket: boolean; expiresAt: number | null },
+    by: string,
+    opts: { awaitingApproval?: boolean } = {},
+  ): Watch {
     const id = randomUUID();
     this.store.run(
-      'insert into watches(id, type, value, note, ticket, created_by, created_at, expires_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+      'insert into watches(id, type, value, note, ticket, created_by, created_at, expires_at, status) values (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       id,
       o.type,
       o.value,
@@ -87,9 +111,35 @@ export class Watchlist {
       by,
       Date.now(),
       input.expiresAt,
+      opts.awaitingApproval ? 'awaiting_approval' : 'active',
     );
     const w = this.get(id)!;
-    this.index(w);
+    if (w.status === 'active') this.index(w);
+    return w;
+  }
+
+  /** A second user approves a watch: it counts hits from now on. Its requester may not approve it. */
+  approve(id: string, by: string): Watch {
+    const w = this.awaiting(id);
+    if (requestedBy(w.createdBy, by))
+      throw new ApprovalError('approval_by_requester', 'a watch is approved by someone other than its requester');
+    this.store.run("update watches set status = 'active', decided_by = ? where id = ?", by, id);
+    const approved = this.get(id)!;
+    this.index(approved);
+    return approved;
+  }
+
+  refuse(id: string, by: string): Watch {
+    this.awaiting(id);
+    this.store.run("update watches set status = 'refused', decided_by = ? where id = ?", by, id);
+    return this.get(id)!;
+  }
+
+  private awaiting(id: string): Watch {
+    const w = this.get(id);
+    if (!w) throw new ApprovalError('watch_not_found', 'no watch with that id');
+    if (w.status !== 'awaiting_approval')
+      throw new ApprovalError('not_pending', `the watch is ${w.status}, not awaiting approval`);
     return w;
   }
 
@@ -130,7 +180,7 @@ export class Watchlist {
       if (!ids?.size) continue;
       for (const id of ids) {
         const w = this.get(id);
-        if (!w || (w.expiresAt && Date.parse(w.expiresAt) <= now)) continue;
+        if (!w || w.status !== 'active' || (w.expiresAt && Date.parse(w.expiresAt) <= now)) continue;
         this.store.run(
           'insert or ignore into watch_hits(watch_id, at, device_id, mid, subject) values (?, ?, ?, ?, ?)',
           id,
@@ -166,6 +216,7 @@ export class Watchlist {
           observables: [{ type: w.type, value: w.value }],
         },
         `watch:${w.createdBy}`,
+        { awaitingApproval: this.ticketsNeedApproval() },
       );
     }
     this.pending.clear();
@@ -192,5 +243,7 @@ function toWatch(r: Row): Watch {
     expiresAt: iso(r.expires_at),
     hits: r.hits,
     lastHitAt: iso(r.last_hit_at),
+    status: r.status,
+    decidedBy: r.decided_by,
   };
 }

@@ -10,6 +10,9 @@ import { readAdminToken } from '../../src/api/token.ts';
 import { HUB_AUDIENCE, signDeviceToken } from '../../src/xdr/device-jwt.ts';
 import type { MessageSummary } from '../../src/xdr/summary.ts';
 
+// every answer of a hub started here is checked against its documented schema (as gateways' are)
+process.env.BREAKWATER_API_CHECK_RESPONSES ??= '1';
+
 /** `breakwater hub start` as a child process; its URL and admin token. */
 export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
   const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');

@@ -110,7 +110,7 @@ function AdminApp() {
           {route.page === 'cloud' && <Cloud role={session.role} />}
           {route.page === 'investigate' && <Investigate />}
           {route.page === 'casebooks' && <Casebooks id={route.arg} />}
-          {route.page === 'watchlist' && <Watchlist />}
+          {route.page === 'watchlist' && <Watchlist session={session} />}
           {route.page === 'hubreports' && <HubReports />}
           {route.page === 'devices' && <Devices session={session} />}
           {route.page === 'search' && <Search key={hash} />}

@@ -102,6 +102,7 @@ export const errorCodes = {
   block_not_found: '404: (hub) no block list entry with that id',
   casebook_not_found: '404: (hub) no casebook with that id',
   watch_not_found: '404: (hub) no watch with that id',
+  ticket_not_found: '404: (hub) no ticket with that id',
   tickets_off: '409: (hub) no ticket webhook is configured (tickets.url)',
   rule_not_found: '404: (hub) no outbreak rule with that id, or no bundle published yet',
   invalid_rule: '400: (hub) the rule would be refused by gateways (the message lists every error)',

@@ -1,10 +1,37 @@
 // Watched observables (every new message that carries one is a hit, and a ticket when asked) and the
-// tickets the hub opened through the webhook, with how each ended.
+// tickets the hub opened through the webhook, with how each ended. With approvals.watch / approvals.ticket
+// they wait for a second operator or admin, who approves or refuses them here (never their requester).
 import { useState, type FormEvent } from 'react';
-import { api, ApiFailure } from '../../api.ts';
+import { api, ApiFailure, type Session } from '../../api.ts';
 import { fmtTime, useLoad } from '../../load.ts';
 
-export function Watchlist() {
+/** Approve / refuse buttons for a request awaiting a second user (not shown to its requester). */
+function Decide({
+  session,
+  requester,
+  route,
+  run,
+}: {
+  session: Session;
+  requester: string;
+  route: string;
+  run: (what: string, fn: () => Promise<unknown>) => Promise<void>;
+}) {
+  const mine = requester === session.user || requester === `watch:${session.user}`;
+  if (mine || (session.role !== 'admin' && session.role !== 'operator')) return null;
+  return (
+    <div>
+      <button type="button" onClick={() => run('approved', () => api('POST', `${route}/approve`))}>
+        Approve
+      </button>{' '}
+      <button type="button" onClick={() => run('refused', () => api('POST', `${route}/refuse`))}>
+        Refuse
+      </button>
+    </div>
+  );
+}
+
+export function Watchlist({ session }: { session: Session }) {
   const w = useLoad<{ watches: any[] }>('/api/v1/watches');
   const t = useLoad<{ enabled: boolean; tickets: any[] }>('/api/v1/tickets');
   const [title, setTitle] = useState('');
@@ -52,7 +79,12 @@ export function Watchlist() {
                   <span className="muted">{x.type}</span> {x.value}
                   {x.note && <div className="muted">{x.note}</div>}
                 </td>
-                <td>{x.hits}</td>
+                <td>
+                  {x.status === 'active' ? x.hits : x.status.replace('_', ' ')}
+                  {x.status === 'awaiting_approval' && (
+                    <Decide session={session} requester={x.createdBy} route={`/api/v1/watches/${x.id}`} run={run} />
+                  )}
+                </td>
                 <td>{fmtTime(x.lastHitAt)}</td>
                 <td>{x.ticket ? 'yes' : 'no'}</td>
                 <td>
@@ -104,8 +136,11 @@ export function Watchlist() {
               <tr key={x.id}>
                 <td>{x.title}</td>
                 <td>
-                  {x.status}
+                  {x.status.replace('_', ' ')}
                   {x.lastError && <div className="error">{x.lastError}</div>}
+                  {x.status === 'awaiting_approval' && (
+                    <Decide session={session} requester={x.createdBy} route={`/api/v1/tickets/${x.id}`} run={run} />
+                  )}
                 </td>
                 <td>{x.attempts}</td>
                 <td>{x.reference ?? '–'}</td>
