@@ -7,12 +7,12 @@
 // are a generalisation check.
 //
 //   node scripts/hub-campaigns.ts [--json] [--limit N] [--corpus DIR]
-//                                 [--min-gateways N] [--min-messages N] [--factor X] [--list]
+//                                 [--min-gateways N] [--min-messages N] [--factor X] [--informational] [--list]
 //
 // --limit N keeps at most N phishing and N ham messages: each a contiguous run of files (in the order of
 // the number in their names) so that campaigns, which arrive together, stay together. The --min-* and
 // --factor options override the hub's defaults (src/hub/config.ts) for exploring; figures worth quoting are
-// those at the defaults. --list prints every campaign of 3 or more messages and what caught it.
+// those at the defaults. --informational also drafts level-2 rules (intelligence.informationalDrafts). --list prints every campaign of 3 or more messages and what caught it.
 //
 // What is simulated, and why:
 // - Each message's summary is built as the gateway's tracking would have it after the verdict
@@ -490,7 +490,9 @@ export function replay(samples: readonly Sample[], settings: IntelligenceSetting
           const mid = ++mids[d];
           return { ...a.sample.summary, mid, icid: mid, receivedAt: new Date(a.at).toISOString(), version: 1 };
         });
-        store.intake(GATEWAYS[d], `batch-${++batch}`, list, (s) => intelligence.observe(GATEWAYS[d], s));
+        store.intake(GATEWAYS[d], `batch-${++batch}`, list, {
+          onJudged: (s) => intelligence.observe(GATEWAYS[d], s),
+        });
         summaries += list.length;
         if (evaluate)
           for (const a of mine)
@@ -620,7 +622,9 @@ function judge(o: {
           ? `fewer than minMessages (${o.settings.minMessages}) messages`
           : maxShared < o.settings.minMessages
             ? `no hub key shared by ${o.settings.minMessages} of its messages (at most ${maxShared})`
-            : `a key shared by ${maxShared} messages, not drafted (gateways, baseline or draft refused)`;
+            : r.held === 0 && !o.settings.informationalDrafts
+              ? 'the gateways held none of it: informational only (intelligence.informationalDrafts)'
+              : `a key shared by ${maxShared} messages, not drafted (gateways, baseline or draft refused)`;
     campaigns.push(r);
   });
   const figures = (list: CampaignResult[]): CampaignFigures => ({
@@ -813,7 +817,7 @@ function printReport(res: RunResult, list: boolean): void {
   const r = res.all;
   const s = r.settings;
   console.log(
-    `Outbreak intelligence replay: ${res.corpus}; minGateways ${s.minGateways}, minMessages ${s.minMessages}, factor ${s.factor}; ${GATEWAYS.length} gateways; quarantine threshold ${r.quarantineThreshold} (parse ${res.elapsedMs.parse} ms, replays ${res.elapsedMs.replay} ms)`,
+    `Outbreak intelligence replay: ${res.corpus}; minGateways ${s.minGateways}, minMessages ${s.minMessages}, factor ${s.factor}, informational drafts ${s.informationalDrafts ? 'on' : 'off'}; ${GATEWAYS.length} gateways; quarantine threshold ${r.quarantineThreshold} (parse ${res.elapsedMs.parse} ms, replays ${res.elapsedMs.replay} ms)`,
   );
   if (res.parseFailures.length) console.log(`parse failures: ${res.parseFailures.map((f) => f.path).join(', ')}`);
   headline('All files', r);
@@ -866,6 +870,7 @@ async function main(): Promise<void> {
       'min-gateways': { type: 'string' },
       'min-messages': { type: 'string' },
       factor: { type: 'string' },
+      informational: { type: 'boolean', default: false },
       list: { type: 'boolean', default: false },
     },
   });
@@ -886,6 +891,7 @@ async function main(): Promise<void> {
     if (g !== undefined) settings.minGateways = g;
     if (m !== undefined) settings.minMessages = m;
     if (f !== undefined) settings.factor = f;
+    if (values.informational) settings.informationalDrafts = true;
   } catch (err) {
     console.error(`hub-campaigns: ${(err as Error).message}`);
     process.exitCode = 2;

@@ -78,12 +78,12 @@ test('bursts on three gateways become drafts that catch their campaign; no draft
     onThree.some((d) => d.level >= r.quarantineThreshold),
     'a draft of a held campaign holds at the default threshold',
   );
-  assert.ok(r.campaignsAtMinMessages.count > 0);
-  assert.equal(
-    r.campaignsAtMinMessages.caught,
-    r.campaignsAtMinMessages.count,
-    'every campaign of minMessages or more is caught in this part',
-  );
+  // every campaign of minMessages or more that the gateways held some of is caught in this part; one
+  // they held none of is only informational, not drafted at the defaults
+  const big = r.campaigns.list.filter((c) => c.size >= r.settings.minMessages);
+  assert.ok(big.some((c) => c.held > 0));
+  for (const c of big.filter((x) => x.held > 0)) assert.ok(c.caught > 0, `campaign #${c.id} caught`);
+  for (const c of big.filter((x) => x.held === 0 && x.caught === 0)) assert.match(c.reason ?? '', /informational/);
   // a draft the gateway's engine cannot match against the mail it was made from would be dead weight
   for (const d of r.drafts.list) assert.ok(d.ownMatched > 0, `${d.ruleId} (${d.kind} ${d.key}) matches its own burst`);
   // what a campaign of fewer than minMessages needs is explained, not silently missed

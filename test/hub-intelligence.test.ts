@@ -33,7 +33,13 @@ before(async () => {
     YAML.stringify({
       dataDir: './data',
       listen: { host: '127.0.0.1', port: 0 },
-      intelligence: { minGateways: 2, minMessages: 5, factor: 10, autoPublishConfidence: 0.75 },
+      intelligence: {
+        minGateways: 2,
+        minMessages: 5,
+        factor: 10,
+        autoPublishConfidence: 0.75,
+        informationalDrafts: true,
+      },
     }),
   );
   hub = await runHub(loadHubConfig(file));

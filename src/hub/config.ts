@@ -73,6 +73,12 @@ export const hubConfigSchema = z
           .describe(
             'Publish a draft of level 3 or more at once at or above this confidence (0–1); null: analysts publish',
           ),
+        informationalDrafts: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Also draft informational level-2 rules for bursts the gateways held none of, and for keys in everyday use (mail nobody held on minGateways gateways the week before); they hold nothing at default thresholds but match legitimate mail such as mailing-list threads',
+          ),
       })
       .strict()
       .prefault({})

@@ -271,6 +271,9 @@ export function registerIntelligenceRoute(
                   baselinePerHour: z.number(),
                   flagged: z.int().describe('messages the gateways held or dropped'),
                   maxLevel: z.int(),
+                  everydayOn: z
+                    .int()
+                    .describe('gateways that had it, not held, the week before: everyday use, level 2 at most'),
                   sampleSubjects: z.array(z.string()),
                 }),
               }),

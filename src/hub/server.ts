@@ -243,9 +243,9 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
   const watches = new Watchlist({ store, tickets, ticketsNeedApproval: () => config.approvals.ticket });
   /** A gateway's summaries (streamed, or a live answer) into the store, counted and watched once each. */
   const ingest = (deviceId: string, batchId: string, summaries: MessageSummary[]) => {
-    const r = store.intake(deviceId, batchId, summaries, (s) => {
-      intelligence.observe(deviceId, s);
-      watches.observe(deviceId, s);
+    const r = store.intake(deviceId, batchId, summaries, {
+      onNew: (s) => watches.observe(deviceId, s),
+      onJudged: (s) => intelligence.observe(deviceId, s),
     });
     watches.flush((id) => deviceNames().get(id) ?? id);
     scheduleIntelligence();

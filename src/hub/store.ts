@@ -233,8 +233,15 @@ export class HubStore {
     deviceId: string,
     batchId: string,
     summaries: MessageSummary[],
-    /** told each message stored for the first time (outbreak intelligence counts each message once) */
-    onNew?: (s: MessageSummary) => void,
+    hooks: {
+      /** told each message stored for the first time (watches) */
+      onNew?: (s: MessageSummary) => void;
+      /**
+       * told each message once, at its first summary with a verdict: a gateway may stream a message
+       * before its scan ended, without its verdict (outbreak intelligence counts judged messages)
+       */
+      onJudged?: (s: MessageSummary) => void;
+    } = {},
   ): { duplicate: boolean; stored: number } {
     return this.transaction(() => {
       const seen = this.db
@@ -274,14 +281,16 @@ export class HubStore {
       for (const s of summaries) {
         const old = current.get(s.mid);
         if (old && old.version >= s.version) continue;
-        if (!old) onNew?.(s);
+        const previous = old ? (JSON.parse(old.data) as MessageSummary) : null;
+        if (!previous) hooks.onNew?.(s);
+        if (s.verdict !== null && (!previous || previous.verdict === null)) hooks.onJudged?.(s);
         const at = Date.parse(s.receivedAt) || 0;
         const data = JSON.stringify(s);
         put.run(deviceId, s.mid, s.version, at, data);
         current.set(s.mid, { mid: s.mid, version: s.version, received_at: at, data });
         // A newer summary of a message mostly has the same observables: only the difference is written.
         const now = observablesOf(s);
-        const before = old ? observablesOf(JSON.parse(old.data) as MessageSummary) : [];
+        const before = previous ? observablesOf(previous) : [];
         const same = !!old && old.received_at === at;
         const next = new Set(now.map(key));
         const kept = new Set(same ? before.map(key) : []);
