@@ -388,9 +388,7 @@ export class Gateway {
       cloud: this.cloud,
       log,
       handlers: {
-        rules: (version) => {
-          if (version > (this.outbreak.bundle?.version ?? 0)) this.hubRules.nudge();
-        },
+        rules: (version) => this.hubRules.announce(version),
         actions: () => this.hubActions.nudge(),
         blocklist: () => void this.hubBlockList.fetch(),
         query: (observables, limit) => liveAnswer(source, observables, limit),

@@ -4,6 +4,7 @@
 // answers it the moment it publishes, and the gateway fetches and verifies the bundle with the key it
 // pinned at registration (RuleUpdater, the same checks as any feed). The poll's own cadence is the
 // fallback when the hub cannot answer early; a gateway offline during a publication gets it on reconnect.
+// While the hub pushes events (hub-events.ts) a publication is announced on the stream and fetched at once.
 import type { Config } from '../config/schema.ts';
 import type { CloudService } from './cloud.ts';
 import { HubPoller } from './hub-poller.ts';
@@ -56,6 +57,21 @@ export class HubRulesSync extends HubPoller {
     if (!res.ok) throw new Error(`the hub answered the rule poll with HTTP ${res.status}`);
     this.announced = ((await res.json()) as { version: number }).version;
     if (this.announced > this.deps.installed()) await this.deps.update();
+  }
+
+  /**
+   * The hub pushed a publication (hub-events.ts): fetch and verify it now, without a poll round first.
+   * A failure is the poll's to retry (nudged).
+   */
+  announce(version: number): void {
+    if (version > this.announced) this.announced = version;
+    if (version <= this.deps.installed() || !this.applies) return;
+    this.deps.update().then(
+      () => {
+        if (this.deps.installed() < version) this.nudge();
+      },
+      () => this.nudge(),
+    );
   }
 
   /** The signed bundle text, for the RuleUpdater (which verifies it with the pinned key). */
