@@ -11,6 +11,8 @@ import type { MessageSummary } from './summary.ts';
 
 /** the hub ends each stream after 10 minutes; a stream silent for longer than this is dead */
 const STREAM_TIMEOUT_MS = 11 * 60_000;
+/** the hub writes at least a heartbeat every 15 s: a stream silent for this long is a dead connection */
+const IDLE_MS = 45_000;
 /** the most a live answer carries (the hub's limit) */
 const MAX_ANSWER = 1000;
 
@@ -63,14 +65,21 @@ export class HubEvents extends HubPoller {
 
   /** One stream, read until the hub ends it (a clean end is a round; the loop reconnects at once). */
   protected async round(signal: AbortSignal): Promise<void> {
-    const res = await this.deps.cloud.call('GET', '/api/v1/device/events', undefined, STREAM_TIMEOUT_MS, signal);
-    if (!res.ok || !res.body) throw new Error(`the hub answered the event stream with HTTP ${res.status}`);
-    if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream'))
-      throw new Error('the hub does not push events (no text/event-stream): polling only');
+    // A half-open connection (a NAT that forgot it) sends nothing, not even heartbeats: it is given up
+    // after IDLE_MS and the loop reconnects at once, instead of pushing nothing for minutes.
+    const idle = new AbortController();
+    let idleTimer = setTimeout(() => idle.abort(), IDLE_MS);
+    const both = AbortSignal.any([signal, idle.signal]);
     try {
+      const res = await this.deps.cloud.call('GET', '/api/v1/device/events', undefined, STREAM_TIMEOUT_MS, both);
+      if (!res.ok || !res.body) throw new Error(`the hub answered the event stream with HTTP ${res.status}`);
+      if (!(res.headers.get('content-type') ?? '').startsWith('text/event-stream'))
+        throw new Error('the hub does not push events (no text/event-stream): polling only');
       const decoder = new TextDecoder();
       let buffer = '';
       for await (const chunk of res.body) {
+        clearTimeout(idleTimer);
+        idleTimer = setTimeout(() => idle.abort(), IDLE_MS);
         buffer += decoder.decode(chunk as Uint8Array, { stream: true });
         // events end with a blank line (the hub writes \n only)
         for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
@@ -80,6 +89,7 @@ export class HubEvents extends HubPoller {
         if (buffer.length > 1_000_000) throw new Error('an event from the hub exceeds 1 MB');
       }
     } finally {
+      clearTimeout(idleTimer);
       this.setConnected(false);
     }
   }
