@@ -99,3 +99,18 @@ export function table(rows: string[][]): string {
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')).join('\n');
 }
+
+/** `config check` of the gateway and of the hub: every error with its path, or the JSON of them. */
+export function printConfigCheck(
+  file: string,
+  errors: Array<{ path: string; message: string }>,
+  json: boolean | undefined,
+): void {
+  if (json) process.stdout.write(JSON.stringify({ valid: errors.length === 0, errors }, null, 2) + '\n');
+  else if (errors.length === 0) process.stdout.write(`${file}: valid\n`);
+  else {
+    process.stdout.write(`${file}: ${errors.length} error(s)\n`);
+    for (const e of errors) process.stdout.write(`  ${e.path || '(root)'}: ${e.message}\n`);
+  }
+  process.exitCode = errors.length ? 1 : 0;
+}

@@ -3,9 +3,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readAdminToken } from '../api/token.ts';
-import { loadHubConfig } from '../hub/config.ts';
+import { checkHubConfigFile, loadHubConfig } from '../hub/config.ts';
 import { hubAddressFile } from '../hub/run.ts';
-import { callJson, CliError, print, table } from './common.ts';
+import { callJson, CliError, print, printConfigCheck, table } from './common.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 function hubConfigPath(opt?: string): string {
@@ -47,6 +47,14 @@ export function registerHubCommands(program: Command): void {
       process.on('SIGTERM', stop);
     },
   );
+
+  hub
+    .command('config')
+    .description('the hub configuration')
+    .command('check <file>')
+    .description('validate a hub config file; prints every error with its path')
+    .option('--json', 'machine-readable output')
+    .action((file: string, opts) => printConfigCheck(file, checkHubConfigFile(file).errors, opts.json));
 
   // users, API tokens and the audit log of the hub's web UI and API
   registerUserCommands(hub, withConfig, hubApi);

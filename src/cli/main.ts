@@ -11,7 +11,7 @@ import { ClamdClient } from '../antivirus/clamd.ts';
 import { clamdTarget, resolveAntivirus } from '../antivirus/auto.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
-import { adminAddressFile, api, CliError, load, print, table } from './common.ts';
+import { adminAddressFile, api, CliError, load, print, printConfigCheck, table } from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
 import { registerCloudCommands } from './cloud-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
@@ -63,16 +63,7 @@ export function buildCli(): Command {
     .command('check <file>')
     .description('validate a config file; prints every error with its path')
     .option('--json', 'machine-readable output')
-    .action((file: string, opts) => {
-      const { errors } = checkConfigFile(file);
-      if (opts.json) process.stdout.write(JSON.stringify({ valid: errors.length === 0, errors }, null, 2) + '\n');
-      else if (errors.length === 0) process.stdout.write(`${file}: valid\n`);
-      else {
-        process.stdout.write(`${file}: ${errors.length} error(s)\n`);
-        for (const e of errors) process.stdout.write(`  ${e.path || '(root)'}: ${e.message}\n`);
-      }
-      process.exitCode = errors.length ? 1 : 0;
-    });
+    .action((file: string, opts) => printConfigCheck(file, checkConfigFile(file).errors, opts.json));
 
   withConfig(program.command('status').description('gateway status').option('--json', 'JSON output')).action(
     async (opts) => {
