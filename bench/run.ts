@@ -1,5 +1,5 @@
 // `npm run bench`: prints figures next to references measured in the same run. Not a test.
-//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|quarantine|hub|hub-rules|remediation|web   one part only
+//   BENCH_QUICK=1   short run        BENCH_ONLY=smtp|tracking|outbreak|clamd|rspamd|sender-auth|quarantine|hub|hub-rules|remediation|web   one part only
 //   BENCH_MESSAGES=5KB,60KB          only these message sizes
 //   BENCH_TRACKING_RECORDS=50000     tracking records (default 1,000,000; 100,000 with BENCH_QUICK)
 //   BENCH_TRACKING_RUNS=60           timed runs per tracking query (p50 / p99)
@@ -17,6 +17,10 @@ import { runClickTimeBench, type ClickTimeBenchResult } from './clicktime.ts';
 import { hasBinary } from '../test/helpers/peers.ts';
 import { hasClamd } from '../test/helpers/clamd.ts';
 import { printClamdBench, runClamdBench, type ClamdBenchResult } from './clamd.ts';
+import { printRspamdBench, runRspamdBench, type RspamdBenchResult } from './rspamd.ts';
+import { hasRspamd } from '../test/helpers/rspamd.ts';
+import { printSenderAuthBench, runSenderAuthBench, type SenderAuthBenchResult } from './sender-auth.ts';
+import { hasDnsmasq } from '../test/helpers/dns.ts';
 import { printQuarantineBench, runQuarantineBench, type QuarantineBenchResult } from './quarantine.ts';
 import { printHubBench, runHubBench, type HubBenchResult } from './hub.ts';
 import { printHubRulesBench, runHubRulesBench, type HubRulesBenchResult } from './hub-rules.ts';
@@ -156,6 +160,27 @@ if (!only || only === 'clamd') {
   }
 }
 
+let rspamd: RspamdBenchResult | null = null;
+if (!only || only === 'rspamd') {
+  if (!hasRspamd() || !hasBinary('smtp-source'))
+    console.log('rspamd: skipped (rspamd or Postfix tools not installed; see .ci/run)\n');
+  else {
+    process.stderr.write('rspamd: /checkv2 alone, then the 5 KB relay without and with the stage…\n');
+    rspamd = await runRspamdBench({ quick });
+    printRspamdBench(rspamd);
+  }
+}
+
+let senderAuth: SenderAuthBenchResult | null = null;
+if (!only || only === 'sender-auth') {
+  if (!hasDnsmasq() || !hasBinary('smtp-source') || !hasBinary('smtp-sink'))
+    console.log('Sender authentication: skipped (dnsmasq or Postfix tools not installed; see .ci/run)\n');
+  else {
+    senderAuth = await runSenderAuthBench({ quick });
+    printSenderAuthBench(senderAuth);
+  }
+}
+
 let quarantine: QuarantineBenchResult | null = null;
 if (!only || only === 'quarantine') {
   if (!hasBinary('smtp-source') || !hasBinary('smtp-sink'))
@@ -213,6 +238,8 @@ writeFileSync(
       tracking,
       outbreak,
       clamd,
+      rspamd,
+      senderAuth,
       quarantine,
       hub,
       hubRules,

@@ -272,7 +272,7 @@ async function startGateway(sinkPort: number, variant: GatewayVariant | null = n
   };
 }
 
-async function gatewayRun(
+export async function gatewayRun(
   msg: BenchMessage,
   count: number,
   sessions: number,

@@ -284,6 +284,30 @@ test('disk images, shortcuts, scripts and configuration profiles are dangerous f
   }
 });
 
+test('an internet shortcut in a reply is weighed with the rest; out of the blue it is a dangerous file type', async () => {
+  const shortcut = { name: 'Shared folder.url', content: '[InternetShortcut]\r\nURL=https://files.example.com/q3\r\n' };
+  const reply = await run({
+    subject: 'Re: Q3 figures',
+    headers: ['In-Reply-To: <q3@example.org>', 'References: <q3@example.org>'],
+    text: 'Here is the shortcut to the folder we talked about.',
+    attachments: [shortcut],
+  });
+  const hit = expectHit(reply, 'ADAPTIVE_INTERNET_SHORTCUT');
+  assert.equal(hit.viral, true);
+  expectNo(reply, 'ADAPTIVE_DANGEROUS_FILE_TYPE');
+  assert.ok(adaptiveLevel(reply) < 3, ids(reply).join(', '));
+  // with another sign (answers diverted to free mail) it adds up
+  const diverted = await run({
+    subject: 'Re: Q3 figures',
+    replyTo: 'q3.figures.office@gmail.com',
+    headers: ['In-Reply-To: <q3@example.org>'],
+    text: 'Here is the shortcut to the folder we talked about.',
+    attachments: [shortcut],
+  });
+  assert.ok(adaptiveLevel(diverted) >= 3, ids(diverted).join(', '));
+  expectHit(await run({ attachments: [shortcut] }), 'ADAPTIVE_DANGEROUS_FILE_TYPE');
+});
+
 test('a password-protected archive is flagged, higher when the message gives the password', async () => {
   const plain = zip({ 'invoice.pdf': PDF });
   const locked = markEncrypted(plain);
@@ -808,7 +832,7 @@ test('a sender domain fusing a brand with other words is flagged; the brand and 
 const LURES: Array<[string, string, string]> = [
   [
     'ADAPTIVE_CREDENTIAL_LURE',
-    'We detected unusual sign-in activity. Please verify your account.',
+    'We detected unusual sign-in activity. Please verify your account: https://signin-check.example.net/verify',
     'I signed in to the build server and updated the packages.',
   ],
   [
@@ -844,8 +868,9 @@ for (const [id, positive, negative] of LURES) {
 }
 
 test('lure wording is found in other languages and through HTML', async () => {
-  expectHit(await run({ text: 'Sua conta foi bloqueada. Atualize seus dados.' }), 'ADAPTIVE_CREDENTIAL_LURE');
-  expectHit(await run({ text: 'Ihr Konto wurde vorübergehend gesperrt.' }), 'ADAPTIVE_CREDENTIAL_LURE');
+  const away = ' https://conta-seguranca.example.net/';
+  expectHit(await run({ text: `Sua conta foi bloqueada. Atualize seus dados.${away}` }), 'ADAPTIVE_CREDENTIAL_LURE');
+  expectHit(await run({ text: `Ihr Konto wurde vorübergehend gesperrt.${away}` }), 'ADAPTIVE_CREDENTIAL_LURE');
   expectHit(await run({ html: '<p>Votre <b>colis</b> est en attente de livraison.</p>' }), 'ADAPTIVE_DELIVERY_LURE');
 });
 
@@ -898,6 +923,98 @@ test('account threats with links away from the sender are level 3; links to its 
     }),
     'ADAPTIVE_CREDENTIAL_LURE_LINK',
   );
+});
+
+test('account wording in ordinary service mail is no lure until something leads away from the sender', async () => {
+  for (const text of [
+    'Your mailbox is full. Delete old messages to keep receiving mail.',
+    'Your password will expire in 5 days. Change it in the settings of the app.',
+    'Please update your profile so your colleagues can find you.',
+    'Your account has been closed as you asked. Thank you for being a customer.',
+  ]) {
+    const own = await run({
+      from: 'Example Mail <no-reply@mail.example.com>',
+      html: `<p>${text}</p><a href="https://www.example.com/settings">Settings</a>`,
+    });
+    expectNo(own, 'ADAPTIVE_CREDENTIAL_LURE');
+    expectNo(await run({ from: 'Example Mail <no-reply@mail.example.com>', text }), 'ADAPTIVE_CREDENTIAL_LURE');
+    const hit = expectHit(
+      await run({
+        from: 'Example Mail <no-reply@mail.example.com>',
+        html: `<p>${text}</p><a href="https://example-mail.example.net/settings">Settings</a>`,
+      }),
+      'ADAPTIVE_CREDENTIAL_LURE',
+    );
+    assert.match(hit.evidence ?? '', /example-mail\.example\.net/);
+  }
+  // a form posting elsewhere leads away too, and with no link home it is the stronger rule
+  const form = await run({
+    from: 'IT <it@company.example.com>',
+    html: '<p>Your mailbox is almost full.</p><form action="https://quota.example.net/post"><input name="q"></form>',
+  });
+  expectHit(form, 'ADAPTIVE_CREDENTIAL_LURE');
+  expectHit(form, 'ADAPTIVE_CREDENTIAL_LURE_LINK');
+});
+
+test('link text through a click tracker keeps its promise unless it names a brand the sender is not', async () => {
+  const from = 'Weekly Digest <news@digest.example.com>';
+  const tracked = await run({
+    from,
+    html: '<a href="https://u123.ct.sendgrid.net/ls/click?upn=abcdef123">https://www.conference.example.org/</a>',
+  });
+  expectNo(tracked, 'ADAPTIVE_LINK_TEXT_MISMATCH');
+  // a tracking host of the list the display name shows (an alias service forwarding a newsletter)
+  const alias = await run({
+    from: '"Digest news@digest.example.org [alias]" <ticket_81x@alias.example.net>',
+    html: '<a href="http://lists.digest.example.org/t/12337/850395/203/">http://www.training.example.com/j2ee</a>',
+  });
+  expectNo(alias, 'ADAPTIVE_LINK_TEXT_MISMATCH');
+  const brand = await run({
+    from,
+    html: '<a href="https://u123.ct.sendgrid.net/ls/click?upn=abcdef123">https://www.paypal.com/signin</a>',
+  });
+  expectHit(brand, 'ADAPTIVE_LINK_TEXT_MISMATCH');
+});
+
+test('a newsletter with a few bare-IP links among many to its own site is a weak sign, not level 3', async () => {
+  const own = Array.from({ length: 6 }, (_, i) => `<a href="https://www.paper.example.com/story/${i}">Story ${i}</a>`);
+  const hits = await run({
+    from: 'The Paper <online@paper.example.com>',
+    html: `${own.join('')}<a href="http://198.51.100.7/antiques">Antiques guide</a>`,
+  });
+  expectNo(hits, 'ADAPTIVE_URL_IP_HOST');
+  expectHit(hits, 'ADAPTIVE_URL_IP_HOST_TEXT');
+  assert.ok(adaptiveLevel(hits) < 3);
+  expectHit(
+    await run({ from: 'The Paper <online@paper.example.com>', html: '<a href="http://198.51.100.7/x">Read</a>' }),
+    'ADAPTIVE_URL_IP_HOST',
+  );
+});
+
+test('a subject padded to push a token out of sight is flagged; ordinary spacing is not', async () => {
+  expectHit(
+    await run({ subject: 'Lowest rates on term life                              ihsxq' }),
+    'ADAPTIVE_SUBJECT_PADDED',
+  );
+  expectNo(await run({ subject: 'Minutes of the meeting  (draft 2)' }), 'ADAPTIVE_SUBJECT_PADDED');
+});
+
+test('capitals shouted over subject or body are a weak sign; acronyms are not', async () => {
+  expectHit(await run({ subject: 'MAKE MONEY FROM HOME TODAY' }), 'ADAPTIVE_SHOUTING');
+  expectHit(
+    await run({ text: 'THIS IS NOT MLM OR A GET RICH QUICK SCHEME! '.repeat(8) + 'Reply today.' }),
+    'ADAPTIVE_SHOUTING',
+  );
+  expectNo(await run({ subject: 'NASA and the ESA sign the ISS agreement' }), 'ADAPTIVE_SHOUTING');
+});
+
+test('body words mixing scripts are disguised text; a message written in Cyrillic is not', async () => {
+  expectHit(await run({ text: 'Kееріng уоur іnfоrmаtіоn сurrеnt hеlрѕ.' }), 'ADAPTIVE_DISGUISED_TEXT');
+  expectNo(await run({ text: 'Привет, как дела? Увидимся завтра.' }), 'ADAPTIVE_DISGUISED_TEXT');
+});
+
+test('a link host written in styled letters is disguised', async () => {
+  expectHit(await run({ html: '<a href="https://𝚠𝚊𝚔𝚎𝚞𝚙.example.com/x">open</a>' }), 'ADAPTIVE_URL_IDN_DISGUISED');
 });
 
 test('advance-fee wording with a free-mail Reply-To is fraud at level 3; one phrase from a company is not', async () => {

@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkConfigFile } from '../config/load.ts';
 import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
+import { senderAuthResolver } from '../senderauth/resolver.ts';
 import { ParsePool } from '../mime/pool.ts';
 import { OutbreakEngine } from '../outbreak/engine.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
@@ -17,6 +18,7 @@ import { registerCloudCommands } from './cloud-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
 import { registerHubCommands } from './hub-commands.ts';
 import { registerRemediationCommands } from './remediation-commands.ts';
+import { registerDkimCommands } from './dkim-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -104,6 +106,8 @@ export function buildCli(): Command {
               signatureVersion: () => null,
             }
           : undefined,
+        // the resolver asks DNS only when a message is verified
+        senderAuth: config.senderAuth.enabled ? { resolver: senderAuthResolver(config) } : undefined,
       });
       print(
         opts.json,
@@ -153,6 +157,9 @@ export function buildCli(): Command {
       )
       .option('--level <n>', 'Outbreak Filters threat level at least n (0–5)')
       .option('--rule <id>', 'an outbreak or adaptive rule that matched')
+      .option('--auth <method=result>', 'a sender-authentication result: dmarc=fail, spf=softfail, dkim=pass, arc=fail')
+      .option('--spam-action <action>', 'rspamd\'s action ("no action", "add header", "reject", …)')
+      .option('--spam-score <n>', "rspamd's score at least n")
       .option('--since <time>', 'ISO time or epoch ms')
       .option('--until <time>', 'ISO time or epoch ms')
       .option('--limit <n>', 'at most n records', '50')
@@ -186,7 +193,8 @@ export function buildCli(): Command {
         `received ${m.receivedAt} from ${m.senderIp}${m.rdns ? ` (${m.rdns})` : ''} on ${m.listener}, policy ${m.policy ?? '-'}`,
         `sender <${m.sender}>  subject ${JSON.stringify(m.subject)}  message-id ${m.messageId ?? '-'}  size ${m.size}`,
         ...m.recipients.map(
-          (r: any) => `  RID ${r.rid} <${r.address}> ${r.status}${r.lastReply ? ` (${r.lastReply})` : ''}`,
+          (r: any) =>
+            `  RID ${r.rid} <${r.address}> ${r.status}${r.lastReply ? ` (${r.lastReply})` : ''}${r.tls ? `  TLS ${r.tls}` : ''}`,
         ),
         ...m.attachments.map(
           (a: any) => `  attachment ${a.name} ${a.trueType ?? '?'} ${a.size} bytes sha256 ${a.sha256}`,
@@ -245,6 +253,7 @@ export function buildCli(): Command {
   registerUserCommands(program, withConfig);
   registerHubCommands(program);
   registerRemediationCommands(program, withConfig);
+  registerDkimCommands(program, withConfig);
   return program;
 }
 

@@ -18,6 +18,16 @@ import { endUserQuarantineSchema } from './enduser-schema.ts';
 import { userLoginSchema, userSessionsSchema } from './users-schema.ts';
 import { xdrSchema } from './xdr-schema.ts';
 import { remediationSchema } from './remediation-schema.ts';
+import { antispamSchema, policyAntispamSchema } from './antispam-schema.ts';
+import {
+  checkDirectory,
+  directorySchema,
+  dnsListConditionSchema,
+  recipientValidationSchema,
+} from './directory-schema.ts';
+import { dnsSchema } from './dns-schema.ts';
+import { outboundSchema } from './outbound-schema.ts';
+import { checkSenderAuthQuarantines, policySenderAuthSchema, senderAuthSchema } from './sender-auth-schema.ts';
 
 export function parseDuration(text: string): number {
   const m = /^(\d+)(ms|s|m|h|d)$/.exec(text);
@@ -60,10 +70,13 @@ export const senderGroupSchema = z
             .regex(/^\.[a-z0-9.-]+$/i)
             .describe('reverse-DNS suffix, starting with a dot: ".example.net"'),
           z.literal('ALL'),
+          dnsListConditionSchema,
         ]),
       )
       .min(1)
-      .describe('Who is in the group: IP addresses, CIDR blocks, reverse-DNS suffixes (".example.net") or ALL'),
+      .describe(
+        'Who is in the group: IP addresses, CIDR blocks, reverse-DNS suffixes (".example.net"), ALL, or DNS lists ({ dnsbl: zone } / { dnswl: zone })',
+      ),
     action: z
       .enum(['accept', 'relay', 'reject', 'tempfail'])
       .describe(
@@ -117,6 +130,7 @@ export const listenerSchema = z
       .enum(['accept', 'reject', 'tempfail'])
       .default('accept')
       .describe('Action for clients that match no sender group (never relay)'),
+    recipientValidation: recipientValidationSchema,
     tls: z
       .object({
         cert: z.string().optional().describe('PEM certificate file; a self-signed one is made in dataDir when unset'),
@@ -147,6 +161,8 @@ export const policySchema = z
     outbreakFilters: policyOutbreakSchema,
     antivirus: policyAntivirusSchema,
     unscannable: policyUnscannableSchema,
+    antispam: policyAntispamSchema,
+    senderAuth: policySenderAuthSchema,
   })
   .strict();
 
@@ -328,6 +344,7 @@ export const configSchema = z
       .describe('Mail log'),
     outbreakFilters: outbreakFiltersSchema,
     antivirus: antivirusSchema,
+    antispam: antispamSchema,
     clickTime: clickTimeSchema,
     alerts: alertsSchema,
     quarantine: quarantineSchema,
@@ -335,9 +352,15 @@ export const configSchema = z
     cloud: cloudSchema.describe('Cloud services: the threat-response hub (DESIGN §10)'),
     xdr: xdrSchema,
     remediation: remediationSchema,
+    directory: directorySchema,
+    dns: dnsSchema,
+    outbound: outboundSchema,
+    senderAuth: senderAuthSchema,
   })
   .strict()
   .superRefine((cfg, ctx) => {
+    checkDirectory(cfg, ctx);
+    checkSenderAuthQuarantines(cfg, ctx);
     for (const dir of ['incoming', 'outgoing'] as const) {
       const list = cfg.policies[dir];
       if (list.length === 0 || list[list.length - 1].name !== 'default') {
@@ -372,6 +395,15 @@ export const configSchema = z
             path: ['policies', dir, i, 'unscannable', 'quarantine'],
             message: `no quarantine ${q} (virus or a quarantine.policy entry)`,
           });
+        for (const verdict of ['spam', 'reject'] as const) {
+          const q = p.antispam[verdict].quarantine;
+          if (p.antispam[verdict].action === 'quarantine' && (!quarantines.has(q) || q === 'outbreak'))
+            ctx.addIssue({
+              code: 'custom',
+              path: ['policies', dir, i, 'antispam', verdict, 'quarantine'],
+              message: `no quarantine ${q} (virus or a quarantine.policy entry)`,
+            });
+        }
         for (const verdict of ['infected', 'unscannable'] as const) {
           const q = p.antivirus[verdict].quarantine;
           if (!quarantines.has(q) || q === 'outbreak')
@@ -409,5 +441,6 @@ export type PolicyConfig = Config['policies']['incoming'][number];
 export type PolicyOutbreakConfig = PolicyConfig['outbreakFilters'];
 export type PolicyAntivirusConfig = PolicyConfig['antivirus'];
 export type PolicyUnscannableConfig = PolicyConfig['unscannable'];
+export type PolicyAntispamConfig = PolicyConfig['antispam'];
 export type ListenerConfig = Config['listeners'][number];
 export type SenderGroup = ListenerConfig['hat'][number];

@@ -1,8 +1,11 @@
 // The delivery queue (DESIGN §3.6): per-route destinations with a concurrency limit, reused and
 // pipelined downstream connections, per-recipient results, retries on the schedule, and bounces.
-import { createReadStream, promises as fsp } from 'node:fs';
-import { promises as dns } from 'node:dns';
+import { createReadStream, promises as fsp, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import type { Resolver } from 'node:dns/promises';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Config } from '../config/schema.ts';
 import { parseDuration } from '../config/schema.ts';
@@ -11,6 +14,19 @@ import { parseTarget, routeFor, type Route, type RouteTarget } from './routes.ts
 import { domainOf } from '../smtp/address.ts';
 import { fsyncDirSync } from '../spool/spool.ts';
 import { installFastDataStream } from './data-stream.ts';
+import { DnsClient } from '../dns/resolver.ts';
+import { OutboundSigner, type JobOrigin, type SignResult } from './signing.ts';
+import { MtaSts } from './mta-sts.ts';
+import {
+  admits,
+  connectTls,
+  filterMx,
+  policyName,
+  requirementFor,
+  sessionTls,
+  type DeliveryTls,
+  type TlsRequirement,
+} from './tls-policy.ts';
 
 installFastDataStream();
 
@@ -34,6 +50,8 @@ export interface DeliveryJob {
   route: Route;
   /** a route target that replaces the recipient's route (Outbreak Filters' alternate mail host) */
   routeOverride?: string;
+  /** where the copy came from: decides DKIM signing and ARC sealing (outbound) */
+  origin?: JobOrigin;
 }
 
 export type RecipientOutcome = 'delivered' | 'deferred' | 'bounced';
@@ -56,9 +74,21 @@ export interface DeliveryHooks {
 interface Conn {
   smtp: SMTPConnection;
   target: string;
+  /** the host name the certificate was checked against */
+  name: string;
   sent: number;
   idleTimer: NodeJS.Timeout | null;
   broken: boolean;
+  /** what the session achieved (protocol, cipher, verified), for the policy of the next job and tracking */
+  tls: DeliveryTls;
+}
+
+/** A host to connect to: `host` is what to dial, `name` what its certificate must carry (the MX name). */
+interface Target {
+  host: string;
+  port: number;
+  lmtp?: boolean;
+  name: string;
 }
 
 interface Destination {
@@ -83,6 +113,12 @@ export class DeliveryQueue {
   private dcid = 0;
   private stopped = false;
   inFlight = 0;
+  /** DKIM and ARC keys (outbound.dkim, outbound.arc) */
+  readonly signer: OutboundSigner;
+  private readonly dns: Resolver;
+  private readonly mtaSts: MtaSts | null;
+  /** trusted CAs for verified TLS: the system roots plus outbound.tls.caFile; undefined: the roots */
+  private readonly ca: string[] | undefined;
 
   constructor(
     config: Config,
@@ -96,6 +132,19 @@ export class DeliveryQueue {
     this.events = events;
     this.log = log;
     this.hooks = hooks;
+    this.signer = new OutboundSigner(config, dataDir);
+    for (const w of this.signer.warnings) log(`warning: DKIM key ${w}`);
+    this.dns = DnsClient.fromConfig(config.dns).resolver;
+    const t = config.outbound.tls;
+    this.ca = t.caFile ? [...rootCertificates, readFileSync(path.resolve(dataDir, t.caFile), 'utf8')] : undefined;
+    this.mtaSts = t.mtaSts.enabled
+      ? new MtaSts({
+          resolver: this.dns,
+          ca: this.ca,
+          timeoutMs: parseDuration(t.mtaSts.timeout),
+          maxEntries: t.mtaSts.maxEntries,
+        })
+      : null;
   }
 
   /** Routes each recipient and queues one job per route, now or (dueAt in the future) as a retry. */
@@ -212,47 +261,113 @@ export class DeliveryQueue {
   private async deliver(job: DeliveryJob, route: Route, conn: Conn | null): Promise<Conn | null> {
     const dcid = ++this.dcid;
     const first = route.targets[0];
+    let signed: SignResult;
+    try {
+      signed = await this.signer.sign(job, job.sender, job.origin);
+    } catch (err) {
+      // A configured signature that cannot be made: the mail waits rather than leaving unsigned.
+      this.defer(job, job.recipients, `4.7.0 ${(err as Error).message}`, dcid, route.key);
+      return conn;
+    }
     if (first.kind === 'file') {
-      await this.deliverToFile(job, first.dir, dcid);
+      await this.deliverToFile(job, first.dir, dcid, signed);
       return null;
     }
+    const isMx = route.targets.some((t) => t.kind === 'mx');
+    const req = await requirementFor(
+      this.config,
+      job.recipients.map((r) => r.address),
+      isMx ? { domain: route.domain, sts: this.mtaSts } : null,
+    );
     let lastError = 'no route target reachable';
-    const targets = await this.resolveTargets(route, job);
+    let lastTls: DeliveryTls | undefined;
+    const resolved = await this.resolveTargets(route, job);
+    // MTA-STS (RFC 8461 §5): in enforce mode only the MX hosts the policy lists may receive the mail.
+    const mx = filterMx(
+      req,
+      resolved.filter((t) => t.fromMx),
+    );
+    const targets = resolved.filter((t) => !t.fromMx || mx.allowed.includes(t));
+    const notes = [req.stsNote, mx.note].filter((n): n is string => !!n);
+    if (!targets.length && resolved.length) {
+      const reply = `4.7.5 ${mx.note ?? 'no MX host allowed by the MTA-STS policy'} (TLS policy ${policyName(req)})`;
+      this.defer(job, job.recipients, reply, dcid, route.domain);
+      return null;
+    }
+    const noted = (t: DeliveryTls, extra?: string): DeliveryTls => {
+      const all = [...notes, ...(extra ? [extra] : [])];
+      return all.length ? { ...t, note: all.join('; ') } : t;
+    };
+    // A reused connection must meet this job's policy too (its recipients' domains may ask for more).
+    if (
+      conn &&
+      !conn.broken &&
+      (!admits(req, conn.tls, conn.name).ok ||
+        (req.sts?.mode === 'enforce' && !targets.some((t) => t.name === conn!.name)))
+    ) {
+      conn.smtp.quit();
+      conn = null;
+    }
     // A reused connection may have been closed by the peer meanwhile: retry once on a fresh one.
     for (let attempt = 0; attempt < 2; attempt++) {
+      let note: string | undefined;
       if (!conn || conn.broken) {
         conn = null;
         for (const t of targets) {
+          let c: Conn;
           try {
-            conn = await this.connect(t.host, t.port, t.lmtp ?? false);
-            break;
+            c = await this.connect(t, req);
           } catch (err) {
             lastError = `${t.host}:${t.port}: ${(err as Error).message}`;
+            continue;
           }
+          const ok = admits(req, c.tls, t.name);
+          if (!ok.ok) {
+            // Refused before MAIL FROM: nothing of the message went over this session.
+            c.broken = true;
+            c.smtp.quit();
+            lastError = ok.reply;
+            lastTls = noted(c.tls);
+            continue;
+          }
+          note = ok.note;
+          if (ok.note) c.tls = { ...c.tls, note: ok.note };
+          conn = c;
+          break;
         }
         if (!conn) {
-          this.defer(job, job.recipients, lastError, dcid, targets.map((t) => `${t.host}:${t.port}`).join(','));
+          this.defer(
+            job,
+            job.recipients,
+            lastError,
+            dcid,
+            targets.map((t) => `${t.host}:${t.port}`).join(','),
+            lastTls,
+          );
           return null;
         }
-      }
+      } else note = conn.tls.note;
+      const tlsNow = noted(conn.tls, note);
       const reused = conn.sent > 0;
       this.events.emit(job.mid, {
         type: 'delivery.start',
         dcid,
         target: conn.target,
         rids: job.recipients.map((r) => r.rid),
+        ...(signed.notes.length ? { signed: signed.notes } : {}),
       });
-      const outcome = await this.sendOn(conn, job);
+      const outcome = await this.sendOn(conn, job, signed.prefix);
       if (outcome.kind === 'connection-error') {
         conn.broken = true;
         conn.smtp.close();
         lastError = outcome.reply;
+        const target = conn.target;
         conn = null;
         if (reused) continue;
-        this.defer(job, job.recipients, lastError, dcid, targets[0] ? `${targets[0].host}:${targets[0].port}` : '-');
+        this.defer(job, job.recipients, lastError, dcid, target, tlsNow);
         return null;
       }
-      this.applyResults(job, dcid, conn.target, outcome.results);
+      this.applyResults(job, dcid, conn.target, outcome.results, tlsNow);
       conn.sent++;
       if (conn.sent >= this.config.delivery.messagesPerConnection || outcome.needsReset) {
         if (outcome.needsReset) {
@@ -264,26 +379,34 @@ export class DeliveryQueue {
       }
       return conn;
     }
-    this.defer(job, job.recipients, lastError, dcid, '-');
+    this.defer(job, job.recipients, lastError, dcid, '-', lastTls);
     return null;
   }
 
-  private async resolveTargets(
-    route: Route,
-    job: DeliveryJob,
-  ): Promise<Array<{ host: string; port: number; lmtp?: boolean }>> {
-    const out: Array<{ host: string; port: number; lmtp?: boolean }> = [];
+  /**
+   * The hosts of a route, in order. MX hosts are looked up through the gateway's DNS servers (`dns`), and
+   * their addresses too: the session dials the address and checks the certificate against the MX name.
+   */
+  private async resolveTargets(route: Route, job: DeliveryJob): Promise<Array<Target & { fromMx: boolean }>> {
+    const out: Array<Target & { fromMx: boolean }> = [];
     for (const t of route.targets as RouteTarget[]) {
-      if (t.kind === 'smtp') out.push({ host: t.host, port: t.port, ...(t.lmtp ? { lmtp: true } : {}) });
+      if (t.kind === 'smtp')
+        out.push({ host: t.host, port: t.port, name: t.host, fromMx: false, ...(t.lmtp ? { lmtp: true } : {}) });
       else if (t.kind === 'mx') {
+        let hosts: string[];
         try {
-          const mx = await dns.resolveMx(route.domain);
+          const mx = await this.dns.resolveMx(route.domain);
           mx.sort((a, b) => a.priority - b.priority);
           // RFC 7505 null MX: the domain accepts no mail.
           if (mx.length === 1 && mx[0].exchange === '') continue;
-          for (const m of mx) out.push({ host: m.exchange, port: 25 });
+          hosts = mx.map((m) => m.exchange.replace(/\.$/, '').toLowerCase());
         } catch {
-          out.push({ host: route.domain, port: 25 }); // RFC 5321 §5.1: implicit MX
+          hosts = [route.domain]; // RFC 5321 §5.1: implicit MX
+        }
+        for (const name of hosts) {
+          const addrs = net.isIP(name) ? [name] : await this.dns.resolve4(name).catch(() => [] as string[]);
+          // no address through our servers: let the session resolve the name itself
+          for (const host of addrs.length ? addrs : [name]) out.push({ host, port: 25, name, fromMx: true });
         }
       }
     }
@@ -291,24 +414,31 @@ export class DeliveryQueue {
     return out;
   }
 
-  private connect(host: string, port: number, lmtp: boolean): Promise<Conn> {
+  private connect(t: Target, req: TlsRequirement): Promise<Conn> {
     const timeout = parseDuration(this.config.delivery.connectTimeout);
+    const policy = policyName(req);
     return new Promise((resolve, reject) => {
       const smtp = new SMTPConnection({
-        host,
-        port,
+        host: t.host,
+        port: t.port,
         name: this.config.hostname,
-        lmtp,
-        opportunisticTLS: !this.config.delivery.requireTls,
-        requireTLS: this.config.delivery.requireTls,
-        tls: { rejectUnauthorized: false },
+        lmtp: t.lmtp ?? false,
+        ...connectTls(req.level, t.name, this.ca),
         connectionTimeout: timeout,
         greetingTimeout: timeout,
         socketTimeout: parseDuration(this.config.delivery.sessionTimeout),
         allowInternalNetworkInterfaces: true,
         logger: false,
-      });
-      const conn: Conn = { smtp, target: `${host}:${port}`, sent: 0, idleTimer: null, broken: false };
+      } as ConstructorParameters<typeof SMTPConnection>[0]);
+      const conn: Conn = {
+        smtp,
+        target: `${t.host}:${t.port}`,
+        name: t.name,
+        sent: 0,
+        idleTimer: null,
+        broken: false,
+        tls: { protocol: null, cipher: null, verified: false, reason: 'not connected', policy },
+      };
       let settled = false;
       smtp.on('error', (err: Error) => {
         conn.broken = true;
@@ -321,6 +451,15 @@ export class DeliveryQueue {
         conn.broken = true;
       });
       smtp.connect(() => {
+        // nodemailer keeps the session's socket (a TLSSocket after STARTTLS) and the EHLO keywords private
+        const inner = smtp as unknown as { _socket?: net.Socket; _supportedExtensions?: string[] };
+        conn.tls = sessionTls(
+          inner._socket,
+          smtp.secure,
+          (inner._supportedExtensions ?? []).includes('STARTTLS'),
+          t.name,
+          policy,
+        );
         if (!settled) {
           settled = true;
           resolve(conn);
@@ -332,6 +471,7 @@ export class DeliveryQueue {
   private sendOn(
     conn: Conn,
     job: DeliveryJob,
+    prefix: Buffer,
   ): Promise<
     | {
         kind: 'done';
@@ -341,11 +481,13 @@ export class DeliveryQueue {
     | { kind: 'connection-error'; reply: string }
   > {
     return new Promise((resolve) => {
-      const stream = createReadStream(job.file, {
+      const file = createReadStream(job.file, {
         start: job.bodyOffset,
         end: job.bodyOffset + job.size - 1,
         highWaterMark: 256 * 1024,
       });
+      // DKIM-Signature / ARC header fields go in front of the durable bytes (delivery/signing.ts)
+      const stream = prefix.length ? withPrefix(prefix, file) : file;
       conn.smtp.send(
         { from: job.sender, to: job.recipients.map((r) => r.address) } as any,
         stream,
@@ -388,10 +530,16 @@ export class DeliveryQueue {
     });
   }
 
-  private async deliverToFile(job: DeliveryJob, dir: string, dcid: number): Promise<void> {
+  private async deliverToFile(job: DeliveryJob, dir: string, dcid: number, signed: SignResult): Promise<void> {
     const abs = path.resolve(this.dataDir, dir);
     const target = `file:${abs}`;
-    this.events.emit(job.mid, { type: 'delivery.start', dcid, target, rids: job.recipients.map((r) => r.rid) });
+    this.events.emit(job.mid, {
+      type: 'delivery.start',
+      dcid,
+      target,
+      rids: job.recipients.map((r) => r.rid),
+      ...(signed.notes.length ? { signed: signed.notes } : {}),
+    });
     try {
       await fsp.mkdir(abs, { recursive: true });
       const dest = path.join(abs, `${job.mid}.eml`);
@@ -399,6 +547,7 @@ export class DeliveryQueue {
       const fh = await fsp.open(job.file, 'r');
       const out = await fsp.open(tmp, 'w', 0o640);
       try {
+        if (signed.prefix.length) await out.write(signed.prefix);
         const buf = Buffer.alloc(256 * 1024);
         let pos = job.bodyOffset;
         const end = job.bodyOffset + job.size;
@@ -433,9 +582,11 @@ export class DeliveryQueue {
     dcid: number,
     target: string,
     results: Array<{ r: DeliveryRecipient; outcome: RecipientOutcome; reply: string }>,
+    tls?: DeliveryTls,
   ): void {
     const final: RecipientResult[] = [];
     const retry: DeliveryRecipient[] = [];
+    const t = tls ? { tls } : {};
     for (const { r, outcome, reply } of results) {
       if (outcome === 'delivered') {
         this.events.emit(job.mid, {
@@ -445,14 +596,23 @@ export class DeliveryQueue {
           address: r.address,
           target,
           reply,
+          ...t,
         });
         final.push({ rid: r.rid, address: r.address, outcome, reply, target });
       } else if (outcome === 'bounced') {
-        this.events.emit(job.mid, { type: 'delivery.bounced', dcid, rid: r.rid, address: r.address, target, reply });
+        this.events.emit(job.mid, {
+          type: 'delivery.bounced',
+          dcid,
+          rid: r.rid,
+          address: r.address,
+          target,
+          reply,
+          ...t,
+        });
         final.push({ rid: r.rid, address: r.address, outcome, reply, target });
       } else retry.push(r);
     }
-    if (retry.length) this.defer(job, retry, results.find((x) => x.outcome === 'deferred')!.reply, dcid, target);
+    if (retry.length) this.defer(job, retry, results.find((x) => x.outcome === 'deferred')!.reply, dcid, target, tls);
     if (final.length) this.hooks.onFinal(job, final);
   }
 
@@ -463,7 +623,9 @@ export class DeliveryQueue {
     reply: string,
     dcid: number | null,
     target: string,
+    tls?: DeliveryTls,
   ): void {
+    const t = tls ? { tls } : {};
     const schedule = this.config.delivery.retrySchedule.map(parseDuration);
     const lifetime = parseDuration(this.config.delivery.maxQueueLifetime);
     const now = Date.now();
@@ -481,6 +643,7 @@ export class DeliveryQueue {
           address: r.address,
           target,
           reply: why,
+          ...t,
         });
         final.push({ rid: r.rid, address: r.address, outcome: 'bounced', reply: why, target });
       }
@@ -497,6 +660,7 @@ export class DeliveryQueue {
         target,
         reply,
         nextAttemptAt: dueAt,
+        ...t,
       });
     }
     // A job that waits reads the spool when it runs again: waiting mail does not hold memory.
@@ -541,4 +705,15 @@ export class DeliveryQueue {
     const deadline = Date.now() + 5000;
     while (this.inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The header fields `prefix`, then the bytes of `rest`. */
+function withPrefix(prefix: Buffer, rest: Readable): Readable {
+  return Readable.from(
+    (async function* () {
+      yield prefix;
+      yield* rest;
+    })(),
+    { objectMode: false },
+  );
 }

@@ -30,6 +30,8 @@ export interface Copy {
   releaseNote: string | null;
   /** alternate mail host chosen by Outbreak Filters' modification */
   routeOverride: string | null;
+  /** a policy changed its bytes (CopyModifier, or a modified file found by recovery): ARC sealing applies */
+  modified?: boolean;
 }
 
 /** How a recipient of a copy was settled. */

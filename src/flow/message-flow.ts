@@ -21,6 +21,8 @@ import type { Bounces } from '../delivery/bounces.ts';
 import { CopyTable, MidAllocator, type Copy, type Outcome } from './copies.ts';
 import { needsModification, type CopyModifier } from './modify-copy.ts';
 import { parsedEvent, scoreEvent } from '../pipeline/scan-events.ts';
+import { senderAuthAction, withSenderAuth } from '../policy/sender-auth.ts';
+import { authCheckedEvent } from '../pipeline/stages/sender-auth.ts';
 
 /** Pipelines running at once; more copies wait their turn (each holds a parse and maybe a clamd scan). */
 const MAX_CONCURRENT_PIPELINES = 16;
@@ -109,6 +111,8 @@ export class MessageFlow {
         receivedAt: env.receivedAt,
         spoolFile: m.file,
         ...(env.generated ? { generated: env.generated } : {}),
+        ...(env.senderGroup ? { senderGroup: env.senderGroup } : {}),
+        ...(env.reputation ? { reputation: env.reputation } : {}),
       },
       env.icid,
     );
@@ -327,10 +331,12 @@ export class MessageFlow {
       const avFailure = result.failures.find((f) => f.stage === 'antivirus');
       if (avFailure) this.deps.antivirus.failed(avFailure.error);
       else if (ctx.antivirus) this.deps.antivirus.answered();
-      const verdict = decide(this.deps.config, result, ctx, {
+      const decided = decide(this.deps.config, result, ctx, {
         allowListed: ctx.direction === 'incoming' && !!this.deps.allowListed?.(ctx.env.sender, ctx.recipients),
         blocked: this.deps.blockedFrom?.(ctx.parsed?.from ?? null, ctx.direction) ?? null,
       });
+      // our Authentication-Results header (and a DMARC subject tag) on what is delivered
+      const verdict = withSenderAuth(this.deps.config, decided, ctx);
       this.announceScan(copy, ctx, result, verdict);
       await this.applyVerdict(copy, verdict, ctx.outbreak, ctx.parsed?.subject ?? null);
     } catch (err) {
@@ -399,6 +405,21 @@ export class MessageFlow {
         reason: ctx.antivirus.reason,
         signatureVersion: ctx.antivirus.signatureVersion,
         infectedParts: ctx.antivirus.infectedParts.map((x) => x.partPath),
+      });
+    if (ctx.senderAuth)
+      events.emit(
+        copy.mid,
+        authCheckedEvent(ctx.senderAuth, senderAuthAction(config, ctx, new Set(ctx.releasedFrom)).kind),
+      );
+    if (ctx.antispam)
+      events.emit(copy.mid, {
+        type: 'antispam.scanned',
+        action: ctx.antispam.action,
+        score: ctx.antispam.score,
+        requiredScore: ctx.antispam.requiredScore,
+        // the symbols that scored (zero-score ones are rspamd's notes: RCPT_COUNT_ONE, TO_DN_NONE…)
+        symbols: ctx.antispam.symbols.filter((s) => s.score !== 0).slice(0, 20),
+        skipped: ctx.antispam.note ?? (ctx.antispam.skipped ? 'skipped by rspamd' : null),
       });
     if (ctx.outbreak) events.emit(copy.mid, scoreEvent(ctx.outbreak, rescan));
     const limits = limitsReached(ctx.findings);
@@ -490,6 +511,12 @@ export class MessageFlow {
       sender: copy.env.sender,
       receivedAt: copy.env.receivedAt,
       ...(copy.routeOverride ? { routeOverride: copy.routeOverride } : {}),
+      origin: {
+        listener: copy.env.listener,
+        direction: copy.env.direction,
+        ...(copy.env.generated ? { generated: copy.env.generated } : {}),
+        ...(copy.modified ? { modified: true } : {}),
+      },
     };
     this.deps.delivery.submit(job, rcpts, dueAt);
   }

@@ -7,6 +7,7 @@ import { stripParts, type StripTarget } from '../mime/edit/replace.ts';
 import { modifyMessage, type ModifyResult } from '../outbreak/modify.ts';
 import { LinkSigner, type LinkSignerOptions } from '../clicktime/link-signer.ts';
 import type { ClickThreat } from '../clicktime/token.ts';
+import { applyAuthResults } from '../senderauth/headers.ts';
 
 export interface ModificationJob {
   /** anti-virus: parts replaced by a notice, first */
@@ -29,6 +30,21 @@ export interface ModificationJob {
   protectSigned: boolean;
   /** subject tags put in front, in this order (anti-virus, then release) */
   tags: string[];
+  /** sender authentication: our Authentication-Results on top, forged ones claiming our authserv-id removed */
+  authResults?: { value: string; authservId: string } | null;
+}
+
+/** The job only writes our Authentication-Results header: a header-block edit, cheap on the event loop. */
+export function onlyAuthResults(job: ModificationJob): boolean {
+  return (
+    !!job.authResults &&
+    !job.strip.length &&
+    !job.subject &&
+    !job.addHeaders.length &&
+    !job.disclaimer &&
+    !job.rewrite &&
+    !job.tags.length
+  );
 }
 
 export interface ModificationOutcome {
@@ -47,6 +63,18 @@ export type UrlThreatLookup = (url: string) => ClickThreat | undefined;
 
 /** Runs the job on a message's bytes. Never throws on message content (modifyMessage and stripParts do not). */
 export function runModification(input: Buffer, job: ModificationJob, urlThreat: UrlThreatLookup): ModificationOutcome {
+  if (onlyAuthResults(job)) {
+    const bytes = applyAuthResults(input, job.authResults!.value, job.authResults!.authservId).bytes;
+    return {
+      bytes,
+      changed: true,
+      stripped: [],
+      subjectChanged: false,
+      disclaimerParts: 0,
+      rewrittenUrls: 0,
+      rewriteSkipped: null,
+    };
+  }
   let original = input;
   let stripped: string[] = [];
   if (job.strip.length) {
@@ -97,6 +125,13 @@ export function runModification(input: Buffer, job: ModificationJob, urlThreat: 
     });
     result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
   }
+  // our Authentication-Results goes above every other field (RFC 8601 §5)
+  if (job.authResults)
+    result = {
+      ...result,
+      bytes: applyAuthResults(result.bytes, job.authResults.value, job.authResults.authservId).bytes,
+      changed: true,
+    };
   return {
     bytes: result.bytes,
     changed: result.changed,

@@ -11,7 +11,12 @@ import type { ClickTimeService } from '../clicktime/server.ts';
 import type { ParsePool } from '../mime/pool.ts';
 import type { RulesMessage, UrlRulesRequest } from '../outbreak/offload.ts';
 import { readCopyBytes, type Copy, type CopyTable } from './copies.ts';
-import { runModification, type ModificationJob, type ModificationOutcome } from './modification-job.ts';
+import {
+  onlyAuthResults,
+  runModification,
+  type ModificationJob,
+  type ModificationOutcome,
+} from './modification-job.ts';
 
 export interface CopyModifierDeps {
   spool: Pick<Spool, 'append' | 'release'>;
@@ -32,7 +37,15 @@ export type DeliverVerdict = Extract<Verdict, { kind: 'deliver' }>;
 
 /** Whether delivering this copy needs new bytes first. */
 export function needsModification(copy: Copy, verdict: DeliverVerdict): boolean {
-  return !!(verdict.modify || verdict.strip?.length || verdict.subjectTag || copy.releaseTag || copy.releaseNote);
+  return !!(
+    verdict.modify ||
+    verdict.strip?.length ||
+    verdict.subjectTag ||
+    verdict.headers?.length ||
+    verdict.authResults ||
+    copy.releaseTag ||
+    copy.releaseNote
+  );
 }
 
 export class CopyModifier {
@@ -45,7 +58,7 @@ export class CopyModifier {
   /** The verdict's changes as a job a worker (or this thread) runs. */
   private job(copy: Copy, verdict: DeliverVerdict): ModificationJob {
     const plan: ModificationPlan | null = verdict.modify ?? null;
-    const addHeaders = [...(plan?.headers ?? [])];
+    const addHeaders = [...(plan?.headers ?? []), ...(verdict.headers ?? [])];
     if (copy.releaseNote) addHeaders.push({ name: 'X-Breakwater-Quarantine', value: copy.releaseNote });
     const click = this.deps.clickTime();
     return {
@@ -68,13 +81,15 @@ export class CopyModifier {
       // click-time service is off and no rewrite happens at all.
       protectSigned: (plan?.urlRewriting ?? 'unsigned') !== 'all',
       tags: [verdict.subjectTag, copy.releaseTag].filter((t): t is string => !!t),
+      authResults: verdict.authResults ?? null,
     };
   }
 
   /** Runs the job on a worker when one can, else here. */
   private async run(copy: Copy, job: ModificationJob): Promise<ModificationOutcome> {
     const { pool } = this.deps;
-    if (pool) {
+    // only our Authentication-Results header: a header-block edit, not worth a worker round trip
+    if (pool && !onlyAuthResults(job)) {
       const { request, rules } = this.deps.urlRules();
       try {
         const source = copy.bytes
@@ -125,6 +140,8 @@ export class CopyModifier {
     copy.bodyOffset = loc.bodyOffset;
     copy.size = loc.size;
     copy.routeOverride = env.routeOverride ?? null;
+    // ARC seals mail a policy changed; our Authentication-Results header alone is not such a change
+    if (result.changed && !onlyAuthResults(job)) copy.modified = true;
     this.deps.copies.keepBytes(copy, result.bytes);
     // The old bytes go only once the database no longer points at them: a held file released before
     // the index row saying so is committed would leave, after a crash, a quarantine entry with no file.

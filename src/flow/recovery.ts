@@ -192,6 +192,7 @@ function recoverDerived(deps: RecoveryDeps, derived: Map<number, SpooledMessage[
     if (settled) continue;
     resumed++;
     if (pick.env.derived === 'modified') {
+      copy.modified = true;
       const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));
       const due = Math.max(0, ...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
       flow.queueForDelivery(copy, attempts, due, true);

@@ -21,6 +21,7 @@ import { Tracker } from '../tracking/tracker.ts';
 import { Ingress } from '../smtp/ingress.ts';
 import type { ReverseResolver } from '../smtp/hat.ts';
 import { buildPipeline } from '../pipeline/pipeline.ts';
+import { senderAuthResolver } from '../senderauth/resolver.ts';
 import { ParsePool } from '../mime/pool.ts';
 import { BundleMessages } from '../outbreak/offload.ts';
 import type { Stage } from '../pipeline/stage.ts';
@@ -38,6 +39,7 @@ import { QuarantineCapacity } from '../quarantine/capacity.ts';
 import { ClamdClient } from '../antivirus/clamd.ts';
 import { antivirusState, clamdTarget, type AntivirusState } from '../antivirus/auto.ts';
 import { AntivirusService } from '../antivirus/service.ts';
+import { AntispamService } from '../antispam/service.ts';
 import { ClickProtection } from '../clicktime/protection.ts';
 import { Alerts, type AlertInput } from '../alerts/alerts.ts';
 import { SystemHealth } from '../alerts/system-health.ts';
@@ -61,6 +63,9 @@ import { relayEnabled } from '../config/xdr-schema.ts';
 import { Relay, trackerSource } from '../xdr/relay.ts';
 import { RemediationService } from '../xdr/remediation/service.ts';
 import { remediationResponder } from '../xdr/remediation/responder.ts';
+import { DnsClient } from '../dns/resolver.ts';
+import { DnsLists } from '../smtp/dnsbl.ts';
+import { LdapAcceptQuery } from '../smtp/ldap-accept.ts';
 
 export interface GatewayOptions {
   resolver?: ReverseResolver;
@@ -89,6 +94,8 @@ export class Gateway {
   readonly rules: RuleUpdater;
   readonly alerts: Alerts;
   readonly antivirus: AntivirusService;
+  /** rspamd, when antispam.rspamd.url is set */
+  readonly antispam: AntispamService | null;
   readonly stages: Stage[];
   readonly flow: MessageFlow;
   readonly quarantines: QuarantineService;
@@ -120,6 +127,8 @@ export class Gateway {
   /** the XDR relay module (null unless `xdr.relay` is configured); its `responder` is pluggable */
   readonly relay: Relay | null;
   readonly listeners: Ingress[] = [];
+  /** directory.ldap accept queries by name (recipient validation at RCPT TO) */
+  private readonly ldapQueries = new Map<string, LdapAcceptQuery>();
   readonly ports = new Map<string, number>();
   readonly startedAt = Date.now();
   private readonly options: GatewayOptions;
@@ -240,10 +249,13 @@ export class Gateway {
       rescanWaiting: () => this.flow.rescanNow(),
       signaturesChanged: () => void this.reevaluation.run(true),
     });
+    this.antispam = AntispamService.create({ config, raiseAlert, log, rescanWaiting: () => this.flow.rescanNow() });
     this.stages = buildPipeline(config, {
       parsePool: this.parsePool,
       outbreak: this.outbreak,
       antivirus: clamd ? { clamd, signatureVersion: () => this.antivirus.signatureVersion } : undefined,
+      antispam: this.antispam,
+      senderAuth: config.senderAuth.enabled ? { resolver: senderAuthResolver(config) } : undefined,
     });
 
     this.clickProtection = new ClickProtection({ config, dataDir, engine: this.outbreak, events: bus, log });
@@ -424,6 +436,10 @@ export class Gateway {
     // A smaller maxSize than the quarantines hold (changed config): the oldest leave first, now.
     this.capacity.changed();
     if (config.clickTime.enabled) this.ports.set('clickTime', await this.clickProtection.start());
+    // Who may send, to whom: DNS lists for the HAT and the directory queries for RCPT TO, shared by listeners.
+    const dnsClient = DnsClient.fromConfig(config.dns);
+    const dnsLists = new DnsLists(dnsClient, parseDuration(config.dns.listCacheTtl));
+    for (const q of config.directory.ldap) this.ldapQueries.set(q.name, new LdapAcceptQuery(q));
     for (const l of config.listeners) {
       const ingress = new Ingress(l, {
         hostname: config.hostname,
@@ -433,7 +449,11 @@ export class Gateway {
         onAccepted: (m) => this.flow.accept(m),
         log: (line) => log.info(line),
         tls: tls.get(l.name) ?? null,
-        resolver: this.options.resolver,
+        resolver:
+          this.options.resolver ?? (config.dns.servers.length ? (ip: string) => dnsClient.reverse(ip) : undefined),
+        dnsLists,
+        ldapQueries: this.ldapQueries,
+        observe: (o) => this.metrics.onIngress(o),
         storage: this.storage,
         blockedSender: (address, direction) => this.hubBlockList.blocked(address, direction),
         smtp: {
@@ -497,8 +517,10 @@ export class Gateway {
     await this.hubEvents.stop();
     this.remediation.stop();
     await this.antivirus.stop();
+    this.antispam?.stop();
     await this.clickProtection.stop();
     await Promise.all(this.listeners.map((l) => l.close()));
+    await Promise.all([...this.ldapQueries.values()].map((q) => q.close()));
     await this.alerts.close();
     await this.delivery.stop();
     await this.parsePool.close();

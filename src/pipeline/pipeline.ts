@@ -7,6 +7,9 @@ import { outbreakStage } from './stages/outbreak.ts';
 import type { ParsePool } from '../mime/pool.ts';
 import type { OutbreakEngine } from '../outbreak/engine.ts';
 import { antivirusStage, type AntivirusDeps } from './stages/antivirus.ts';
+import { rspamdStage } from './stages/rspamd.ts';
+import type { AntispamService } from '../antispam/service.ts';
+import { senderAuthStage, type SenderAuthDeps } from './stages/sender-auth.ts';
 
 /** Shared resources stages use (thread pools, rule engines; later: clamd connections). */
 export interface PipelineDeps {
@@ -14,15 +17,21 @@ export interface PipelineDeps {
   outbreak: OutbreakEngine;
   /** present when clamd is configured */
   antivirus?: AntivirusDeps;
+  /** present when antispam.rspamd.url is set */
+  antispam?: AntispamService | null;
+  /** the resolver sender authentication asks (present unless senderAuth is off) */
+  senderAuth?: SenderAuthDeps;
 }
 
 export function buildPipeline(config: Config, deps: PipelineDeps): Stage[] {
   return [
     // The parse worker also scores the message with the outbreak rules; the outbreak stage applies that.
     parseStage(deps.parsePool, { config, engine: deps.outbreak, antivirus: deps.antivirus }),
-    // Still to come, in Cisco's order: sender authentication (SPF/DKIM/DMARC) before anti-virus, content
-    // filters after it.
+    // Cisco's order: sender authentication (SPF/DKIM/DMARC/ARC) before anti-virus, content filters after it.
+    ...(deps.senderAuth && config.senderAuth.enabled ? [senderAuthStage(config, deps.senderAuth)] : []),
     ...(deps.antivirus ? [antivirusStage(config, deps.antivirus)] : []),
+    // rspamd, when the site runs one (docs/antispam.md): its action and score for the policy layer.
+    ...(deps.antispam ? [rspamdStage(config, deps.antispam)] : []),
     outbreakStage(config, deps.outbreak),
   ];
 }

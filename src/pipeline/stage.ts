@@ -6,6 +6,8 @@ import type { SpoolEnvelope } from '../spool/spool.ts';
 import type { OutbreakAssessment } from '../outbreak/engine.ts';
 import type { AntivirusResult } from '../antivirus/types.ts';
 import type { ScoreResult } from '../outbreak/offload.ts';
+import type { RspamdAnswer } from '../antispam/rspamd.ts';
+import type { SenderAuthResult } from '../senderauth/verify.ts';
 
 /**
  * What happens when a stage throws or times out. Never "continue as if nothing happened":
@@ -38,6 +40,10 @@ export interface StageContext {
   outbreakScore?: Promise<ScoreResult | null> | null;
   /** anti-virus result; null when the stage did not run (no clamd, or disabled for the policy) */
   antivirus: AntivirusResult | null;
+  /** rspamd's answer; unset or null when the stage did not run (no rspamd, or disabled for the policy) */
+  antispam?: RspamdAnswer | null;
+  /** SPF, DKIM, DMARC and ARC results; unset or null when the senderAuth stage did not run */
+  senderAuth?: SenderAuthResult | null;
   /** rescanned on its way out of these quarantines (never held in them again); empty on first scan */
   releasedFrom: readonly string[];
   findings: Finding[];

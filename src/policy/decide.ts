@@ -7,6 +7,8 @@ import { decideOutbreak, effectiveOutbreakSettings } from './outbreak.ts';
 import { decideAntivirus, effectiveAntivirusSettings, type AntivirusAction } from './antivirus.ts';
 import { parseDuration } from '../config/schema.ts';
 import { decideUnscannable, effectiveUnscannableSettings, type UnscannableAction } from './unscannable.ts';
+import { decideAntispam, effectiveAntispamSettings, type AntispamAction } from './antispam.ts';
+import { senderAuthAction } from './sender-auth.ts';
 
 export interface DecideOptions {
   /** every recipient allow-listed the sender (end-user quarantine): quarantines open to end users are skipped */
@@ -36,12 +38,23 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
     return { kind: 'drop', reason: `header From on the hub's block list (entry ${o.blocked.id}: ${o.blocked.reason})` };
   // Anti-virus first (Cisco's order): a virus verdict outranks Outbreak Filters.
   const released = new Set(ctx.releasedFrom);
+  // Sender authentication (policy/sender-auth.ts): a failing DMARC reject / quarantine policy.
+  const auth = senderAuthAction(config, ctx, released);
+  if (auth.kind === 'drop') return { kind: 'drop', reason: auth.reason };
+  if (auth.kind === 'bounce') return { kind: 'bounce', reason: auth.reason, reply: auth.reply };
   const avSettings = ctx.antivirus ? effectiveAntivirusSettings(config, ctx.direction, ctx.policy) : null;
   const av: AntivirusAction =
     ctx.antivirus && avSettings ? decideAntivirus(ctx.antivirus, avSettings, { released }) : { kind: 'none' };
   if (av.kind === 'drop') return { kind: 'drop', reason: av.reason };
   const unscannable = unscannableAction(config, ctx, released);
   const holds: QuarantineHold[] = [];
+  if (auth.kind === 'quarantine')
+    holds.push({
+      quarantine: auth.quarantine,
+      reason: auth.reason,
+      retentionMs: retentionOf(config, auth.quarantine),
+      ids: auth.ids,
+    });
   if (av.kind === 'quarantine') {
     holds.push({
       quarantine: av.quarantine,
@@ -54,6 +67,19 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
     // Filters, and may sit in both quarantines.
     if (ctx.antivirus?.verdict === 'infected') return { kind: 'quarantine', reason: av.reason, holds };
   }
+  // rspamd's opinion (policy/antispam.ts): after anti-virus, before Outbreak Filters.
+  const spamSettings = ctx.antispam ? effectiveAntispamSettings(config, ctx.direction, ctx.policy) : null;
+  const spam: AntispamAction =
+    ctx.antispam && spamSettings ? decideAntispam(ctx.antispam, spamSettings, { released }) : { kind: 'none' };
+  if (spam.kind === 'drop') return { kind: 'drop', reason: spam.reason };
+  if (spam.kind === 'bounce') return { kind: 'bounce', reason: spam.reason, reply: spam.reply };
+  if (spam.kind === 'quarantine')
+    addHold(holds, {
+      quarantine: spam.quarantine,
+      reason: spam.reason,
+      retentionMs: retentionOf(config, spam.quarantine),
+      ids: spam.ids,
+    });
   // A limit reached: part of the message was never looked at (policy/unscannable.ts).
   if (unscannable.kind === 'drop') return { kind: 'drop', reason: unscannable.reason };
   if (unscannable.kind === 'quarantine')
@@ -70,12 +96,14 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
         [
           av.kind === 'deliver' ? av.subjectTag : null,
           unscannable.kind === 'deliver' ? unscannable.subjectTag : null,
+          spam.kind === 'deliver' ? spam.subjectTag : null,
         ].filter((t): t is string => !!t),
       ),
     ].join('') || undefined;
   const avDelivery = {
     ...(av.kind === 'deliver' ? { strip: av.strip } : {}),
     ...(subjectTag ? { subjectTag } : {}),
+    ...(spam.kind === 'deliver' && spam.headers.length ? { headers: spam.headers } : {}),
   };
   const settings = ctx.outbreak ? effectiveOutbreakSettings(config, ctx.direction, ctx.policy) : null;
   if (ctx.outbreak && settings) {
@@ -93,7 +121,11 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
         if (!holds.length)
           return {
             kind: 'deliver',
-            reason: [`Outbreak Filters: ${action.reason}`, unscannable.kind === 'deliver' ? unscannable.reason : '']
+            reason: [
+              `Outbreak Filters: ${action.reason}`,
+              unscannable.kind === 'deliver' ? unscannable.reason : '',
+              spam.kind === 'deliver' ? spam.reason : '',
+            ]
               .filter(Boolean)
               .join('; '),
             modify: action.plan,
@@ -122,10 +154,14 @@ export function decide(config: Config, result: PipelineResult, ctx: StageContext
     holds.splice(0, holds.length, ...kept);
   }
   if (holds.length) return { kind: 'quarantine', reason: holds.map((h) => h.reason).join('; '), holds };
-  if (av.kind === 'deliver' || unscannable.kind === 'deliver')
+  if (av.kind === 'deliver' || unscannable.kind === 'deliver' || spam.kind === 'deliver')
     return {
       kind: 'deliver',
-      reason: [av.kind === 'deliver' ? av.reason : '', unscannable.kind === 'deliver' ? unscannable.reason : '']
+      reason: [
+        av.kind === 'deliver' ? av.reason : '',
+        unscannable.kind === 'deliver' ? unscannable.reason : '',
+        spam.kind === 'deliver' ? spam.reason : '',
+      ]
         .filter(Boolean)
         .join('; '),
       ...avDelivery,

@@ -10,8 +10,12 @@ export type Verdict =
       modify?: ModificationPlan;
       /** attachments anti-virus removes, each replaced by a notice */
       strip?: Array<{ partPath: string; notice: string }>;
-      /** anti-virus subject tag (infected or unscannable mail delivered by policy) */
+      /** subject tag(s): anti-virus (infected or unscannable mail delivered by policy), anti-spam */
       subjectTag?: string;
+      /** headers added on delivery (anti-spam: X-Spam-Status, X-Spam-Symbols) */
+      headers?: Array<{ name: string; value: string }>;
+      /** sender authentication: our Authentication-Results value (forged fields claiming authservId are removed) */
+      authResults?: { value: string; authservId: string };
     }
   | {
       kind: 'quarantine';

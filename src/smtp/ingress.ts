@@ -7,7 +7,11 @@ import { installFastDataSearch } from './fast-data.ts';
 import type { Socket } from 'node:net';
 import type { ListenerConfig } from '../config/schema.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
-import { HostAccessTable, type HatMatch, type ReverseResolver } from './hat.ts';
+import { HostAccessTable, type HatMatch, type Reputation, type ReverseResolver } from './hat.ts';
+import { DnsLists } from './dnsbl.ts';
+import { DnsClient } from '../dns/resolver.ts';
+import type { LdapAcceptQuery } from './ldap-accept.ts';
+import type { RecipientValidationConfig } from '../config/directory-schema.ts';
 import { Replies, SmtpReplyError, withEnhancedCodes, type SmtpReply } from './replies.ts';
 import { addressMatches } from './address.ts';
 import type { Spool, SpoolEnvelope, SpoolLocation, SpoolWriter } from '../spool/spool.ts';
@@ -36,7 +40,21 @@ export interface IngressDeps {
   smtp?: Partial<SmtpLimits>;
   /** a blocked envelope sender (the hub's block list, xdr/hub-blocklist.ts): refused at MAIL FROM */
   blockedSender?: (address: string, direction: 'incoming' | 'outgoing') => { id: string; reason: string } | null;
+  /** DNS blocklist and allowlist lookups for the HAT's dnsbl / dnswl conditions (shared cache) */
+  dnsLists?: DnsLists;
+  /** the directory.ldap accept queries by name (listeners[].recipientValidation.ldap) */
+  ldapQueries?: ReadonlyMap<string, LdapAcceptQuery>;
+  /** connections and refusals, for metrics (they are not messages, so not tracking events) */
+  observe?: (o: IngressObservation) => void;
 }
+
+export type IngressObservation =
+  | { type: 'connection'; listener: string; group: string; action: string; listings: string[] }
+  | {
+      type: 'rcpt.refused';
+      listener: string;
+      reason: 'relay_denied' | 'unknown_recipient' | 'directory_unavailable' | 'harvest_session' | 'harvest_hour';
+    };
 
 export interface SmtpLimits {
   /** accept NUL bytes in message data */
@@ -70,8 +88,11 @@ interface SessionState {
   icid: number;
   match: HatMatch;
   rdns: string | null;
+  reputation: Reputation;
   messages: number;
   maxMessageSize: number;
+  /** recipients refused as unknown by the directory in this session (harvest limit) */
+  refusals: number;
 }
 
 /** Small messages are gathered in memory and written with one call; larger ones stream to disk. */
@@ -132,6 +153,9 @@ export class Ingress {
   private readonly hat: HostAccessTable;
   private readonly perIp = new Map<string, number>();
   private readonly rcptPerHour = new Map<string, { windowStart: number; count: number }>();
+  /** unknown recipients refused per client IP in the current hour (directory harvest limit) */
+  private readonly refusalsPerHour = new Map<string, { windowStart: number; count: number }>();
+  private readonly validation: { cfg: RecipientValidationConfig; query: LdapAcceptQuery } | null;
   private readonly sessions = new WeakMap<SMTPServerSession, SessionState>();
   /** the smtp-server connection of each session, to reply and hang up from inside DATA */
   private readonly connections = new WeakMap<
@@ -145,7 +169,19 @@ export class Ingress {
   constructor(listener: ListenerConfig, deps: IngressDeps) {
     this.listener = listener;
     this.deps = deps;
-    this.hat = new HostAccessTable(listener, deps.resolver);
+    const lists = listener.hat.some((g) => g.match.some((m) => typeof m === 'object'));
+    this.hat = new HostAccessTable(
+      listener,
+      deps.resolver,
+      undefined,
+      lists
+        ? (deps.dnsLists ?? new DnsLists(new DnsClient({ servers: [], timeoutMs: 2000, tries: 2 }), 300_000))
+        : null,
+    );
+    const rv = listener.recipientValidation;
+    const query = rv ? deps.ldapQueries?.get(rv.ldap) : undefined;
+    if (rv && !query) throw new Error(`listener ${listener.name}: no directory.ldap query named ${rv.ldap}`);
+    this.validation = rv && query ? { cfg: rv, query } : null;
     this.limits = { ...DEFAULT_LIMITS, ...deps.smtp };
     const firstDomain = listener.acceptDomains
       .filter((d) => !d.startsWith('.'))
@@ -238,12 +274,22 @@ export class Ingress {
     const icid = this.deps.allocateIcid();
     this.hat
       .classify(ip)
-      .then(({ match, rdns }) => {
+      .then(({ match, rdns, reputation }) => {
         const group = match.group;
         this.deps.log(
           `New SMTP ICID ${icid} interface ${this.listener.name} address ${ip} reverse dns host ${rdns ?? 'unknown'} ` +
-            `sender group ${match.name} action ${match.action}`,
+            `sender group ${match.name} action ${match.action}` +
+            (match.listing ? ` (${match.listing})` : '') +
+            (reputation.listings.length ? ` listed: ${reputation.listings.join('; ')}` : ''),
         );
+        for (const note of reputation.notes) this.deps.log(`ICID ${icid} DNS list ${note}`);
+        this.deps.observe?.({
+          type: 'connection',
+          listener: this.listener.name,
+          group: match.name,
+          action: match.action,
+          listings: reputation.listings,
+        });
         if (match.action === 'reject') return cb(new SmtpReplyError(Replies.rejectedByHat));
         if (match.action === 'tempfail') return cb(new SmtpReplyError(Replies.tempfailByHat));
         const count = (this.perIp.get(ip) ?? 0) + 1;
@@ -254,8 +300,10 @@ export class Ingress {
           icid,
           match,
           rdns,
+          reputation,
           messages: 0,
           maxMessageSize: group ? parseByteSize(group.maxMessageSize) : 10 * 1024 * 1024,
+          refusals: 0,
         });
         cb();
       })
@@ -314,10 +362,96 @@ export class Ingress {
     const relay = this.listener.direction === 'outgoing' && st.match.action === 'relay';
     if (!postmaster && !relay && !addressMatches(address.address, this.listener.acceptDomains)) {
       this.deps.log(`ICID ${st.icid} RCPT <${address.address}> rejected: relaying denied`);
+      this.deps.observe?.({ type: 'rcpt.refused', listener: this.listener.name, reason: 'relay_denied' });
       return cb(new SmtpReplyError(Replies.relayDenied));
     }
     const maxRcpt = st.match.group?.maxRecipientsPerMessage ?? 1000;
     if (session.envelope.rcptTo.length >= maxRcpt) return cb(new SmtpReplyError(Replies.tooManyRecipients));
+    const v = this.validation;
+    if (v && !postmaster && !relay && addressMatches(address.address, v.cfg.domains ?? this.listener.acceptDomains))
+      return this.validateRecipient(v, address.address, st, session, cb);
+    this.acceptRecipient(st, session, cb);
+  }
+
+  /**
+   * Recipient validation (issue 15): the directory decides whether the recipient exists. Harvest limits
+   * first, so that a client past them learns nothing more about which addresses exist.
+   */
+  private validateRecipient(
+    v: { cfg: RecipientValidationConfig; query: LdapAcceptQuery },
+    rcpt: string,
+    st: SessionState,
+    session: SMTPServerSession,
+    cb: (err?: Error | null) => void,
+  ): void {
+    const refuse = (reason: 'unknown_recipient' | 'directory_unavailable' | 'harvest_session' | 'harvest_hour') =>
+      this.deps.observe?.({ type: 'rcpt.refused', listener: this.listener.name, reason });
+    const ip = session.remoteAddress;
+    if (st.refusals >= v.cfg.maxRefusalsPerSession) {
+      this.deps.log(
+        `ICID ${st.icid} RCPT <${rcpt}> refused: directory harvest limit (${st.refusals} unknown recipients in this session), closing`,
+      );
+      refuse('harvest_session');
+      return cb(new SmtpReplyError(Replies.tooManyUnknownRecipients));
+    }
+    const now = Date.now();
+    let w = this.refusalsPerHour.get(ip);
+    if (w && now - w.windowStart > 3_600_000) w = undefined;
+    if (w && w.count >= v.cfg.maxRefusalsPerHourPerIp) {
+      this.deps.log(
+        `ICID ${st.icid} RCPT <${rcpt}> deferred: directory harvest limit (${w.count} unknown recipients from ${ip} this hour)`,
+      );
+      refuse('harvest_hour');
+      return cb(new SmtpReplyError(Replies.unknownRecipientRateExceeded));
+    }
+    v.query
+      .check(rcpt)
+      .then((answer) => {
+        if (answer.result === 'unavailable') {
+          if (v.query.failureMode === 'accept') {
+            this.deps.log(
+              `ICID ${st.icid} RCPT <${rcpt}> accepted unchecked: directory ${v.query.name} unavailable (${answer.error})`,
+            );
+            return this.acceptRecipient(st, session, cb);
+          }
+          this.deps.log(
+            `ICID ${st.icid} RCPT <${rcpt}> deferred: directory ${v.query.name} unavailable (${answer.error})`,
+          );
+          refuse('directory_unavailable');
+          return cb(new SmtpReplyError(Replies.directoryUnavailable));
+        }
+        if (answer.result === 'unknown') {
+          st.refusals++;
+          let hour = this.refusalsPerHour.get(ip);
+          if (!hour || Date.now() - hour.windowStart > 3_600_000) {
+            if (this.refusalsPerHour.size >= 10_000) this.pruneRefusals();
+            hour = { windowStart: Date.now(), count: 0 };
+            this.refusalsPerHour.set(ip, hour);
+          }
+          hour.count++;
+          this.deps.log(
+            `ICID ${st.icid} RCPT <${rcpt}> rejected: unknown recipient (directory ${v.query.name}${answer.cached ? ', cached' : ''})`,
+          );
+          refuse('unknown_recipient');
+          return cb(new SmtpReplyError(Replies.unknownRecipient));
+        }
+        this.acceptRecipient(st, session, cb);
+      })
+      .catch((err: Error) => cb(err));
+  }
+
+  private pruneRefusals(): void {
+    const now = Date.now();
+    for (const [ip, w] of this.refusalsPerHour) if (now - w.windowStart > 3_600_000) this.refusalsPerHour.delete(ip);
+    // still full: the oldest windows go
+    for (const ip of this.refusalsPerHour.keys()) {
+      if (this.refusalsPerHour.size < 10_000) break;
+      this.refusalsPerHour.delete(ip);
+    }
+  }
+
+  /** The recipient passed every check: the per-IP hourly recipient limit is the last. */
+  private acceptRecipient(st: SessionState, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const hourly = st.match.group?.maxRecipientsPerHourPerIp;
     if (hourly) {
       const now = Date.now();
@@ -365,6 +499,8 @@ export class Ingress {
       helo,
       tls,
       receivedAt: now,
+      senderGroup: st.match.name,
+      ...(st.reputation.listings.length ? { reputation: st.reputation.listings } : {}),
     };
     const received = Buffer.from(this.receivedHeader(env, session, rcpts));
     const guard = new LineEndingGuard();

@@ -62,6 +62,23 @@ export const Replies = {
   badSender: { code: 553, text: 'Sender address rejected: invalid address' },
   senderBlocked: { code: 550, text: 'Sender blocked by the security team', enhanced: '5.7.1' },
   badRecipient: { code: 553, text: 'Recipient address rejected: invalid address' },
+  // Recipient validation against a directory (smtp/ldap-accept.ts) and its harvest limits.
+  unknownRecipient: { code: 550, text: 'Recipient address rejected: no such user here', enhanced: '5.1.1' },
+  directoryUnavailable: {
+    code: 451,
+    text: 'Recipient cannot be verified now (directory unavailable), try again later',
+    enhanced: '4.4.3',
+  },
+  tooManyUnknownRecipients: {
+    code: 421,
+    text: 'Too many unknown recipients in this session, closing connection',
+    enhanced: '4.7.0',
+  },
+  unknownRecipientRateExceeded: {
+    code: 452,
+    text: 'Too many unknown recipients from your address this hour, try again later',
+    enhanced: '4.7.1',
+  },
 } as const satisfies Record<string, SmtpReply>;
 
 export class SmtpReplyError extends Error {

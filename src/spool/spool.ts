@@ -37,6 +37,9 @@ export interface SpoolEnvelope {
   helo: string | null;
   tls: string | null;
   receivedAt: number;
+  /** the HAT sender group the client was in, and the DNS lists that list it ("dnsbl bl.example 127.0.0.2") */
+  senderGroup?: string;
+  reputation?: string[];
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
   generated?: 'dsn' | 'alert' | 'copy' | 'remediation' | 'digest';
   /**

@@ -101,6 +101,20 @@ create table if not exists message_rules (
   primary key (mid, rule_id)
 ) without rowid;
 create index if not exists message_rules_rule on message_rules(rule_id, mid);
+create table if not exists message_auth (
+  mid integer not null,
+  method text not null,
+  result text not null,
+  primary key (mid, method, result)
+) without rowid;
+create index if not exists message_auth_result on message_auth(method, result, mid);
+create table if not exists message_antispam (
+  mid integer primary key,
+  action text not null,
+  score real not null
+);
+create index if not exists message_antispam_action on message_antispam(action, mid);
+create index if not exists message_antispam_score on message_antispam(score, mid);
 create index if not exists messages_threat on messages(threat_level, received_at) where threat_level > 0;
 create table if not exists clicks (
   id integer primary key,
@@ -149,6 +163,12 @@ export class Store {
     }>;
     if (!clickColumns.some((c) => c.name === 'source'))
       this.db.exec("alter table clicks add column source text not null default ''");
+    // recipients.last_tls (the TLS of the last delivery attempt) came with the outbound TLS policy
+    const rcptColumns = this.db.prepare("select name from pragma_table_info('recipients')").all() as Array<{
+      name: string;
+    }>;
+    if (!rcptColumns.some((c) => c.name === 'last_tls'))
+      this.db.exec('alter table recipients add column last_tls text');
     this.db
       .prepare('insert or ignore into meta(key, value) values (?, ?)')
       .run('schema_version', String(SCHEMA_VERSION));

@@ -29,6 +29,9 @@ export type TrackingEvent =
       spoolFile?: string;
       /** written by the gateway itself (a DSN, an alert, a quarantine copy) */
       generated?: string;
+      /** the HAT sender group of the connection, and the DNS lists that list the client */
+      senderGroup?: string;
+      reputation?: string[];
     }
   | {
       type: 'policy.split';
@@ -53,8 +56,17 @@ export type TrackingEvent =
   | { type: 'verdict'; verdict: string; reason: string }
   /** handed to the delivery queue: the verdict said deliver, and any modified bytes are durable */
   | { type: 'delivery.queued'; rids: number[]; resumed?: boolean }
-  | { type: 'delivery.start'; dcid: number; target: string; rids: number[] }
-  | { type: 'delivery.delivered'; dcid: number; rid: number; address: string; target: string; reply: string }
+  /** signed: the DKIM signatures and ARC seal put in front of the bytes ("dkim d=… s=… ed25519-sha256") */
+  | { type: 'delivery.start'; dcid: number; target: string; rids: number[]; signed?: string[] }
+  | {
+      type: 'delivery.delivered';
+      dcid: number;
+      rid: number;
+      address: string;
+      target: string;
+      reply: string;
+      tls?: DeliveryTlsInfo;
+    }
   | {
       type: 'delivery.deferred';
       dcid: number | null;
@@ -63,8 +75,17 @@ export type TrackingEvent =
       target: string;
       reply: string;
       nextAttemptAt: number;
+      tls?: DeliveryTlsInfo;
     }
-  | { type: 'delivery.bounced'; dcid: number | null; rid: number; address: string; target: string; reply: string }
+  | {
+      type: 'delivery.bounced';
+      dcid: number | null;
+      rid: number;
+      address: string;
+      target: string;
+      reply: string;
+      tls?: DeliveryTlsInfo;
+    }
   | { type: 'delivery.dsn'; bounceMid: number; rids: number[] }
   | { type: 'delivery.dsn_suppressed'; rids: number[]; reason: string }
   | { type: 'admin.retry'; rids: number[] }
@@ -78,6 +99,35 @@ export type TrackingEvent =
       infectedParts: string[];
     }
   | { type: 'antivirus.stripped'; parts: string[]; subjectTag: string | null }
+  /** sender authentication (pipeline/stages/sender-auth.ts): SPF, DKIM, DMARC, ARC and the policy's DMARC action */
+  | {
+      type: 'auth.checked';
+      spf: string;
+      spfDomain: string | null;
+      /** SPF of the HELO name; null when not checked (address literal, null sender) */
+      spfHelo: string | null;
+      /** one per signature, at most 20 */
+      dkim: Array<{ result: string; domain: string | null; selector: string | null; aligned: boolean }>;
+      dmarc: string;
+      dmarcDomain: string | null;
+      dmarcPolicy: string | null;
+      arc: string;
+      /** none, drop, bounce, quarantine or tag */
+      action: string;
+      lookups: number;
+      ms: number;
+    }
+  /** rspamd's answer (pipeline/stages/rspamd.ts): its action, score and strongest symbols */
+  | {
+      type: 'antispam.scanned';
+      action: string;
+      score: number;
+      requiredScore: number;
+      /** the symbols with a score, strongest first, at most 20 */
+      symbols: Array<{ name: string; score: number; options: string[] }>;
+      /** why rspamd gave no opinion (its settings skipped the message, or it was not sent) */
+      skipped: string | null;
+    }
   | {
       type: 'outbreak.scored';
       level: number;
@@ -181,6 +231,21 @@ export type TrackingEvent =
   | { type: 'message.done'; status: MessageStatus };
 
 export type TrackingEventType = TrackingEvent['type'];
+
+/** The TLS of one delivery attempt (delivery/tls-policy.ts): the TLS column of tracking. */
+export interface DeliveryTlsInfo {
+  /** "TLSv1.3"; null: the session was in clear */
+  protocol: string | null;
+  cipher: string | null;
+  /** the certificate chains to a trusted CA and names the host */
+  verified: boolean;
+  /** why it is not encrypted or not verified; null when it is both */
+  reason: string | null;
+  /** the policy applied: opportunistic, require, verify, none, mta-sts enforce, "… (mta-sts testing)" */
+  policy: string;
+  /** MTA-STS testing-mode findings, policy fetch errors */
+  note?: string;
+}
 
 /** What the parse found, for the record's search tables (bulky: never in the stored event JSON). */
 export interface ParsedDetail {

@@ -88,6 +88,23 @@ export function mailLogLines(mid: number, e: TrackingEvent, icid?: number): Mail
     case 'antivirus.stripped':
       log.info(`MID ${mid} antivirus: ${e.parts.length} infected attachment(s) removed`);
       break;
+    case 'auth.checked':
+      log.info(
+        `MID ${mid} sender auth spf=${e.spf}${e.spfHelo ? ` helo=${e.spfHelo}` : ''} dkim=${e.dkim.map((d) => d.result).join(',') || 'none'} dmarc=${e.dmarc}${e.dmarcPolicy ? ` (p=${e.dmarcPolicy})` : ''} arc=${e.arc}${e.action !== 'none' ? ` action ${e.action}` : ''}`,
+      );
+      break;
+    case 'antispam.scanned': {
+      const top = e.symbols
+        .filter((s) => s.score > 0)
+        .slice(0, 5)
+        .map((s) => s.name);
+      if (e.skipped) log.info(`MID ${mid} rspamd: no opinion (${e.skipped})`);
+      else
+        log.info(
+          `MID ${mid} rspamd ${e.action} score ${e.score}/${e.requiredScore}${top.length ? ` (${top.join(', ')})` : ''}`,
+        );
+      break;
+    }
     case 'outbreak.scored':
       if (e.skipped) log.info(`MID ${mid} Outbreak Filters: not scanned (${e.skipped})`);
       if (e.partial) log.info(`MID ${mid} Outbreak Filters: content scored up to maxScanSize`);

@@ -1,6 +1,7 @@
 // Prometheus metrics (DESIGN §8), fed from the tracking event catalogue.
 import { Registry, Counter, Histogram, Gauge } from 'prom-client';
 import type { TrackingEvent } from './events.ts';
+import type { IngressObservation } from '../smtp/ingress.ts';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -46,6 +47,12 @@ export class Metrics {
     labelNames: ['verdict'],
     registers: [this.registry],
   });
+  readonly antispam = new Counter({
+    name: 'breakwater_rspamd_actions_total',
+    help: "rspamd's actions on scanned messages (no action, add header, reject, …; not scanned)",
+    labelNames: ['action'],
+    registers: [this.registry],
+  });
   readonly quarantine = new Counter({
     name: 'breakwater_quarantine_events_total',
     help: 'Quarantine moves by kind (held, released, deleted)',
@@ -56,6 +63,24 @@ export class Metrics {
     name: 'breakwater_clicks_total',
     help: 'Clicks on rewritten links by verdict and action',
     labelNames: ['verdict', 'action'],
+    registers: [this.registry],
+  });
+  readonly connections = new Counter({
+    name: 'breakwater_smtp_connections_total',
+    help: 'SMTP connections by listener, HAT sender group and action',
+    labelNames: ['listener', 'sender_group', 'action'],
+    registers: [this.registry],
+  });
+  readonly dnsListings = new Counter({
+    name: 'breakwater_dns_list_listings_total',
+    help: 'Connections from clients a DNS blocklist or allowlist lists, by list ("dnsbl zone")',
+    labelNames: ['list'],
+    registers: [this.registry],
+  });
+  readonly rcptRefusals = new Counter({
+    name: 'breakwater_smtp_rcpt_refusals_total',
+    help: 'RCPT TO refused by reason (relay_denied, unknown_recipient, directory_unavailable, harvest_session, harvest_hour)',
+    labelNames: ['listener', 'reason'],
     registers: [this.registry],
   });
   readonly ruleVersion = new Gauge({
@@ -92,6 +117,14 @@ export class Metrics {
     },
   });
 
+  /** Connections and refusals at the SMTP ingress (not messages, so not tracking events). */
+  onIngress(o: IngressObservation): void {
+    if (o.type === 'connection') {
+      this.connections.inc({ listener: o.listener, sender_group: o.group, action: o.action });
+      for (const l of o.listings) this.dnsListings.inc({ list: l.split(' ').slice(0, 2).join(' ') });
+    } else this.rcptRefusals.inc({ listener: o.listener, reason: o.reason });
+  }
+
   onEvent(e: TrackingEvent): void {
     switch (e.type) {
       case 'ingress.accepted':
@@ -111,6 +144,9 @@ export class Metrics {
         break;
       case 'antivirus.scanned':
         this.antivirus.inc({ verdict: e.verdict });
+        break;
+      case 'antispam.scanned':
+        this.antispam.inc({ action: e.action });
         break;
       case 'outbreak.scored':
         if (!e.skipped) this.threatLevels.inc({ level: String(e.level) });

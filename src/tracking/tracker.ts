@@ -8,6 +8,7 @@ import {
   type RecipientStatus,
   type ThreatDetail,
   type TrackingEvent,
+  type DeliveryTlsInfo,
 } from './events.ts';
 import type { EventBus, BusEvent } from './bus.ts';
 import { urlHost } from '../mime/urls.ts';
@@ -48,6 +49,9 @@ export const trackingFilters = [
   'status',
   'level',
   'rule',
+  'auth',
+  'spamAction',
+  'spamScore',
   'since',
   'until',
   'limit',
@@ -75,6 +79,12 @@ export interface TrackingQuery {
   level?: number;
   /** an outbreak or adaptive rule id that matched */
   rule?: string;
+  /** a sender-authentication result, "method=result": dmarc=fail, spf=softfail, dkim=pass, arc=fail, helo=fail */
+  auth?: string;
+  /** rspamd's action ("no action", "add header", "reject", …) */
+  spamAction?: string;
+  /** rspamd's score at least */
+  spamScore?: number;
   since?: number;
   until?: number;
   limit?: number;
@@ -91,7 +101,15 @@ export interface TrackingRecord {
   listener: string;
   policy: string | null;
   sender: string;
-  recipients: Array<{ rid: number; address: string; status: string; attempts: number; lastReply: string | null }>;
+  recipients: Array<{
+    rid: number;
+    address: string;
+    status: string;
+    attempts: number;
+    lastReply: string | null;
+    /** the TLS of the last delivery attempt (tlsSummary): "TLSv1.3 … verified (verify)", "none: … (require)" */
+    tls: string | null;
+  }>;
   subject: string | null;
   messageId: string | null;
   headerFrom: string | null;
@@ -171,6 +189,18 @@ export class Tracker {
       case 'outbreak.scored':
         if (e.detail) this.setThreat(mid, e.level, e.detail);
         break;
+      case 'auth.checked':
+        this.setAuth(mid, e);
+        break;
+      case 'antispam.scanned':
+        // a rescan (release, restart) replaces what an earlier scan recorded
+        this.store.run(
+          'insert or replace into message_antispam(mid, action, score) values (?, ?, ?)',
+          mid,
+          e.action,
+          e.score,
+        );
+        break;
       case 'verdict':
         if (e.verdict === 'tempfail') this.setStatus(mid, 'deferred', false);
         else if (e.verdict === 'drop') this.recipientsWhereOpen(mid, 'dropped');
@@ -179,13 +209,13 @@ export class Tracker {
         this.setStatus(mid, 'queued', false);
         break;
       case 'delivery.delivered':
-        this.setRecipient(mid, e.rid, 'delivered', e.reply, null);
+        this.setRecipient(mid, e.rid, 'delivered', e.reply, null, e.tls);
         break;
       case 'delivery.bounced':
-        this.setRecipient(mid, e.rid, 'bounced', e.reply, null);
+        this.setRecipient(mid, e.rid, 'bounced', e.reply, null, e.tls);
         break;
       case 'delivery.deferred':
-        this.setRecipient(mid, e.rid, 'deferred', e.reply, e.nextAttemptAt);
+        this.setRecipient(mid, e.rid, 'deferred', e.reply, e.nextAttemptAt, e.tls);
         break;
       case 'admin.deleted':
         for (const rid of e.rids) this.setRecipient(mid, rid, 'deleted', null, null);
@@ -328,6 +358,23 @@ export class Tracker {
       );
   }
 
+  /** Sender-authentication results, one row per method and result (searchable as "dmarc=fail"). */
+  private setAuth(mid: number, e: Extract<TrackingEvent, { type: 'auth.checked' }>): void {
+    // a rescan (release, restart) replaces what an earlier one recorded
+    this.store.run('delete from message_auth where mid = ?', mid);
+    const rows = new Set([
+      `spf=${e.spf}`,
+      `dmarc=${e.dmarc}`,
+      `arc=${e.arc}`,
+      ...(e.spfHelo ? [`helo=${e.spfHelo}`] : []),
+      ...(e.dkim.length ? e.dkim.map((d) => `dkim=${d.result}`) : ['dkim=none']),
+    ]);
+    for (const r of rows) {
+      const [method, result] = r.split('=');
+      this.store.run('insert or ignore into message_auth(mid, method, result) values (?, ?, ?)', mid, method, result);
+    }
+  }
+
   /** Web interaction tracking: one row per click on a rewritten link. */
   private recordClick(mid: number, at: number, e: Extract<TrackingEvent, { type: 'click' }>): void {
     let domain: string | null = null;
@@ -357,13 +404,15 @@ export class Tracker {
     status: RecipientStatus,
     reply: string | null,
     nextAttemptAt: number | null,
+    tls?: DeliveryTlsInfo,
   ): void {
     this.store.run(
-      'update recipients set status = ?, last_reply = coalesce(?, last_reply), next_attempt_at = ?, attempts = attempts + (case when ? is null then 0 else 1 end) where mid = ? and rid = ?',
+      'update recipients set status = ?, last_reply = coalesce(?, last_reply), next_attempt_at = ?, attempts = attempts + (case when ? is null then 0 else 1 end), last_tls = coalesce(?, last_tls) where mid = ? and rid = ?',
       status,
       reply,
       nextAttemptAt,
       reply,
+      tls ? escapeControls(tlsSummary(tls)) : null,
       mid,
       rid,
     );
@@ -490,6 +539,19 @@ export class Tracker {
       where.push('m.mid in (select mid from message_rules where rule_id = ?)');
       args.push(q.rule);
     }
+    if (q.auth) {
+      const [method, result = ''] = q.auth.toLowerCase().split('=', 2);
+      where.push('m.mid in (select mid from message_auth where method = ? and result = ?)');
+      args.push(method.trim(), result.trim());
+    }
+    if (q.spamAction) {
+      where.push('m.mid in (select mid from message_antispam where action = ?)');
+      args.push(q.spamAction);
+    }
+    if (q.spamScore !== undefined) {
+      where.push('m.mid in (select mid from message_antispam where score >= ?)');
+      args.push(q.spamScore);
+    }
     if (q.subject) {
       if ([...q.subject].length >= 3) {
         // Trigram full-text index answers "contains" without scanning every row.
@@ -542,8 +604,16 @@ export class Tracker {
     const all = <T>(sql: string, ...args: Array<string | number>) =>
       this.store.stmt(sql).all(mids, ...args) as unknown as T[];
     const recipients = group(
-      all<{ mid: number; rid: number; address: string; status: string; attempts: number; last_reply: string | null }>(
-        `select mid, rid, address, status, attempts, last_reply from recipients where ${inMids} order by mid, rid`,
+      all<{
+        mid: number;
+        rid: number;
+        address: string;
+        status: string;
+        attempts: number;
+        last_reply: string | null;
+        last_tls: string | null;
+      }>(
+        `select mid, rid, address, status, attempts, last_reply, last_tls from recipients where ${inMids} order by mid, rid`,
       ),
     );
     const attachments = group(
@@ -607,6 +677,7 @@ export class Tracker {
         status: x.status,
         attempts: x.attempts,
         lastReply: x.last_reply,
+        tls: x.last_tls,
       })),
       subject: r.subject,
       messageId: r.message_id,
@@ -654,6 +725,14 @@ export class Tracker {
       eventTypes,
     );
   }
+}
+
+/** One line for the TLS column: "TLSv1.3 TLS_AES_256_GCM_SHA384 verified (verify)", "none: … (require)". */
+export function tlsSummary(t: DeliveryTlsInfo): string {
+  const what = t.protocol
+    ? `${t.protocol} ${t.cipher ?? ''} ${t.verified ? 'verified' : `not verified: ${t.reason}`}`
+    : `none: ${t.reason}`;
+  return `${what.replace(/\s+/g, ' ').trim()} (${t.policy})${t.note ? `; ${t.note}` : ''}`;
 }
 
 function likeEscape(s: string): string {

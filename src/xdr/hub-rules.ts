@@ -65,7 +65,8 @@ export class HubRulesSync extends HubPoller {
    */
   announce(version: number): void {
     if (version > this.announced) this.announced = version;
-    if (version <= this.deps.installed() || !this.applies) return;
+    // stopped (or not taking the hub's rules): the next start's poll asks for what it missed
+    if (version <= this.deps.installed() || !this.active) return;
     this.deps.update().then(
       () => {
         if (this.deps.installed() < version) this.nudge();

@@ -161,6 +161,12 @@ export const trackingRecord = z
         status: z.string(),
         attempts: count,
         lastReply: z.string().nullable(),
+        tls: z
+          .string()
+          .nullable()
+          .describe(
+            'TLS of the last delivery attempt: protocol, cipher, verified or why not, and the policy applied (opportunistic, require, verify, none, mta-sts enforce, … (mta-sts testing))',
+          ),
       }),
     ),
     subject: z.string().nullable(),
@@ -232,6 +238,16 @@ export const trackingQuery = z.strictObject({
   status: text('status').optional().describe('message status (see TrackingRecord.status)'),
   level: intInput('level', 0, 5).optional().describe('Outbreak Filters threat level at least'),
   rule: text('rule').optional().describe('an outbreak or adaptive rule id that matched'),
+  auth: text('auth')
+    .regex(/^(spf|helo|dkim|dmarc|arc)=[a-z]+$/i, {
+      error: 'auth must be method=result, e.g. dmarc=fail, spf=softfail (methods: spf, helo, dkim, dmarc, arc)',
+    })
+    .optional()
+    .describe(
+      'a sender-authentication result, method=result: dmarc=fail, spf=softfail, dkim=pass, arc=fail, helo=fail',
+    ),
+  spamAction: text('spamAction').optional().describe('rspamd\'s action ("no action", "add header", "reject", …)'),
+  spamScore: intInput('spamScore', 0, 1000).optional().describe("rspamd's score at least"),
   since: timeInput('since').optional().describe('received at or after'),
   until: timeInput('until').optional().describe('received before'),
   limit: intInput('limit', 1, TRACKING_LIMIT)

@@ -86,6 +86,13 @@ export const RULES = {
     'attachment',
     'Password-protected (encrypted) archive that cannot be scanned',
   ),
+  INTERNET_SHORTCUT: rule(
+    'ADAPTIVE_INTERNET_SHORTCUT',
+    2,
+    'malware',
+    'attachment',
+    'Internet shortcut (.url) in a reply to an earlier message: a dangerous file type, weighed with the other signs rather than alone',
+  ),
   HTML_ATTACHMENT: rule(
     'ADAPTIVE_HTML_ATTACHMENT',
     2,
@@ -152,7 +159,7 @@ export const RULES = {
     1,
     'other',
     'url',
-    'Plain-text link to a public IP address (visible to the reader, so only a weak sign)',
+    "Link to a public IP address the reader can see (plain text), or a few among many links to the sender's own site: a weak sign alone",
   ),
   LINK_TEXT_MISMATCH: rule(
     'ADAPTIVE_LINK_TEXT_MISMATCH',
@@ -166,7 +173,7 @@ export const RULES = {
     2,
     'phish',
     'url',
-    'Link host is internationalised and mixes scripts or look-alike letters',
+    'Link host is internationalised and mixes scripts or look-alike letters, or is written in styled letters a browser rewrites',
   ),
   URL_BRAND_IN_HOST: rule(
     'ADAPTIVE_URL_BRAND_IN_HOST',
@@ -224,7 +231,7 @@ export const RULES = {
     3,
     'phish',
     'sender',
-    'Subject or display name disguised with invisible characters, foreign marks or look-alike letters (PayPaI, Amаzon)',
+    'Subject or display name disguised with invisible characters, foreign marks or look-alike letters (PayPaI, Amаzon), or body words mixing scripts',
   ),
   SENDER_BRAND_LOOKALIKE: rule(
     'ADAPTIVE_SENDER_BRAND_LOOKALIKE',
@@ -282,6 +289,13 @@ export const RULES = {
     'sender',
     'From display name carries a long reference number, as notices posing as a bank or an agency do',
   ),
+  SUBJECT_PADDED: rule(
+    'ADAPTIVE_SUBJECT_PADDED',
+    2,
+    'other',
+    'sender',
+    'Subject pushes a trailing token out of sight behind a long run of spaces (a per-copy tag that defeats fingerprinting)',
+  ),
   RANDOM_TOKEN_SUBJECT: rule(
     'ADAPTIVE_RANDOM_TOKEN_SUBJECT',
     1,
@@ -317,7 +331,7 @@ export const RULES = {
     2,
     'phish',
     'content',
-    'Account or payment threat language (verify your account, unusual sign-in, mailbox full…)',
+    "Account or payment threat language (verify your account, unusual sign-in, mailbox full…) with a link, form or local page leading away from the sender's domain",
   ),
   DELIVERY_LURE: rule(
     'ADAPTIVE_DELIVERY_LURE',
@@ -362,6 +376,13 @@ export const RULES = {
     'content',
     'Gambling, sex or pill-selling language: the staples of spam runs',
   ),
+  SHOUTING: rule(
+    'ADAPTIVE_SHOUTING',
+    1,
+    'other',
+    'content',
+    'Subject or body written largely in capitals, as bulk advertising is',
+  ),
   URGENCY: rule(
     'ADAPTIVE_URGENCY',
     1,
@@ -404,7 +425,7 @@ export const RULES = {
     3,
     'phish',
     'content',
-    "Account or payment threat language with links that lead away from the sender's domain",
+    "Account or payment threat language with links, a form or a local page that all lead away from the sender's domain",
   ),
   MULTIPLE_SIGNALS: rule(
     'ADAPTIVE_MULTIPLE_SIGNALS',

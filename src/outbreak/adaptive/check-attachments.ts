@@ -13,7 +13,7 @@ import {
   MACRO_EXTENSIONS,
 } from './lists.ts';
 import { findDisguise, hasInvisible } from './text.ts';
-import { Hits, MAX_ATTACHMENTS, MAX_MEMBERS, type Context } from './context.ts';
+import { Hits, MAX_ATTACHMENTS, MAX_MEMBERS, header, type Context } from './context.ts';
 
 // ---------------------------------------------------------------------------------------------
 // attachments
@@ -71,8 +71,13 @@ const DECLARED_FAMILY: Readonly<Record<string, RegExp>> = {
 const PASSWORD_WORDS =
   /\b(?:password|passwort|kennwort|senha|contrase.a|mot de passe|wachtwoord|parola|pwd|pass(?:code)?)\b(?:\s*[:=-]|\s+(?:is|ist|est|e|é|es))\s*["'“«]?[^\s"'”»]{3,}/i;
 
+/** Internet shortcuts: they open a web page (or a remote share) rather than run code themselves. */
+const SHORTCUT_EXTENSIONS: ReadonlySet<string> = new Set(['url', 'website']);
+
 export function attachmentRules(ctx: Context, hits: Hits): void {
   let members = 0;
+  // a reply in a thread (In-Reply-To or References): a correspondent sharing a link as a shortcut
+  const reply = header(ctx.parsed, 'in-reply-to') !== null || header(ctx.parsed, 'references') !== null;
   for (const att of ctx.parsed.attachments.slice(0, MAX_ATTACHMENTS)) {
     const name = att.name;
     const ext = att.extension;
@@ -91,6 +96,8 @@ export function attachmentRules(ctx: Context, hits: Hits): void {
     }
     if (trueType && EXECUTABLE_TRUE_TYPES.has(trueType) && !EXECUTABLE_EXTENSIONS.has(ext)) {
       hits.add('EXECUTABLE_DISGUISED', `${label} is ${trueType}`, true);
+    } else if (SHORTCUT_EXTENSIONS.has(ext) && reply && !(trueType && EXECUTABLE_TRUE_TYPES.has(trueType))) {
+      hits.add('INTERNET_SHORTCUT', label, true);
     } else if (DANGEROUS_ATTACHMENT_EXTENSIONS.has(ext) || (trueType && EXECUTABLE_TRUE_TYPES.has(trueType))) {
       hits.add('DANGEROUS_FILE_TYPE', label, true);
     }

@@ -22,8 +22,10 @@ import {
 
 export function lureRules(ctx: Context, hits: Hits): void {
   const { counts, evidence: ev } = ctx.lures;
-  if (counts.credential > 0) {
-    hits.add('CREDENTIAL_LURE', ev.credential ?? '');
+  // account wording is everyday service mail ("mailbox full", "update your profile") until something
+  // leads the reader away from the sender's own domain: a foreign link, a form posting elsewhere, a local page
+  if (counts.credential > 0 && ctx.away) {
+    hits.add('CREDENTIAL_LURE', `"${ev.credential ?? ''}", ${ctx.away}`);
   }
   if (counts.delivery > 0) {
     hits.add('DELIVERY_LURE', ev.delivery ?? '');
@@ -57,8 +59,8 @@ export function lureRules(ctx: Context, hits: Hits): void {
 const PHONE = /(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)|\b\d{3})[\s.-]?\d{3}[\s.-]?\d{4}\b/;
 
 /** Words that present an attachment as a business document (the usual wrapping of HTML-attachment phishing). */
-const BUSINESS_DOCUMENT =
-  /\b(?:invoice|order|payment|remittance|statement|receipt|purchase|quotation|quote|rfq|proforma|po\b|swift|wire|transfer|voice ?mail|voice message|fax|scan(?:ned)?|document|contract|agreement|shipping|delivery|bill|billing|account|fatura|boleto|comprovante|pedido|rechnung|zahlung|facture|factura|pago|nota fiscal)/;
+export const BUSINESS_DOCUMENT =
+  /(?<![a-z])(?:invoice|order|payment|remittance|statement|receipt|purchase|quotation|quote|rfq|proforma|po|swift|wire|transfer|voice ?mail|voice message|fax|scan(?:ned)?|document|contract|agreement|shipping|delivery|bill|billing|account|fatura|boleto|comprovante|pedido|rechnung|zahlung|facture|factura|pago|nota fiscal)s?(?![a-z])/;
 
 const DOCUMENT_ATTACHMENT = new Set([
   'pdf',
@@ -127,19 +129,17 @@ export function combinationRules(ctx: Context, hits: Hits, brand: BrandMatch | n
   );
   if (htmlAttachment) {
     const anyLure = Object.entries(counts).some(([k, n]) => k !== 'urgency' && n > 0);
-    const document = BUSINESS_DOCUMENT.exec(fold(`${ctx.subject} ${htmlAttachment.name}`, 1024));
+    // file names run words together ("PaymentAdvice.htm"): split them where the case changes
+    const name = htmlAttachment.name.replace(/([a-z])(?=[A-Z])/g, '$1 ');
+    const document = BUSINESS_DOCUMENT.exec(fold(`${ctx.subject} ${name}`, 1024));
     if (document) {
       hits.add('HTML_ATTACHMENT_LURE', `${htmlAttachment.name} ("${document[0]}")`, true);
     } else if (anyLure && (ctx.freemailFrom || ctx.sharedFrom)) {
       hits.add('HTML_ATTACHMENT_LURE', `${htmlAttachment.name} from ${ctx.from?.address ?? ''}`, true);
     }
   }
-  if (counts.credential > 0) {
-    const away = ctx.urls.find((u) => u.domain === null || !ctx.senderDomains.has(u.domain));
-    const home = ctx.urls.some((u) => u.domain !== null && ctx.senderDomains.has(u.domain));
-    if (away && !home) {
-      hits.add('CREDENTIAL_LURE_LINK', `"${ev.credential ?? ''}" → ${away.host}`);
-    }
+  if (counts.credential > 0 && ctx.away && !ctx.home) {
+    hits.add('CREDENTIAL_LURE_LINK', `"${ev.credential ?? ''}" → ${ctx.away}`);
   }
   const linkDomains = new Set(ctx.urls.map((u) => u.domain ?? u.host)).size;
   let score = 0;

@@ -14,7 +14,9 @@ export interface BrandMatch {
   phrase: string;
 }
 
-const brandPatterns: Array<{ brand: Brand; re: RegExp; phrase: string }> = [];
+/** One pattern per brand name, closed on both sides (a name inside a longer word is not the brand). */
+export const BRAND_NAME_PATTERNS: Array<{ brand: Brand; re: RegExp; phrase: string }> = [];
+const brandPatterns = BRAND_NAME_PATTERNS;
 for (const brand of BRANDS) {
   for (const name of brand.names) {
     const escaped = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -34,7 +36,8 @@ export function findBrand(folded: string): BrandMatch | null {
   return null;
 }
 
-const serviceWords = new RegExp(
+/** The service-desk words of SERVICE_WORDS as whole words. */
+export const SERVICE_NAME = new RegExp(
   `(?:^|[^a-z])(?:${SERVICE_WORDS.map((w) => w.replace(/[-]/g, '[-_ ]?')).join('|')})(?:$|[^a-z])`,
 );
 
@@ -157,6 +160,26 @@ export function swappedBrand(s: string): BrandMatch | null {
   return before && before.brand === after.brand ? null : after;
 }
 
+/** A visible subject followed by a long run of spaces and a short trailing token ("Lowest rates       ihsxq"). */
+const SUBJECT_PADDING = /\S[ \t\u00a0]{6,}[^\s]{1,24}\s*$/;
+
+/** True when at least `ratio` of the letters of `s` (with at least `min` letters) are capitals. */
+function shoutingIn(s: string, min: number, ratio: number): boolean {
+  const t = s.length > 4096 ? s.slice(0, 4096) : s;
+  let letters = 0;
+  let upper = 0;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) {
+      upper++;
+      letters++;
+    } else if (c >= 0x61 && c <= 0x7a) {
+      letters++;
+    }
+  }
+  return letters >= min && upper >= ratio * letters;
+}
+
 const GREETING =
   /\b(?:dear|hello|hi|hey|greetings|good (?:morning|afternoon|evening|day)|ola|oi|prezado|prezada|caro|cara|bonjour|hallo|guten tag|liebe|lieber|hola|estimado|estimada|beste|geachte|ciao|gentile)\b[\s,:]{0,3}$/;
 
@@ -230,7 +253,7 @@ export function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
     hits.add('SENDER_BRAND_LOOKALIKE', `${from.address} (${lookalike.name})`);
     brandMatch ??= { brand: lookalike, phrase: ctx.fromDomain ?? '' };
   }
-  if (ctx.freemailFrom && !brandMatch && serviceWords.test(displayFolded)) {
+  if (ctx.freemailFrom && !brandMatch && SERVICE_NAME.test(displayFolded)) {
     hits.add('SERVICE_NAME_FREE_MAIL', `"${display.slice(0, 60)}" <${from.address}>`);
   }
   if (ctx.sharedFrom) {
@@ -247,6 +270,14 @@ export function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
   if (token) {
     hits.add('RANDOM_TOKEN_SUBJECT', token);
   }
+  const padded = SUBJECT_PADDING.exec(ctx.subject.length > 400 ? ctx.subject.slice(-400) : ctx.subject);
+  if (padded) {
+    hits.add('SUBJECT_PADDED', ctx.subject.trim().slice(0, 80));
+  }
+  const shouting = shoutingIn(ctx.subject, 10, 0.7) ? 'subject' : shoutingIn(ctx.bodyText, 200, 0.3) ? 'body' : null;
+  if (shouting) {
+    hits.add('SHOUTING', `${shouting}: ${(shouting === 'subject' ? ctx.subject : ctx.bodyText).trim().slice(0, 60)}`);
+  }
 
   const replyTo = parseMailbox(header(ctx.parsed, 'reply-to'));
   if (
@@ -258,6 +289,12 @@ export function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
     hits.add('REPLY_TO_FREE_MAIL', `Reply-To ${replyTo.address} for ${from.address}`);
   }
 
+  // body words mixing scripts or carrying foreign marks ("Kееріng уоur іnfоrmаtіоn"): invisible characters
+  // alone do not count there, modern newsletters pad their preheaders with them
+  const inBody = findDisguise(ctx.bodyText, 4096);
+  if (inBody && (inBody.kind === 'mixed-script word' || inBody.kind === 'foreign combining marks')) {
+    hits.add('DISGUISED_TEXT', `body (${inBody.kind})`);
+  }
   for (const [where, text] of [
     ['subject', ctx.subject],
     ['display name', display],

@@ -1,7 +1,7 @@
 // Adaptive rules on URLs: each URL alone (also at click time), the message's links, and link text that
 // names another destination.
-import { BRANDS, type Brand } from './lists.ts';
-import { brandOwns, domainNamedBy, type UrlFacts } from './url.ts';
+import { BRANDS, CLICK_TRACKERS, type Brand } from './lists.ts';
+import { brandOwns, domainNamedBy, hostInSet, type UrlFacts } from './url.ts';
 import { Hits, MAX_URLS, type Context } from './context.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -65,8 +65,20 @@ function base64Forms(address: string): string[] {
 export function urlRules(ctx: Context, hits: Hits): void {
   const r = ctx.recipient;
   const encoded = r && r.length >= 6 ? base64Forms(r) : [];
+  // a newsletter whose links go to the sender's own site, with a few to a bare IP (an old ad
+  // server, a partner's page), is not hiding its destination: then an IP link alone is a weak sign
+  let homeLinks = 0;
+  let ipLinks = 0;
   for (const u of ctx.urls) {
-    urlOnlyRules(u, hits, u.source);
+    if (u.domain !== null && ctx.senderDomains.has(u.domain)) {
+      homeLinks++;
+    } else if (u.ipLiteral && !u.privateIp) {
+      ipLinks++;
+    }
+  }
+  const ipAmongOwnLinks = ipLinks > 0 && homeLinks >= MIN_OWN_LINKS && homeLinks >= ipLinks;
+  for (const u of ctx.urls) {
+    urlOnlyRules(u, hits, ipAmongOwnLinks ? 'text' : u.source);
     const own = u.domain !== null && ctx.senderDomains.has(u.domain);
     if (u.freeHosting && !own) {
       hits.add('URL_FREE_HOSTING', u.url);
@@ -86,7 +98,42 @@ export function urlRules(ctx: Context, hits: Hits): void {
   linkTextRules(ctx, hits);
 }
 
+/** Links to the sender's own domain above which a few bare-IP links are a weak sign. */
+const MIN_OWN_LINKS = 5;
+
+/** First host labels of click trackers run under a sender's own or its mailing service's name. */
+const TRACKER_LABEL =
+  /^(?:click|clicks|clk|links?|track|tracking|trk|t|l|r|go|e|em|email|emails|url|redirect|lists?|news|newsletters?|mailing|mail|info)\d{0,2}$/;
+
+/** A link through a click tracker: a mailing service's tracking domain, or a tracking host with an opaque path. */
+function clickTracker(u: { url: string; host: string; domain: string | null }): boolean {
+  if (hostInSet(u.host, u.domain, CLICK_TRACKERS)) {
+    return true;
+  }
+  const label = u.host.slice(0, u.host.indexOf('.'));
+  if (u.domain === null || u.host === u.domain || !TRACKER_LABEL.test(label)) {
+    return false;
+  }
+  const path = /^[a-z][a-z0-9+.-]*:\/\/[^/?#]*([^#]*)/i.exec(u.url)?.[1] ?? '';
+  return path.length > 8;
+}
+
+/** Domains the From display name writes out (a list's address shown by an alias or forwarding service). */
+function displayDomains(ctx: Context): Set<string> {
+  const out = new Set<string>();
+  const display = (ctx.from?.display ?? '').toLowerCase();
+  for (const word of display.split(/[\s"'<>()[\]/,;]+/).slice(0, 12)) {
+    const at = word.lastIndexOf('@');
+    const named = domainNamedBy(at >= 0 ? word.slice(at + 1) : word);
+    if (named) {
+      out.add(named);
+    }
+  }
+  return out;
+}
+
 function linkTextRules(ctx: Context, hits: Hits): void {
+  let shownBySender: Set<string> | null = null;
   for (const u of ctx.parsed.urls.slice(0, MAX_URLS)) {
     if (u.source !== 'html' || !u.anchorText) {
       continue;
@@ -113,6 +160,13 @@ function linkTextRules(ctx: Context, hits: Hits): void {
     }
     const brand = brandOfDomain(named);
     if (brand && brandOwns(brand, u.domain)) {
+      continue;
+    }
+    // newsletters route links through click trackers (their mailing service's, or one under the name the
+    // sender shows); only text promising a brand the sender is not stays a mismatch through them
+    const impersonated = brand !== null && !brandOwns(brand, ctx.fromDomain);
+    shownBySender ??= displayDomains(ctx);
+    if (!impersonated && (clickTracker(u) || (u.domain !== null && shownBySender.has(u.domain)))) {
       continue;
     }
     hits.add('LINK_TEXT_MISMATCH', `text "${u.anchorText.slice(0, 50)}" → ${u.host}`);

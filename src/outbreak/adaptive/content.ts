@@ -6,15 +6,26 @@
 export type LureKind =
   'credential' | 'delivery' | 'prize' | 'money' | 'advance' | 'authority' | 'callback' | 'vice' | 'urgency';
 
-interface LurePattern {
+export interface LurePattern {
   kind: LureKind;
   re: RegExp;
 }
 
-const P = (kind: LureKind, source: string): LurePattern => ({ kind, re: new RegExp(source, 'g') });
+/**
+ * Every pattern is closed on both sides: its first word must not continue a longer word and its last
+ * word must not run on into one ("card issue" is not "card issuer", "you won" not "you wonder"); a
+ * plural "s" is allowed. Stems meant to match any ending say so with `[a-z]*` ("bloquead[a-z]*").
+ */
+export const OPEN_BEFORE = '(?<![a-z0-9])';
+export const CLOSE_AFTER = 's?(?![a-z])';
 
-// "b" below: a word boundary that also works next to accented letters folded away
-const LURES: readonly LurePattern[] = [
+const P = (kind: LureKind, source: string): LurePattern => ({
+  kind,
+  // a pattern opening with its own guard (\b, a lookbehind) keeps it: the regex engine scans faster for it
+  re: new RegExp(`${/^(?:\\b|\(\?<)/.test(source) ? '' : OPEN_BEFORE}(?:${source})${CLOSE_AFTER}`, 'g'),
+});
+
+export const LURE_PATTERNS: readonly LurePattern[] = [
   // --- account / credential threats (en)
   P(
     'credential',
@@ -43,7 +54,7 @@ const LURES: readonly LurePattern[] = [
   ),
   P(
     'credential',
-    String.raw`\b(?:security|account) (?:alert|notice|warning|verification|update required)|\bupdate required\b`,
+    String.raw`\b(?:security|account) (?:alert|notice|warning|verification|update required)|\bupdate required`,
   ),
   P(
     'credential',
@@ -60,7 +71,7 @@ const LURES: readonly LurePattern[] = [
   // --- pt
   P(
     'credential',
-    String.raw`\b(?:sua conta|seu cadastro|seu cpf|sua cnh|seus dados|seu acesso|seu cartao|sua senha|seu pix)\b.{0,40}?\b(?:bloquead|suspens|cancelad|expir|irregular|pendente|desativad|restrit|vencid)`,
+    String.raw`\b(?:sua conta|seu cadastro|seu cpf|sua cnh|seus dados|seu acesso|seu cartao|sua senha|seu pix)\b.{0,40}?\b(?:bloquead|suspens|cancelad|expir|irregular|pendente|desativad|restrit|vencid)[a-z]*`,
   ),
   P(
     'credential',
@@ -75,7 +86,7 @@ const LURES: readonly LurePattern[] = [
   // --- fr
   P(
     'credential',
-    String.raw`\bvotre (?:compte|carte|abonnement|acces|dossier|mot de passe)\b.{0,40}?\b(?:suspendu|bloque|expire|desactive|limite|restreint|resilie)`,
+    String.raw`\bvotre (?:compte|carte|abonnement|acces|dossier|mot de passe)\b.{0,40}?\b(?:suspendu|bloque|expire|desactive|limite|restreint|resilie)[a-z]*`,
   ),
   P(
     'credential',
@@ -84,7 +95,7 @@ const LURES: readonly LurePattern[] = [
   // --- es
   P(
     'credential',
-    String.raw`\b(?:su|tu) (?:cuenta|tarjeta|suscripcion|contrasena|acceso)\b.{0,40}?\b(?:suspendid|bloquead|expirad|desactivad|limitad|restringid)`,
+    String.raw`\b(?:su|tu) (?:cuenta|tarjeta|suscripcion|contrasena|acceso)\b.{0,40}?\b(?:suspendid|bloquead|expirad|desactivad|limitad|restringid)[a-z]*`,
   ),
   P(
     'credential',
@@ -97,7 +108,7 @@ const LURES: readonly LurePattern[] = [
   ),
   P(
     'credential',
-    String.raw`\b(?:il tuo|il suo|la tua|la sua) (?:account|conto|carta|abbonamento)\b.{0,40}?\b(?:sospes|bloccat|scadut|limitat)`,
+    String.raw`\b(?:il tuo|il suo|la tua|la sua) (?:account|conto|carta|abbonamento)\b.{0,40}?\b(?:sospes|bloccat|scadut|limitat)[a-z]*`,
   ),
 
   // --- parcels held for a fee
@@ -108,7 +119,7 @@ const LURES: readonly LurePattern[] = [
   P('delivery', String.raw`\b(?:customs|shipping|redelivery|delivery|clearance) (?:fee|charge|duty|payment)`),
   P(
     'delivery',
-    String.raw`\b(?:encomenda|pacote|mercadoria|objeto|pedido|remessa)\b.{0,30}?\b(?:retid|taxad|pendente|devolvid|aguardando|bloquead|tributad)`,
+    String.raw`\b(?:encomenda|pacote|mercadoria|objeto|pedido|remessa)\b.{0,30}?\b(?:retid|taxad|pendente|devolvid|aguardando|bloquead|tributad)[a-z]*`,
   ),
   P('delivery', String.raw`\b(?:taxa|tarifa|imposto) (?:alfandegaria|de importacao|de entrega|de envio)`),
   P(
@@ -122,27 +133,27 @@ const LURES: readonly LurePattern[] = [
     'prize',
     String.raw`\b(?:congratulations|you(?:'ve| have)? (?:won|been selected|been chosen)|you are (?:our|the|a) (?:lucky )?winner|claim (?:your|the) (?:reward|prize|gift|bonus|tokens|airdrop|refund)|free spins|selected to receive|reward (?:is )?(?:waiting|pending|ready)|exclusive reward)`,
   ),
-  P('prize', String.raw`\b(?:gluckwunsch|gewonnen|gewinnspiel|gutschein|freispiele|pramie wartet|ausgewahlt)\b`),
-  P('prize', String.raw`\b(?:parabens|premio|sorteio|voce ganhou|resgate (?:seu|sua|agora))\b`),
-  P('prize', String.raw`\b(?:felicitations|vous avez gagne|bon d'achat|gagnant|cadeau (?:offert|gratuit))\b`),
-  P('prize', String.raw`\b(?:gefeliciteerd|gewonnen|cadeaukaart|cadeaubon|felicidades|has ganado|premio)\b`),
+  P('prize', String.raw`\b(?:gluckwunsch|gewonnen|gewinnspiel|gutschein|freispiele|pramie wartet|ausgewahlt)`),
+  P('prize', String.raw`\b(?:parabens|premio|sorteio|voce ganhou|resgate (?:seu|sua|agora))`),
+  P('prize', String.raw`\b(?:felicitations|vous avez gagne|bon d'achat|gagnant|cadeau (?:offert|gratuit))`),
+  P('prize', String.raw`\b(?:gefeliciteerd|gewonnen|cadeaukaart|cadeaubon|felicidades|has ganado|premio)`),
 
   // --- easy money and advance-fee fraud
   P(
     'money',
-    String.raw`\b(?:bitcoin|btc|usdt|ethereum|crypto ?wallet|airdrop|staking rewards?|withdraw (?:your|the) (?:funds|balance|money)|unclaimed (?:funds|assets|balance)|compensation (?:fund|payment)|lottery|western union|moneygram|investment (?:opportunity|plan)|guaranteed (?:profit|return))\b`,
+    String.raw`\b(?:bitcoin|btc|usdt|ethereum|crypto ?wallet|airdrop|staking rewards?|withdraw (?:your|the) (?:funds|balance|money)|unclaimed (?:funds|assets|balance)|compensation (?:fund|payment)|lottery|western union|moneygram|investment (?:opportunity|plan)|guaranteed (?:profit|return))`,
   ),
   P('money', String.raw`\b\d+(?:[.,]\d+)? million (?:us )?(?:dollars|usd|euros?|pounds)`),
   P(
     'money',
-    String.raw`\b(?:saldo|resgate|restituicao|transferencia|credito|beneficio|cashback|pontos)\b.{0,30}?\b(?:liberad|disponive|pendente|aprovad|a receber|expira)`,
+    String.raw`\b(?:saldo|resgate|restituicao|transferencia|credito|beneficio|cashback|pontos)\b.{0,30}?\b(?:liberad|disponive|pendente|aprovad|a receber|expira)[a-z]*`,
   ),
-  P('money', String.raw`\b(?:valores a receber|liberacao pendente|resgate (?:o seu|seu|sua|seus)|voce tem pontos)\b`),
+  P('money', String.raw`\b(?:valores a receber|liberacao pendente|resgate (?:o seu|seu|sua|seus)|voce tem pontos)`),
   P(
     'money',
-    String.raw`\b(?:xrp|steth|nfts?|pi coins?|tokens? (?:allocation|airdrop|claim|distribution|rewards?)|claim (?:your )?(?:\$[a-z]{2,8}|tokens?|coins?|nfts?)|(?:crypto|token|coin) (?:giveaway|airdrop|allocation))\b`,
+    String.raw`\b(?:xrp|steth|nfts?|pi coins?|tokens? (?:allocation|airdrop|claim|distribution|rewards?)|claim (?:your )?(?:\$[a-z]{2,8}|tokens?|coins?|nfts?)|(?:crypto|token|coin) (?:giveaway|airdrop|allocation))`,
   ),
-  P('money', String.raw`(?:^|[\s(])\+ ?(?:[$€£] ?)?\d[\d,.]{2,12} ?(?:[$€£]|usd|usdt|btc|eth|eur)`),
+  P('money', String.raw`(?<=^|[\s(])\+ ?(?:[$€£] ?)?\d[\d,.]{2,12} ?(?:[$€£]|usd|usdt|btc|eth|eur)`),
   P(
     'money',
     String.raw`\b(?:mining|balance|account|wallet)\W{1,3}(?:has|with|of)?\W{0,3}\d+(?:[.,]\d+)?\W{0,3}(?:btc|eth|usdt|\$)`,
@@ -159,7 +170,7 @@ const LURES: readonly LurePattern[] = [
   ),
   P(
     'advance',
-    String.raw`\b(?:investor|fund manager|loan) (?:offer|opportunity)|\b(?:loan|funding) at (?:\d+|low) ?%|(?:project|business) funding`,
+    String.raw`\b(?:investor|fund manager|loan) (?:offer|opportunity)|\b(?:loan|funding) at (?:\d+|low) ?%|\b(?:project|business) funding`,
   ),
 
   // --- authorities: courts, tax offices, fines
@@ -171,37 +182,37 @@ const LURES: readonly LurePattern[] = [
   // --- callback scams: a bill you never ran up and a number to call to cancel it
   P(
     'callback',
-    String.raw`\b(?:if you (?:did not|didn't|do not|don't) (?:authori[sz]e|make|place|recogni[sz]e|request|initiate)|to (?:cancel|dispute|stop) (?:this|the|your) (?:order|purchase|transaction|payment|charge|renewal|subscription)|(?:want|wish) to cancel|get a (?:full )?refund|(?:call|contact|reach) (?:us|our|the) (?:toll[- ]free|billing|support|helpline|help desk|customer (?:care|service|support))|(?:toll[- ]free|helpline|hotline|support|billing) (?:number|no\.?|line)\b)`,
+    String.raw`\b(?:if you (?:did not|didn't|do not|don't) (?:authori[sz]e|make|place|recogni[sz]e|request|initiate)|to (?:cancel|dispute|stop) (?:this|the|your) (?:order|purchase|transaction|payment|charge|renewal|subscription)|(?:want|wish) to cancel|get a (?:full )?refund|(?:call|contact|reach) (?:us|our|the) (?:toll[- ]free|billing|support|helpline|help desk|customer (?:care|service|support))|(?:toll[- ]free|helpline|hotline|support|billing) (?:number|no\.?|line))`,
   ),
 
   // --- gambling, sex and pills: the staples of spam runs
   P(
     'vice',
-    String.raw`\b(?:casino|free spins|freispiele|gratis spins|giros gratis|tours gratuits|jackpot|no deposit (?:bonus|required)|welcome bonus|willkommensbonus|sportsbook|betting bonus)\b`,
+    String.raw`\b(?:casino|free spins|freispiele|gratis spins|giros gratis|tours gratuits|jackpot|no deposit (?:bonus|required)|welcome bonus|willkommensbonus|sportsbook|betting bonus)`,
   ),
   P(
     'vice',
-    String.raw`\b(?:hot (?:singles|women|girls|moms|milfs)|(?:lonely|local|horny|mature|russian|ukrainian|asian) (?:singles|women|girls|wives|ladies)|singles (?:near you|in your area|bij jou)|meet (?:hot |beautiful )?(?:singles|women|girls)|sex ?(?:date|chat|dating|partner)|horny|naughty (?:date|girls|chat)|seks|sexdate)\b`,
+    String.raw`\b(?:hot (?:singles|women|girls|moms|milfs)|(?:lonely|local|horny|mature|russian|ukrainian|asian) (?:singles|women|girls|wives|ladies)|singles (?:near you|in your area|bij jou)|meet (?:hot |beautiful )?(?:singles|women|girls)|sex ?(?:date|chat|dating|partner)|horny|naughty (?:date|girls|chat)|seks|sexdate)`,
   ),
   P(
     'vice',
-    String.raw`\b(?:viagra|cialis|levitra|without (?:a )?prescription|erectile|erection|penis|potenzmittel|male enhancement|weight loss (?:pill|gummies|formula)|keto (?:gummies|pills|diet))\b`,
+    String.raw`\b(?:viagra|cialis|levitra|without (?:a )?prescription|erectile|erection|penis|potenzmittel|male enhancement|weight loss (?:pill|gummies|formula)|keto (?:gummies|pills|diet))`,
   ),
 
   // --- deadlines
   P(
     'urgency',
-    String.raw`\b(?:urgent|immediately|final (?:notice|warning|reminder)|last (?:chance|warning|reminder|notice)|expires? (?:today|soon|in \d)|act now|within (?:24|48|72|12) (?:hours|hrs|h)\b|limited time|right away|before it(?:'s| is) too late|(?:immediate |urgent )?action (?:is )?required)`,
+    String.raw`\b(?:urgent|immediately|final (?:notice|warning|reminder)|last (?:chance|warning|reminder|notice)|expires? (?:today|soon|in \d)|act now|within (?:24|48|72|12) (?:hours|hrs|h)|limited time|right away|before it(?:'s| is) too late|(?:immediate |urgent )?action (?:is )?required)`,
   ),
   P(
     'urgency',
-    String.raw`\b(?:urgente|imediatamente|ultimo aviso|ultima chance|em ate (?:24|48|72) horas|prazo final|acao necessaria)\b`,
+    String.raw`\b(?:urgente|imediatamente|ultimo aviso|ultima chance|em ate (?:24|48|72) horas|prazo final|acao necessaria)`,
   ),
   P(
     'urgency',
-    String.raw`\b(?:dringend|sofort|letzte (?:chance|warnung|mahnung)|innerhalb von (?:24|48|72) stunden|handlung erforderlich|aktion erforderlich)\b`,
+    String.raw`\b(?:dringend|sofort|letzte (?:chance|warnung|mahnung)|innerhalb von (?:24|48|72) stunden|handlung erforderlich|aktion erforderlich)`,
   ),
-  P('urgency', String.raw`\b(?:urgence|immediatement|dernier (?:avis|rappel)|derniere chance|sous (?:24|48|72) ?h)\b`),
+  P('urgency', String.raw`\b(?:urgence|immediatement|dernier (?:avis|rappel)|derniere chance|sous (?:24|48|72) ?h)`),
 ];
 
 export interface LureFindings {
@@ -228,7 +239,7 @@ export function findLures(folded: string): LureFindings {
     urgency: 0,
   };
   const evidence: Partial<Record<LureKind, string>> = {};
-  for (const { kind, re } of LURES) {
+  for (const { kind, re } of LURE_PATTERNS) {
     re.lastIndex = 0;
     const seen = new Set<string>();
     let m: RegExpExecArray | null;

@@ -5,7 +5,8 @@ import type { MessageFacts, RuleHit } from '../types.ts';
 import { firstAddress, parseMailbox, type Mailbox } from './address.ts';
 import { RULES, type AdaptiveRule, type RuleKey } from './catalogue.ts';
 import { findLures, type LureFindings } from './content.ts';
-import { FREEMAIL_DOMAINS, SHARED_SENDER_DOMAINS } from './lists.ts';
+import { FREEMAIL_DOMAINS, HTML_ATTACHMENT_EXTENSIONS, SHARED_SENDER_DOMAINS } from './lists.ts';
+import { registrableDomain, urlHost } from '../../mime/urls.ts';
 import { fold, scanHtml, type HtmlScan } from './text.ts';
 import { analyseUrl, type UrlFacts } from './url.ts';
 
@@ -24,7 +25,7 @@ export const MANY_SIGNALS_SCORE = 6;
  * Weight of a rule in the combination score when it is not its level: deadline language is
  * everyday marketing, so it counts half.
  */
-export const SCORE_WEIGHT: Partial<Record<RuleKey, number>> = { URGENCY: 0.5 };
+export const SCORE_WEIGHT: Partial<Record<RuleKey, number>> = { URGENCY: 0.5, SHOUTING: 0.5 };
 
 /** Rules about one link among many: they say little about a message with links to many domains. */
 export const LINK_SIGNALS: ReadonlySet<RuleKey> = new Set([
@@ -57,6 +58,7 @@ export const LANGUAGE_SIGNALS: ReadonlySet<RuleKey> = new Set([
   'AUTHORITY_LURE',
   'CALLBACK_LURE',
   'VICE_LURE',
+  'SHOUTING',
   'URGENCY',
 ]);
 
@@ -121,6 +123,14 @@ export interface Context {
   urls: Array<UrlFacts & { source: 'text' | 'html' }>;
   lures: LureFindings;
   hasListId: boolean;
+  /**
+   * What leads the reader away from the sender's organisational (registrable) domains, for evidence:
+   * a link to another domain or a bare IP, a form posting to one, or a local HTML page attached; null
+   * when everything stays with the sender.
+   */
+  away: string | null;
+  /** some link goes to one of the sender's own domains */
+  home: boolean;
 }
 
 export function header(parsed: ParsedMessage, key: string): string | null {
@@ -180,6 +190,29 @@ export function buildContext(facts: MessageFacts): Context {
       urls.push({ ...f, source: u.source });
     }
   }
+  let away: string | null = null;
+  let home = false;
+  for (const u of urls) {
+    if (u.domain !== null && senderDomains.has(u.domain)) {
+      home = true;
+    } else {
+      away ??= `link to ${u.host}`;
+    }
+  }
+  for (const action of html?.formActions ?? []) {
+    const host = /^https?:\/\//i.test(action) ? urlHost(action) : null;
+    const domain = host ? registrableDomain(host) : null;
+    if (host && (domain === null || !senderDomains.has(domain))) {
+      away = `form posting to ${host}`;
+      break;
+    }
+  }
+  if (!away) {
+    const page = parsed.attachments.find(
+      (a) => HTML_ATTACHMENT_EXTENSIONS.has(a.extension) || (a.declaredType === 'text/html' && a.name),
+    );
+    away = page ? `local page ${page.name}` : null;
+  }
   return {
     parsed,
     fromRaw,
@@ -196,5 +229,7 @@ export function buildContext(facts: MessageFacts): Context {
     urls,
     lures: findLures(folded),
     hasListId: header(parsed, 'list-id') !== null,
+    away,
+    home,
   };
 }

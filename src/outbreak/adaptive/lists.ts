@@ -27,6 +27,7 @@ const domains = load<{
   freemailDomains: string[];
   sharedSenderDomains: string[];
   suspiciousTlds: string[];
+  clickTrackers: string[];
 }>('domains.json');
 const brands = load<{ brands: Brand[]; serviceWords: string[] }>('brands.json');
 
@@ -73,6 +74,12 @@ export const URL_SHORTENERS: ReadonlySet<string> = new Set(domains.urlShorteners
  * the host suffix for entries with a dot beyond the registrable domain (storage.googleapis.com).
  */
 export const FREE_HOSTING: ReadonlySet<string> = new Set(domains.freeHosting);
+
+/**
+ * Click trackers of mailing services and link protection of mail gateways: newsletters route every
+ * link through them, so the visible address and the tracker's host differ by design.
+ */
+export const CLICK_TRACKERS: ReadonlySet<string> = new Set(domains.clickTrackers);
 
 /** Free mailbox providers: anyone can open an address there under any display name. */
 export const FREEMAIL_DOMAINS: ReadonlySet<string> = new Set(domains.freemailDomains);

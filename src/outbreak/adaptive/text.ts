@@ -289,6 +289,8 @@ export interface HtmlScan {
   hiddenChars: number;
   /** number of <form> elements */
   forms: number;
+  /** where the first forms post (their action attribute as written; at most MAX_FORM_ACTIONS) */
+  formActions: string[];
   /** <input type=password> fields */
   passwordFields: number;
   /** inputs named like credentials (email, user, login, pass…) */
@@ -297,6 +299,8 @@ export interface HtmlScan {
   secretInputs: number;
   images: number;
 }
+
+const MAX_FORM_ACTIONS = 8;
 
 const VOID_TAGS: ReadonlySet<string> = new Set([
   'area',
@@ -316,9 +320,9 @@ const VOID_TAGS: ReadonlySet<string> = new Set([
 ]);
 
 const HIDING_STYLE =
-  /display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0(?:px)?\s*(?:;|$)/i;
+  /display\s*:\s*none(?![a-z-])|visibility\s*:\s*hidden(?![a-z-])|font-size\s*:\s*0(?:\.0+)?(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0(?:px)?\s*(?:;|$)/i;
 
-const CREDENTIAL_INPUT_NAME = /pass|pwd|senha|login|user|e-?mail|account|otp|pin|cvv|card/i;
+const CREDENTIAL_INPUT_NAME = /pass|pwd|senha|login|user|e-?mail|account|\botp\b|\bpin\b|cvv|card/i;
 const SECRET_INPUT_NAME =
   /pass|pwd|senha|passwort|kennwort|contrase|mot.?de.?passe|wachtwoord|\bpin\b|cvv|cvc|\botp\b|card.?num|cc.?num|\bssn\b|\bcpf\b/i;
 
@@ -420,6 +424,7 @@ export function scanHtml(html: string, maxHtml = 512 * 1024, maxText = 32 * 1024
     text: '',
     hiddenChars: 0,
     forms: 0,
+    formActions: [],
     passwordFields: 0,
     credentialInputs: 0,
     secretInputs: 0,
@@ -504,6 +509,10 @@ export function scanHtml(html: string, maxHtml = 512 * 1024, maxText = 32 * 1024
     }
     if (tag === 'form') {
       result.forms++;
+      const action = attrs.get('action');
+      if (action !== undefined && result.formActions.length < MAX_FORM_ACTIONS) {
+        result.formActions.push(decodeEntities(action.trim()).slice(0, 2048));
+      }
     } else if (tag === 'input') {
       const type = (attrs.get('type') ?? '').toLowerCase();
       if (type === 'password') {

@@ -301,7 +301,8 @@ export function analyseUrl(url: string, knownHost?: string, knownDomain?: string
     unicodeHost = nonAscii ? bare : domainToUnicode(bare) || bare;
     // a label mixing scripts (Latin with Cyrillic/Greek/Armenian look-alikes); an all-Cyrillic name is honest
     const d = findDisguise(unicodeHost.replace(/[.-]/g, ' '));
-    idnDisguised = d !== null && d.strength >= 3;
+    // styled letters or digits (𝚠𝚊𝚔𝚎, 𝟜) that a browser maps to plain ones: written so filters miss the name
+    idnDisguised = (d !== null && d.strength >= 3) || (nonAscii && bare.normalize('NFKC') !== bare);
     // the look-alike label: compare its skeleton with brand tokens, unless the brand owns the domain
     const sk = skeleton(unicodeHost);
     const brand = brandForSkeleton(sk);

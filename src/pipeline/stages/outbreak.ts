@@ -9,6 +9,7 @@ import { assess, emptyAssessment, truncatedContent, type OutbreakEngine } from '
 import { effectiveOutbreakSettings } from '../../policy/outbreak.ts';
 import type { Stage } from '../stage.ts';
 import { limitFinding } from '../../policy/unscannable.ts';
+import { authHits } from '../../outbreak/adaptive/auth.ts';
 
 export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
   const maxScanSize = parseByteSize(config.outbreakFilters.maxScanSize);
@@ -69,8 +70,11 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
               },
               settings.bypassExtensions,
             );
-      ctx.outbreak = partial ? { ...a, partial } : a;
-      for (const h of a.hits)
+      // sender-authentication failures weighed with the sender's brand facts (outbreak/adaptive/auth.ts)
+      const auth = engine.adaptive && ctx.senderAuth ? authHits(ctx.senderAuth, ctx.parsed.from, a.hits) : [];
+      const scored = auth.length ? assess([...a.hits, ...auth], version) : a;
+      ctx.outbreak = partial ? { ...scored, partial } : scored;
+      for (const h of scored.hits)
         ctx.findings.push({
           stage: 'outbreak',
           code: h.adaptive ? 'outbreak.adaptive' : 'outbreak.rule',

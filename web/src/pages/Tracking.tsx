@@ -20,6 +20,7 @@ const FIELDS: Array<[string, string]> = [
   ['status', 'Status'],
   ['level', 'Threat level at least'],
   ['rule', 'Rule id'],
+  ['auth', 'Sender auth (dmarc=fail)'],
   ['since', 'Received since'],
   ['until', 'Received until'],
 ];

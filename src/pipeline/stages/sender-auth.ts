@@ -1,0 +1,112 @@
+// Sender authentication (DESIGN §7, docs/sender-auth.md): SPF (envelope sender and HELO), DKIM, DMARC and
+// ARC of the message as it arrived, with mailauth through the gateway's resolver (timeouts, cache, a
+// per-message lookup budget and deadline). The stage reports; the policy layer (policy/sender-auth.ts)
+// decides what a DMARC failure does, the deliver verdict writes our Authentication-Results header, the
+// outbreak stage weighs failures (outbreak/adaptive/auth.ts), tracking records `auth.checked`.
+import type { Config } from '../../config/schema.ts';
+import { parseDuration } from '../../config/schema.ts';
+import { effectiveSenderAuthSettings, senderAuthServId } from '../../policy/sender-auth.ts';
+import type { AuthResolver } from '../../senderauth/resolver.ts';
+import { verifySender, type SenderAuthResult } from '../../senderauth/verify.ts';
+import type { TrackingEvent } from '../../tracking/events.ts';
+import type { Stage, StageContext } from '../stage.ts';
+
+export interface SenderAuthDeps {
+  resolver: AuthResolver;
+}
+
+export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
+  const s = config.senderAuth;
+  const timeoutMs = parseDuration(s.timeout);
+  const authservId = senderAuthServId(config);
+  return {
+    name: 'senderAuth',
+    description: 'sender authentication: SPF (MAIL FROM, HELO), DKIM, DMARC, ARC (mailauth)',
+    // the checks stop themselves at `timeout` (temperror); this only catches a stuck library
+    timeoutMs: timeoutMs + 5000,
+    // a failure is recorded (stage.failed) and the message goes on without results: the header then
+    // says nothing about it, and no DMARC action is taken on a guess
+    failureMode: 'skip',
+    settings: {
+      directions: s.directions,
+      authservId,
+      timeout: s.timeout,
+      dns: {
+        servers: s.dns.servers.length ? s.dns.servers : 'dns section / system',
+        timeout: s.dns.timeout,
+        cacheTtl: s.dns.cacheTtl,
+        lookupBudget: s.dns.lookupBudget,
+      },
+      get dnsDown() {
+        return deps.resolver.down;
+      },
+    },
+    async run(ctx: StageContext) {
+      if (!effectiveSenderAuthSettings(config, ctx.direction, ctx.policy)) return;
+      ctx.senderAuth = await verifySender({
+        // large messages stream from the spool (DKIM body hashes are computed as they pass)
+        message: ctx.bytes ?? ctx.openMessage(),
+        sender: ctx.env.sender,
+        ip: ctx.env.senderIp,
+        helo: ctx.env.helo,
+        authservId,
+        resolver: deps.resolver.forMessage(s.dns.lookupBudget, Date.now() + timeoutMs),
+        minKeyBits: s.minKeyBits,
+        deadline: Date.now() + timeoutMs,
+      });
+      const a = ctx.senderAuth;
+      if (a.dmarc.result === 'fail')
+        ctx.findings.push({
+          stage: 'senderAuth',
+          code: 'auth.dmarc_fail',
+          severity: a.dmarc.policy === 'reject' || a.dmarc.policy === 'quarantine' ? 'threat' : 'suspicious',
+          detail: `dmarc=fail header.from=${a.dmarc.domain ?? '?'} policy=${a.dmarc.policy ?? 'none'}`,
+        });
+      if (a.spf.result === 'fail' || a.spf.result === 'softfail')
+        ctx.findings.push({
+          stage: 'senderAuth',
+          code: `auth.spf_${a.spf.result}`,
+          severity: 'suspicious',
+          detail: `spf=${a.spf.result} smtp.mailfrom=${ctx.env.sender || '<>'}`,
+        });
+      if (a.dkim.some((d) => d.result === 'fail'))
+        ctx.findings.push({
+          stage: 'senderAuth',
+          code: 'auth.dkim_fail',
+          severity: 'suspicious',
+          detail: a.dkim
+            .filter((d) => d.result === 'fail')
+            .map((d) => `dkim=fail header.d=${d.domain ?? '?'}`)
+            .join(', '),
+        });
+      if (a.budgetExhausted)
+        ctx.findings.push({
+          stage: 'senderAuth',
+          code: 'auth.lookup_budget',
+          severity: 'suspicious',
+          detail: `DNS lookup budget of ${s.dns.lookupBudget} exhausted`,
+        });
+    },
+  };
+}
+
+/** The `auth.checked` tracking event of a result and the policy's action. */
+export function authCheckedEvent(
+  r: SenderAuthResult,
+  action: string,
+): Extract<TrackingEvent, { type: 'auth.checked' }> {
+  return {
+    type: 'auth.checked',
+    spf: r.spf.result,
+    spfDomain: r.spf.domain,
+    spfHelo: r.spfHelo?.result ?? null,
+    dkim: r.dkim.map((d) => ({ result: d.result, domain: d.domain, selector: d.selector, aligned: d.aligned })),
+    dmarc: r.dmarc.result,
+    dmarcDomain: r.dmarc.domain,
+    dmarcPolicy: r.dmarc.policy,
+    arc: r.arc.result,
+    action,
+    lookups: r.lookups,
+    ms: r.ms,
+  };
+}

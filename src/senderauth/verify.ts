@@ -1,0 +1,233 @@
+// Sender authentication of one message with mailauth (DESIGN §7): SPF of the envelope sender and of the
+// HELO name (RFC 7208 §2.3, §2.4), every DKIM signature (RFC 6376), DMARC (RFC 7489: alignment, p, sp,
+// pct) and the ARC chain (RFC 8617), all through one resolver with a lookup budget and a deadline
+// (resolver.ts). Never throws on message content or DNS: what could not be checked is temperror,
+// permerror or neutral, and the Authentication-Results value (RFC 8601) says so.
+import { authenticate, spf as spfVerify } from 'mailauth';
+import type { Readable } from 'node:stream';
+import type { MessageResolver } from './resolver.ts';
+
+export type AuthResultKeyword =
+  'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror' | 'policy';
+
+export interface SenderAuthResult {
+  authservId: string;
+  spf: { result: AuthResultKeyword; domain: string | null; comment: string | null };
+  /** SPF of the HELO identity; null when the HELO is an address literal or missing */
+  spfHelo: { result: AuthResultKeyword; domain: string } | null;
+  /** one per DKIM-Signature (at most MAX_LISTED) */
+  dkim: Array<{
+    result: AuthResultKeyword;
+    domain: string | null;
+    selector: string | null;
+    aligned: boolean;
+    comment: string | null;
+  }>;
+  dmarc: {
+    result: AuthResultKeyword;
+    /** the Author Domain (header From) */
+    domain: string | null;
+    /** the effective published policy (p, or sp for a subdomain) */
+    policy: 'none' | 'quarantine' | 'reject' | null;
+    p: string | null;
+    sp: string | null;
+    pct: number;
+    comment: string | null;
+  };
+  arc: { result: AuthResultKeyword; instance: number | null; comment: string | null };
+  /** the value of our Authentication-Results field (after "Authentication-Results: "), folded with CRLF */
+  header: string;
+  lookups: number;
+  budgetExhausted: boolean;
+  ms: number;
+}
+
+export interface VerifyInput {
+  /** the message as spooled (our Received line on top) */
+  message: Buffer | Readable;
+  sender: string;
+  ip: string;
+  helo: string | null;
+  authservId: string;
+  resolver: MessageResolver;
+  minKeyBits: number;
+  /** epoch ms: SPF evaluation stops here too */
+  deadline: number;
+}
+
+const MAX_LISTED = 20;
+const KEYWORDS = new Set<AuthResultKeyword>([
+  'pass',
+  'fail',
+  'softfail',
+  'neutral',
+  'none',
+  'temperror',
+  'permerror',
+  'policy',
+]);
+
+function keyword(r: unknown): AuthResultKeyword {
+  const s = String(r ?? 'none').toLowerCase();
+  if (s === 'temperr') return 'temperror';
+  return KEYWORDS.has(s as AuthResultKeyword) ? (s as AuthResultKeyword) : 'neutral';
+}
+
+/** RFC 8601 §2.2 ptype.property values and comments: printable, no ";" "(" ")" line breaks. */
+function clean(s: unknown, max = 200): string {
+  return String(s ?? '')
+    .replace(/[^\x21-\x7e ]/g, '')
+    .replace(/[;()\\"]/g, '')
+    .slice(0, max)
+    .trim();
+}
+
+function isDomainName(s: string): boolean {
+  return (
+    s.length <= 253 &&
+    /^(?=.*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+\.?$/i.test(s)
+  );
+}
+
+export async function verifySender(input: VerifyInput): Promise<SenderAuthResult> {
+  const started = Date.now();
+  const helo = input.helo && isDomainName(input.helo) ? input.helo.replace(/\.$/, '').toLowerCase() : null;
+  const maxElapsedTime = Math.max(1, input.deadline - Date.now());
+  const common = {
+    resolver: input.resolver as unknown as (d: string, t: string) => Promise<string[][] | string[]>,
+    mta: input.authservId,
+    ip: input.ip,
+    minBitLength: input.minKeyBits,
+  };
+  const [main, heloSpf] = await Promise.all([
+    authenticate(input.message, {
+      ...common,
+      sender: input.sender || undefined,
+      helo: input.helo ?? undefined,
+      disableBimi: true,
+      // passed on to SPF (RFC 7208 §4.6.4 leaves the overall time to the receiver)
+      ...({ maxElapsedTime } as object),
+    }).catch((err: Error) => ({ error: err })),
+    // RFC 7208 §2.3: the HELO identity on its own (the envelope check covers it for a null sender)
+    helo && input.sender
+      ? spfVerify({ ...common, sender: '', helo, maxElapsedTime } as Parameters<typeof spfVerify>[0]).catch(() => null)
+      : Promise.resolve(null),
+  ]);
+  const lines: string[] = [];
+  let result: Omit<SenderAuthResult, 'header' | 'lookups' | 'budgetExhausted' | 'ms'>;
+  if ('error' in main) {
+    // mailauth itself failed (a bug or an input it cannot take): say so, never pass
+    const comment = clean(main.error.message, 100);
+    result = {
+      authservId: input.authservId,
+      spf: { result: 'temperror', domain: domainOf(input.sender), comment },
+      spfHelo: null,
+      dkim: [],
+      dmarc: { result: 'temperror', domain: null, policy: null, p: null, sp: null, pct: 100, comment },
+      arc: { result: 'none', instance: null, comment: null },
+    };
+    lines.push(`spf=temperror (verification error: ${comment}) smtp.mailfrom=${clean(input.sender) || '<>'}`);
+    lines.push(`dmarc=temperror (verification error)`);
+  } else {
+    const spf = main.spf
+      ? {
+          result: keyword(main.spf.status.result),
+          domain: main.spf.domain || null,
+          comment: main.spf.status.comment ? clean(main.spf.status.comment) : null,
+        }
+      : { result: 'none' as const, domain: domainOf(input.sender), comment: null };
+    const dkim = (main.dkim.results ?? []).slice(0, MAX_LISTED).map((r) => ({
+      result: keyword(r.status?.result),
+      domain: r.signingDomain ?? null,
+      selector: r.selector ?? null,
+      aligned: !!r.status?.aligned,
+      comment: r.status?.comment ? clean(r.status.comment) : null,
+    }));
+    const d = main.dmarc;
+    const dmarc = d
+      ? {
+          result: keyword(d.status.result),
+          domain: (d.status.header?.from as string | undefined) ?? d.domain ?? null,
+          policy: (['none', 'quarantine', 'reject'] as const).find((p) => p === d.policy) ?? null,
+          p: d.p ?? null,
+          sp: d.sp ?? null,
+          pct: pctOf(d.rr),
+          comment: d.status.comment ? clean(d.status.comment) : null,
+        }
+      : {
+          result: main.dmarcSkipReason ? ('permerror' as const) : ('none' as const),
+          domain: null,
+          policy: null,
+          p: null,
+          sp: null,
+          pct: 100,
+          comment: main.dmarcSkipReason ?? null,
+        };
+    const a = main.arc;
+    const arc = a
+      ? {
+          result: keyword(a.status.result),
+          instance: typeof a.i === 'number' ? a.i : null,
+          comment: a.status.comment ? clean(a.status.comment) : null,
+        }
+      : { result: 'none' as const, instance: null, comment: null };
+    result = { authservId: input.authservId, spf, spfHelo: null, dkim, dmarc, arc };
+    // mailauth's own resinfo texts (RFC 8601 §2.7), each on its own folded line
+    for (const r of (main.dkim.results ?? []).slice(0, MAX_LISTED)) if (r.info) lines.push(oneLine(r.info));
+    if ((main.dkim.results ?? []).length > MAX_LISTED)
+      lines.push(`dkim=neutral (${main.dkim.results.length - MAX_LISTED} more signatures not listed)`);
+    if (!main.dkim.results?.length) lines.push('dkim=none (no signatures)');
+    if (main.spf && main.spf.info) lines.push(oneLine(main.spf.info));
+    else lines.push(`spf=none smtp.mailfrom=${clean(input.sender) || '<>'}`);
+    if (a && a.info) lines.push(oneLine(a.info));
+    if (d && d.info) lines.push(oneLine(d.info));
+    else if (!d) lines.push(`dmarc=${dmarc.result}${dmarc.comment ? ` (${clean(dmarc.comment)})` : ''}`);
+  }
+  if (heloSpf && helo) {
+    result.spfHelo = { result: keyword(heloSpf.status.result), domain: helo };
+    lines.push(`spf=${result.spfHelo.result} smtp.helo=${helo}`);
+  }
+  const header = `${input.authservId};\r\n ${lines.map((l) => fold(l)).join(';\r\n ')}`;
+  return {
+    ...result,
+    header,
+    lookups: input.resolver.lookups(),
+    budgetExhausted: input.resolver.exhausted(),
+    ms: Date.now() - started,
+  };
+}
+
+function domainOf(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  return at >= 0 ? address.slice(at + 1).toLowerCase() || null : null;
+}
+
+/** pct= of a DMARC record (RFC 7489 §6.3), 100 when absent or malformed. */
+export function pctOf(rr: string | undefined): number {
+  const m = /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?:;|$)/i.exec(rr ?? '');
+  if (!m) return 100;
+  return Math.min(100, Number(m[1]));
+}
+
+/** A resinfo as one line: no line breaks, controls or non-ASCII (the value is third-party text). */
+function oneLine(s: string): string {
+  return s
+    .replace(/\r?\n[ \t]*/g, ' ')
+    .replace(/[^\x20-\x7e]/g, '')
+    .slice(0, 900);
+}
+
+/** Folds a resinfo at spaces so that lines stay short (RFC 5322 §2.1.1: at most 998). */
+function fold(s: string): string {
+  const words = s.split(' ');
+  const out: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > 76) {
+      out.push(line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  if (line) out.push(line);
+  return out.join('\r\n\t');
+}
