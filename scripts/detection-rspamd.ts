@@ -18,33 +18,16 @@ import { parseMessage } from '../src/mime/parse.ts';
 import { adaptiveLevel, evaluateAdaptive } from '../src/outbreak/adaptive.ts';
 import { RspamdClient, type RspamdAnswer } from '../src/antispam/rspamd.ts';
 import { startRspamd } from '../test/helpers/rspamd.ts';
+import { readManifest } from './corpus-manifest.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const THRESHOLD = 3;
 const CONCURRENCY = 8;
 
-interface Entry {
-  path: string;
-  label: string;
-}
-
 interface Outcome {
   label: string;
   level: number;
   rspamd: RspamdAnswer | null;
-}
-
-function readManifest(corpusDir: string): Entry[] {
-  const lines = readFileSync(path.join(corpusDir, 'manifest.tsv'), 'utf8').split('\n');
-  const header = lines[0].split('\t');
-  const [p, l] = [header.indexOf('path'), header.indexOf('label')];
-  return lines
-    .slice(1)
-    .filter((line) => line.trim())
-    .map((line) => {
-      const f = line.split('\t');
-      return { path: f[p], label: f[l] };
-    });
 }
 
 function headerValue(headers: Array<{ key: string; value: string }>, key: string): string {

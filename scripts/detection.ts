@@ -15,15 +15,10 @@ import { parseArgs } from 'node:util';
 import { parseMessage } from '../src/mime/parse.ts';
 import { adaptiveLevel, adaptiveRules, evaluateAdaptive } from '../src/outbreak/adaptive.ts';
 import type { RuleHit } from '../src/outbreak/types.ts';
+import { readManifest, type ManifestEntry } from './corpus-manifest.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const THRESHOLDS = [1, 2, 3, 4, 5] as const;
-
-interface ManifestEntry {
-  path: string;
-  corpus: string;
-  label: string;
-}
 
 interface Outcome {
   entry: ManifestEntry;
@@ -39,22 +34,6 @@ interface RateRow {
   phishing: { caught: number; total: number; rate: number };
   spam: { caught: number; total: number; rate: number };
   ham: { falsePositives: number; total: number; rate: number };
-}
-
-function readManifest(corpusDir: string): ManifestEntry[] {
-  const lines = readFileSync(path.join(corpusDir, 'manifest.tsv'), 'utf8').split('\n');
-  const header = lines[0].split('\t');
-  const col = (name: string): number => header.indexOf(name);
-  const [p, c, l] = [col('path'), col('corpus'), col('label')];
-  const out: ManifestEntry[] = [];
-  for (const line of lines.slice(1)) {
-    if (!line.trim()) {
-      continue;
-    }
-    const f = line.split('\t');
-    out.push({ path: f[p], corpus: f[c], label: f[l] });
-  }
-  return out;
 }
 
 function parityOf(file: string, index: number): 'even' | 'odd' {

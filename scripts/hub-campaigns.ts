@@ -56,6 +56,7 @@ import type { MessageFacts, RuleHit } from '../src/outbreak/types.ts';
 import { decideOutbreak } from '../src/policy/outbreak.ts';
 import { escapeControls } from '../src/tracking/escape.ts';
 import type { MessageSummary } from '../src/xdr/summary.ts';
+import { readManifest, type ManifestEntry } from './corpus-manifest.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const HOUR = 3_600_000;
@@ -180,22 +181,6 @@ interface CampaignFigures {
 }
 
 // ---- corpus ----------------------------------------------------------------------------------------
-
-interface ManifestEntry {
-  path: string;
-  label: string;
-}
-
-function readManifest(corpusDir: string): ManifestEntry[] {
-  const lines = readFileSync(path.join(corpusDir, 'manifest.tsv'), 'utf8').split('\n');
-  const header = lines[0].split('\t');
-  const [p, l] = [header.indexOf('path'), header.indexOf('label')];
-  return lines
-    .slice(1)
-    .filter((line) => line.trim())
-    .map((line) => line.split('\t'))
-    .map((f) => ({ path: f[p], label: f[l] }));
-}
 
 function fileNumber(file: string): number {
   const m = /\d+/.exec(path.basename(file));
