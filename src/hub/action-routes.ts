@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
-import { ActionApprovalError, MAX_POLL_MS, type DeviceActions } from './actions.ts';
+import { MAX_POLL_MS, type DeviceActions } from './actions.ts';
+import { asApiError } from './approvals.ts';
 import type { RelayResponder } from '../xdr/relay.ts';
 import { hubResponses } from './schemas.ts';
 
@@ -38,11 +39,6 @@ export function registerActionRoutes(
 ): void {
   const api = app.withTypeProvider<ZodTypeProvider>();
   const { actions } = o;
-  const STATUS: Record<ActionApprovalError['code'], number> = {
-    action_not_found: 404,
-    not_pending: 409,
-    approval_by_requester: 403,
-  };
 
   api.post(
     '/api/v1/actions',
@@ -102,8 +98,7 @@ export function registerActionRoutes(
             ? actions.approve(req.params.id, o.who(req))
             : actions.refuse(req.params.id, o.who(req));
         } catch (err) {
-          if (err instanceof ActionApprovalError) throw new ApiError(STATUS[err.code], err.code, err.message);
-          throw err;
+          return asApiError(err);
         }
       },
     );

@@ -6,6 +6,7 @@
 // EXPIRE_MS (the gateway is gone) expires. Every state change is kept: the action list is the audit trail.
 import { randomUUID } from 'node:crypto';
 import type { DatabaseSync } from 'node:sqlite';
+import { ApprovalError } from './approvals.ts';
 
 const SCHEMA = `
 create table if not exists device_actions (
@@ -25,14 +26,6 @@ create index if not exists device_actions_open on device_actions(device_id, stat
 `;
 
 export type ActionStatus = 'awaiting_approval' | 'pending' | 'taken' | 'done' | 'failed' | 'expired' | 'refused';
-
-export class ActionApprovalError extends Error {
-  readonly code: 'action_not_found' | 'not_pending' | 'approval_by_requester';
-  constructor(code: ActionApprovalError['code'], message: string) {
-    super(message);
-    this.code = code;
-  }
-}
 
 export interface DeviceAction {
   id: string;
@@ -150,10 +143,7 @@ export class DeviceActions {
   approve(id: string, by: string): DeviceAction {
     const a = this.awaiting(id);
     if (a.requestedBy === by)
-      throw new ActionApprovalError(
-        'approval_by_requester',
-        'an action is approved by someone other than its requester',
-      );
+      throw new ApprovalError('approval_by_requester', 'an action is approved by someone other than its requester');
     const now = Date.now();
     // the 24-hour expiry counts from the approval
     this.db
@@ -174,9 +164,9 @@ export class DeviceActions {
 
   private awaiting(id: string): DeviceAction {
     const a = this.get(id);
-    if (!a) throw new ActionApprovalError('action_not_found', 'no response action with that id');
+    if (!a) throw new ApprovalError('action_not_found', 'no response action with that id');
     if (a.status !== 'awaiting_approval')
-      throw new ActionApprovalError('not_pending', `the action is ${a.status}, not awaiting approval`);
+      throw new ApprovalError('not_pending', `the action is ${a.status}, not awaiting approval`);
     return a;
   }
 

@@ -1,8 +1,16 @@
 // Second-user approval of response actions (issue 14; hub config `approvals`: block, remediate, watch,
-// ticket): what every kind of request shares — the errors, and who counts as the requester.
+// ticket; retro-remediation proposals): what every kind of request shares — the errors, and who counts as
+// the requester.
+import { ApiError } from '../api/errors.ts';
 
 export class ApprovalError extends Error {
-  readonly code: 'not_pending' | 'approval_by_requester' | 'ticket_not_found' | 'watch_not_found';
+  readonly code:
+    | 'not_pending'
+    | 'approval_by_requester'
+    | 'ticket_not_found'
+    | 'watch_not_found'
+    | 'action_not_found'
+    | 'proposal_not_found';
   constructor(code: ApprovalError['code'], message: string) {
     super(message);
     this.code = code;
@@ -15,6 +23,8 @@ export const APPROVAL_STATUS: Record<ApprovalError['code'], number> = {
   approval_by_requester: 403,
   ticket_not_found: 404,
   watch_not_found: 404,
+  action_not_found: 404,
+  proposal_not_found: 404,
 };
 
 /**
@@ -23,4 +33,10 @@ export const APPROVAL_STATUS: Record<ApprovalError['code'], number> = {
  */
 export function requestedBy(requester: string, user: string): boolean {
   return requester === user || requester === `watch:${user}`;
+}
+
+/** An approval error as the API's answer (its status and stable code); anything else goes on as it is. */
+export function asApiError(err: unknown): never {
+  if (err instanceof ApprovalError) throw new ApiError(APPROVAL_STATUS[err.code], err.code, err.message);
+  throw err;
 }

@@ -4,9 +4,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { ApiError } from '../api/errors.ts';
 import { deviceActionSchema } from './action-routes.ts';
-import { RETRO_ACTIONS, RETRO_STATUSES, RetroError, type RetroRemediation } from './retro.ts';
+import { ApprovalError, asApiError } from './approvals.ts';
+import { RETRO_ACTIONS, RETRO_STATUSES, type RetroRemediation } from './retro.ts';
 import { hubResponses } from './schemas.ts';
 
 type Hook = (req: FastifyRequest, reply: FastifyReply) => Promise<void>;
@@ -48,11 +48,6 @@ export function registerRetroRoutes(
   const api = app.withTypeProvider<ZodTypeProvider>();
   const tags = ['Response'];
   const idParam = z.object({ id: z.string().min(1).max(100) });
-  const fail = (err: unknown): never => {
-    if (err instanceof RetroError)
-      throw new ApiError(err.code === 'proposal_not_found' ? 404 : 409, err.code, err.message);
-    throw err;
-  };
 
   api.get(
     '/api/v1/retro',
@@ -89,7 +84,8 @@ export function registerRetroRoutes(
         response: hubResponses({ ok: proposalSchema, 400: ['invalid_parameter'], 404: ['proposal_not_found'] }),
       },
     },
-    async (req) => o.retro.get(req.params.id) ?? fail(new RetroError('proposal_not_found', 'no such proposal')),
+    async (req) =>
+      o.retro.get(req.params.id) ?? asApiError(new ApprovalError('proposal_not_found', 'no such proposal')),
   );
 
   api.post(
@@ -113,7 +109,7 @@ export function registerRetroRoutes(
       try {
         return o.retro.approve(req.params.id, o.who(req));
       } catch (err) {
-        return fail(err);
+        return asApiError(err);
       }
     },
   );
@@ -139,7 +135,7 @@ export function registerRetroRoutes(
       try {
         return o.retro.dismiss(req.params.id, o.who(req));
       } catch (err) {
-        return fail(err);
+        return asApiError(err);
       }
     },
   );

@@ -19,6 +19,7 @@ import { compileRules, type Rule } from '../outbreak/rules.ts';
 import type { MessageFacts } from '../outbreak/types.ts';
 import type { MessageSummary } from '../xdr/summary.ts';
 import type { DeviceAction, DeviceActions } from './actions.ts';
+import { ApprovalError } from './approvals.ts';
 import { normalizeObservable, type ObservableType } from './observables.ts';
 import type { HubRule } from './rules.ts';
 import type { HubStore } from './store.ts';
@@ -82,14 +83,6 @@ export interface RetroProposal {
   decidedBy: string | null;
   decidedAt: string | null;
   messages: RetroMessage[];
-}
-
-export class RetroError extends Error {
-  readonly code: 'proposal_not_found' | 'not_pending';
-  constructor(code: RetroError['code'], message: string) {
-    super(message);
-    this.code = code;
-  }
 }
 
 interface Row {
@@ -194,8 +187,8 @@ export class RetroRemediation {
 
   private pending(id: string): RetroProposal {
     const p = this.get(id);
-    if (!p) throw new RetroError('proposal_not_found', 'no retro-remediation proposal with that id');
-    if (p.status !== 'proposed') throw new RetroError('not_pending', `the proposal is ${p.status}, not proposed`);
+    if (!p) throw new ApprovalError('proposal_not_found', 'no retro-remediation proposal with that id');
+    if (p.status !== 'proposed') throw new ApprovalError('not_pending', `the proposal is ${p.status}, not proposed`);
     return p;
   }
 

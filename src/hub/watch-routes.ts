@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { ApiError } from '../api/errors.ts';
-import { APPROVAL_STATUS, ApprovalError } from './approvals.ts';
+import { asApiError } from './approvals.ts';
 import { checkObservable } from './parse-observables.ts';
 import { hubResponses } from './schemas.ts';
 import type { TicketDesk } from './tickets.ts';
@@ -212,8 +212,7 @@ export function registerWatchRoutes(
     try {
       return fn();
     } catch (err) {
-      if (err instanceof ApprovalError) throw new ApiError(APPROVAL_STATUS[err.code], err.code, err.message);
-      throw err;
+      return asApiError(err);
     }
   };
   for (const verb of ['approve', 'refuse'] as const) {
