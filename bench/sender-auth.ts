@@ -3,7 +3,8 @@
 // on, every message is checked (SPF of MAIL FROM and HELO, DKIM, DMARC, ARC) against the test DNS server
 // (dnsmasq, test/helpers/dns.ts) serving SPF and DMARC for the bench's sender domain: answers come from
 // the gateway's cache after the first message ("cached DNS"), and each delivered message gets its
-// Authentication-Results header (a durable modified copy). Off and on alternate twice; the best of each.
+// Authentication-Results header (put on top at send time; no second copy is written). Off and on
+// alternate twice; the best of each.
 //   BENCH_ONLY=sender-auth npm run bench        BENCH_QUICK=1 for a short run
 import { makeMessages } from './messages.ts';
 import { gatewayRun, type SmtpResult } from './smtp.ts';

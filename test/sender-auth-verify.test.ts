@@ -12,8 +12,10 @@ import { dkimSign, sealMessage } from 'mailauth';
 import { hasDnsmasq, startDns, type DnsRecords, type TestDns } from './helpers/dns.ts';
 import { AuthResolver } from '../src/senderauth/resolver.ts';
 import { verifySender, type SenderAuthResult } from '../src/senderauth/verify.ts';
-import { applyAuthResults, authservIdOf } from '../src/senderauth/headers.ts';
-import { decideSenderAuth } from '../src/policy/sender-auth.ts';
+import { applyAuthResults, authResultsField, authservIdOf, countForgedAuthResults } from '../src/senderauth/headers.ts';
+import { needsModification, type DeliverVerdict } from '../src/flow/modify-copy.ts';
+import type { Copy } from '../src/flow/copies.ts';
+import { decideSenderAuth, withAuthResults } from '../src/policy/sender-auth.ts';
 import { authHits } from '../src/outbreak/adaptive/auth.ts';
 import { freePort } from './helpers/peers.ts';
 
@@ -285,6 +287,35 @@ test('forged Authentication-Results claiming our authserv-id are removed, others
       '',
     ].join('\r\n'),
   );
+});
+
+test('a copy is written only to remove forged fields: ours alone goes on at send time', () => {
+  const clean = Buffer.from(
+    'Received: from x by y; now\r\nAuthentication-Results: mx.other.test; spf=pass\r\nSubject: hi\r\n\r\nAuthentication-Results: gw.test; body\r\n',
+  );
+  const forged = Buffer.from('Subject: hi\r\nAuthentication-Results: (x) GW.test; dmarc=pass\r\n\r\nbody\r\n');
+  assert.equal(countForgedAuthResults(clean, 'gw.test'), 0, 'the body and other hosts do not count');
+  assert.equal(countForgedAuthResults(forged, 'gw.test'), 1);
+  // a header block longer than what was read: unknown, so removed rather than trusted
+  assert.equal(countForgedAuthResults(Buffer.from('Subject: hi\r\nX-Long: ' + 'a'.repeat(1000)), 'gw.test'), null);
+  // removal only (no value): nothing added, forged ones gone, the rest byte for byte
+  const removed = applyAuthResults(forged, null, 'gw.test');
+  assert.equal(removed.removed, 1);
+  assert.equal(removed.bytes.toString(), 'Subject: hi\r\n\r\nbody\r\n');
+  assert.equal(
+    authResultsField('gw.test;\r\n spf=pass').toString(),
+    'Authentication-Results: gw.test;\r\n spf=pass\r\n',
+  );
+
+  const result = (forgedCount: number | null) =>
+    ({ header: 'gw.test;\r\n spf=pass', authservId: 'gw.test', forged: forgedCount }) as SenderAuthResult;
+  const deliver = { kind: 'deliver', reason: 'no policy action' } as const;
+  const copy = { releaseTag: null, releaseNote: null } as unknown as Copy;
+  const verdict = (n: number | null) => withAuthResults(deliver, result(n)) as DeliverVerdict;
+  assert.equal(needsModification(copy, verdict(0)), false, 'no forged field: the spooled bytes are delivered');
+  assert.equal(verdict(0).authResults?.value, 'gw.test;\r\n spf=pass');
+  assert.equal(needsModification(copy, verdict(2)), true);
+  assert.equal(needsModification(copy, verdict(null)), true, 'unknown counts as forged');
 });
 
 test('the lookup budget bounds a message with many signatures: temperror, not a stall', { skip }, async () => {

@@ -10,9 +10,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { dkimSign } from 'mailauth';
 import { hasDnsmasq, startDns, type TestDns } from './helpers/dns.ts';
-import { adminJson, startTestGateway, testConfig } from './helpers/gateway.ts';
-import { RawSmtp } from './helpers/rawsmtp.ts';
-import { freePort, waitFor } from './helpers/peers.ts';
+import { adminJson, ChildGateway, startTestGateway, testConfig } from './helpers/gateway.ts';
+import { RawSmtp, waitForAsync } from './helpers/rawsmtp.ts';
+import { freePort, startSmtpSink, waitFor } from './helpers/peers.ts';
 
 const skip = hasDnsmasq() ? false : 'dnsmasq not installed (.ci/run)';
 
@@ -96,8 +96,8 @@ function message(from: string, extraTop: string[] = [], subject = `hello ${Math.
   );
 }
 
-async function send(helo: string, from: string, to: string, data: Buffer): Promise<number> {
-  const c = await RawSmtp.open(gw.port('incoming'));
+async function send(helo: string, from: string, to: string, data: Buffer, port = gw.port('incoming')): Promise<number> {
+  const c = await RawSmtp.open(port);
   try {
     await c.reply();
     await c.cmd(`EHLO ${helo}`);
@@ -262,3 +262,56 @@ test('DNS down: every check is temperror, the header says so and the mail is del
     await silent.stop();
   }
 });
+
+test(
+  'kill -9 while the mail waits for a retry: after the restart it is delivered with the Authentication-Results of its scan',
+  { skip, timeout: 90_000 },
+  async () => {
+    // Our header is added at send time from the scan's result (not written into a copy): a restart must
+    // rebuild it from tracking, or mail waiting in the queue would leave without it.
+    const port = await freePort();
+    const child = await ChildGateway.start(
+      testConfig({
+        routes: { '*': [`smtp://127.0.0.1:${port}`] },
+        spool: { fsync: true, minFree: '0B' },
+        delivery: { retrySchedule: ['1s'], maxQueueLifetime: '1h', connectTimeout: '1s' },
+        senderAuth: { enabled: true, dns: { servers: [dns.server], timeout: '1s', tries: 1 } },
+      }),
+    );
+    // nothing listens on `port` until after the restart: the first attempts fail
+    let later: Awaited<ReturnType<typeof startSmtpSink>> | null = null;
+    try {
+      const body = message('alice@good.test', [], 'waiting for a retry');
+      const signed = await dkimSign(body, {
+        signatureData: [{ signingDomain: 'good.test', selector: 'ed', privateKey: edPem }],
+      } as Parameters<typeof dkimSign>[1]);
+      const mid = await send(
+        'mail.good.test',
+        'alice@good.test',
+        'bob@dst.test',
+        Buffer.concat([Buffer.from(signed.signatures), body]),
+        child.port('incoming'),
+      );
+      await waitForAsync(
+        async () => ((await child.track(mid))?.recipients[0].attempts ?? 0) >= 1 || null,
+        20_000,
+        'a failed delivery attempt',
+      );
+      await child.kill();
+      later = await startSmtpSink({ dump: true, port });
+      await child.restart();
+      const got = await waitFor(() => later!.messages()[0] ?? null, 30_000, 'delivery after the restart');
+      const head = got.body.slice(0, got.body.indexOf('\n\n'));
+      const ours = head.split(/\n(?![ \t])/).filter((l) => /^Authentication-Results: gw\.test;/i.test(l));
+      assert.equal(ours.length, 1, head);
+      assert.ok(head.startsWith('Authentication-Results: gw.test;'), 'ours is the first field');
+      assert.match(ours[0].replace(/\n[ \t]+/g, ' '), /dkim=pass header\.i=@good\.test.*dmarc=pass/);
+      assert.match(got.body, /The figures are in\./);
+      const rec = await child.track(mid);
+      assert.equal(rec?.recipients[0].status, 'delivered');
+    } finally {
+      if (child.alive()) await child.stop();
+      await later?.stop();
+    }
+  },
+);

@@ -14,6 +14,8 @@ import { Readable } from 'node:stream';
 import { createSeal, dkimSign } from 'mailauth';
 import type { Config } from '../config/schema.ts';
 import { DEFAULT_SIGNED_HEADERS } from '../config/outbound-schema.ts';
+import { readCopyStart } from '../flow/copies.ts';
+import { authResultsField } from '../senderauth/headers.ts';
 
 /** What the queue knows of where a delivery job came from (its copy's envelope). */
 export interface JobOrigin {
@@ -23,6 +25,11 @@ export interface JobOrigin {
   generated?: string;
   /** a policy changed its bytes (CopyModifier): ARC sealing applies */
   modified?: boolean;
+  /**
+   * our Authentication-Results value (senderAuth stage), put on top at send time: the durable bytes are
+   * the message as it arrived, so no second copy is written just for this header
+   */
+  authResults?: string;
 }
 
 /** The bytes of one job: in memory, or a byte range of a spool file. */
@@ -44,7 +51,10 @@ export interface SigningKey {
 }
 
 export interface SignResult {
-  /** header fields to put in front of the message (each ending in CRLF); empty: nothing to add */
+  /**
+   * header fields to put in front of the message (each ending in CRLF; ARC set, DKIM-Signature, our
+   * Authentication-Results); empty: nothing to add
+   */
   prefix: Buffer;
   /** for tracking: "dkim d=… s=… ed25519-sha256", "arc i=1 d=… cv=none" */
   notes: string[];
@@ -70,20 +80,7 @@ export function loadSigningKey(file: string): {
 
 /** The header section of a message (up to the empty line), at most `max` bytes of it. */
 export async function readHead(src: MessageSource, max = 256 * 1024): Promise<Buffer> {
-  let buf: Buffer;
-  if (src.bytes) buf = src.bytes.subarray(0, Math.min(max, src.bytes.length));
-  else {
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of createReadStream(src.file, {
-      start: src.bodyOffset,
-      end: src.bodyOffset + Math.min(max, src.size) - 1,
-    })) {
-      chunks.push(c as Buffer);
-      n += (c as Buffer).length;
-    }
-    buf = Buffer.concat(chunks, n);
-  }
+  const buf = await readCopyStart(src, max);
   const end = buf.indexOf('\r\n\r\n');
   return end >= 0 ? buf.subarray(0, end + 2) : buf;
 }
@@ -119,9 +116,10 @@ export function fromDomain(fields: Array<{ name: string; value: string }>): stri
 
 /**
  * The hook between sender authentication and ARC sealing: the results of the incoming check, as the
- * payload of an ARC-Authentication-Results ("authserv-id; dkim=pass …"). The senderAuth stage writes
- * them into the message as the topmost Authentication-Results with our authserv-id; that field is what
- * this reads. null: no check ran on this message.
+ * payload of an ARC-Authentication-Results ("authserv-id; dkim=pass …"), read from the message's topmost
+ * Authentication-Results with our authserv-id. Used when the job does not carry the result itself
+ * (JobOrigin.authResults): a modified copy written by an earlier version held the field in its bytes.
+ * null: no check ran on this message.
  */
 export function incomingAuthResults(fields: Array<{ name: string; value: string }>, authservId: string): string | null {
   for (const f of fields) {
@@ -206,7 +204,10 @@ export class OutboundSigner {
    * signature cannot be made (the queue defers: mail that should be signed never leaves unsigned).
    */
   async sign(src: MessageSource, sender: string, origin: JobOrigin | undefined): Promise<SignResult> {
-    const none = { prefix: Buffer.alloc(0), notes: [] };
+    // Our Authentication-Results sits right above the message as it arrived (RFC 8601 §5: above the
+    // trace fields), under any signature we add: signatures and seals cover it like the rest.
+    const results = origin?.authResults ? authResultsField(origin.authResults) : Buffer.alloc(0);
+    const none = { prefix: results, notes: [] };
     if (!origin || !this.keys.size) return none;
     const dkimOn = this.signs(origin);
     const arcOn = this.seals(origin);
@@ -214,12 +215,12 @@ export class OutboundSigner {
     const fields = headerFields(await readHead(src));
     const signTime = new Date(src.receivedAt);
     const notes: string[] = [];
-    let prefix = Buffer.alloc(0);
+    let prefix = results;
     if (dkimOn) {
       const senderDomain = sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : null;
       const key = this.keyFor(fromDomain(fields)) ?? this.keyFor(senderDomain);
       if (key) {
-        const r = await dkimSign(source(src), {
+        const r = await dkimSign(source(src, prefix), {
           canonicalization: 'relaxed/relaxed',
           signTime,
           signatureData: [
@@ -236,7 +237,7 @@ export class OutboundSigner {
           const why = r.errors.map((e) => e.err.message).join('; ') || 'no signature made';
           throw new Error(`DKIM signing for ${key.domain} failed: ${why}`);
         }
-        prefix = Buffer.from(r.signatures);
+        prefix = Buffer.concat([Buffer.from(r.signatures), prefix]);
         notes.push(`dkim d=${key.domain} s=${key.selector} ${key.type === 'rsa' ? 'rsa' : 'ed25519'}-sha256`);
       }
     }
@@ -245,13 +246,15 @@ export class OutboundSigner {
       const key = this.keys.get(arc.domain!.toLowerCase())!;
       const authservId = arc.authservId ?? this.config.senderAuth.authservId ?? this.config.hostname;
       const chain = fields.filter((f) => f.name === 'arc-seal').length;
-      const results = incomingAuthResults(fields, authservId);
+      const incoming = origin.authResults
+        ? origin.authResults.replace(/\s+/g, ' ').trim()
+        : incomingAuthResults(fields, authservId);
       // The chain status of an existing chain comes from the incoming check; without one it is unknown,
       // and a seal must not claim a status (RFC 8617 §5.1.1): leave such a message unsealed.
-      const cv = chain === 0 ? 'none' : (/\barc=(pass|fail)\b/i.exec(results ?? '')?.[1]?.toLowerCase() ?? null);
+      const cv = chain === 0 ? 'none' : (/\barc=(pass|fail)\b/i.exec(incoming ?? '')?.[1]?.toLowerCase() ?? null);
       if (!cv) notes.push(`arc skipped: ${chain} ARC set(s) and no arc= result from the incoming check`);
       else {
-        const authResults = results ?? `${authservId}; arc=none`;
+        const authResults = incoming ?? `${authservId}; arc=none`;
         const sealed = await createSeal(source(src, prefix), {
           seal: { signingDomain: key.domain, selector: key.selector, privateKey: key.pem, cv, authResults, signTime },
         });

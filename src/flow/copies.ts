@@ -1,4 +1,5 @@
 // The message copies in flight: one per (message, mail policy) from the policy split until every
+import { open } from 'node:fs/promises';
 // recipient is settled. The table owns the memory budget for message bytes kept between ingress and
 // delivery; past it, every step reads the spool file instead.
 import { createReadStream, existsSync, openSync, readSync, closeSync } from 'node:fs';
@@ -32,6 +33,8 @@ export interface Copy {
   routeOverride: string | null;
   /** a policy changed its bytes (CopyModifier, or a modified file found by recovery): ARC sealing applies */
   modified?: boolean;
+  /** our Authentication-Results value from its last scan, put on top at send time (delivery/signing.ts) */
+  authResults?: string | null;
 }
 
 /** How a recipient of a copy was settled. */
@@ -120,6 +123,19 @@ export async function readCopyBytes(copy: CopyBytes): Promise<Buffer> {
   }))
     chunks.push(c as Buffer);
   return Buffer.concat(chunks);
+}
+
+/** The first `max` bytes of a copy's message (all of it when smaller), from memory or its spool file. */
+export async function readCopyStart(copy: CopyBytes, max: number): Promise<Buffer> {
+  if (copy.bytes) return copy.bytes.subarray(0, Math.min(max, copy.bytes.length));
+  const fh = await open(copy.file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(max, copy.size));
+    const { bytesRead } = await fh.read(buf, 0, buf.length, copy.bodyOffset);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The header block of a message (for DSNs), bounded to 64 KiB. */

@@ -445,6 +445,7 @@ export class MessageFlow {
   ): Promise<void> {
     switch (verdict.kind) {
       case 'deliver':
+        copy.authResults = verdict.authResults?.value ?? null;
         if (needsModification(copy, verdict)) await this.deps.modifier.apply(copy, verdict);
         this.queueForDelivery(copy);
         break;
@@ -516,6 +517,7 @@ export class MessageFlow {
         direction: copy.env.direction,
         ...(copy.env.generated ? { generated: copy.env.generated } : {}),
         ...(copy.modified ? { modified: true } : {}),
+        ...(copy.authResults ? { authResults: copy.authResults } : {}),
       },
     };
     this.deps.delivery.submit(job, rcpts, dueAt);

@@ -30,14 +30,17 @@ export interface ModificationJob {
   protectSigned: boolean;
   /** subject tags put in front, in this order (anti-virus, then release) */
   tags: string[];
-  /** sender authentication: our Authentication-Results on top, forged ones claiming our authserv-id removed */
-  authResults?: { value: string; authservId: string } | null;
+  /**
+   * sender authentication: Authentication-Results fields claiming this authserv-id are removed as forged
+   * (ours goes on top at send time, delivery/signing.ts)
+   */
+  removeAuthResults?: string | null;
 }
 
-/** The job only writes our Authentication-Results header: a header-block edit, cheap on the event loop. */
-export function onlyAuthResults(job: ModificationJob): boolean {
+/** The job only removes forged Authentication-Results fields: a header-block edit, cheap on the event loop. */
+export function onlyRemovesAuthResults(job: ModificationJob): boolean {
   return (
-    !!job.authResults &&
+    !!job.removeAuthResults &&
     !job.strip.length &&
     !job.subject &&
     !job.addHeaders.length &&
@@ -63,8 +66,8 @@ export type UrlThreatLookup = (url: string) => ClickThreat | undefined;
 
 /** Runs the job on a message's bytes. Never throws on message content (modifyMessage and stripParts do not). */
 export function runModification(input: Buffer, job: ModificationJob, urlThreat: UrlThreatLookup): ModificationOutcome {
-  if (onlyAuthResults(job)) {
-    const bytes = applyAuthResults(input, job.authResults!.value, job.authResults!.authservId).bytes;
+  if (onlyRemovesAuthResults(job)) {
+    const bytes = applyAuthResults(input, null, job.removeAuthResults!).bytes;
     return {
       bytes,
       changed: true,
@@ -125,13 +128,8 @@ export function runModification(input: Buffer, job: ModificationJob, urlThreat: 
     });
     result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
   }
-  // our Authentication-Results goes above every other field (RFC 8601 §5)
-  if (job.authResults)
-    result = {
-      ...result,
-      bytes: applyAuthResults(result.bytes, job.authResults.value, job.authResults.authservId).bytes,
-      changed: true,
-    };
+  if (job.removeAuthResults)
+    result = { ...result, bytes: applyAuthResults(result.bytes, null, job.removeAuthResults).bytes, changed: true };
   return {
     bytes: result.bytes,
     changed: result.changed,

@@ -12,7 +12,7 @@ import type { ParsePool } from '../mime/pool.ts';
 import type { RulesMessage, UrlRulesRequest } from '../outbreak/offload.ts';
 import { readCopyBytes, type Copy, type CopyTable } from './copies.ts';
 import {
-  onlyAuthResults,
+  onlyRemovesAuthResults,
   runModification,
   type ModificationJob,
   type ModificationOutcome,
@@ -42,7 +42,7 @@ export function needsModification(copy: Copy, verdict: DeliverVerdict): boolean 
     verdict.strip?.length ||
     verdict.subjectTag ||
     verdict.headers?.length ||
-    verdict.authResults ||
+    verdict.authResults?.removeForged ||
     copy.releaseTag ||
     copy.releaseNote
   );
@@ -81,15 +81,15 @@ export class CopyModifier {
       // click-time service is off and no rewrite happens at all.
       protectSigned: (plan?.urlRewriting ?? 'unsigned') !== 'all',
       tags: [verdict.subjectTag, copy.releaseTag].filter((t): t is string => !!t),
-      authResults: verdict.authResults ?? null,
+      removeAuthResults: verdict.authResults?.removeForged ? verdict.authResults.authservId : null,
     };
   }
 
   /** Runs the job on a worker when one can, else here. */
   private async run(copy: Copy, job: ModificationJob): Promise<ModificationOutcome> {
     const { pool } = this.deps;
-    // only our Authentication-Results header: a header-block edit, not worth a worker round trip
-    if (pool && !onlyAuthResults(job)) {
+    // only forged Authentication-Results removed: a header-block edit, not worth a worker round trip
+    if (pool && !onlyRemovesAuthResults(job)) {
       const { request, rules } = this.deps.urlRules();
       try {
         const source = copy.bytes
@@ -140,8 +140,8 @@ export class CopyModifier {
     copy.bodyOffset = loc.bodyOffset;
     copy.size = loc.size;
     copy.routeOverride = env.routeOverride ?? null;
-    // ARC seals mail a policy changed; our Authentication-Results header alone is not such a change
-    if (result.changed && !onlyAuthResults(job)) copy.modified = true;
+    // ARC seals mail a policy changed; removing forged Authentication-Results alone is not such a change
+    if (result.changed && !onlyRemovesAuthResults(job)) copy.modified = true;
     this.deps.copies.keepBytes(copy, result.bytes);
     // The old bytes go only once the database no longer points at them: a held file released before
     // the index row saying so is committed would leave, after a crash, a quarantine entry with no file.

@@ -73,10 +73,11 @@ export function decideSenderAuth(
   }
 }
 
-/** The deliver verdict writes our Authentication-Results header (and removes forged ones). */
+/** The deliver verdict carries our Authentication-Results header (and removes forged ones). */
 export function withAuthResults(verdict: Verdict, r: SenderAuthResult | null | undefined): Verdict {
   if (verdict.kind !== 'deliver' || !r) return verdict;
-  return { ...verdict, authResults: { value: r.header, authservId: r.authservId } };
+  // forged: unknown (undefined, null) counts as present — removing costs a copy, leaving one misleads
+  return { ...verdict, authResults: { value: r.header, authservId: r.authservId, removeForged: r.forged !== 0 } };
 }
 
 /** The policy's action for this copy's sender-authentication result (none when the stage did not run). */

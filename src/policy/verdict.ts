@@ -14,8 +14,12 @@ export type Verdict =
       subjectTag?: string;
       /** headers added on delivery (anti-spam: X-Spam-Status, X-Spam-Symbols) */
       headers?: Array<{ name: string; value: string }>;
-      /** sender authentication: our Authentication-Results value (forged fields claiming authservId are removed) */
-      authResults?: { value: string; authservId: string };
+      /**
+       * sender authentication: our Authentication-Results value, put on top at send time; `removeForged`:
+       * the message carries fields claiming authservId (or may: its header was too large to tell), which
+       * a modified copy removes
+       */
+      authResults?: { value: string; authservId: string; removeForged: boolean };
     }
   | {
       kind: 'quarantine';

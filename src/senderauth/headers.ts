@@ -48,19 +48,53 @@ export interface AuthHeaderEdit {
   removed: number;
 }
 
-/** Removes Authentication-Results fields claiming `authservId` and puts `Authentication-Results: value` on top. */
-export function applyAuthResults(message: Buffer, value: string, authservId: string): AuthHeaderEdit {
-  const ours = authservId.toLowerCase();
+/** Where the top-level header block of a message ends (after its empty line), and its line ending. */
+function headerBlock(message: Buffer): { end: number; eol: string; text: string; complete: boolean } {
   const crlf = message.indexOf('\r\n\r\n');
   const lf = message.indexOf('\n\n');
   const ends = [crlf >= 0 ? crlf + 4 : -1, lf >= 0 ? lf + 2 : -1].filter((n) => n >= 0);
-  const headEnd = ends.length ? Math.min(...ends) : message.length;
-  const head = message.subarray(0, headEnd).toString('latin1');
-  const eol = head.includes('\r\n') || !head.includes('\n') ? '\r\n' : '\n';
-  const block = parseHeaderBlock(head, 0, head.length);
-  const drop = block.fields.filter((f) => f.key === 'authentication-results' && authservIdOf(f.raw) === ours);
-  const field = Buffer.from(`Authentication-Results: ${value.replace(/\r\n/g, eol)}${eol}`, 'latin1');
-  const parts: Buffer[] = [field];
+  const end = ends.length ? Math.min(...ends) : message.length;
+  const text = message.subarray(0, end).toString('latin1');
+  const eol = text.includes('\r\n') || !text.includes('\n') ? '\r\n' : '\n';
+  return { end, eol, text, complete: ends.length > 0 };
+}
+
+/** The Authentication-Results fields of a header block that claim `authservId` (forged: we did not write them). */
+function forgedFields(text: string, authservId: string): Array<{ start: number; end: number }> {
+  const ours = authservId.toLowerCase();
+  return parseHeaderBlock(text, 0, text.length).fields.filter(
+    (f) => f.key === 'authentication-results' && authservIdOf(f.raw) === ours,
+  );
+}
+
+/**
+ * How many Authentication-Results fields in the message's header claim our authserv-id. `head` may be
+ * only the first bytes of the message: when its header block does not end within them, the answer is
+ * null (unknown — the caller removes whatever is there rather than guess).
+ */
+export function countForgedAuthResults(head: Buffer, authservId: string): number | null {
+  const block = headerBlock(head);
+  if (!block.complete) return null;
+  return forgedFields(block.text, authservId).length;
+}
+
+/** The header field line of our Authentication-Results value, as the delivery puts it in front (CRLF). */
+export function authResultsField(value: string): Buffer {
+  return Buffer.from(`Authentication-Results: ${value.replace(/\r?\n/g, '\r\n')}\r\n`, 'latin1');
+}
+
+/**
+ * Removes Authentication-Results fields claiming `authservId`; with a `value`, also puts
+ * `Authentication-Results: value` on top. Without one, ours is added later, at send time
+ * (delivery/signing.ts), from the recorded result: a copy of the message is then needed only when a
+ * forged field has to go.
+ */
+export function applyAuthResults(message: Buffer, value: string | null, authservId: string): AuthHeaderEdit {
+  const { eol, text } = headerBlock(message);
+  const drop = forgedFields(text, authservId);
+  const parts: Buffer[] = value
+    ? [Buffer.from(`Authentication-Results: ${value.replace(/\r\n/g, eol)}${eol}`, 'latin1')]
+    : [];
   let pos = 0;
   for (const f of drop) {
     parts.push(message.subarray(pos, f.start));

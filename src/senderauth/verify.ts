@@ -37,6 +37,11 @@ export interface SenderAuthResult {
   arc: { result: AuthResultKeyword; instance: number | null; comment: string | null };
   /** the value of our Authentication-Results field (after "Authentication-Results: "), folded with CRLF */
   header: string;
+  /**
+   * Authentication-Results fields in the message as it arrived that claim our authserv-id (forged);
+   * null: its header block was too large to tell. Set by the senderAuth stage.
+   */
+  forged?: number | null;
   lookups: number;
   budgetExhausted: boolean;
   ms: number;

@@ -116,6 +116,11 @@ export type TrackingEvent =
       action: string;
       lookups: number;
       ms: number;
+      /**
+       * our Authentication-Results value, one entry per folded line: delivery puts it on top at send
+       * time, and a restart rebuilds it from here (absent in events of older versions)
+       */
+      header?: string[];
     }
   /** rspamd's answer (pipeline/stages/rspamd.ts): its action, score and strongest symbols */
   | {

@@ -10,10 +10,15 @@ import type { AuthResolver } from '../../senderauth/resolver.ts';
 import { verifySender, type SenderAuthResult } from '../../senderauth/verify.ts';
 import type { TrackingEvent } from '../../tracking/events.ts';
 import type { Stage, StageContext } from '../stage.ts';
+import { readCopyStart } from '../../flow/copies.ts';
+import { countForgedAuthResults } from '../../senderauth/headers.ts';
 
 export interface SenderAuthDeps {
   resolver: AuthResolver;
 }
+
+/** Bytes of the message read to find forged Authentication-Results fields; a longer header block: assumed. */
+const HEAD_SCAN = 256 * 1024;
 
 export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
   const s = config.senderAuth;
@@ -55,6 +60,9 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
         deadline: Date.now() + timeoutMs,
       });
       const a = ctx.senderAuth;
+      // Forged fields claiming our authserv-id must go, which costs a modified copy; ours is added at
+      // send time. The header block is read again (a few KB; the spool's page cache has it).
+      a.forged = countForgedAuthResults(await readCopyStart(ctx, HEAD_SCAN), authservId);
       if (a.dmarc.result === 'fail')
         ctx.findings.push({
           stage: 'senderAuth',
@@ -108,5 +116,6 @@ export function authCheckedEvent(
     action,
     lookups: r.lookups,
     ms: r.ms,
+    header: r.header.split(/\r?\n/),
   };
 }
