@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import * as helpers from './helpers/browser.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
-import { hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
+import { freePort, hasBinary, startSmtpSink, waitFor, type Sink } from './helpers/peers.ts';
 import { writeRuleFeed } from './helpers/rules.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 import { encryptedZip } from './helpers/clamd.ts';
@@ -66,6 +66,8 @@ before(async () => {
         ],
       },
       endUserQuarantine: { enabled: true },
+      // checked against a DNS server that never answers: every result is temperror, shown on the page
+      senderAuth: { enabled: true, dns: { servers: [`127.0.0.1:${await freePort()}`], timeout: '300ms', tries: 1 } },
     }),
   );
   await waitFor(() => gw.gateway.outbreak.bundle?.version === 1, 10_000, 'rule bundle');
@@ -264,6 +266,16 @@ test(
     const timeline = await page.getByRole('list').filter({ hasText: 'ingress.accepted' }).textContent();
     for (const event of ['ingress.accepted', 'verdict', 'delivery.delivered'])
       assert.ok(timeline!.includes(event), event);
+    // what a mail administrator asks first: how it came in, whether it authenticated, how it left
+    const facts = (await page.locator('dl').textContent())!;
+    assert.match(facts, /Connectionlistener incoming · sender group loopback · TLS none/);
+    assert.match(facts, /Sender authenticationspf=temperror · dkim=none · dmarc=\w+ · arc=\w+/);
+    assert.match(facts, /Anti-spamnot scanned/);
+    assert.match(
+      facts,
+      /bob@dst\.test\W* — delivered \(250[^)]*\) · TLS: none: peer does not offer STARTTLS/,
+      'the TLS of the delivery attempt',
+    );
     assert.ok(
       (await page.content()).includes("&lt;img src=x onerror=alert('a')&gt;.txt"),
       'the attachment name is escaped',

@@ -21,6 +21,8 @@ const FIELDS: Array<[string, string]> = [
   ['level', 'Threat level at least'],
   ['rule', 'Rule id'],
   ['auth', 'Sender auth (dmarc=fail)'],
+  ['spamAction', 'rspamd action'],
+  ['spamScore', 'rspamd score at least'],
   ['since', 'Received since'],
   ['until', 'Received until'],
 ];
@@ -98,6 +100,9 @@ function Timeline({ mid }: { mid: string }) {
   if (r.error) return <p className="error">{r.error}</p>;
   if (!r.data) return <p>Loading…</p>;
   const m = r.data;
+  const ingress = lastEvent(m.events, 'ingress.accepted');
+  const auth = lastEvent(m.events, 'auth.checked');
+  const spam = lastEvent(m.events, 'antispam.scanned');
   return (
     <article className="message">
       <p>
@@ -119,12 +124,38 @@ function Timeline({ mid }: { mid: string }) {
             <div key={x.rid}>
               <Observable type="email" value={x.address} /> — {x.status}
               {x.lastReply ? ` (${x.lastReply})` : ''}
+              {x.tls ? <span className="tls"> · TLS: {x.tls}</span> : null}
             </div>
           ))}
         </dd>
         <dt>Sender IP</dt>
         <dd>
           <Observable type="ip" value={m.senderIp} /> {m.rdns ? `(${m.rdns})` : ''}
+        </dd>
+        <dt>Connection</dt>
+        <dd>
+          {ingress
+            ? [
+                `listener ${ingress.listener}`,
+                ingress.senderGroup ? `sender group ${ingress.senderGroup}` : null,
+                ingress.reputation?.length ? `listed by ${ingress.reputation.join(', ')}` : null,
+                `TLS ${ingress.tls ?? 'none'}`,
+              ]
+                .filter(Boolean)
+                .join(' · ')
+            : '–'}
+        </dd>
+        <dt>Sender authentication</dt>
+        <dd>
+          {auth
+            ? `spf=${auth.spf} · dkim=${auth.dkim.length ? auth.dkim.map((d: any) => `${d.result}${d.domain ? ` (${d.domain})` : ''}`).join(', ') : 'none'} · dmarc=${auth.dmarc}${auth.dmarcPolicy ? ` (p=${auth.dmarcPolicy})` : ''} · arc=${auth.arc}${auth.action !== 'none' ? ` · action ${auth.action}` : ''}`
+            : 'not checked'}
+        </dd>
+        <dt>Anti-spam</dt>
+        <dd>
+          {spam
+            ? `rspamd ${spam.action}, score ${spam.score} / ${spam.requiredScore}${spam.symbols.length ? ` (${spam.symbols.map((x: any) => x.name).join(', ')})` : ''}${spam.skipped ? ` · ${spam.skipped}` : ''}`
+            : 'not scanned'}
         </dd>
         <dt>Message-ID</dt>
         <dd>{m.messageId ?? '–'}</dd>
@@ -164,6 +195,11 @@ function Timeline({ mid }: { mid: string }) {
       </ol>
     </article>
   );
+}
+
+/** The last event of a type in a message's timeline (a rescan records it again), or undefined. */
+function lastEvent(events: any[], type: string): any {
+  return events.filter((e) => e.type === type).at(-1);
 }
 
 function summary(e: Record<string, unknown>): string {
