@@ -24,12 +24,16 @@ test(
     (doc.listeners as any[])[0].port = inPort;
     (doc.listeners as any[]).splice(1, 1);
     const { file } = writeTestConfig(doc);
+    // Whatever fails below, the senders stop and the gateway process goes: a loop or a child left running
+    // would keep this test file's process alive long after its timeout (a hang in CI, not a failure).
+    let stop = false;
+    let gw: Awaited<ReturnType<typeof spawnGateway>> | null = null;
+    let senders: Array<Promise<void>> = [];
     try {
-      let gw = await spawnGateway(file);
+      gw = await spawnGateway(file);
       // Swaks sessions run one after another with unique subjects; we record which got a 250.
       const accepted = new Set<string>();
-      let stop = false;
-      const senders = Array.from({ length: 4 }, async (_, w) => {
+      senders = Array.from({ length: 4 }, async (_, w) => {
         for (let i = 0; !stop; i++) {
           const id = `crash-${w}-${i}`;
           const r = await new Promise<{ code: number; out: string }>((resolve) => {
@@ -84,7 +88,7 @@ test(
       assert.ok(accepted.size >= 5, `messages were accepted before the kill (${accepted.size})`);
       t.diagnostic(`${accepted.size} uniquely identified messages got a 250 before kill -9`);
       gw = await spawnGateway(file);
-      try {
+      {
         const missing = await waitFor(
           () => {
             const bodies = sink.messages().map((m) => m.body);
@@ -98,11 +102,14 @@ test(
           return [...accepted].filter((id) => !bodies.some((b) => b.includes(`unique ${id}\n`)));
         });
         assert.deepEqual(missing, [], `accepted but never delivered: ${missing.join(', ')}`);
-      } finally {
+      }
+    } finally {
+      stop = true;
+      if (gw && gw.proc.exitCode === null && gw.proc.signalCode === null) {
         gw.proc.kill('SIGTERM');
         await once(gw.proc, 'exit');
       }
-    } finally {
+      await Promise.allSettled(senders);
       await sink.stop();
     }
   },
