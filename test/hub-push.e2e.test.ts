@@ -1,7 +1,8 @@
 // The push side of the device channel (issue 14): a registered gateway holds a server-sent-event stream
 // to the hub; a block list entry and a rule publication reach it at once (its polls only reconcile while
 // the stream is up), an investigation asks it live and finds mail it has not streamed yet, a gateway that
-// does not share data answers empty, and a gateway with push off still gets rules by its long poll.
+// does not share data answers empty, a gateway with push off still gets rules by its long poll, and a
+// device holds at most two streams (a third replaces the oldest).
 // Real gateways (in process) registered with a real hub over HTTP, real SMTP.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { addHubUsers, hubJson, startTestHub } from './helpers/hub.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 import { waitFor } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
+import { MAX_STREAMS_PER_DEVICE } from '../src/hub/device-channel.ts';
 
 let hub: RunningHub;
 const gws: Record<string, Awaited<ReturnType<typeof startTestGateway>>> = {};
@@ -112,4 +114,73 @@ test('a gateway answering after its query ended gets query_not_found', async () 
   const r = await gws.quiet.gateway.cloud.call('POST', '/api/v1/device/queries/not-a-query', { summaries: [] });
   assert.equal(r.status, 404);
   assert.equal(((await r.json()) as any).error.code, 'query_not_found');
+});
+
+test('a device holds at most MAX_STREAMS_PER_DEVICE streams: a new one replaces the oldest', async () => {
+  // the polling gateway (cloud.push off) holds no stream of its own: these three are all it has
+  const cloud = gws.polling.gateway.cloud;
+  const deviceId = cloud.state().deviceId!;
+  const open = async () => {
+    const abort = new AbortController();
+    const res = await cloud.call('GET', '/api/v1/device/events', undefined, 60_000, abort.signal);
+    assert.equal(res.status, 200);
+    const s = { text: '', ended: false, abort: () => abort.abort() };
+    const decoder = new TextDecoder();
+    void (async () => {
+      try {
+        for await (const chunk of res.body!) s.text += decoder.decode(chunk as Uint8Array, { stream: true });
+      } catch {
+        // aborted by the test
+      }
+      s.ended = true;
+    })();
+    await waitFor(() => s.text.includes('event: hello') || undefined, 5000, 'hello');
+    return s;
+  };
+  assert.equal(MAX_STREAMS_PER_DEVICE, 2);
+  const first = await open();
+  const second = await open();
+  assert.ok(!first.ended && !second.ended);
+  const third = await open();
+  await waitFor(() => first.ended || undefined, 5000, 'the oldest stream ended');
+  assert.match(first.text, /: replaced by a newer stream of this device\n\n$/);
+  // the other two stay and get what is pushed to the device
+  const entry = await call('POST', '/api/v1/blocklist', { kind: 'domain', value: 'streams.test', reason: 'cap' });
+  assert.equal(entry.json.status, 'active', JSON.stringify(entry.json));
+  for (const s of [second, third])
+    await waitFor(() => s.text.includes('event: blocklist') || undefined, 5000, 'an event on a remaining stream');
+  assert.ok(!second.ended && !third.ended);
+  assert.ok(!first.text.includes('event: blocklist'));
+  second.abort();
+  third.abort();
+  // once both are closed the hub no longer counts the device as connected: live queries skip it
+  for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
+    const live = await call('POST', '/api/v1/investigate', { text: 'nobody@streams.test' });
+    if (!live.json.live.asked.includes(deviceId)) break;
+    assert.ok(Date.now() < deadline, 'the hub forgot the closed streams');
+  }
+});
+
+test('removing a device ends the streams it holds (last: the polling gateway is gone afterwards)', async () => {
+  const cloud = gws.polling.gateway.cloud;
+  const deviceId = cloud.state().deviceId!;
+  const abort = new AbortController();
+  const res = await cloud.call('GET', '/api/v1/device/events', undefined, 60_000, abort.signal);
+  assert.equal(res.status, 200);
+  let text = '';
+  let ended = false;
+  void (async () => {
+    try {
+      for await (const chunk of res.body!) text += Buffer.from(chunk as Uint8Array).toString();
+    } catch {
+      // aborted
+    }
+    ended = true;
+  })();
+  await waitFor(() => text.includes('event: hello') || undefined, 5000, 'hello');
+  const removed = await hubJson(hub.url, hub.token, 'DELETE', `/api/v1/devices/${deviceId}`);
+  assert.equal(removed.json.status, 'removed');
+  await waitFor(() => ended || undefined, 5000, 'the stream of the removed device ended');
+  assert.match(text, /: device removed\n\n$/);
+  abort.abort();
 });

@@ -29,6 +29,13 @@ export const ldapQuerySchema = z
       .optional()
       .describe('DN to bind as ("cn=breakwater,ou=services,dc=example,dc=com"); unset: anonymous'),
     bindPassword: z.string().optional().describe('Password of bindDn (secret: masked in answers, never logged)'),
+    bindPasswordFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'File holding the password of bindDn instead of bindPassword (one line; absolute or relative to dataDir; read at start; keep it 0600, a warning is logged when group or others may read it)',
+      ),
     base: z.string().min(1).describe('Search base: "ou=people,dc=example,dc=com"'),
     scope: z.enum(['base', 'one', 'sub']).default('sub').describe('Search scope below base'),
     filter: ldapFilter
@@ -41,6 +48,11 @@ export const ldapQuerySchema = z
       .object({
         positiveTtl: duration.default('1h').describe('How long a recipient found in the directory is remembered'),
         negativeTtl: duration.default('10m').describe('How long a recipient the directory does not know is remembered'),
+        staleTtl: duration
+          .default('1h')
+          .describe(
+            'While no server answers, an answer past its TTL is still used for this much longer (logged as stale) instead of 451 4.4.3; 0s: never',
+          ),
         maxEntries: z
           .number()
           .int()
@@ -57,10 +69,31 @@ export const ldapQuerySchema = z
       .describe(
         'When no server answers: tempfail (451 4.4.3 at RCPT TO; the sender retries, nothing is lost) or accept (the recipient is taken unchecked)',
       ),
-    tlsRejectUnauthorized: z
-      .boolean()
-      .default(true)
-      .describe('For ldaps:// servers: refuse a certificate that does not verify'),
+    tls: z
+      .object({
+        startTls: z
+          .boolean()
+          .default(false)
+          .describe(
+            'For ldap:// servers: upgrade each connection with StartTLS (RFC 4513 §3) before binding; a server that refuses it counts as down (ldaps:// servers are TLS from the start)',
+          ),
+        caFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "PEM file of CAs trusted (besides the system roots) for the servers' certificates; absolute or relative to dataDir",
+          ),
+        verify: z
+          .boolean()
+          .default(true)
+          .describe(
+            'Refuse a server certificate that does not verify (chain and host name); false encrypts without knowing who answers',
+          ),
+      })
+      .strict()
+      .prefault({})
+      .describe('TLS to the directory: ldaps:// URLs, or StartTLS on ldap:// ones'),
   })
   .strict();
 
@@ -148,11 +181,17 @@ export function checkDirectory(
     if (names.has(q.name))
       ctx.addIssue({ code: 'custom', path: ['directory', 'ldap', i, 'name'], message: `duplicate query ${q.name}` });
     names.add(q.name);
-    if (q.bindPassword !== undefined && q.bindDn === undefined)
+    if (q.bindPassword !== undefined && q.bindPasswordFile !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['directory', 'ldap', i, 'bindPasswordFile'],
+        message: `bindPassword and bindPasswordFile (${q.bindPasswordFile}) are both set: keep one`,
+      });
+    if ((q.bindPassword !== undefined || q.bindPasswordFile !== undefined) && q.bindDn === undefined)
       ctx.addIssue({
         code: 'custom',
         path: ['directory', 'ldap', i, 'bindDn'],
-        message: 'bindPassword needs a bindDn',
+        message: `${q.bindPassword !== undefined ? 'bindPassword' : 'bindPasswordFile'} needs a bindDn`,
       });
   });
   cfg.listeners.forEach((l, i) => {

@@ -439,7 +439,8 @@ export class Gateway {
     // Who may send, to whom: DNS lists for the HAT and the directory queries for RCPT TO, shared by listeners.
     const dnsClient = DnsClient.fromConfig(config.dns);
     const dnsLists = new DnsLists(dnsClient, parseDuration(config.dns.listCacheTtl));
-    for (const q of config.directory.ldap) this.ldapQueries.set(q.name, new LdapAcceptQuery(q));
+    for (const q of config.directory.ldap)
+      this.ldapQueries.set(q.name, new LdapAcceptQuery(q, { dataDir: this.dataDir, warn: (l) => log.warning(l) }));
     for (const l of config.listeners) {
       const ingress = new Ingress(l, {
         hostname: config.hostname,

@@ -34,7 +34,7 @@ export function registerDeviceChannelRoutes(
         operationId: 'openDeviceEvents',
         tags: ['Device calls'],
         summary:
-          'Server-sent events for this gateway: `hello` (versions to fetch), `rules`, `actions`, `blocklist` (fetch now) and `query` (answer a live query); ends after 10 minutes',
+          'Server-sent events for this gateway: `hello` (versions to fetch), `rules`, `actions`, `blocklist` (fetch now) and `query` (answer a live query); ends after 10 minutes. A device holds at most two streams: a third replaces (ends) the oldest',
         security: [{ deviceJwt: [] }],
         response: hubResponses({ device: true, ok: z.string().describe('text/event-stream') }),
       },

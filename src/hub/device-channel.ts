@@ -12,6 +12,12 @@ import type { MessageSummary } from '../xdr/summary.ts';
 export const STREAM_LIFETIME_MS = 10 * 60_000;
 /** a comment line this often keeps proxies and NAT from closing an idle stream */
 const HEARTBEAT_MS = 15_000;
+/**
+ * Streams one device may hold at once. A gateway holds one; two lets its reconnect overlap a stream
+ * the hub has not seen die yet (a half-open connection). Beyond that a new stream replaces the oldest,
+ * so that a device (or a stolen device secret) cannot hold open connections, timers and memory without end.
+ */
+export const MAX_STREAMS_PER_DEVICE = 2;
 
 export type DeviceEventName = 'rules' | 'actions' | 'blocklist' | 'query';
 
@@ -65,15 +71,25 @@ export class DeviceChannel {
     let set = this.streams.get(deviceId);
     if (!set) this.streams.set(deviceId, (set = new Set()));
     set.add(stream);
-    res.on('close', () => {
-      clearInterval(stream.heartbeat);
-      clearTimeout(stream.end);
-      set.delete(stream);
-      if (!set.size && this.streams.get(deviceId) === set) this.streams.delete(deviceId);
-      // a gateway that hung up answers no live query any more
-      for (const q of this.queries.values()) if (q.devices.delete(deviceId) && !q.devices.size) q.done();
-    });
+    res.on('close', () => this.drop(deviceId, set, stream));
+    // a Set keeps insertion order: the first is the oldest (never the new one, the set keeps it)
+    for (const old of set) {
+      if (set.size <= MAX_STREAMS_PER_DEVICE) break;
+      this.drop(deviceId, set, old);
+      if (!old.res.writableEnded) old.res.end(': replaced by a newer stream of this device\n\n');
+    }
     write(res, 'hello', hello);
+  }
+
+  /** Forgets a stream that ended or was replaced (once; the close event of a replaced one comes later). */
+  private drop(deviceId: string, set: Set<Stream>, stream: Stream): void {
+    if (!set.delete(stream)) return;
+    clearInterval(stream.heartbeat);
+    clearTimeout(stream.end);
+    if (set.size) return;
+    if (this.streams.get(deviceId) === set) this.streams.delete(deviceId);
+    // a gateway that hung up (its last stream) answers no live query any more
+    for (const q of this.queries.values()) if (q.devices.delete(deviceId) && !q.devices.size) q.done();
   }
 
   /** Tells one gateway; false when it has no stream open (it polls). */
@@ -125,6 +141,16 @@ export class DeviceChannel {
     q.answers.push({ deviceId, summaries });
     if (!q.devices.size) q.done();
     return true;
+  }
+
+  /** Ends a device's streams (it was removed): it is told nothing more, and answers no live query. */
+  disconnect(deviceId: string): void {
+    const set = this.streams.get(deviceId);
+    if (!set) return;
+    for (const s of [...set]) {
+      this.drop(deviceId, set, s);
+      if (!s.res.writableEnded) s.res.end(': device removed\n\n');
+    }
   }
 
   /** Ends every stream (the hub is stopping) and every live query. */

@@ -535,6 +535,8 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     async (req) => {
       if (!store.removeDevice(req.params.id))
         throw new ApiError(404, 'device_not_found', 'no registered device with that id');
+      // a stream it holds would go on carrying hints and live queries until it expired
+      channel.disconnect(req.params.id);
       ctx.log(`device ${req.params.id} removed by an administrator`);
       return { id: req.params.id, status: 'removed' as const };
     },
@@ -647,6 +649,7 @@ export async function buildHubApi(ctx: HubContext): Promise<FastifyInstance> {
     },
     async (req) => {
       store.removeDevice(req.deviceId!);
+      channel.disconnect(req.deviceId!);
       ctx.log(`device ${req.deviceId} deregistered itself`);
       return { id: req.deviceId!, status: 'removed' as const };
     },

@@ -54,7 +54,9 @@ export type IngressObservation =
       type: 'rcpt.refused';
       listener: string;
       reason: 'relay_denied' | 'unknown_recipient' | 'directory_unavailable' | 'harvest_session' | 'harvest_hour';
-    };
+    }
+  /** the directory was unavailable and an expired cached answer decided (cache.staleTtl) */
+  | { type: 'rcpt.stale'; listener: string; directory: string; result: 'known' | 'unknown' };
 
 export interface SmtpLimits {
   /** accept NUL bytes in message data */
@@ -420,6 +422,17 @@ export class Ingress {
           refuse('directory_unavailable');
           return cb(new SmtpReplyError(Replies.directoryUnavailable));
         }
+        // a stale answer: the directory is down and the cached answer is past its TTL, within cache.staleTtl
+        const stale = answer.stale
+          ? `, stale: expired ${Math.round(answer.stale.expiredMs / 1000)} s ago; directory unavailable (${answer.stale.error})`
+          : '';
+        if (answer.stale)
+          this.deps.observe?.({
+            type: 'rcpt.stale',
+            listener: this.listener.name,
+            directory: v.query.name,
+            result: answer.result,
+          });
         if (answer.result === 'unknown') {
           st.refusals++;
           let hour = this.refusalsPerHour.get(ip);
@@ -430,11 +443,15 @@ export class Ingress {
           }
           hour.count++;
           this.deps.log(
-            `ICID ${st.icid} RCPT <${rcpt}> rejected: unknown recipient (directory ${v.query.name}${answer.cached ? ', cached' : ''})`,
+            `ICID ${st.icid} RCPT <${rcpt}> rejected: unknown recipient (directory ${v.query.name}${answer.cached ? ', cached' : ''}${stale})`,
           );
           refuse('unknown_recipient');
           return cb(new SmtpReplyError(Replies.unknownRecipient));
         }
+        if (answer.stale)
+          this.deps.log(
+            `ICID ${st.icid} RCPT <${rcpt}> accepted: known recipient (directory ${v.query.name}, cached${stale})`,
+          );
         this.acceptRecipient(st, session, cb);
       })
       .catch((err: Error) => cb(err));

@@ -83,6 +83,12 @@ export class Metrics {
     labelNames: ['listener', 'reason'],
     registers: [this.registry],
   });
+  readonly directoryStale = new Counter({
+    name: 'breakwater_directory_stale_answers_total',
+    help: 'RCPT TO decided by an expired cached directory answer while the directory was unavailable (cache.staleTtl), by query and result (known, unknown)',
+    labelNames: ['listener', 'directory', 'result'],
+    registers: [this.registry],
+  });
   readonly ruleVersion = new Gauge({
     name: 'breakwater_outbreak_rule_version',
     help: 'Version of the active outbreak rule bundle (0: none)',
@@ -122,7 +128,9 @@ export class Metrics {
     if (o.type === 'connection') {
       this.connections.inc({ listener: o.listener, sender_group: o.group, action: o.action });
       for (const l of o.listings) this.dnsListings.inc({ list: l.split(' ').slice(0, 2).join(' ') });
-    } else this.rcptRefusals.inc({ listener: o.listener, reason: o.reason });
+    } else if (o.type === 'rcpt.stale')
+      this.directoryStale.inc({ listener: o.listener, directory: o.directory, result: o.result });
+    else this.rcptRefusals.inc({ listener: o.listener, reason: o.reason });
   }
 
   onEvent(e: TrackingEvent): void {

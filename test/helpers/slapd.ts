@@ -1,9 +1,12 @@
 // A real OpenLDAP directory for the tests (issue 15): Debian's slapd in the foreground on a loopback port,
 // with its own slapd.conf and mdb database in a temp dir (no system service, no cn=config of the machine),
 // the core, cosine and inetorgperson schemas, a base "dc=example,dc=test", a read-only service account
-// and the people a test adds. Stop it and start it again (same port, same data) to test outages.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+// and the people a test adds. Stop it and start it again (same port, same data) to test outages. With
+// `tls`, a test CA signs a certificate for 127.0.0.1 and localhost (openssl), and slapd offers StartTLS on
+// its ldap:// port and listens on an ldaps:// port too; it then refuses simple binds outside TLS, so a
+// bind that works went over TLS.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'ldapts';
@@ -34,6 +37,9 @@ export interface Person {
 export interface TestSlapd {
   port: number;
   url: string;
+  /** with `tls`: the ldaps:// URL and the PEM file of the CA that signed the server's certificate */
+  ldapsUrl?: string;
+  caFile?: string;
   /** adds people under ou=people (uid, cn, sn, mail) */
   addPeople(people: Person[]): Promise<void>;
   /** stops slapd (SIGTERM); the data stays */
@@ -55,13 +61,51 @@ async function freePort(): Promise<number> {
   });
 }
 
-function slapdConf(dir: string): string {
+/** A CA and a server certificate it signs for 127.0.0.1 and localhost, in `dir`. */
+function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
+  const f = (name: string) => path.join(dir, name);
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  run(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=bw-test-ca']);
+  run(['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
+  writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
+  run([
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-out',
+    f('server.pem'),
+    '-days',
+    '2',
+    '-extfile',
+    f('server.ext'),
+  ]);
+  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
+}
+
+function slapdConf(dir: string, tls: { ca: string; cert: string; key: string } | null): string {
   return [
     'include /etc/ldap/schema/core.schema',
     'include /etc/ldap/schema/cosine.schema',
     'include /etc/ldap/schema/inetorgperson.schema',
     `pidfile ${path.join(dir, 'slapd.pid')}`,
     `argsfile ${path.join(dir, 'slapd.args')}`,
+    // global settings: StartTLS on the ldap:// port and the ldaps:// port use the same certificate
+    ...(tls
+      ? [
+          `TLSCACertificateFile ${tls.ca}`,
+          `TLSCertificateFile ${tls.cert}`,
+          `TLSCertificateKeyFile ${tls.key}`,
+          // a simple bind needs a security strength factor above 0: TLS
+          'security simple_bind=1',
+        ]
+      : []),
     ...(MODULE_PATH ? [`modulepath ${MODULE_PATH}`, 'moduleload back_mdb'] : []),
     'database mdb',
     'maxsize 16777216',
@@ -78,25 +122,35 @@ function slapdConf(dir: string): string {
   ].join('\n');
 }
 
-async function bound(url: string, dn: string, pw: string): Promise<Client> {
+/** A client bound as `dn`; with `ca`, over StartTLS (which the TLS directory requires for binds). */
+async function bound(url: string, dn: string, pw: string, ca?: string): Promise<Client> {
   const c = new Client({ url, timeout: 2000, connectTimeout: 2000 });
-  await c.bind(dn, pw);
+  try {
+    if (ca) await c.startTLS({ ca: [readFileSync(ca, 'utf8')], host: '127.0.0.1' });
+    await c.bind(dn, pw);
+  } catch (err) {
+    await c.unbind().catch(() => {});
+    throw err;
+  }
   return c;
 }
 
-export async function startSlapd(): Promise<TestSlapd> {
+export async function startSlapd(opts: { tls?: boolean } = {}): Promise<TestSlapd> {
   if (!SLAPD) throw new Error('slapd is not installed (run .ci/run)');
   const dir = tempDir('bw-slapd-');
   mkdirSync(path.join(dir, 'db'));
+  const certs = opts.tls ? makeCertificates(dir) : null;
   const conf = path.join(dir, 'slapd.conf');
-  writeFileSync(conf, slapdConf(dir));
+  writeFileSync(conf, slapdConf(dir, certs));
   const port = await freePort();
   const url = `ldap://127.0.0.1:${port}`;
+  const ldapsUrl = certs ? `ldaps://127.0.0.1:${await freePort()}` : undefined;
   let proc: ChildProcess | null = null;
 
   const launch = async (): Promise<void> => {
-    // -d 0: stay in the foreground, log nothing; -h: only our loopback port
-    const p = spawn(SLAPD, ['-d', '0', '-h', `${url}/`, '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // -d 0: stay in the foreground, log nothing; -h: only our loopback port(s)
+    const listen = [url, ...(ldapsUrl ? [ldapsUrl] : [])].map((u) => `${u}/`).join(' ');
+    const p = spawn(SLAPD, ['-d', '0', '-h', listen, '-f', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     proc = p;
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
@@ -105,7 +159,7 @@ export async function startSlapd(): Promise<TestSlapd> {
     for (;;) {
       if (p.exitCode !== null) throw new Error(`slapd exited (${p.exitCode}): ${out}`);
       try {
-        const c = await bound(url, ROOT_DN, ROOT_PW);
+        const c = await bound(url, ROOT_DN, ROOT_PW, certs?.ca);
         await c.unbind();
         return;
       } catch {
@@ -129,7 +183,7 @@ export async function startSlapd(): Promise<TestSlapd> {
   };
 
   await launch();
-  const admin = await bound(url, ROOT_DN, ROOT_PW);
+  const admin = await bound(url, ROOT_DN, ROOT_PW, certs?.ca);
   try {
     await admin.add(BASE, { objectClass: ['top', 'dcObject', 'organization'], dc: 'example', o: 'Example' });
     await admin.add(PEOPLE, { objectClass: ['top', 'organizationalUnit'], ou: 'people' });
@@ -146,8 +200,9 @@ export async function startSlapd(): Promise<TestSlapd> {
   return {
     port,
     url,
+    ...(certs ? { ldapsUrl, caFile: certs.ca } : {}),
     async addPeople(people) {
-      const c = await bound(url, ROOT_DN, ROOT_PW);
+      const c = await bound(url, ROOT_DN, ROOT_PW, certs?.ca);
       try {
         for (const p of people)
           await c.add(`uid=${p.uid},${PEOPLE}`, {
