@@ -15,7 +15,7 @@ import { verifySender, type SenderAuthResult } from '../src/senderauth/verify.ts
 import { applyAuthResults, authResultsField, authservIdOf, countForgedAuthResults } from '../src/senderauth/headers.ts';
 import { needsModification, type DeliverVerdict } from '../src/flow/modify-copy.ts';
 import type { Copy } from '../src/flow/copies.ts';
-import { decideSenderAuth, withAuthResults } from '../src/policy/sender-auth.ts';
+import { arcOverride, decideSenderAuth, withAuthResults } from '../src/policy/sender-auth.ts';
 import { authHits } from '../src/outbreak/adaptive/auth.ts';
 import { freePort } from './helpers/peers.ts';
 
@@ -501,5 +501,73 @@ test(
     } finally {
       await nx.stop();
     }
+  },
+);
+
+test(
+  'a mailing list that changed a p=reject domain’s mail: a trusted ARC sealer’s dmarc=pass overrides the failure; an untrusted one, or a seal recording dmarc=fail, does not',
+  { skip },
+  async () => {
+    const original = await sign(message('alice@good.test'), [{ selector: 'rsa', pem: rsaPem }]);
+    // the list tags the subject (the DKIM signature breaks), sends from its own bounce address (SPF
+    // aligns with list.test, not good.test) and seals what it saw on arrival
+    const listed = Buffer.from(
+      original.toString().replace('Subject: Quarterly report', 'Subject: [team] Quarterly report'),
+    );
+    const viaList = async (aar: string, domain = 'list.test', pem = edPem) =>
+      Buffer.concat([
+        await sealMessage(listed, {
+          signingDomain: domain,
+          selector: 'arc',
+          privateKey: pem,
+          authResults: aar,
+          cv: 'none',
+        }),
+        listed,
+      ]);
+    const sawPass = `list.test; dkim=pass header.d=good.test; spf=pass smtp.mailfrom=good.test; dmarc=pass header.from=good.test`;
+    const r = await verify(await viaList(sawPass), { sender: 'bounces@list.test' });
+    assert.equal(r.dmarc.result, 'fail');
+    assert.equal(r.dmarc.policy, 'reject');
+    assert.equal(r.arc.result, 'pass', r.arc.comment ?? '');
+    assert.equal(r.arc.sealer, 'list.test');
+    assert.deepEqual(r.arc.upstream, { dmarc: 'pass', fromDomain: 'good.test' });
+    const settings = {
+      mode: 'custom' as const,
+      dmarcReject: { action: 'drop' as const, subjectTag: '', reply: '550 5.7.1 no' },
+      dmarcQuarantine: { action: 'tag' as const, subjectTag: '[SPOOF] ', reply: '550 5.7.1 no' },
+      honorPct: true,
+    };
+    const released = new Set<string>();
+
+    // trusted (the sealer, or a parent domain of it): no action, and no adaptive auth hit either
+    for (const trusted of [['list.test'], ['other.test', 'test']]) {
+      const note = arcOverride(r, trusted);
+      assert.match(note ?? '', /trusted ARC sealer list\.test \(i=1\) saw dmarc=pass for good\.test/);
+      const overridden = { ...r, dmarcOverride: note! };
+      assert.deepEqual(decideSenderAuth(overridden, settings, { released }), { kind: 'none' });
+      assert.deepEqual(
+        authHits(overridden, 'alice@good.test', []).filter((h) => /DMARC|AUTH/.test(h.id + h.description)),
+        [],
+      );
+    }
+    // not trusted: the DMARC reject policy applies as before
+    assert.equal(arcOverride(r, ['forwarder.test']), null);
+    assert.equal(decideSenderAuth(r, settings, { released }).kind, 'drop');
+    // the sealer recorded a failure, or a pass for another From domain: no override
+    const sawFail = await verify(await viaList('list.test; dmarc=fail header.from=good.test'), {
+      sender: 'bounces@list.test',
+    });
+    assert.equal(sawFail.arc.result, 'pass');
+    assert.equal(arcOverride(sawFail, ['list.test']), null);
+    const otherFrom = await verify(await viaList('list.test; dmarc=pass header.from=evil.test'), {
+      sender: 'bounces@list.test',
+    });
+    assert.equal(arcOverride(otherFrom, ['list.test']), null);
+    // a seal that does not validate (changed after sealing) vouches for nothing
+    const broken = Buffer.from((await viaList(sawPass)).toString().replace('in spirit.', 'in spirit. (edited)'));
+    const b = await verify(broken, { sender: 'bounces@list.test' });
+    assert.equal(b.arc.result, 'fail');
+    assert.equal(arcOverride(b, ['list.test']), null);
   },
 );

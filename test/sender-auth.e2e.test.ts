@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { dkimSign } from 'mailauth';
+import { dkimSign, sealMessage } from 'mailauth';
 import { hasDnsmasq, startDns, type TestDns } from './helpers/dns.ts';
 import { adminJson, ChildGateway, startTestGateway, testConfig } from './helpers/gateway.ts';
 import { RawSmtp, waitForAsync } from './helpers/rawsmtp.ts';
@@ -45,13 +45,26 @@ before(async () => {
       ['_dmarc.reject.test', 'v=DMARC1; p=reject'],
       ['soft.test', 'v=spf1 ~all'],
       ['_dmarc.soft.test', 'v=DMARC1; p=none'],
+      // two mailing lists that seal ARC: one the gateway trusts, one it does not
+      [
+        'arc._domainkey.lists.test',
+        `v=DKIM1; k=ed25519; p=${ed.publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64')}`,
+      ],
+      [
+        'arc._domainkey.rogue.test',
+        `v=DKIM1; k=ed25519; p=${ed.publicKey.export({ type: 'spki', format: 'der' }).subarray(-32).toString('base64')}`,
+      ],
     ],
     a: [['mail.good.test', '127.0.0.1']],
   });
   gw = await startTestGateway(
     testConfig({
       routes: { '*': ['file:delivered'] },
-      senderAuth: { enabled: true, dns: { servers: [dns.server], timeout: '1s', tries: 1 } },
+      senderAuth: {
+        enabled: true,
+        dns: { servers: [dns.server], timeout: '1s', tries: 1 },
+        trustedArcSealers: ['lists.test'],
+      },
       quarantine: { policy: [{ name: 'spoof', description: 'DMARC failures' }] },
       policies: {
         incoming: [
@@ -230,6 +243,58 @@ test(
       assert.equal(ev.dmarcPolicy, 'reject');
     }
     assert.ok(!existsSync(path.join(gw.dataDir, 'delivered', `${dropped}.eml`)));
+  },
+);
+
+test(
+  'a p=reject domain’s mail through a mailing list: delivered when a trusted list sealed it, dropped when another did',
+  { skip },
+  async () => {
+    const viaList = async (list: string) => {
+      const body = message('alice@good.test', [], 'list post');
+      const signed = await dkimSign(body, {
+        signatureData: [{ signingDomain: 'good.test', selector: 'ed', privateKey: edPem }],
+      } as Parameters<typeof dkimSign>[1]);
+      // the list tags the subject (the signature breaks) and seals what it saw on arrival
+      const listed = Buffer.from(
+        Buffer.concat([Buffer.from(signed.signatures), body])
+          .toString()
+          .replace('Subject: list post', `Subject: [${list}] list post`),
+      );
+      const seal = await sealMessage(listed, {
+        signingDomain: list,
+        selector: 'arc',
+        privateKey: edPem,
+        authResults: `${list}; dkim=pass header.d=good.test; dmarc=pass header.from=good.test`,
+        cv: 'none',
+      });
+      return send(`mx.${list}`, `bounces@${list}`, 'bob@dst.test', Buffer.concat([seal, listed]));
+    };
+    const trusted = await viaList('lists.test');
+    const rogue = await viaList('rogue.test');
+    const got = await delivered(trusted);
+    assert.match(got, /^Subject: \[lists\.test\] list post$/m);
+    const checked = (mid: number) =>
+      waitFor(
+        () => track(mid)?.events.find((e) => e.type === 'auth.checked') as Record<string, unknown> | undefined,
+        10_000,
+        `auth.checked of MID ${mid}`,
+      );
+    const t = await checked(trusted);
+    assert.equal(t.dmarc, 'fail');
+    assert.equal(t.arc, 'pass');
+    assert.equal(t.action, 'none');
+    assert.match(String(t.dmarcOverride), /trusted ARC sealer lists\.test/);
+    const r = await checked(rogue);
+    assert.equal(r.dmarc, 'fail');
+    assert.equal(r.arc, 'pass');
+    assert.equal(r.action, 'drop');
+    assert.equal(r.dmarcOverride, undefined);
+    await waitFor(
+      () => track(rogue)?.status === 'dropped' || track(rogue)?.status === 'deleted' || null,
+      10_000,
+      'dropped',
+    );
   },
 );
 

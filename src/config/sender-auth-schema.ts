@@ -55,6 +55,21 @@ export const senderAuthSchema = z
       .max(4096)
       .default(1024)
       .describe('Smallest RSA key a DKIM or ARC signature may use; smaller keys fail (RFC 8301 asks for 1024)'),
+    trustedArcSealers: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i,
+            'a domain such as lists.example.org',
+          )
+          .transform((d) => d.toLowerCase()),
+      )
+      .max(200)
+      .default([])
+      .describe(
+        'Intermediaries (the d= of their ARC seal: mailing lists, forwarding services, your upstream filter) whose word you take: mail that fails DMARC here, with a valid ARC chain whose newest set is theirs and records dmarc=pass for the same From domain, is not acted on as a DMARC failure (RFC 7489 §6.7 local policy override; RFC 8617 §7.2). Recorded in tracking as an override',
+      ),
     dns: z
       .object({
         servers: z

@@ -27,6 +27,25 @@ export function effectiveSenderAuthSettings(
   return s.mode === 'disabled' ? null : s;
 }
 
+/**
+ * Whether a DMARC failure is overridden by a trusted intermediary (RFC 7489 §6.7 local policy; RFC 8617
+ * §7.2): the ARC chain validates, its newest set was sealed by a domain the administrator trusts, and
+ * that sealer recorded dmarc=pass for the same From domain when the message reached it. Mailing lists
+ * and forwarders break DKIM (subject tags, footers) and SPF (their own IP); their seal carries the result
+ * from before. Returns the override note for tracking, or null.
+ */
+export function arcOverride(r: SenderAuthResult, trustedSealers: readonly string[]): string | null {
+  if (r.dmarc.result !== 'fail' || r.arc.result !== 'pass' || !r.arc.sealer) return null;
+  const sealer = r.arc.sealer;
+  // the sealer itself or a subdomain of a trusted entry (arc.example.com under example.com)
+  if (!trustedSealers.some((t) => sealer === t || sealer.endsWith(`.${t}`))) return null;
+  const up = r.arc.upstream;
+  if (up?.dmarc !== 'pass') return null;
+  const from = r.dmarc.domain?.toLowerCase().replace(/\.$/, '') ?? null;
+  if (!from || (up.fromDomain && up.fromDomain.replace(/\.$/, '') !== from)) return null;
+  return `trusted ARC sealer ${sealer} (i=${r.arc.instance ?? '?'}) saw dmarc=pass for ${from}`;
+}
+
 export type SenderAuthAction =
   | { kind: 'none' }
   | { kind: 'drop'; reason: string }
@@ -43,7 +62,8 @@ export function decideSenderAuth(
   s: PolicySenderAuthConfig,
   opts: { released: ReadonlySet<string>; sample?: number },
 ): SenderAuthAction {
-  if (r.dmarc.result !== 'fail' || !r.dmarc.policy || r.dmarc.policy === 'none') return { kind: 'none' };
+  if (r.dmarc.result !== 'fail' || r.dmarcOverride || !r.dmarc.policy || r.dmarc.policy === 'none')
+    return { kind: 'none' };
   let policy: 'reject' | 'quarantine' | 'none' = r.dmarc.policy;
   const sample = opts.sample ?? Math.random() * 100;
   if (s.honorPct && r.dmarc.pct < 100 && sample >= r.dmarc.pct) policy = policy === 'reject' ? 'quarantine' : 'none';

@@ -34,7 +34,21 @@ export interface SenderAuthResult {
     pct: number;
     comment: string | null;
   };
-  arc: { result: AuthResultKeyword; instance: number | null; comment: string | null };
+  arc: {
+    result: AuthResultKeyword;
+    instance: number | null;
+    comment: string | null;
+    /** d= of the newest ARC set (the last intermediary that sealed it); null without a passing chain */
+    sealer?: string | null;
+    /** what that intermediary recorded when it received the message (its ARC-Authentication-Results) */
+    upstream?: { dmarc: string | null; fromDomain: string | null } | null;
+  };
+  /**
+   * Set by the policy layer (policy/sender-auth.ts arcOverride): a DMARC failure of mail a trusted ARC
+   * sealer received with DMARC passing — forwarded or changed by a mailing list on the way — which no
+   * action and no adaptive rule takes as a failure
+   */
+  dmarcOverride?: string;
   /** the value of our Authentication-Results field (after "Authentication-Results: "), folded with CRLF */
   header: string;
   /**
@@ -92,6 +106,25 @@ function isDomainName(s: string): boolean {
     s.length <= 253 &&
     /^(?=.*[a-z])[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+\.?$/i.test(s)
   );
+}
+
+/**
+ * The newest ARC set's sealer and the DMARC result it recorded, from mailauth's answer for a passing
+ * chain (its AMS d= and parsed ARC-Authentication-Results); nothing for another result. Values that are
+ * not plain strings (a crafted header parses into objects) count as absent.
+ */
+function arcSealer(a: { status: { result?: string }; signature?: unknown; authenticationResults?: unknown }): {
+  sealer?: string | null;
+  upstream?: { dmarc: string | null; fromDomain: string | null } | null;
+} {
+  if (a.status.result !== 'pass') return {};
+  const str = (v: unknown): string | null => (typeof v === 'string' && v ? v.toLowerCase() : null);
+  const sig = a.signature as { signingDomain?: unknown } | undefined;
+  const aar = a.authenticationResults as { dmarc?: { result?: unknown; header?: { from?: unknown } } } | undefined;
+  return {
+    sealer: str(sig?.signingDomain),
+    upstream: aar ? { dmarc: str(aar.dmarc?.result), fromDomain: str(aar.dmarc?.header?.from) } : null,
+  };
 }
 
 export async function verifySender(input: VerifyInput): Promise<SenderAuthResult> {
@@ -174,6 +207,7 @@ export async function verifySender(input: VerifyInput): Promise<SenderAuthResult
           result: keyword(a.status.result),
           instance: typeof a.i === 'number' ? a.i : null,
           comment: a.status.comment ? clean(a.status.comment) : null,
+          ...arcSealer(a),
         }
       : { result: 'none' as const, instance: null, comment: null };
     result = { authservId: input.authservId, spf, spfHelo: null, dkim, dmarc, arc };

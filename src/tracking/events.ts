@@ -121,6 +121,8 @@ export type TrackingEvent =
        * time, and a restart rebuilds it from here (absent in events of older versions)
        */
       header?: string[];
+      /** a DMARC failure not acted on: why (a trusted ARC sealer saw it pass; policy/sender-auth.ts) */
+      dmarcOverride?: string;
     }
   /** rspamd's answer (pipeline/stages/rspamd.ts): its action, score and strongest symbols */
   | {

@@ -90,7 +90,7 @@ export function mailLogLines(mid: number, e: TrackingEvent, icid?: number): Mail
       break;
     case 'auth.checked':
       log.info(
-        `MID ${mid} sender auth spf=${e.spf}${e.spfHelo ? ` helo=${e.spfHelo}` : ''} dkim=${e.dkim.map((d) => d.result).join(',') || 'none'} dmarc=${e.dmarc}${e.dmarcPolicy ? ` (p=${e.dmarcPolicy})` : ''} arc=${e.arc}${e.action !== 'none' ? ` action ${e.action}` : ''}`,
+        `MID ${mid} sender auth spf=${e.spf}${e.spfHelo ? ` helo=${e.spfHelo}` : ''} dkim=${e.dkim.map((d) => d.result).join(',') || 'none'} dmarc=${e.dmarc}${e.dmarcPolicy ? ` (p=${e.dmarcPolicy})` : ''} arc=${e.arc}${e.action !== 'none' ? ` action ${e.action}` : ''}${e.dmarcOverride ? ` dmarc overridden: ${e.dmarcOverride}` : ''}`,
       );
       break;
     case 'antispam.scanned': {

@@ -35,7 +35,8 @@ function hit(id: string, level: number, description: string, evidence: string): 
  */
 export function authHits(r: SenderAuthResult, from: string | null, hits: readonly RuleHit[]): RuleHit[] {
   const out: RuleHit[] = [];
-  const dmarcFail = r.dmarc.result === 'fail';
+  // a failure a trusted ARC sealer vouches for (policy/sender-auth.ts arcOverride) is none
+  const dmarcFail = r.dmarc.result === 'fail' && !r.dmarcOverride;
   const dkimPass = r.dkim.some((d) => d.result === 'pass' && d.aligned);
   const spfFail = r.spf.result === 'fail' && !dkimPass;
   const authorDomain = (r.dmarc.domain ?? (from?.includes('@') ? from.slice(from.lastIndexOf('@') + 1) : ''))

@@ -5,7 +5,7 @@
 // outbreak stage weighs failures (outbreak/adaptive/auth.ts), tracking records `auth.checked`.
 import type { Config } from '../../config/schema.ts';
 import { parseDuration } from '../../config/schema.ts';
-import { effectiveSenderAuthSettings, senderAuthServId } from '../../policy/sender-auth.ts';
+import { arcOverride, effectiveSenderAuthSettings, senderAuthServId } from '../../policy/sender-auth.ts';
 import type { AuthResolver } from '../../senderauth/resolver.ts';
 import { verifySender, type SenderAuthResult } from '../../senderauth/verify.ts';
 import type { TrackingEvent } from '../../tracking/events.ts';
@@ -34,6 +34,7 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
     failureMode: 'skip',
     settings: {
       directions: s.directions,
+      trustedArcSealers: s.trustedArcSealers,
       authservId,
       timeout: s.timeout,
       dns: {
@@ -63,7 +64,11 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
       // Forged fields claiming our authserv-id must go, which costs a modified copy; ours is added at
       // send time. The header block is read again (a few KB; the spool's page cache has it).
       a.forged = countForgedAuthResults(await readCopyStart(ctx, HEAD_SCAN), authservId);
-      if (a.dmarc.result === 'fail')
+      const override = arcOverride(a, s.trustedArcSealers);
+      if (override) {
+        a.dmarcOverride = override;
+        ctx.findings.push({ stage: 'senderAuth', code: 'auth.dmarc_override', severity: 'info', detail: override });
+      } else if (a.dmarc.result === 'fail')
         ctx.findings.push({
           stage: 'senderAuth',
           code: 'auth.dmarc_fail',
@@ -117,5 +122,6 @@ export function authCheckedEvent(
     lookups: r.lookups,
     ms: r.ms,
     header: r.header.split(/\r?\n/),
+    ...(r.dmarcOverride ? { dmarcOverride: r.dmarcOverride } : {}),
   };
 }
