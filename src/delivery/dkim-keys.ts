@@ -82,3 +82,66 @@ export function generateDkimKey(
     zoneLine: zoneLine(recordName, recordValue),
   };
 }
+
+export type DkimRecordStatus = 'ok' | 'missing' | 'mismatch' | 'revoked' | 'multiple' | 'dns-error';
+
+export interface DkimRecordCheck {
+  domain: string;
+  selector: string;
+  recordName: string;
+  status: DkimRecordStatus;
+  /** what is wrong, in words an operator acts on; '' when ok */
+  detail: string;
+  /** the value to publish (from the private key) */
+  expected: string;
+  /** what DNS has now */
+  found: string[];
+}
+
+/** The tags of a DKIM key record (RFC 6376 §3.6.1): "v=DKIM1; k=rsa; p=…", whitespace inside values ignored. */
+export function dkimRecordTags(value: string): Map<string, string> {
+  const tags = new Map<string, string>();
+  for (const part of value.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    tags.set(part.slice(0, eq).trim().toLowerCase(), part.slice(eq + 1).replace(/\s+/g, ''));
+  }
+  return tags;
+}
+
+/**
+ * Does DNS publish the public half of this signing key at SELECTOR._domainkey.DOMAIN? What receivers will
+ * see: the record missing, another key, an empty p= (revoked), several records, or DNS not answering.
+ */
+export async function checkDkimRecord(
+  domain: string,
+  selector: string,
+  key: KeyObject,
+  dns: { resolveTxt(name: string): Promise<string[]> },
+): Promise<DkimRecordCheck> {
+  const recordName = `${selector}._domainkey.${domain.toLowerCase().replace(/\.$/, '')}`;
+  const expected = dkimRecordValue(key);
+  const base = { domain, selector, recordName, expected };
+  let found: string[];
+  try {
+    found = await dns.resolveTxt(recordName);
+  } catch (err) {
+    return { ...base, status: 'dns-error', detail: `no answer: ${(err as Error).message}`, found: [] };
+  }
+  // other TXT records at the name (rare) are not key records; v=, when present, must be DKIM1
+  const records = found.filter((v) => {
+    const tags = dkimRecordTags(v);
+    return tags.has('p') && (!tags.has('v') || tags.get('v') === 'DKIM1');
+  });
+  const result = (status: DkimRecordStatus, detail: string): DkimRecordCheck => ({ ...base, status, detail, found });
+  if (!records.length)
+    return result('missing', found.length ? 'TXT records there, none a DKIM key record' : 'no TXT record');
+  if (records.length > 1) return result('multiple', `${records.length} key records: receivers may pick any`);
+  const tags = dkimRecordTags(records[0]);
+  const want = dkimRecordTags(expected);
+  if (!tags.get('p')) return result('revoked', 'p= is empty: the key is revoked (RFC 6376 §3.6.1)');
+  if ((tags.get('k') ?? 'rsa') !== want.get('k'))
+    return result('mismatch', `k=${tags.get('k') ?? 'rsa (default)'} published, the key is ${want.get('k')}`);
+  if (tags.get('p') !== want.get('p')) return result('mismatch', 'p= is another public key');
+  return result('ok', '');
+}

@@ -51,6 +51,22 @@ export class DnsClient {
     );
   }
 
+  /**
+   * TXT records of `name`, each as its strings joined (RFC 7208 §3.3, RFC 6376 §3.6.2.2); [] when the
+   * name or the record type does not exist. Same deadline and errors as resolve4.
+   */
+  async resolveTxt(name: string): Promise<string[]> {
+    return this.bounded(
+      this.resolver.resolveTxt(name).then(
+        (records) => records.map((r) => r.join('')),
+        (err: NodeJS.ErrnoException) => {
+          if (err.code && NO_SUCH_NAME.has(err.code)) return [];
+          throw err;
+        },
+      ),
+    );
+  }
+
   /** PTR names of an address; [] when there are none. Same deadline and errors as resolve4. */
   async reverse(ip: string): Promise<string[]> {
     return this.bounded(
