@@ -100,7 +100,8 @@ async function main(): Promise<void> {
             const rp = headerValue(parsed.headers, 'return-path');
             from = (/<([^<>]*)>/.exec(rp)?.[1] ?? rp).trim().toLowerCase();
             peer = client(parsed.headers);
-            level = adaptiveLevel(evaluateAdaptive({ parsed, sender: from, avSignatureVersion: null }));
+            // no Return-Path: no envelope known, not the null sender
+            level = adaptiveLevel(evaluateAdaptive({ parsed, sender: rp ? from : null, avSignatureVersion: null }));
           } catch {
             // an unparsable message still goes to rspamd; the adaptive rules give it level 0
           }

@@ -42,8 +42,16 @@ function parityOf(file: string, index: number): 'even' | 'odd' {
   return n % 2 === 0 ? 'even' : 'odd';
 }
 
-function envelopeSender(headers: Array<{ key: string; value: string }>): string {
-  const rp = headers.find((h) => h.key === 'return-path')?.value ?? '';
+/**
+ * The envelope sender as the receiving MTA recorded it in Return-Path: "" for the null sender
+ * (`Return-Path: <>`), null when the message carries no Return-Path (no envelope known, which is not the
+ * null sender).
+ */
+function envelopeSender(headers: Array<{ key: string; value: string }>): string | null {
+  const rp = headers.find((h) => h.key === 'return-path')?.value;
+  if (rp === undefined) {
+    return null;
+  }
   const m = /<([^<>]*)>/.exec(rp);
   return (m ? m[1] : rp).trim().toLowerCase();
 }

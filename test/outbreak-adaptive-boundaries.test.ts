@@ -9,7 +9,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LURE_PATTERNS } from '../src/outbreak/adaptive/content.ts';
 import { BUSINESS_DOCUMENT } from '../src/outbreak/adaptive/check-combinations.ts';
-import { BRAND_NAME_PATTERNS, SERVICE_NAME, findBrand } from '../src/outbreak/adaptive/check-sender.ts';
+import {
+  AUTOMATED_SUBJECT,
+  BRAND_NAME_PATTERNS,
+  SERVICE_NAME,
+  UNDISCLOSED_RECIPIENTS,
+  findBrand,
+} from '../src/outbreak/adaptive/check-sender.ts';
 import { BRANDS, SERVICE_WORDS } from '../src/outbreak/adaptive/lists.ts';
 
 // ------------------------------------------------------------------------------------------------
@@ -205,6 +211,17 @@ test('the business-document words of HTML attachment lures are whole words', () 
   assert.equal(BUSINESS_DOCUMENT.exec('accountant minutes'), null);
   assert.equal(BUSINESS_DOCUMENT.exec('billboard'), null);
   assert.ok(BUSINESS_DOCUMENT.exec('scanned invoices 2025'));
+});
+
+test('the bounce and auto-reply subjects that exempt a null sender, and the undisclosed-recipients words, are whole words', () => {
+  checkClosed('automated subject', AUTOMATED_SUBJECT);
+  checkClosed('undisclosed recipients', UNDISCLOSED_RECIPIENTS);
+  // a subject only starting with such a word is an ordinary subject
+  assert.equal(AUTOMATED_SUBJECT.exec('out of officeware: new desks'), null);
+  assert.equal(AUTOMATED_SUBJECT.exec('returned mailers get a discount'), null);
+  assert.ok(AUTOMATED_SUBJECT.exec('automatic reply: quarterly figures'));
+  assert.equal(UNDISCLOSED_RECIPIENTS.exec('undisclosedrecipientsfan@example.org'), null);
+  assert.ok(UNDISCLOSED_RECIPIENTS.exec('<undisclosed.recipients@mail.example.net>'));
 });
 
 test('every brand name and every service-desk word matches only as a whole word', () => {

@@ -13,8 +13,11 @@ export const threatLevelNames = ['None', 'Low', 'Low/Medium', 'Medium', 'High', 
 /** What outbreak and adaptive rules see of a message. */
 export interface MessageFacts {
   parsed: ParsedMessage;
-  /** envelope sender, lower case; "" for the null sender */
-  sender: string;
+  /**
+   * envelope sender (MAIL FROM), lower case; "" for the null sender (MAIL FROM:<>); null when no envelope
+   * is known (a message read from a file without its envelope), which is not the same thing
+   */
+  sender: string | null;
   /** anti-virus signature version (clamd's daily version) when anti-virus ran, else null */
   avSignatureVersion: number | null;
 }

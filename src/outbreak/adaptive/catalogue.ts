@@ -100,6 +100,13 @@ export const RULES = {
     'attachment',
     'HTML or SVG attachment: a local page that can show a login form and post what is typed',
   ),
+  EMPTY_ATTACHMENT: rule(
+    'ADAPTIVE_EMPTY_ATTACHMENT',
+    1,
+    'other',
+    'attachment',
+    'Attachment with a file name but no content: mail programs attach files, bulk tools attach names their template promised',
+  ),
   DECLARED_TYPE_MISMATCH: rule(
     'ADAPTIVE_DECLARED_TYPE_MISMATCH',
     1,
@@ -122,6 +129,13 @@ export const RULES = {
     'phish',
     'content',
     'HTML content with a form asking for credentials, a PIN or card details',
+  ),
+  IMAGE_ONLY: rule(
+    'ADAPTIVE_IMAGE_ONLY',
+    1,
+    'other',
+    'content',
+    'HTML body shows pictures and next to no text: the message is an image that text filters cannot read',
   ),
   HIDDEN_TEXT: rule(
     'ADAPTIVE_HIDDEN_TEXT',
@@ -212,6 +226,13 @@ export const RULES = {
   ),
 
   // --- sender
+  NULL_SENDER: rule(
+    'ADAPTIVE_NULL_SENDER',
+    2,
+    'phish',
+    'sender',
+    'Null envelope sender (MAIL FROM:<>) on a message that is not a delivery report, read receipt or auto-reply: no bounce can come back and no sender domain is checked',
+  ),
   DISPLAY_NAME_ADDRESS: rule(
     'ADAPTIVE_DISPLAY_NAME_ADDRESS',
     2,
@@ -267,6 +288,20 @@ export const RULES = {
     'phish',
     'sender',
     'Display name poses as a service desk, bank or billing team but sends from a free mailbox',
+  ),
+  FREE_MAIL_HTML_ONLY: rule(
+    'ADAPTIVE_FREE_MAIL_HTML_ONLY',
+    1,
+    'other',
+    'sender',
+    'A free-mail sender writes HTML without a plain-text part: webmail and mail apps always add one, bulk-mailing tools posing as a person do not',
+  ),
+  UNDISCLOSED_RECIPIENTS: rule(
+    'ADAPTIVE_UNDISCLOSED_RECIPIENTS',
+    1,
+    'other',
+    'sender',
+    'To header is an empty group (undisclosed-recipients:;): every recipient was a blind copy, as in bulk mail',
   ),
   SHARED_PLATFORM_SENDER: rule(
     'ADAPTIVE_SHARED_PLATFORM_SENDER',

@@ -115,6 +115,9 @@ export function attachmentRules(ctx: Context, hits: Hits): void {
     if (HTML_ATTACHMENT_EXTENSIONS.has(ext) || (att.declaredType === 'text/html' && name)) {
       hits.add('HTML_ATTACHMENT', label, true);
     }
+    if (name && att.size === 0) {
+      hits.add('EMPTY_ATTACHMENT', `${name} (0 bytes)`, true);
+    }
     checkTrueType(att, hits);
     checkDeclaredType(att, hits);
 
@@ -195,6 +198,20 @@ function checkDeclaredType(att: AttachmentInfo, hits: Hits): void {
 // ---------------------------------------------------------------------------------------------
 // HTML content
 
+/** Visible characters (not spaces) below which an HTML body with pictures is a picture of a message. */
+const IMAGE_ONLY_MAX_CHARS = 100;
+
+function visibleChars(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length && n < IMAGE_ONLY_MAX_CHARS; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x20 && c !== 0xa0 && !(c >= 0x2000 && c <= 0x200f) && c !== 0x034f && c !== 0xfeff) {
+      n++;
+    }
+  }
+  return n;
+}
+
 export function htmlRules(ctx: Context, hits: Hits): void {
   const html = ctx.html;
   if (!html) {
@@ -204,6 +221,15 @@ export function htmlRules(ctx: Context, hits: Hits): void {
     hits.add('HTML_PASSWORD_FORM', `${html.passwordFields} password field(s)`);
   } else if (html.forms > 0 && html.secretInputs > 0) {
     hits.add('HTML_CREDENTIAL_FORM', `${html.forms} form(s) asking for secrets`);
+  }
+  // a picture of a message: next to no words in the HTML or beside it (a signature or a pasted
+  // screenshot in a reply still comes with the text of the reply)
+  if (
+    html.images > 0 &&
+    visibleChars(html.text) < IMAGE_ONLY_MAX_CHARS &&
+    visibleChars(ctx.parsed.text) < IMAGE_ONLY_MAX_CHARS
+  ) {
+    hits.add('IMAGE_ONLY', `${html.images} image(s), ${visibleChars(html.text)} characters of text`);
   }
   if (html.hiddenChars >= 300) {
     hits.add('HIDDEN_TEXT', `${html.hiddenChars} hidden characters`);

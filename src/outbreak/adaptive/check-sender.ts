@@ -198,6 +198,49 @@ function greetingAddress(body: string, recipient: string): string | null {
   return null;
 }
 
+/**
+ * Parts only machine reports carry: delivery status (RFC 3464, RFC 6533), read receipts (RFC 8098) and
+ * abuse reports (RFC 5965). A "report" without one is a message dressed up as a bounce.
+ */
+const REPORT_PART = /^message\/(?:(?:global-)?delivery-status|(?:global-)?disposition-notification|feedback-report)$/;
+
+/**
+ * Subjects (folded: lower case, no accents) of bounces and auto-replies from programs that write neither
+ * a report part nor Auto-Submitted.
+ */
+export const AUTOMATED_SUBJECT =
+  /^(?:undeliver(?:able|ed)|delivery (?:status notification|failure|has failed)|returned mail|mail delivery (?:failed|failure|system)|failure notice|non-?delivery|out of (?:the )?office|automatic reply|auto-?(?:reply|response)|autoreply|abwesenheit|automatische antwort|unzustellbar|reponse automatique|respuesta automatica|resposta automatica)(?![a-z])/;
+
+/**
+ * Why a message sent with the null envelope sender is a notice the null sender is meant for (RFC 5321
+ * §4.5.5, RFC 3834 §3.3), or null: a report part, Auto-Submitted, a mailer daemon, a bounce or auto-reply subject.
+ */
+function automatedNotice(ctx: Context): string | null {
+  if (ctx.parsed.parts.some((p) => REPORT_PART.test(p.contentType))) {
+    return 'report';
+  }
+  const auto = header(ctx.parsed, 'auto-submitted');
+  if ((auto !== null && !/^\s*no\b/i.test(auto)) || header(ctx.parsed, 'x-autoreply') !== null) {
+    return 'auto-submitted';
+  }
+  if (/^(?:mailer-daemon|postmaster)$/.test(ctx.from?.local ?? '')) {
+    return 'mailer daemon';
+  }
+  return AUTOMATED_SUBJECT.test(fold(ctx.subject, 200)) ? 'subject' : null;
+}
+
+/** The words bulk mailers put in To instead of an address ("<Undisclosed.Recipients@host>"). */
+export const UNDISCLOSED_RECIPIENTS = /(?<![a-z])undisclosed[\s._-]?recipients?(?![a-z])/;
+
+/**
+ * A To header that names no recipient: an empty group ("undisclosed-recipients:;", what MTAs write when
+ * every recipient was a blind copy) or a stand-in address written instead.
+ */
+function hidesRecipients(to: string): boolean {
+  const colon = to.indexOf(':');
+  return (colon > 0 && /^\s*;/.test(to.slice(colon + 1))) || UNDISCLOSED_RECIPIENTS.test(to.toLowerCase());
+}
+
 function rawLocalPart(fromRaw: string): string {
   const lt = fromRaw.lastIndexOf('<');
   const inner = lt >= 0 ? fromRaw.slice(lt + 1) : fromRaw;
@@ -206,9 +249,24 @@ function rawLocalPart(fromRaw: string): string {
 }
 
 export function senderRules(ctx: Context, hits: Hits): BrandMatch | null {
+  // the null sender is for notices about other mail; on anything else it means no bounce can come back
+  // and no sender domain is checked. Unknown (null) is not the null sender ("").
+  if (ctx.envelopeSender === '' && !automatedNotice(ctx)) {
+    const shown = ctx.from?.address ?? ctx.fromRaw.trim().slice(0, 60);
+    hits.add('NULL_SENDER', shown ? `MAIL FROM:<>, From ${shown}` : 'MAIL FROM:<>, no From address');
+  }
+  const to = header(ctx.parsed, 'to');
+  if (to !== null && hidesRecipients(to)) {
+    hits.add('UNDISCLOSED_RECIPIENTS', `To: ${to.slice(0, 60)}`);
+  }
   const from = ctx.from;
   if (!from) {
     return null;
+  }
+  // webmail and mail apps write a plain-text part beside the HTML; a free mailbox sending HTML alone is
+  // a bulk-mailing tool wearing a person's address
+  if (ctx.freemailFrom && /\S/.test(ctx.parsed.html) && !/\S/.test(ctx.parsed.text)) {
+    hits.add('FREE_MAIL_HTML_ONLY', from.address);
   }
   const malformed = fromMalformation(ctx.fromRaw, from);
   if (malformed) {

@@ -106,6 +106,8 @@ export class Hits {
 
 export interface Context {
   parsed: ParsedMessage;
+  /** envelope sender: "" for the null sender (MAIL FROM:<>), null when no envelope is known */
+  envelopeSender: string | null;
   fromRaw: string;
   from: Mailbox | null;
   /** registrable domain of the From address */
@@ -215,6 +217,7 @@ export function buildContext(facts: MessageFacts): Context {
   }
   return {
     parsed,
+    envelopeSender: facts.sender,
     fromRaw,
     from,
     fromDomain,
