@@ -42,6 +42,20 @@ function config(url: string): Record<string, unknown> {
       maxRefusalsPerHourPerIp: MAX_PER_HOUR,
     },
   };
+  // a partner listener whose one sender group allows a single unknown recipient per session
+  base.listeners.push({
+    ...base.listeners[0],
+    name: 'partners',
+    hat: [
+      {
+        name: 'partners',
+        match: ['127.0.0.0/8'],
+        action: 'accept',
+        earlyTalkerDelay: '0ms',
+        directoryHarvest: { maxRefusalsPerSession: 1 },
+      },
+    ],
+  });
   return {
     ...base,
     directory: {
@@ -241,6 +255,21 @@ test(
     );
   },
 );
+
+test("a sender group may set its own harvest limit in place of the listener's", { skip }, async () => {
+  const c = await RawSmtp.open(gw.port('partners'));
+  try {
+    await c.reply();
+    await c.cmd('EHLO partner.test');
+    assert.match(await c.cmd('MAIL FROM:<probe@partner.test>'), /^250/);
+    assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250/);
+    assert.match(await c.cmd('RCPT TO:<nobody@example.test>'), /^550 5\.1\.1 /);
+    // the group's limit (1), not the listener's (MAX_PER_SESSION)
+    assert.match(await c.cmd('RCPT TO:<alice@example.test>'), /^421 4\.7\.0 /);
+  } finally {
+    c.close();
+  }
+});
 
 test('directory harvest limit per hour and IP: then every RCPT TO gets 452 4.7.1', { skip }, async () => {
   assert.ok(refused < MAX_PER_HOUR, `${refused} refusals so far`);

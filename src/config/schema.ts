@@ -105,6 +105,26 @@ export const senderGroupSchema = z
       .positive()
       .optional()
       .describe('Recipients accepted per hour from one IP address (unlimited when unset)'),
+    directoryHarvest: z
+      .object({
+        maxRefusalsPerSession: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('Unknown recipients allowed per session for this group; past it 421 4.7.0 and disconnect'),
+        maxRefusalsPerHourPerIp: z
+          .number()
+          .int()
+          .positive()
+          .optional()
+          .describe('Unknown recipients allowed per hour from one IP address of this group; past it 452 4.7.1'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        "This group's directory harvest limits, in place of the listener's recipientValidation ones (stricter for unknown or listed senders, looser for partners that send to many stale addresses); unset: the listener's",
+      ),
   })
   .strict();
 

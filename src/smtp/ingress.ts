@@ -389,7 +389,11 @@ export class Ingress {
     const refuse = (reason: 'unknown_recipient' | 'directory_unavailable' | 'harvest_session' | 'harvest_hour') =>
       this.deps.observe?.({ type: 'rcpt.refused', listener: this.listener.name, reason });
     const ip = session.remoteAddress;
-    if (st.refusals >= v.cfg.maxRefusalsPerSession) {
+    // the sender group's own limits (a mail flow policy setting, as in the HAT) before the listener's
+    const own = st.match.group?.directoryHarvest;
+    const perSession = own?.maxRefusalsPerSession ?? v.cfg.maxRefusalsPerSession;
+    const perHour = own?.maxRefusalsPerHourPerIp ?? v.cfg.maxRefusalsPerHourPerIp;
+    if (st.refusals >= perSession) {
       this.deps.log(
         `ICID ${st.icid} RCPT <${rcpt}> refused: directory harvest limit (${st.refusals} unknown recipients in this session), closing`,
       );
@@ -399,7 +403,7 @@ export class Ingress {
     const now = Date.now();
     let w = this.refusalsPerHour.get(ip);
     if (w && now - w.windowStart > 3_600_000) w = undefined;
-    if (w && w.count >= v.cfg.maxRefusalsPerHourPerIp) {
+    if (w && w.count >= perHour) {
       this.deps.log(
         `ICID ${st.icid} RCPT <${rcpt}> deferred: directory harvest limit (${w.count} unknown recipients from ${ip} this hour)`,
       );
