@@ -128,6 +128,39 @@ test('ham is delivered untouched; spam is tagged with its score and symbols by d
   assert.ok(body.messages.some((m) => m.mid === spam));
 });
 
+test(
+  'spam verdict fields a message arrives with go once rspamd has judged it; not where it did not',
+  { skip },
+  async () => {
+    const forged = (subject: string, to: string, body: string) =>
+      sendMessage(
+        gw.port('incoming'),
+        'a@src.test',
+        [to],
+        message(subject, body).replace(
+          'MIME-Version: 1.0',
+          'X-Spam-Flag: NO\r\nX-Spam-Status: No, score=-5.0\r\nX-Rspamd-Score: -3\r\n\tfolded\r\nX-Spamming: kept\r\nMIME-Version: 1.0',
+        ),
+      );
+    await forged('forged ham', 'bob@dst.test', 'see you forged-ham-1');
+    await forged('forged spam', 'bob@dst.test', `cheap ${RSPAMD_MARK.spam} forged-spam-1`);
+    await forged('forged off', 'off@dst.test', 'not judged forged-off-1');
+    const ham = await waitFor(() => delivered('forged-ham-1'), 15_000, 'ham delivered');
+    const head = (b: string) => b.slice(0, b.indexOf('\n\n'));
+    assert.doesNotMatch(head(ham.body), /^X-(Spam|Rspamd)(-|:)/im, 'every spam verdict field of the sender is gone');
+    assert.match(head(ham.body), /^X-Spamming: kept$/m, 'a field that only starts with the letters stays');
+    assert.match(ham.body, /^Subject: forged ham$/m);
+    const spam = await waitFor(() => delivered('forged-spam-1'), 15_000, 'spam delivered');
+    const statuses = head(spam.body).match(/^X-Spam-Status: .*$/gm) ?? [];
+    assert.deepEqual(statuses.length, 1, statuses.join('\n'));
+    assert.match(statuses[0], /^X-Spam-Status: Yes, action=add_header/);
+    assert.doesNotMatch(head(spam.body), /^X-Spam-Flag|^X-Rspamd-Score|^\tfolded/m);
+    // a policy with the stage off passes them on as they came (we gave no verdict)
+    const off = await waitFor(() => delivered('forged-off-1'), 15_000, 'off delivered');
+    assert.match(head(off.body), /^X-Spam-Flag: NO$/m);
+  },
+);
+
 test('reject is tagged by default; per policy spam is quarantined, bounced or dropped', { skip }, async () => {
   const tagged = await send(gw, ['bob@dst.test'], 'very bad', `${RSPAMD_MARK.reject} rej-tagged`);
   const held = await send(gw, ['held@dst.test'], 'held spam', `${RSPAMD_MARK.spam} held-1`);

@@ -32,6 +32,11 @@ export interface RspamdAnswer {
   smtpMessage: string | null;
   /** why the message was not sent to rspamd at all (e.g. over maxScanSize) */
   note?: string;
+  /**
+   * spam verdict fields (antispam/headers.ts) the message arrived with, removed on delivery; null: its
+   * header block was too large to tell (removed too). Set by the rspamd stage.
+   */
+  incomingSpamFields?: number | null;
 }
 
 /** Envelope and client metadata, sent as rspamd's request headers. */

@@ -22,6 +22,7 @@ import { CopyTable, MidAllocator, type Copy, type Outcome } from './copies.ts';
 import { needsModification, type CopyModifier } from './modify-copy.ts';
 import { parsedEvent, scoreEvent } from '../pipeline/scan-events.ts';
 import { senderAuthAction, withSenderAuth } from '../policy/sender-auth.ts';
+import { withoutIncomingSpamFields } from '../policy/antispam.ts';
 import { authCheckedEvent } from '../pipeline/stages/sender-auth.ts';
 
 /** Pipelines running at once; more copies wait their turn (each holds a parse and maybe a clamd scan). */
@@ -336,7 +337,7 @@ export class MessageFlow {
         blocked: this.deps.blockedFrom?.(ctx.parsed?.from ?? null, ctx.direction) ?? null,
       });
       // our Authentication-Results header (and a DMARC subject tag) on what is delivered
-      const verdict = withSenderAuth(this.deps.config, decided, ctx);
+      const verdict = withoutIncomingSpamFields(withSenderAuth(this.deps.config, decided, ctx), ctx.antispam);
       this.announceScan(copy, ctx, result, verdict);
       await this.applyVerdict(copy, verdict, ctx.outbreak, ctx.parsed?.subject ?? null);
     } catch (err) {

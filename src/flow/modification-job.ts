@@ -8,6 +8,8 @@ import { modifyMessage, type ModifyResult } from '../outbreak/modify.ts';
 import { LinkSigner, type LinkSignerOptions } from '../clicktime/link-signer.ts';
 import type { ClickThreat } from '../clicktime/token.ts';
 import { applyAuthResults } from '../senderauth/headers.ts';
+import { removeFields } from '../mime/edit/remove-fields.ts';
+import { isSpamVerdictField } from '../antispam/headers.ts';
 
 export interface ModificationJob {
   /** anti-virus: parts replaced by a notice, first */
@@ -35,12 +37,14 @@ export interface ModificationJob {
    * (ours goes on top at send time, delivery/signing.ts)
    */
   removeAuthResults?: string | null;
+  /** the rspamd stage judged it: spam verdict fields it came with go (antispam/headers.ts) */
+  removeSpamFields?: boolean;
 }
 
-/** The job only removes forged Authentication-Results fields: a header-block edit, cheap on the event loop. */
-export function onlyRemovesAuthResults(job: ModificationJob): boolean {
+/** The job only removes forged fields (header-block edits, cheap on the event loop). */
+export function onlyRemovesFields(job: ModificationJob): boolean {
   return (
-    !!job.removeAuthResults &&
+    (!!job.removeAuthResults || !!job.removeSpamFields) &&
     !job.strip.length &&
     !job.subject &&
     !job.addHeaders.length &&
@@ -66,10 +70,13 @@ export type UrlThreatLookup = (url: string) => ClickThreat | undefined;
 
 /** Runs the job on a message's bytes. Never throws on message content (modifyMessage and stripParts do not). */
 export function runModification(input: Buffer, job: ModificationJob, urlThreat: UrlThreatLookup): ModificationOutcome {
-  if (onlyRemovesAuthResults(job)) {
-    const bytes = applyAuthResults(input, null, job.removeAuthResults!).bytes;
+  // forged fields first: the modification below may add our own X-Spam-Status
+  if (job.removeAuthResults) input = applyAuthResults(input, null, job.removeAuthResults).bytes;
+  if (job.removeSpamFields) input = removeFields(input, isSpamVerdictField).bytes;
+  const removed = !!job.removeAuthResults || !!job.removeSpamFields;
+  if (onlyRemovesFields(job)) {
     return {
-      bytes,
+      bytes: input,
       changed: true,
       stripped: [],
       subjectChanged: false,
@@ -128,8 +135,7 @@ export function runModification(input: Buffer, job: ModificationJob, urlThreat: 
     });
     result = { ...result, bytes: tagged.bytes, changed: result.changed || tagged.changed };
   }
-  if (job.removeAuthResults)
-    result = { ...result, bytes: applyAuthResults(result.bytes, null, job.removeAuthResults).bytes, changed: true };
+  if (removed) result = { ...result, changed: true };
   return {
     bytes: result.bytes,
     changed: result.changed,

@@ -12,7 +12,7 @@ import type { ParsePool } from '../mime/pool.ts';
 import type { RulesMessage, UrlRulesRequest } from '../outbreak/offload.ts';
 import { readCopyBytes, type Copy, type CopyTable } from './copies.ts';
 import {
-  onlyRemovesAuthResults,
+  onlyRemovesFields,
   runModification,
   type ModificationJob,
   type ModificationOutcome,
@@ -43,6 +43,7 @@ export function needsModification(copy: Copy, verdict: DeliverVerdict): boolean 
     verdict.subjectTag ||
     verdict.headers?.length ||
     verdict.authResults?.removeForged ||
+    verdict.removeSpamFields ||
     copy.releaseTag ||
     copy.releaseNote
   );
@@ -82,14 +83,15 @@ export class CopyModifier {
       protectSigned: (plan?.urlRewriting ?? 'unsigned') !== 'all',
       tags: [verdict.subjectTag, copy.releaseTag].filter((t): t is string => !!t),
       removeAuthResults: verdict.authResults?.removeForged ? verdict.authResults.authservId : null,
+      removeSpamFields: !!verdict.removeSpamFields,
     };
   }
 
   /** Runs the job on a worker when one can, else here. */
   private async run(copy: Copy, job: ModificationJob): Promise<ModificationOutcome> {
     const { pool } = this.deps;
-    // only forged Authentication-Results removed: a header-block edit, not worth a worker round trip
-    if (pool && !onlyRemovesAuthResults(job)) {
+    // only forged fields removed: a header-block edit, not worth a worker round trip
+    if (pool && !onlyRemovesFields(job)) {
       const { request, rules } = this.deps.urlRules();
       try {
         const source = copy.bytes
@@ -140,8 +142,8 @@ export class CopyModifier {
     copy.bodyOffset = loc.bodyOffset;
     copy.size = loc.size;
     copy.routeOverride = env.routeOverride ?? null;
-    // ARC seals mail a policy changed; removing forged Authentication-Results alone is not such a change
-    if (result.changed && !onlyRemovesAuthResults(job)) copy.modified = true;
+    // ARC seals mail a policy changed; removing forged fields alone is not such a change
+    if (result.changed && !onlyRemovesFields(job)) copy.modified = true;
     this.deps.copies.keepBytes(copy, result.bytes);
     // The old bytes go only once the database no longer points at them: a held file released before
     // the index row saying so is committed would leave, after a crash, a quarantine entry with no file.

@@ -3,6 +3,7 @@
 import type { Config, PolicyAntispamConfig } from '../config/schema.ts';
 import type { RspamdAnswer } from '../antispam/rspamd.ts';
 import type { Direction } from './outbreak.ts';
+import type { Verdict } from './verdict.ts';
 
 /** The policy's anti-spam settings after `inherit`, or null when rspamd is off for it. */
 export function effectiveAntispamSettings(
@@ -83,4 +84,14 @@ export function decideAntispam(
     case 'deliver':
       return { kind: 'deliver', reason: `anti-spam: ${what}`, subjectTag: null, headers };
   }
+}
+
+/**
+ * A deliver verdict of a message rspamd judged loses the spam verdict fields it arrived with (forged
+ * "X-Spam-Flag: NO" and the like); nothing changes when there are none, or when rspamd gave no opinion.
+ */
+export function withoutIncomingSpamFields(verdict: Verdict, answer: RspamdAnswer | null | undefined): Verdict {
+  if (verdict.kind !== 'deliver' || !answer || answer.skipped || answer.incomingSpamFields === 0) return verdict;
+  if (answer.incomingSpamFields === undefined) return verdict;
+  return { ...verdict, removeSpamFields: true };
 }

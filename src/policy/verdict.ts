@@ -20,6 +20,8 @@ export type Verdict =
        * a modified copy removes
        */
       authResults?: { value: string; authservId: string; removeForged: boolean };
+      /** the rspamd stage judged it: spam verdict fields it arrived with are removed (antispam/headers.ts) */
+      removeSpamFields?: boolean;
     }
   | {
       kind: 'quarantine';

@@ -3,7 +3,8 @@
 // removed as forged (RFC 8601 §5: "MUST ... remove or rename"), ours goes on top (above the trace fields,
 // §5), everything else stays byte for byte. Bounded: only the header block is read, and only the first
 // bytes of each Authentication-Results value are parsed for the authserv-id.
-import { parseHeaderBlock } from '../mime/edit/structure.ts';
+import type { HeaderField } from '../mime/edit/structure.ts';
+import { countFields, removeFields } from '../mime/edit/remove-fields.ts';
 
 /** Bytes of a value read to find its authserv-id (a huge forged header costs no more than this). */
 const ID_SCAN = 2048;
@@ -48,23 +49,10 @@ export interface AuthHeaderEdit {
   removed: number;
 }
 
-/** Where the top-level header block of a message ends (after its empty line), and its line ending. */
-function headerBlock(message: Buffer): { end: number; eol: string; text: string; complete: boolean } {
-  const crlf = message.indexOf('\r\n\r\n');
-  const lf = message.indexOf('\n\n');
-  const ends = [crlf >= 0 ? crlf + 4 : -1, lf >= 0 ? lf + 2 : -1].filter((n) => n >= 0);
-  const end = ends.length ? Math.min(...ends) : message.length;
-  const text = message.subarray(0, end).toString('latin1');
-  const eol = text.includes('\r\n') || !text.includes('\n') ? '\r\n' : '\n';
-  return { end, eol, text, complete: ends.length > 0 };
-}
-
-/** The Authentication-Results fields of a header block that claim `authservId` (forged: we did not write them). */
-function forgedFields(text: string, authservId: string): Array<{ start: number; end: number }> {
+/** An Authentication-Results field claiming `authservId` (forged: we did not write it). */
+function claims(authservId: string): (f: HeaderField) => boolean {
   const ours = authservId.toLowerCase();
-  return parseHeaderBlock(text, 0, text.length).fields.filter(
-    (f) => f.key === 'authentication-results' && authservIdOf(f.raw) === ours,
-  );
+  return (f) => f.key === 'authentication-results' && authservIdOf(f.raw) === ours;
 }
 
 /**
@@ -73,9 +61,7 @@ function forgedFields(text: string, authservId: string): Array<{ start: number; 
  * null (unknown — the caller removes whatever is there rather than guess).
  */
 export function countForgedAuthResults(head: Buffer, authservId: string): number | null {
-  const block = headerBlock(head);
-  if (!block.complete) return null;
-  return forgedFields(block.text, authservId).length;
+  return countFields(head, claims(authservId));
 }
 
 /** The header field line of our Authentication-Results value, as the delivery puts it in front (CRLF). */
@@ -90,16 +76,9 @@ export function authResultsField(value: string): Buffer {
  * forged field has to go.
  */
 export function applyAuthResults(message: Buffer, value: string | null, authservId: string): AuthHeaderEdit {
-  const { eol, text } = headerBlock(message);
-  const drop = forgedFields(text, authservId);
-  const parts: Buffer[] = value
-    ? [Buffer.from(`Authentication-Results: ${value.replace(/\r\n/g, eol)}${eol}`, 'latin1')]
-    : [];
-  let pos = 0;
-  for (const f of drop) {
-    parts.push(message.subarray(pos, f.start));
-    pos = f.end;
-  }
-  parts.push(message.subarray(pos));
-  return { bytes: Buffer.concat(parts), removed: drop.length };
+  return removeFields(
+    message,
+    claims(authservId),
+    value ? (eol) => Buffer.from(`Authentication-Results: ${value.replace(/\r\n/g, eol)}${eol}`, 'latin1') : undefined,
+  );
 }

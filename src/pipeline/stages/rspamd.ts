@@ -9,6 +9,9 @@ import { RspamdError, type RspamdAnswer } from '../../antispam/rspamd.ts';
 import type { AntispamService } from '../../antispam/service.ts';
 import { effectiveAntispamSettings } from '../../policy/antispam.ts';
 import type { Stage, StageContext } from '../stage.ts';
+import { readCopyStart } from '../../flow/copies.ts';
+import { countFields } from '../../mime/edit/remove-fields.ts';
+import { isSpamVerdictField } from '../../antispam/headers.ts';
 
 export function rspamdStage(config: Config, service: AntispamService): Stage {
   const r = config.antispam.rspamd;
@@ -51,6 +54,9 @@ export function rspamdStage(config: Config, service: AntispamService): Stage {
         throw e;
       }
       service.answered();
+      // Fields claiming a spam verdict that came with the message are not ours: counted here, removed
+      // on delivery (a modified copy, only when there are some)
+      answer.incomingSpamFields = countFields(await readCopyStart(ctx, 256 * 1024), isSpamVerdictField);
       ctx.antispam = answer;
       if (answer.class !== 'ham')
         ctx.findings.push({
