@@ -9,6 +9,7 @@ import type { QuarantineIndex, QuarantineName } from '../quarantine/quarantine.t
 import type { Copy, MidAllocator } from './copies.ts';
 import type { MessageFlow } from './message-flow.ts';
 import type { Tracker } from '../tracking/tracker.ts';
+import { recordedSenderAuth } from '../senderauth/recorded.ts';
 
 export interface RecoveryDeps {
   spool: Spool;
@@ -108,7 +109,7 @@ export function recoverSpool(deps: RecoveryDeps): void {
         void flow.scan(copy);
       } else {
         // Keep the retry schedule the crash interrupted.
-        copy.authResults = recordedAuthResults(store, r.mid);
+        copy.authResults = recordedSenderAuth(store, r.mid)?.header || null;
         const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));
         const due = Math.max(...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
         flow.queueForDelivery(copy, attempts, due, true);
@@ -135,20 +136,6 @@ function recipientRows(store: Store, mid: number): RecipientRow[] {
   return store
     .stmt('select rid, address, status, attempts, next_attempt_at from recipients where mid = ? order by rid')
     .all(mid) as unknown as RecipientRow[];
-}
-
-/**
- * Our Authentication-Results value of a copy's last scan, as tracking recorded it: delivery adds the
- * header at send time, so a copy resumed without a new scan gets it from here. null: no check ran (or
- * an older version wrote the header into the copy's bytes and did not record it).
- */
-function recordedAuthResults(store: Store, mid: number): string | null {
-  const row = store
-    .stmt("select data from events where mid = ? and type = 'auth.checked' order by id desc limit 1")
-    .get(mid) as { data: string } | undefined;
-  if (!row) return null;
-  const lines = (JSON.parse(row.data) as { header?: unknown }).header;
-  return Array.isArray(lines) && lines.length && lines.every((l) => typeof l === 'string') ? lines.join('\r\n') : null;
 }
 
 /**
@@ -208,7 +195,7 @@ function recoverDerived(deps: RecoveryDeps, derived: Map<number, SpooledMessage[
     resumed++;
     if (pick.env.derived === 'modified') {
       copy.modified = true;
-      copy.authResults = recordedAuthResults(store, mid);
+      copy.authResults = recordedSenderAuth(store, mid)?.header || null;
       const attempts = new Map(rcpts.map((x) => [x.rid, x.attempts]));
       const due = Math.max(0, ...rcpts.filter((x) => copy.pending.has(x.rid)).map((x) => x.next_attempt_at ?? 0));
       flow.queueForDelivery(copy, attempts, due, true);

@@ -3,8 +3,10 @@
 // (policy/outbreak.ts) decides what the level means for a given mail policy.
 import type { AttachmentInfo, ParsedMessage } from '../mime/types.ts';
 import { evaluateAdaptive, evaluateAdaptiveUrl } from './adaptive.ts';
+import { authHits } from './adaptive/auth.ts';
 import { compileRules, type CompiledRules, type Rule } from './rules.ts';
 import type { MessageFacts, RuleHit, ThreatCategory } from './types.ts';
+import type { SenderAuthResult } from '../senderauth/verify.ts';
 
 export interface OutbreakAssessment {
   /** false when the stage did not score the message (see skipped) */
@@ -168,6 +170,21 @@ export function truncatedContent(parsed: ParsedMessage, max: number): ParsedMess
   const room = Math.max(0, max - text.length);
   const html = parsed.html.length > room ? parsed.html.slice(0, room) : parsed.html;
   return text === parsed.text && html === parsed.html ? parsed : { ...parsed, text, html };
+}
+
+/**
+ * The assessment with the sender-authentication hits (adaptive/auth.ts) added: they need the senderAuth
+ * stage's results, which the parse worker never has, so whoever scores a message with its results at
+ * hand (the outbreak stage; re-evaluation, with the results recorded at scan time) adds them here.
+ */
+export function withAuthHits(
+  a: OutbreakAssessment,
+  adaptive: boolean,
+  senderAuth: SenderAuthResult | null | undefined,
+  from: string | null,
+): OutbreakAssessment {
+  const auth = adaptive && senderAuth ? authHits(senderAuth, from, a.hits) : [];
+  return auth.length ? assess([...a.hits, ...auth], a.ruleVersion) : a;
 }
 
 /** Level = max over hits; the strongest hit names category and type (viral wins a tie: longer hold). */

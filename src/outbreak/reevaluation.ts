@@ -2,7 +2,9 @@
 // in the Outbreak quarantine is scored again; one whose level fell below its policy's quarantine
 // threshold leaves at once (and is rescanned on its way out). When clamd's signatures change, each is
 // also scanned by anti-virus: one that is now infected leaves the Outbreak quarantine into the
-// pipeline, where the anti-virus policy takes it.
+// pipeline, where the anti-virus policy takes it. The adaptive rules on sender authentication weigh
+// the results the message had when it was scanned (its recorded `auth.checked` event): checking DNS again
+// days later would judge it by records that may have changed since (rotated or retired DKIM keys).
 import { createReadStream } from 'node:fs';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../store/db.ts';
@@ -12,15 +14,16 @@ import { defaultParseLimits } from '../mime/types.ts';
 import { effectiveOutbreakSettings } from '../policy/outbreak.ts';
 import type { ClamdClient } from '../antivirus/clamd.ts';
 import type { QuarantineService } from '../quarantine/service.ts';
-import type { OutbreakAssessment, OutbreakEngine } from './engine.ts';
+import { withAuthHits, type OutbreakAssessment, type OutbreakEngine } from './engine.ts';
+import { recordedSenderAuth } from '../senderauth/recorded.ts';
 import { scoreEvent } from '../pipeline/scan-events.ts';
 
 export interface ReevaluationDeps {
   config: Config;
-  store: Pick<Store, 'committed'>;
+  store: Pick<Store, 'committed' | 'stmt'>;
   events: Pick<EventBus, 'emit'>;
   parsePool: Pick<ParsePool, 'parse'>;
-  engine: Pick<OutbreakEngine, 'score'>;
+  engine: Pick<OutbreakEngine, 'score' | 'adaptive'>;
   quarantines: Pick<QuarantineService, 'index' | 'isSettled' | 'release'>;
   clamd: Pick<ClamdClient, 'scan'> | null;
   avSignatureVersion: () => number | null;
@@ -80,9 +83,14 @@ export class HeldReevaluation {
           { file: e.file, start: e.bodyOffset, size: e.size },
           defaultParseLimits,
         );
-        a = this.deps.engine.score(
-          { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: this.deps.avSignatureVersion() },
-          settings?.bypassExtensions ?? [],
+        a = withAuthHits(
+          this.deps.engine.score(
+            { parsed, sender: e.copy.env.sender.toLowerCase(), avSignatureVersion: this.deps.avSignatureVersion() },
+            settings?.bypassExtensions ?? [],
+          ),
+          this.deps.engine.adaptive,
+          recordedSenderAuth(this.deps.store, e.mid),
+          parsed.from,
         );
         if (antivirus && this.deps.clamd) {
           const r = await this.deps.clamd.scan(

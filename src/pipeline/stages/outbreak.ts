@@ -5,11 +5,10 @@
 // bundle, adaptive switch or anti-virus signature version than the ones in force now.
 import type { Config } from '../../config/schema.ts';
 import { parseByteSize } from '../../config/schema.ts';
-import { assess, emptyAssessment, truncatedContent, type OutbreakEngine } from '../../outbreak/engine.ts';
+import { assess, emptyAssessment, truncatedContent, withAuthHits, type OutbreakEngine } from '../../outbreak/engine.ts';
 import { effectiveOutbreakSettings } from '../../policy/outbreak.ts';
 import type { Stage } from '../stage.ts';
 import { limitFinding } from '../../policy/unscannable.ts';
-import { authHits } from '../../outbreak/adaptive/auth.ts';
 
 export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
   const maxScanSize = parseByteSize(config.outbreakFilters.maxScanSize);
@@ -71,8 +70,7 @@ export function outbreakStage(config: Config, engine: OutbreakEngine): Stage {
               settings.bypassExtensions,
             );
       // sender-authentication failures weighed with the sender's brand facts (outbreak/adaptive/auth.ts)
-      const auth = engine.adaptive && ctx.senderAuth ? authHits(ctx.senderAuth, ctx.parsed.from, a.hits) : [];
-      const scored = auth.length ? assess([...a.hits, ...auth], version) : a;
+      const scored = withAuthHits(a, engine.adaptive, ctx.senderAuth, ctx.parsed.from);
       ctx.outbreak = partial ? { ...scored, partial } : scored;
       for (const h of scored.hits)
         ctx.findings.push({
