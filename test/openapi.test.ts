@@ -356,7 +356,7 @@ test('every operation answers live as documented, success and errors alike', asy
     else if (p.includes('{name}'))
       for (const name of ['outbreak', 'virus', 'review'])
         await call(method, p, p.replace('{name}', name).replace('{mid}', String(mid)), p.includes('{mid}') ? 404 : 200);
-    else await call(method, p, p.replace('{mid}', String(mid)), 200);
+    else await call(method, p, p.replace('{mid}', String(mid)).replace('{domain}', 'dst.test'), 200);
   }
   await call('GET', '/api/v1/tracking/messages', `/api/v1/tracking/messages?mid=${mid}&limit=5`, 200);
   await call('POST', '/api/v1/queue/{mid}/retry', `/api/v1/queue/${mid}/retry`, 404);

@@ -5,8 +5,8 @@
 // column of tracking.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { SMTPServer } from 'smtp-server';
@@ -14,14 +14,14 @@ import { dkimVerify, arc as arcVerify, authenticate } from 'mailauth';
 import { startDns, hasDnsmasq, type TestDns, type DnsRecords } from './helpers/dns.ts';
 import { startTestGateway, testConfig, writeTestConfig } from './helpers/gateway.ts';
 import { tempDir, waitFor } from './helpers/peers.ts';
+import { hasOpenssl, makeTestPki, type TestPki } from './helpers/pki.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 import { generateDkimKey } from '../src/delivery/dkim-keys.ts';
 
-const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
 const isRoot = process.getuid?.() === 0;
 const skip = !hasDnsmasq()
   ? 'dnsmasq is not installed (run .ci/run)'
-  : !haveOpenssl
+  : !hasOpenssl()
     ? 'openssl is not installed'
     : false;
 // MX delivery is to port 25 and MTA-STS policies are fetched from port 443 (RFC 8461): binding them on a
@@ -30,81 +30,9 @@ const skipPrivileged = skip || (isRoot ? false : 'binding ports 25 and 443 needs
 
 type Gw = Awaited<ReturnType<typeof startTestGateway>>;
 
-let pki: { dir: string; caFile: string; cert: string; key: string; selfCert: string; selfKey: string };
+let pki: Required<TestPki>;
 let dns: TestDns;
 let records: DnsRecords = { txt: [], a: [], mx: [], localZones: ['test'] };
-
-/** A test CA, a leaf for the test names (and 127.0.0.1) signed by it, and a self-signed leaf nobody trusts. */
-function makePki(): typeof pki {
-  const dir = tempDir('bw-pki-');
-  const o = (args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  };
-  o([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=Breakwater Test CA',
-  ]);
-  o(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=mx.test']);
-  writeFileSync(
-    path.join(dir, 'ext.cnf'),
-    'subjectAltName=DNS:mx1.sts.test,DNS:mx1.stst.test,DNS:mta-sts.sts.test,DNS:mta-sts.stst.test,DNS:localhost,IP:127.0.0.1\n' +
-      'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
-  );
-  o([
-    'x509',
-    '-req',
-    '-in',
-    'leaf.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'leaf.pem',
-    '-days',
-    '2',
-    '-extfile',
-    'ext.cnf',
-  ]);
-  o([
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    'self.key',
-    '-out',
-    'self.pem',
-    '-days',
-    '2',
-    '-subj',
-    '/CN=localhost',
-    '-addext',
-    'subjectAltName=IP:127.0.0.1',
-  ]);
-  const r = (f: string): string => readFileSync(path.join(dir, f), 'utf8');
-  return {
-    dir,
-    caFile: path.join(dir, 'ca.pem'),
-    cert: r('leaf.pem'),
-    key: r('leaf.key'),
-    selfCert: r('self.pem'),
-    selfKey: r('self.key'),
-  };
-}
 
 interface Received {
   from: string;
@@ -196,7 +124,11 @@ async function recipientWhen(gw: Gw, mid: number, status: string) {
 
 before(async () => {
   if (skip) return;
-  pki = makePki();
+  pki = makeTestPki({
+    dns: ['mx1.sts.test', 'mx1.stst.test', 'mta-sts.sts.test', 'mta-sts.stst.test', 'localhost'],
+    ips: ['127.0.0.1'],
+    untrusted: true,
+  }) as Required<TestPki>;
   dns = await startDns(records);
 });
 

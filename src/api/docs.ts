@@ -28,7 +28,10 @@ const tags = [
     description:
       'The system quarantines `outbreak` and `virus` and the policy quarantines. Bulk actions take a QuarantineFilter (`mids`, `rule`, `level`, `sender`, `recipient`, `since`, `until`, or `all: true`).',
   },
-  { name: 'Reports', description: 'Web interaction tracking and Outbreak Filters reports' },
+  {
+    name: 'Reports',
+    description: 'Web interaction tracking, Outbreak Filters reports and SMTP TLS reports (RFC 8460)',
+  },
   { name: 'Alerts', description: 'Alerts raised by the gateway, newest first' },
   { name: 'Cloud services', description: 'Registration with the threat-response hub (DESIGN §10)' },
   {

@@ -53,6 +53,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   getMailFlowReport: 'read',
   getWebInteractionReport: 'read',
   listAlerts: 'read',
+  // TLS reporting (RFC 8460)
+  listTlsReports: 'read',
+  getTlsReport: 'read',
   // cloud services
   getCloudStatus: 'read',
   enableCloud: 'admin',

@@ -24,6 +24,7 @@ import { registerRemediationRoutes } from './remediation-routes.ts';
 import { errorSchema, responses } from './schemas/common.ts';
 import { health } from './schemas/tracking.ts';
 import { registerSystemRoutes } from './system-routes.ts';
+import { registerTlsReportRoutes } from './tlsrpt-routes.ts';
 import { checkResponses, serializerCompiler, validatorCompiler } from './validation.ts';
 
 export { ApiError } from './errors.ts';
@@ -148,6 +149,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerQuarantineRoutes(routes, gw);
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
+      registerTlsReportRoutes(routes, gw);
       registerConfigRoutes(routes, gw);
       registerEndUserRoutes(routes, gw, { secureCookie: !!options.https });
       registerUserRoutes(routes, gw, {

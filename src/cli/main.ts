@@ -19,6 +19,7 @@ import { registerUserCommands } from './user-commands.ts';
 import { registerHubCommands } from './hub-commands.ts';
 import { registerRemediationCommands } from './remediation-commands.ts';
 import { registerDkimCommands } from './dkim-commands.ts';
+import { registerTlsReportCommands } from './tlsrpt-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -254,6 +255,7 @@ export function buildCli(): Command {
   registerHubCommands(program);
   registerRemediationCommands(program, withConfig);
   registerDkimCommands(program, withConfig);
+  registerTlsReportCommands(program, withConfig);
   return program;
 }
 

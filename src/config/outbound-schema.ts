@@ -47,6 +47,14 @@ export const DEFAULT_SIGNED_HEADERS = [
   'list-archive',
 ];
 
+/** One line of header-safe text (it goes into the report and its mail headers). */
+const singleLine = z.string().regex(/^[^\r\n]{1,200}$/, 'one line of at most 200 characters');
+
+const address = z
+  .string()
+  .regex(/^[^\s@<>,;"]+@[a-z0-9.-]+$/i, 'an address such as tlsrpt@example.com')
+  .describe('an e-mail address');
+
 const headerName = z.string().regex(/^[!-9;-~]+$/, 'a header field name');
 
 const direction = z.enum(['incoming', 'outgoing']);
@@ -153,6 +161,55 @@ export const outboundSchema = z
           .strict()
           .prefault({})
           .describe('MTA-STS: the receiving domain asks for verified TLS to its listed MX hosts'),
+        tlsrpt: z
+          .object({
+            enabled: z
+              .boolean()
+              .default(false)
+              .describe(
+                'Send the daily reports to the addresses receiving domains publish (`_smtp._tls` TXT); off by default because they go to third parties. Sessions are recorded either way (`breakwater tlsrpt show`)',
+              ),
+            organization: singleLine.optional().describe('organization-name of the reports (default: hostname)'),
+            contact: address.optional().describe('contact-info of the reports (default: from)'),
+            submitter: domainName
+              .optional()
+              .describe('The submitter domain (TLS-Report-Submitter, the report file name; default: hostname)'),
+            from: address
+              .optional()
+              .describe('Sender (header From and envelope) of reports sent by mail (default: tlsrpt-noreply@hostname)'),
+            sendAt: z
+              .string()
+              .regex(
+                /^(([01]\d|2[0-3]):[0-5]\d|\d+(ms|s|m|h|d))$/,
+                'a UTC time of day such as "01:30", or a duration such as "1h"',
+              )
+              .default('01:00')
+              .describe(
+                'When the reports of past UTC days go out: a UTC time of day ("01:00"), or a duration to look for unsent ones that often',
+              ),
+            retries: z
+              .array(duration)
+              .max(10)
+              .default(['5m', '30m', '2h', '6h', '12h'])
+              .describe(
+                'Waits between attempts of an HTTPS report that failed; after the last one it is given up and logged (RFC 8460 §5.4: retry for up to 24 hours)',
+              ),
+            timeout: duration.default('30s').describe('Longest HTTPS report upload and `_smtp._tls` lookup'),
+            maxDomains: z
+              .number()
+              .int()
+              .min(1)
+              .default(10_000)
+              .describe(
+                'Policy domains recorded per UTC day; sessions to further domains that day are not recorded (the mail log says so once)',
+              ),
+            retention: duration.default('30d').describe('How long session counts and sent reports are kept'),
+          })
+          .strict()
+          .prefault({})
+          .describe(
+            'SMTP TLS Reporting (RFC 8460): per UTC day and recipient domain, the TLS outcome of every MX session, reported daily to the domain’s `rua` addresses (mailto: through our own queue, https: POST)',
+          ),
       })
       .strict()
       .prefault({})

@@ -16,13 +16,20 @@ export interface StsPolicy {
   maxAge: number;
   /** epoch ms */
   expiresAt: number;
+  /** the policy as fetched, one entry a non-empty line (TLSRPT's policy-string, RFC 8460 §4.2) */
+  lines: string[];
 }
+
+/** Why no policy could be had, in RFC 8460's terms (§4.3): for TLS reports. */
+export type StsFailure = 'sts-policy-fetch-error' | 'sts-policy-invalid' | 'sts-webpki-invalid';
 
 export interface StsLookup {
   policy: StsPolicy | null;
   /** how the answer was obtained: fetched, cached, none (no policy), error (no usable policy: why) */
   source: 'fetched' | 'cached' | 'none' | 'error';
   error?: string;
+  /** with source error: what kind of failure it was */
+  failure?: StsFailure;
 }
 
 export interface MtaStsOptions {
@@ -54,7 +61,7 @@ export class MtaSts {
   private readonly o: MtaStsOptions;
   private readonly cache = new Map<string, StsPolicy>();
   /** domains whose last fetch failed with nothing cached: epoch ms until which no fetch is tried */
-  private readonly failed = new Map<string, { until: number; error: string }>();
+  private readonly failed = new Map<string, { until: number; error: string; failure: StsFailure }>();
   private readonly inflight = new Map<string, Promise<StsLookup>>();
   /** the last `_mta-sts` TXT answer per domain (id or null) and until when it is reused */
   private readonly ids = new Map<string, { id: string | null; until: number }>();
@@ -94,14 +101,25 @@ export class MtaSts {
     } catch (err) {
       // DNS trouble: a cached policy stays in force (§5.1)
       if (valid) return { policy: valid, source: 'cached' };
-      return { policy: null, source: 'error', error: `_mta-sts.${domain} TXT: ${(err as Error).message}` };
+      return {
+        policy: null,
+        source: 'error',
+        error: `_mta-sts.${domain} TXT: ${(err as Error).message}`,
+        failure: 'sts-policy-fetch-error',
+      };
     }
     if (!id) return valid ? { policy: valid, source: 'cached' } : { policy: null, source: 'none' };
     if (valid && valid.id === id) return { policy: valid, source: 'cached' };
     const failed = this.failed.get(domain);
-    if (!valid && failed && failed.until > this.now()) return { policy: null, source: 'error', error: failed.error };
+    if (!valid && failed && failed.until > this.now())
+      return { policy: null, source: 'error', error: failed.error, failure: failed.failure };
+    let failure: StsFailure = 'sts-policy-fetch-error';
     try {
-      const text = await this.fetchPolicy(domain);
+      const text = await this.fetchPolicy(domain).catch((err: NodeJS.ErrnoException) => {
+        if (isCertificateError(err)) failure = 'sts-webpki-invalid';
+        throw err;
+      });
+      failure = 'sts-policy-invalid';
       const parsed = parsePolicy(text);
       const maxAge = Math.min(parsed.maxAge ?? 86_400, 31_557_600);
       const policy: StsPolicy = {
@@ -111,6 +129,10 @@ export class MtaSts {
         mx: parsed.mx ?? [],
         maxAge,
         expiresAt: this.now() + maxAge * 1000,
+        lines: text
+          .split(/\r?\n/)
+          .map((l) => l.trim())
+          .filter(Boolean),
       };
       this.store(domain, policy);
       this.failed.delete(domain);
@@ -118,8 +140,8 @@ export class MtaSts {
     } catch (err) {
       const error = `https://mta-sts.${domain}/.well-known/mta-sts.txt: ${(err as Error).message}`;
       if (valid) return { policy: valid, source: 'cached', error };
-      this.failed.set(domain, { until: this.now() + FAILED_FETCH_RETRY_MS, error });
-      return { policy: null, source: 'error', error };
+      this.failed.set(domain, { until: this.now() + FAILED_FETCH_RETRY_MS, error, failure });
+      return { policy: null, source: 'error', error, failure };
     }
   }
 
@@ -194,6 +216,11 @@ export class MtaSts {
       req.end();
     });
   }
+}
+
+/** A TLS error about the certificate (not the network): RFC 8460's sts-webpki-invalid. */
+export function isCertificateError(err: NodeJS.ErrnoException): boolean {
+  return /^(CERT_|ERR_TLS_CERT|UNABLE_TO_(GET|VERIFY)|DEPTH_ZERO|SELF_SIGNED|HOSTNAME_MISMATCH)/.test(err.code ?? '');
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

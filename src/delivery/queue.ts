@@ -17,6 +17,7 @@ import { installFastDataStream } from './data-stream.ts';
 import { DnsClient } from '../dns/resolver.ts';
 import { OutboundSigner, type JobOrigin, type SignResult } from './signing.ts';
 import { MtaSts } from './mta-sts.ts';
+import { connectFailureResult, reportPolicy, sessionResult, type TlsSessionOutcome } from './tlsrpt.ts';
 import {
   admits,
   connectTls,
@@ -69,6 +70,8 @@ export interface DeliveryHooks {
   onFinal(job: DeliveryJob, results: RecipientResult[]): void;
   /** called when recipients wait for a retry; their job no longer holds the message in memory */
   onDeferred(job: DeliveryJob): void;
+  /** the TLS outcome of each MX session attempt (TLS reporting, RFC 8460) */
+  onTlsSession?(s: TlsSessionOutcome): void;
 }
 
 interface Conn {
@@ -81,6 +84,8 @@ interface Conn {
   broken: boolean;
   /** what the session achieved (protocol, cipher, verified), for the policy of the next job and tracking */
   tls: DeliveryTls;
+  /** our address of the session */
+  localAddress: string | null;
 }
 
 /** A host to connect to: `host` is what to dial, `name` what its certificate must carry (the MX name). */
@@ -290,6 +295,11 @@ export class DeliveryQueue {
     const targets = resolved.filter((t) => !t.fromMx || mx.allowed.includes(t));
     const notes = [req.stsNote, mx.note].filter((n): n is string => !!n);
     if (!targets.length && resolved.length) {
+      for (const t of resolved)
+        this.tlsSession(route.domain, req, t, null, {
+          result: 'validation-failure',
+          reason: `MX ${t.name} not in the MTA-STS policy`,
+        });
       const reply = `4.7.5 ${mx.note ?? 'no MX host allowed by the MTA-STS policy'} (TLS policy ${policyName(req)})`;
       this.defer(job, job.recipients, reply, dcid, route.domain);
       return null;
@@ -319,8 +329,11 @@ export class DeliveryQueue {
             c = await this.connect(t, req);
           } catch (err) {
             lastError = `${t.host}:${t.port}: ${(err as Error).message}`;
+            if (t.fromMx && req.level !== 'none')
+              this.tlsSession(route.domain, req, t, null, connectFailureResult(err as Error));
             continue;
           }
+          if (t.fromMx) this.tlsSession(route.domain, req, t, c.localAddress, sessionResult(req, c.tls, t.name));
           const ok = admits(req, c.tls, t.name);
           if (!ok.ok) {
             // Refused before MAIL FROM: nothing of the message went over this session.
@@ -438,6 +451,7 @@ export class DeliveryQueue {
         idleTimer: null,
         broken: false,
         tls: { protocol: null, cipher: null, verified: false, reason: 'not connected', policy },
+        localAddress: null,
       };
       let settled = false;
       smtp.on('error', (err: Error) => {
@@ -460,6 +474,7 @@ export class DeliveryQueue {
           t.name,
           policy,
         );
+        conn.localAddress = inner._socket?.localAddress ?? null;
         if (!settled) {
           settled = true;
           resolve(conn);
@@ -528,6 +543,30 @@ export class DeliveryQueue {
         },
       );
     });
+  }
+
+  /** Hands one MX session's TLS outcome to TLS reporting; recording never gets in the way of delivery. */
+  private tlsSession(
+    domain: string,
+    req: TlsRequirement,
+    t: Target,
+    localAddress: string | null,
+    outcome: { result: TlsSessionOutcome['result']; reason: string | null } | null,
+  ): void {
+    if (!outcome || !this.hooks.onTlsSession) return;
+    try {
+      this.hooks.onTlsSession({
+        domain,
+        policy: reportPolicy(req),
+        result: outcome.result,
+        reason: outcome.reason,
+        sendingIp: localAddress,
+        mxHost: t.name,
+        receivingIp: net.isIP(t.host) ? t.host : null,
+      });
+    } catch (err) {
+      this.log(`TLS report record failed: ${(err as Error).message}`);
+    }
   }
 
   private async deliverToFile(job: DeliveryJob, dir: string, dcid: number, signed: SignResult): Promise<void> {

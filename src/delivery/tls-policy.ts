@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import type { TlsLevel } from '../config/outbound-schema.ts';
 import { domainOf } from '../smtp/address.ts';
 import type { DeliveryTlsInfo } from '../tracking/events.ts';
-import { mxMatches, type MtaSts, type StsPolicy } from './mta-sts.ts';
+import { mxMatches, type MtaSts, type StsFailure, type StsPolicy } from './mta-sts.ts';
 
 const RANK: Record<TlsLevel, number> = { none: 0, opportunistic: 1, require: 2, verify: 3 };
 
@@ -20,6 +20,8 @@ export interface TlsRequirement {
   sts: StsPolicy | null;
   /** what the MTA-STS lookup said when it found no usable policy (a fetch error) */
   stsNote: string | null;
+  /** that failure in RFC 8460's terms, for TLS reports */
+  stsFailure: StsFailure | null;
 }
 
 /** The TLS of one delivery attempt, as tracking shows it (delivery events' `tls`). */
@@ -57,10 +59,16 @@ export async function requirementFor(
     const l = levelForDomain(config, domainOf(r));
     if (!best || RANK[l.level] > RANK[best.level]) best = l;
   }
-  const req: TlsRequirement = { ...(best ?? levelForDomain(config, '')), sts: null, stsNote: null };
+  const req: TlsRequirement = {
+    ...(best ?? levelForDomain(config, '')),
+    sts: null,
+    stsNote: null,
+    stsFailure: null,
+  };
   if (mx?.sts && req.level !== 'none') {
     const found = await mx.sts.lookup(mx.domain);
     if (found.error) req.stsNote = `MTA-STS: ${found.error}`;
+    if (found.source === 'error') req.stsFailure = found.failure ?? 'sts-policy-fetch-error';
     const p = found.policy;
     if (p && p.mode !== 'none') {
       req.sts = p;

@@ -27,6 +27,7 @@ import { BundleMessages } from '../outbreak/offload.ts';
 import type { Stage } from '../pipeline/stage.ts';
 import { DeliveryQueue } from '../delivery/queue.ts';
 import { Bounces } from '../delivery/bounces.ts';
+import { TlsReports } from '../delivery/tls-reports.ts';
 import { ensureTls } from '../smtp/tls.ts';
 import { Metrics } from '../tracking/metrics.ts';
 import { OutbreakEngine } from '../outbreak/engine.ts';
@@ -89,6 +90,8 @@ export class Gateway {
   readonly storage: StorageGuard;
   readonly spool: Spool;
   readonly delivery: DeliveryQueue;
+  /** SMTP TLS Reporting (RFC 8460): the TLS of MX sessions, reported daily to the receiving domains */
+  readonly tlsReports: TlsReports;
   readonly parsePool: ParsePool;
   readonly outbreak: OutbreakEngine;
   readonly rules: RuleUpdater;
@@ -185,6 +188,17 @@ export class Gateway {
     this.delivery = new DeliveryQueue(config, dataDir, bus, (line) => log.info(line), {
       onFinal: (job, results) => this.flow.onDeliveryFinal(job.mid, results),
       onDeferred: (job) => this.flow.onDeferred(job.mid),
+      onTlsSession: (s) => this.tlsReports.record(s),
+    });
+    this.tlsReports = new TlsReports({
+      config,
+      dataDir,
+      store,
+      dns: DnsClient.fromConfig(config.dns).resolver,
+      spool: this.spool,
+      allocateMid: () => this.mids.next(),
+      accept: (m) => this.flow.accept(m),
+      log: (l) => log.info(l),
     });
     this.alerts = new Alerts({
       recipients: config.alerts.recipients,
@@ -477,6 +491,7 @@ export class Gateway {
     this.hubRules.start();
     this.hubEvents.start();
     this.digests.start();
+    this.tlsReports.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
     await this.antivirus.start();
@@ -504,6 +519,7 @@ export class Gateway {
     this.stopped = true;
     if (this.tickTimer) clearTimeout(this.tickTimer);
     this.storage.stop();
+    await this.tlsReports.stop();
     this.rules.stop();
     this.flow.stop();
     this.quarantines.stop();

@@ -4,12 +4,17 @@
 // is told are local (so nothing is ever forwarded). Restart it with other records with `reload`.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { Resolver } from 'node:dns/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import net from 'node:net';
 import dgram from 'node:dgram';
+import { tempDir } from './peers.ts';
 
 export interface DnsRecords {
-  /** name → TXT value (one record per entry; a value longer than 255 bytes is split into strings) */
+  /**
+   * name → TXT value (one record per entry; a value longer than 255 bytes is split into strings; commas
+   * are fine: such records go to a dnsmasq config file, where strings are quoted)
+   */
   txt?: Array<[string, string]>;
   /** name → IPv4 address (exactly that name) */
   a?: Array<[string, string]>;
@@ -73,12 +78,21 @@ function args(port: number, r: DnsRecords): string[] {
     '--cache-size=0',
   ];
   for (const z of [...(r.localZones ?? ['test']), 'in-addr.arpa']) out.push(`--local=/${z}/`);
+  const quoted: string[] = [];
   for (const [name, value] of r.txt ?? []) {
     const chunks: string[] = [];
     for (let i = 0; i < value.length; i += 255) chunks.push(value.slice(i, i + 255));
-    // dnsmasq reads "," as the separator of a record's strings (no quoting on its command line)
-    if (chunks.some((c) => c.includes(','))) throw new Error(`TXT value for ${name} contains a comma`);
-    out.push(`--txt-record=${name},${chunks.join(',')}`);
+    // dnsmasq reads "," as the separator of a record's strings; only its config file reads quoted strings
+    // (which may hold commas), so such records go into one
+    if (chunks.some((c) => c.includes(','))) {
+      if (chunks.some((c) => /["\\]/.test(c))) throw new Error(`TXT value for ${name} has a comma and a quote`);
+      quoted.push(`txt-record=${name},${chunks.map((c) => `"${c}"`).join(',')}`);
+    } else out.push(`--txt-record=${name},${chunks.join(',')}`);
+  }
+  if (quoted.length) {
+    const file = path.join(tempDir('bw-dnsmasq-'), 'txt.conf');
+    writeFileSync(file, quoted.join('\n') + '\n');
+    out[out.indexOf('--conf-file=/dev/null')] = `--conf-file=${file}`;
   }
   for (const [name, ip] of r.a ?? []) out.push(`--host-record=${name},${ip}`);
   for (const [domain, exchange, pref] of r.mx ?? []) out.push(`--mx-host=${domain},${exchange},${pref}`);

@@ -44,11 +44,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitForPort(port: number, timeoutMs = 5000): Promise<void> {
+export async function waitForPort(port: number, timeoutMs = 5000, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
-      const s = connect(port, '127.0.0.1');
+      const s = connect(port, host);
       s.once('connect', () => {
         s.destroy();
         resolve(true);
@@ -82,7 +82,9 @@ export interface SinkMessage {
  * Starts Postfix's smtp-sink on a free loopback port. With `dump`, each transaction is written to its
  * own file. `extra` passes more options (e.g. ['-B', '550 5.1.1 no such user', '-r', ...]).
  */
-export async function startSmtpSink(opts: { dump?: boolean; extra?: string[]; port?: number } = {}): Promise<Sink> {
+export async function startSmtpSink(
+  opts: { dump?: boolean; extra?: string[]; port?: number; host?: string } = {},
+): Promise<Sink> {
   const port = opts.port ?? (await freePort());
   let dir: string | null = null;
   const args: string[] = [];
@@ -92,11 +94,12 @@ export async function startSmtpSink(opts: { dump?: boolean; extra?: string[]; po
     chmodSync(dir, 0o777);
     args.push('-d', `${dir}/%Y%m%d%H%M%S.`);
   }
-  args.push(...(opts.extra ?? []), `127.0.0.1:${port}`, '1024');
+  const host = opts.host ?? '127.0.0.1';
+  args.push(...(opts.extra ?? []), `${host}:${port}`, '1024');
   const proc = spawn(binary('smtp-sink'), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (d) => (stderr += d));
-  await waitForPort(port).catch((err) => {
+  await waitForPort(port, 5000, host).catch((err) => {
     proc.kill('SIGKILL');
     throw new Error(`${err.message}: ${stderr}`);
   });

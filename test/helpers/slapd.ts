@@ -5,12 +5,13 @@
 // `tls`, a test CA signs a certificate for 127.0.0.1 and localhost (openssl), and slapd offers StartTLS on
 // its ldap:// port and listens on an ldaps:// port too; it then refuses simple binds outside TLS, so a
 // bind that works went over TLS.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { Client } from 'ldapts';
 import { tempDir } from './peers.ts';
+import { makeTestPki } from './pki.ts';
 
 export const SLAPD = ['/usr/sbin/slapd'].find((p) => existsSync(p)) ?? null;
 const MODULE_PATH = ['/usr/lib/ldap', '/usr/lib/x86_64-linux-gnu/ldap', '/usr/lib/aarch64-linux-gnu/ldap'].find((p) =>
@@ -59,34 +60,6 @@ async function freePort(): Promise<number> {
       s.close(() => resolve(p));
     });
   });
-}
-
-/** A CA and a server certificate it signs for 127.0.0.1 and localhost, in `dir`. */
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const f = (name: string) => path.join(dir, name);
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', ...ec, '-keyout', f('ca.key'), '-out', f('ca.pem'), '-days', '2', '-subj', '/CN=bw-test-ca']);
-  run(['req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost']);
-  writeFileSync(f('server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  run([
-    'x509',
-    '-req',
-    '-in',
-    f('server.csr'),
-    '-CA',
-    f('ca.pem'),
-    '-CAkey',
-    f('ca.key'),
-    '-CAcreateserial',
-    '-out',
-    f('server.pem'),
-    '-days',
-    '2',
-    '-extfile',
-    f('server.ext'),
-  ]);
-  return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
 
 function slapdConf(dir: string, tls: { ca: string; cert: string; key: string } | null): string {
@@ -139,7 +112,8 @@ export async function startSlapd(opts: { tls?: boolean } = {}): Promise<TestSlap
   if (!SLAPD) throw new Error('slapd is not installed (run .ci/run)');
   const dir = tempDir('bw-slapd-');
   mkdirSync(path.join(dir, 'db'));
-  const certs = opts.tls ? makeCertificates(dir) : null;
+  const pki = opts.tls ? makeTestPki({ dns: ['localhost'], ips: ['127.0.0.1'], dir }) : null;
+  const certs = pki ? { ca: pki.caFile, cert: pki.certFile, key: pki.keyFile } : null;
   const conf = path.join(dir, 'slapd.conf');
   writeFileSync(conf, slapdConf(dir, certs));
   const port = await freePort();
