@@ -129,7 +129,7 @@ test(
   { skip },
   async () => {
     const dropped = await send('drop@dst.test', 'eicar-drop', attach('eicar2.com', EICAR));
-    await waitFor(() => status(dropped) === 'deleted', 10_000, 'dropped');
+    await waitFor(() => status(dropped) === 'dropped', 10_000, 'dropped');
     assert.equal(gw.gateway.tracker.show(dropped)!.recipients[0].status, 'dropped');
 
     await send('deliver@dst.test', 'eicar-deliver', attach('eicar3.com', EICAR));

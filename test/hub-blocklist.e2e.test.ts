@@ -114,7 +114,7 @@ test(
     const hidden = await send('incoming', 'bounce@mailer.test', 'MALLORY@evil.test', 'blocked header from');
     assert.match(hidden.out, /"ok": true/);
     const t = await statusOf('blocked header from');
-    assert.equal(t.status, 'deleted', 'a drop verdict: deleted, never delivered');
+    assert.equal(t.status, 'dropped', 'a drop verdict: dropped by policy, never delivered');
     assert.match(t.reason, new RegExp(`hub's block list \\(entry ${id}: payroll phishing`));
     // others pass
     await send('incoming', 'alice@good.test', 'alice@good.test', 'not blocked');

@@ -186,7 +186,7 @@ test('reject is tagged by default; per policy spam is quarantined, bounced or dr
     'DSN',
   );
 
-  await waitFor(() => record(gw, dropped).status === 'deleted', 15_000, 'dropped');
+  await waitFor(() => record(gw, dropped).status === 'dropped', 15_000, 'dropped');
   assert.equal(record(gw, dropped).recipients[0].status, 'dropped');
 
   await waitFor(() => delivered('off-1'), 15_000, 'policy with rspamd off');

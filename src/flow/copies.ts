@@ -38,7 +38,8 @@ export interface Copy {
 }
 
 /** How a recipient of a copy was settled. */
-export type Outcome = 'delivered' | 'bounced' | 'deleted';
+/** deleted: by an administrator or a quarantine; dropped: by the policy's drop verdict */
+export type Outcome = 'delivered' | 'bounced' | 'deleted' | 'dropped';
 
 /** Where a copy's bytes are: in memory, or a byte range of a spool file. */
 export type CopyBytes = Pick<Copy, 'bytes' | 'file' | 'bodyOffset' | 'size'>;

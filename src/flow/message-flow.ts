@@ -463,7 +463,7 @@ export class MessageFlow {
         break;
       }
       case 'drop':
-        for (const r of copy.recipients) this.settle(copy, r.rid, 'deleted');
+        for (const r of copy.recipients) this.settle(copy, r.rid, 'dropped');
         break;
       case 'bounce': {
         const results: RecipientResult[] = copy.recipients.map((r) => ({
@@ -559,11 +559,14 @@ export class MessageFlow {
   /** Every recipient of the copy is settled: record the result and let go of its spool file. */
   finish(copy: Copy): void {
     const values = [...copy.outcomes.values()];
-    const status = values.every((v) => v === 'deleted')
-      ? 'deleted'
-      : values.some((v) => v === 'delivered')
-        ? 'delivered'
-        : 'bounced';
+    // "dropped" (the policy decided) and "deleted" (someone decided) stay apart in tracking and reports
+    const status = values.every((v) => v === 'dropped')
+      ? 'dropped'
+      : values.every((v) => v === 'deleted' || v === 'dropped')
+        ? 'deleted'
+        : values.some((v) => v === 'delivered')
+          ? 'delivered'
+          : 'bounced';
     this.deps.events.emit(copy.mid, { type: 'message.done', status }, copy.env.icid);
     this.deps.copies.delete(copy);
     // The spool file goes only after the database says the message is finished.

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import type { Spool, SpoolEnvelope, SpooledMessage } from '../spool/spool.ts';
 import type { Store } from '../store/db.ts';
 import type { QuarantineIndex, QuarantineName } from '../quarantine/quarantine.ts';
-import type { Copy, MidAllocator } from './copies.ts';
+import type { Copy, MidAllocator, Outcome } from './copies.ts';
 import type { MessageFlow } from './message-flow.ts';
 import type { Tracker } from '../tracking/tracker.ts';
 import { recordedSenderAuth } from '../senderauth/recorded.ts';
@@ -127,7 +127,7 @@ function restoreOutcomes(copy: Copy, rcpts: RecipientRow[]): boolean {
   for (const x of rcpts)
     if (SETTLED.includes(x.status)) {
       copy.pending.delete(x.rid);
-      copy.outcomes.set(x.rid, x.status === 'dropped' ? 'deleted' : (x.status as 'delivered' | 'bounced' | 'deleted'));
+      copy.outcomes.set(x.rid, x.status as Outcome);
     }
   return copy.pending.size > 0;
 }
