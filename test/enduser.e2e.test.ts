@@ -360,3 +360,34 @@ test(
     assert.equal((await client.call('GET', '/api/v1/enduser/messages')).json.address, 'alice@dst.test');
   },
 );
+
+test(
+  'sign-in links on request are limited per client address, whatever the addresses asked for',
+  { skip },
+  async () => {
+    // every request counts (each may mail someone): 10 per client address per 10 minutes, then 429; an
+    // earlier test already asked twice from this address
+    const client = new EndUser();
+    const answers: number[] = [];
+    for (let i = 0; i < 12; i++)
+      answers.push((await client.call('POST', '/api/v1/enduser/link', { address: `probe${i}@dst.test` })).status);
+    const first429 = answers.indexOf(429);
+    assert.ok(first429 > 0 && first429 <= 10, answers.join(' '));
+    assert.ok(
+      answers.slice(0, first429).every((s) => s === 200),
+      answers.join(' '),
+    );
+    assert.ok(
+      answers.slice(first429).every((s) => s === 429),
+      answers.join(' '),
+    );
+    const refused = await fetch(`${base}/api/v1/enduser/link`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ address: 'one-more@dst.test' }),
+    });
+    assert.equal(refused.status, 429);
+    assert.ok(Number(refused.headers.get('retry-after')) > 0);
+    assert.equal(((await refused.json()) as any).error.code, 'too_many_attempts');
+  },
+);

@@ -81,6 +81,8 @@ function iso(ms: number): string | null {
 export function registerEndUserRoutes(api: Api, gw: Gateway, o: { secureCookie: boolean }): void {
   const eu = gw.endUsers;
   const throttle = new LoginThrottle();
+  // links on request: each mails someone, so one client may not ask for many (whatever the addresses)
+  const linkRequests = new LoginThrottle({ windowMs: 10 * 60_000, max: 10 });
   const cookie = (value: string, maxAgeSeconds: number): string =>
     `${END_USER_COOKIE}=${value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${o.secureCookie ? '; Secure' : ''}`;
   const sessionOf = (req: FastifyRequest): EndUserSession | null => {
@@ -251,7 +253,7 @@ export function registerEndUserRoutes(api: Api, gw: Gateway, o: { secureCookie: 
         tags: ['End-user quarantine'],
         summary: 'Mail a sign-in link to an address (only there, only if messages are held for it)',
         description:
-          'Answers the same whatever the address, so it tells nobody whose mail is held; at most one link per address every 5 minutes.',
+          'Answers the same whatever the address, so it tells nobody whose mail is held; at most one link per address every 5 minutes, and 10 requests per client address every 10 minutes (429).',
         security: [],
         body: z.object({ address: z.string().min(3).max(254) }).strict(),
         response: responses({
@@ -260,13 +262,24 @@ export function registerEndUserRoutes(api: Api, gw: Gateway, o: { secureCookie: 
           body: true,
           400: ['invalid_body', 'invalid_parameter'],
           404: ['enduser_disabled'],
+          429: ['too_many_attempts'],
         }),
       },
     },
-    async (req) => {
+    async (req, reply) => {
       enabled();
       if (!gw.config.endUserQuarantine.requestLink)
         throw new ApiError(404, 'enduser_disabled', 'links on request are off: use your digest link');
+      const wait = linkRequests.blocked(req.ip);
+      if (wait) {
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        throw new ApiError(
+          429,
+          'too_many_attempts',
+          `too many link requests: try again in ${Math.ceil(wait / 60_000)} minute(s)`,
+        );
+      }
+      linkRequests.failed(req.ip);
       const address = endUserAddress(req.body.address);
       if (!address) throw new ApiError(400, 'invalid_parameter', 'address must be an e-mail address');
       const sent = await gw.digests.sendLink(address);

@@ -56,7 +56,8 @@ export const errorCodes = {
   csrf_failed: "403: a signed-in browser's state-changing request without its session's CSRF token (x-csrf-token)",
   invalid_credentials: '401: wrong user name or password',
   account_locked: '429: too many failed logins: the account is locked for a while (an admin can set a new password)',
-  too_many_attempts: '429: too many failed logins from this address: wait, then try again',
+  too_many_attempts:
+    '429: too many attempts from this address (failed sign-ins, sign-in links asked for): wait, then try again',
   user_exists: '409: a user with that name exists',
   user_not_found: '404: no user with that name',
   invalid_role: '400: the role is not admin, operator, analyst or helpdesk',
