@@ -224,3 +224,54 @@ test('recording the parse of a message twice (rescan after restart) replaces its
   await store.close();
   await log.close();
 });
+
+test('status search gives the same answer whether the status is rare or common among recipients', async () => {
+  // the tracker plans a rare status (a list of MIDs from the recipient-status index) and a common one (a
+  // lookup per message in received order) apart: both must find messages by their own status or by any
+  // recipient's, newest first, combined with the other filters
+  const { store, tracker, log } = setup();
+  const t0 = Date.parse('2026-11-02T00:00:00Z');
+  const n = 5200;
+  for (let mid = 1; mid <= n; mid++)
+    add(tracker, mid, mid % 2 ? 'odd@a.test' : 'even@a.test', ['x@b.test', 'y@b.test'], '10.0.0.9', t0 + mid);
+  await store.committed();
+  // every message delivered to x; every 1000th bounced at y; message 77 done as delivered, y deferred
+  for (let mid = 1; mid <= n; mid++) {
+    tracker.bus.emit(mid, {
+      type: 'delivery.delivered',
+      dcid: 1,
+      rid: 0,
+      address: 'x@b.test',
+      target: 't',
+      reply: '250',
+    });
+    if (mid % 1000 === 0)
+      tracker.bus.emit(mid, {
+        type: 'delivery.bounced',
+        dcid: 1,
+        rid: 1,
+        address: 'y@b.test',
+        target: 't',
+        reply: '550',
+      });
+  }
+  tracker.bus.emit(77, {
+    type: 'delivery.deferred',
+    dcid: 1,
+    rid: 1,
+    address: 'y@b.test',
+    target: 't',
+    reply: '451',
+    nextAttemptAt: t0 + 10_000,
+  });
+  await store.committed();
+  const mids = (q: Parameters<Tracker['search']>[0]) => tracker.search(q).map((r) => r.mid);
+  assert.deepEqual(mids({ status: 'bounced' }), [5000, 4000, 3000, 2000, 1000], 'rare: by recipient');
+  assert.deepEqual(mids({ status: 'deferred' }), [77]);
+  assert.deepEqual(mids({ status: 'delivered', limit: 3 }), [5200, 5199, 5198], 'common: newest first');
+  assert.deepEqual(mids({ status: 'delivered', sender: 'odd@a.test', limit: 2 }), [5199, 5197]);
+  assert.deepEqual(mids({ status: 'bounced', sender: 'even@a.test', before: 4000 }), [3000, 2000, 1000]);
+  assert.deepEqual(mids({ status: 'quarantined' }), []);
+  await store.close();
+  await log.close();
+});

@@ -64,6 +64,8 @@ create table if not exists recipients (
   primary key (mid, rid)
 ) without rowid;
 create index if not exists recipients_address on recipients(address, mid);
+-- tracking search by status: which messages have a recipient in it (tracker.ts search)
+create index if not exists recipients_status on recipients(status, mid);
 create table if not exists events (
   id integer primary key,
   mid integer not null,

@@ -58,6 +58,9 @@ export const trackingFilters = [
   'before',
 ] as const satisfies ReadonlyArray<keyof TrackingQuery>;
 
+/** Recipients with one status at or above which a status search reads messages in order (see search). */
+const COMMON_STATUS_ROWS = 5000;
+
 export interface TrackingQuery {
   sender?: string;
   recipient?: string;
@@ -528,7 +531,21 @@ export class Tracker {
       args.push(q.fromAddress.toLowerCase());
     }
     if (q.status) {
-      where.push('(m.status = ? or m.mid in (select mid from recipients where status = ?))');
+      // Two plans, chosen by how common the recipient status is (counted on its index, up to a cap): a
+      // rare one ("quarantined", "bounced" on a good day) as a list of MIDs from the index; a common
+      // one ("delivered") as a primary-key lookup per message read in received order, which stops after
+      // `limit` matches — its MID list would be most of the table.
+      const common =
+        (
+          this.store
+            .stmt('select count(*) n from (select 1 from recipients where status = ? limit ?)')
+            .get(q.status, COMMON_STATUS_ROWS) as { n: number }
+        ).n >= COMMON_STATUS_ROWS;
+      where.push(
+        common
+          ? '(m.status = ? or exists (select 1 from recipients r where r.mid = m.mid and r.status = ?))'
+          : '(m.status = ? or m.mid in (select mid from recipients where status = ?))',
+      );
       args.push(q.status, q.status);
     }
     if (q.level !== undefined) {
