@@ -7,7 +7,6 @@
 // that sends nothing twice.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
@@ -15,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { createRequire } from 'node:module';
 import { SMTPServer } from 'smtp-server';
 import { startDns, hasDnsmasq, type TestDns } from './helpers/dns.ts';
-import { startTestGateway, testConfig } from './helpers/gateway.ts';
+import { breakwaterCli, startTestGateway, testConfig } from './helpers/gateway.ts';
 import { hasBinary, startSmtpSink, tempDir, waitFor, type Sink } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 import { hasOpenssl, makeTestPki, type TestPki } from './helpers/pki.ts';
@@ -24,12 +23,11 @@ import {
   buildReportMessage,
   certificateResult,
   connectFailureResult,
-  mailtoAddress,
   parseTlsrptRecord,
-  reportFileName,
   sessionResult,
   type SessionRow,
 } from '../src/delivery/tlsrpt.ts';
+import { mailtoAddress, reportFileName } from '../src/reports/report-mail.ts';
 import type { TlsRequirement } from '../src/delivery/tls-policy.ts';
 import type { StsPolicy } from '../src/delivery/mta-sts.ts';
 import { TlsReports } from '../src/delivery/tls-reports.ts';
@@ -210,7 +208,7 @@ test('the report JSON follows RFC 8460 §4; the mail follows §5.3', async () =>
     ],
   });
   assert.equal(
-    reportFileName('gw.example.org', 'stsd.test', '2026-01-15'),
+    reportFileName('gw.example.org', 'stsd.test', '2026-01-15', 'json.gz'),
     'gw.example.org!stsd.test!1768435200!1768521599.json.gz',
   );
 
@@ -319,19 +317,6 @@ const skip = !hasDnsmasq()
 
 let pki: TestPki;
 let dns: TestDns;
-
-/** The CLI against the in-process gateway (asynchronously: the gateway answers from this event loop). */
-function breakwater(dir: string, args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const bin = path.resolve(import.meta.dirname, '../bin/breakwater.js');
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args, '--config', path.join(dir, 'breakwater.yaml')]);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 function loopback(): string {
   return `127.${10 + Math.floor(Math.random() * 200)}.${Math.floor(Math.random() * 250)}.${2 + Math.floor(Math.random() * 250)}`;
@@ -468,7 +453,7 @@ test(
 
       // today's report as it would be sent: the API and the CLI
       writeFileSync(path.join(gw.dataDir, 'admin.addr'), `127.0.0.1:${gw.adminPort}\n`);
-      const cli = await breakwater(dir, ['tlsrpt', 'show', 'stsd.test', '--json']);
+      const cli = await breakwaterCli(dir, ['tlsrpt', 'show', 'stsd.test', '--json']);
       assert.equal(cli.status, 0, cli.stderr);
       const shown = JSON.parse(cli.stdout);
       assert.equal(shown['report-id'], `${today}.stsd.test@gw.test`);
@@ -478,7 +463,7 @@ test(
         'policy-domain': 'stsd.test',
         'mx-host': ['mx.stsd.test'],
       });
-      const list = await breakwater(dir, ['tlsrpt', 'list']);
+      const list = await breakwaterCli(dir, ['tlsrpt', 'list']);
       assert.equal(list.status, 0, list.stderr);
       assert.match(list.stdout, /plain\.test\s+0\s+1\s+-/);
       assert.match(list.stdout, /tls\.test\s+1\s+0\s+-/);

@@ -56,6 +56,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   // TLS reporting (RFC 8460)
   listTlsReports: 'read',
   getTlsReport: 'read',
+  // DMARC aggregate reports (RFC 7489)
+  listDmarcReports: 'read',
+  getDmarcReport: 'read',
   // cloud services
   getCloudStatus: 'read',
   enableCloud: 'admin',

@@ -25,6 +25,7 @@ import { errorSchema, responses } from './schemas/common.ts';
 import { health } from './schemas/tracking.ts';
 import { registerSystemRoutes } from './system-routes.ts';
 import { registerTlsReportRoutes } from './tlsrpt-routes.ts';
+import { registerDmarcReportRoutes } from './dmarc-routes.ts';
 import { checkResponses, serializerCompiler, validatorCompiler } from './validation.ts';
 
 export { ApiError } from './errors.ts';
@@ -150,6 +151,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerCloudRoutes(routes, gw);
       registerRemediationRoutes(routes, gw);
       registerTlsReportRoutes(routes, gw);
+      registerDmarcReportRoutes(routes, gw);
       registerConfigRoutes(routes, gw);
       registerEndUserRoutes(routes, gw, { secureCookie: !!options.https });
       registerUserRoutes(routes, gw, {

@@ -2,7 +2,7 @@
 // domain and UTC day as it is (or would be) sent, and the domains with sessions that day. The CLI
 // (`breakwater tlsrpt`) calls these routes.
 import type { Gateway } from '../gateway/gateway.ts';
-import { utcDay } from '../delivery/tlsrpt.ts';
+import { utcDay } from '../reports/report-mail.ts';
 import { responses } from './schemas/common.ts';
 import { tlsReportList, tlsReportListQuery, tlsReportParams, tlsReportQuery, tlsReportView } from './schemas/tlsrpt.ts';
 import { answer, type Api } from './validation.ts';

@@ -114,3 +114,12 @@ export function printConfigCheck(
   }
   process.exitCode = errors.length ? 1 : 0;
 }
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** The query string of a report route: `--day` (checked) and other parameters; '' when there are none. */
+export function dayQuery(day: string | undefined, more: Record<string, string> = {}): string {
+  if (day !== undefined && !DAY.test(day)) throw new CliError(`--day ${day}: a date is YYYY-MM-DD`);
+  const q = new URLSearchParams({ ...more, ...(day ? { day } : {}) }).toString();
+  return q ? `?${q}` : '';
+}

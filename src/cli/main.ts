@@ -20,6 +20,7 @@ import { registerHubCommands } from './hub-commands.ts';
 import { registerRemediationCommands } from './remediation-commands.ts';
 import { registerDkimCommands } from './dkim-commands.ts';
 import { registerTlsReportCommands } from './tlsrpt-commands.ts';
+import { registerDmarcCommands } from './dmarc-commands.ts';
 
 export { adminAddressFile } from './common.ts';
 
@@ -256,6 +257,7 @@ export function buildCli(): Command {
   registerRemediationCommands(program, withConfig);
   registerDkimCommands(program, withConfig);
   registerTlsReportCommands(program, withConfig);
+  registerDmarcCommands(program, withConfig);
   return program;
 }
 

@@ -1,9 +1,7 @@
 // `breakwater tlsrpt`: SMTP TLS Reporting (RFC 8460) through the admin API — the report of a policy
 // domain and UTC day as it is (or would be) sent, and the domains with recorded sessions.
 import type { Command } from 'commander';
-import { api, CliError, print, table } from './common.ts';
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
+import { api, CliError, dayQuery, print, table } from './common.ts';
 
 export function registerTlsReportCommands(program: Command, withConfig: (c: Command) => Command): void {
   const tlsrpt = program.command('tlsrpt').description('SMTP TLS reports (RFC 8460) of outgoing delivery');
@@ -14,9 +12,7 @@ export function registerTlsReportCommands(program: Command, withConfig: (c: Comm
       .option('--day <YYYY-MM-DD>', 'UTC day (default: today)')
       .option('--json', 'the report JSON only (as sent, before gzip)'),
   ).action(async (domain: string, opts) => {
-    if (opts.day !== undefined && !DAY.test(opts.day)) throw new CliError(`--day ${opts.day}: a date is YYYY-MM-DD`);
-    const q = opts.day ? `?day=${opts.day}` : '';
-    const r = await api(opts, 'GET', `/api/v1/tlsrpt/reports/${encodeURIComponent(domain)}${q}`);
+    const r = await api(opts, 'GET', `/api/v1/tlsrpt/reports/${encodeURIComponent(domain)}${dayQuery(opts.day)}`);
     if (opts.json) {
       if (!r.report) throw new CliError(`no session to ${r.domain} recorded on ${r.day}`);
       print(true, r.report, () => '');
@@ -60,9 +56,7 @@ export function registerTlsReportCommands(program: Command, withConfig: (c: Comm
       .option('--limit <n>', 'at most this many domains', '100')
       .option('--json', 'JSON output'),
   ).action(async (opts) => {
-    if (opts.day !== undefined && !DAY.test(opts.day)) throw new CliError(`--day ${opts.day}: a date is YYYY-MM-DD`);
-    const q = new URLSearchParams({ limit: String(opts.limit), ...(opts.day ? { day: opts.day } : {}) });
-    const r = await api(opts, 'GET', `/api/v1/tlsrpt/reports?${q}`);
+    const r = await api(opts, 'GET', `/api/v1/tlsrpt/reports${dayQuery(opts.day, { limit: String(opts.limit) })}`);
     print(opts.json, r, () =>
       r.domains.length
         ? table([

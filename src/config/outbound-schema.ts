@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { duration } from './outbreak-schema.ts';
 
-const domainName = z
+export const domainName = z
   .string()
   .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i, 'a domain name');
 
@@ -48,12 +48,31 @@ export const DEFAULT_SIGNED_HEADERS = [
 ];
 
 /** One line of header-safe text (it goes into the report and its mail headers). */
-const singleLine = z.string().regex(/^[^\r\n]{1,200}$/, 'one line of at most 200 characters');
+export const singleLine = z.string().regex(/^[^\r\n]{1,200}$/, 'one line of at most 200 characters');
 
-const address = z
+export const address = z
   .string()
-  .regex(/^[^\s@<>,;"]+@[a-z0-9.-]+$/i, 'an address such as tlsrpt@example.com')
+  .regex(/^[^\s@<>,;"]+@[a-z0-9.-]+$/i, 'an address such as reports@example.com')
   .describe('an e-mail address');
+
+/** When daily reports of past UTC days go out (TLSRPT here, DMARC aggregate reports in senderAuth). */
+export const reportSendAt = z
+  .string()
+  .regex(/^(([01]\d|2[0-3]):[0-5]\d|\d+(ms|s|m|h|d))$/, 'a UTC time of day such as "01:30", or a duration such as "1h"')
+  .default('01:00')
+  .describe(
+    'When the reports of past UTC days go out: a UTC time of day ("01:00"), or a duration to look for unsent ones that often',
+  );
+
+/** Policy domains a daily report records per day (`what`: what is not recorded past it). */
+export function reportMaxDomains(what: string) {
+  return z
+    .number()
+    .int()
+    .min(1)
+    .default(10_000)
+    .describe(`Policy domains recorded per UTC day; ${what} that day are not recorded (the mail log says so once)`);
+}
 
 const headerName = z.string().regex(/^[!-9;-~]+$/, 'a header field name');
 
@@ -177,16 +196,7 @@ export const outboundSchema = z
             from: address
               .optional()
               .describe('Sender (header From and envelope) of reports sent by mail (default: tlsrpt-noreply@hostname)'),
-            sendAt: z
-              .string()
-              .regex(
-                /^(([01]\d|2[0-3]):[0-5]\d|\d+(ms|s|m|h|d))$/,
-                'a UTC time of day such as "01:30", or a duration such as "1h"',
-              )
-              .default('01:00')
-              .describe(
-                'When the reports of past UTC days go out: a UTC time of day ("01:00"), or a duration to look for unsent ones that often',
-              ),
+            sendAt: reportSendAt,
             retries: z
               .array(duration)
               .max(10)
@@ -195,14 +205,7 @@ export const outboundSchema = z
                 'Waits between attempts of an HTTPS report that failed; after the last one it is given up and logged (RFC 8460 §5.4: retry for up to 24 hours)',
               ),
             timeout: duration.default('30s').describe('Longest HTTPS report upload and `_smtp._tls` lookup'),
-            maxDomains: z
-              .number()
-              .int()
-              .min(1)
-              .default(10_000)
-              .describe(
-                'Policy domains recorded per UTC day; sessions to further domains that day are not recorded (the mail log says so once)',
-              ),
+            maxDomains: reportMaxDomains('sessions to further domains'),
             retention: duration.default('30d').describe('How long session counts and sent reports are kept'),
           })
           .strict()

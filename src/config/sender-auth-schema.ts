@@ -4,6 +4,7 @@
 // schema.ts.
 import { z } from 'zod';
 import { duration } from './outbreak-schema.ts';
+import { address, domainName, reportMaxDomains, reportSendAt, singleLine } from './outbound-schema.ts';
 
 const quarantineName = z
   .string()
@@ -114,6 +115,32 @@ export const senderAuthSchema = z
       .strict()
       .prefault({})
       .describe('The resolver sender authentication uses (timeouts, cache, per-message lookup budget)'),
+    dmarcReports: z
+      .object({
+        enabled: z
+          .boolean()
+          .default(false)
+          .describe(
+            'Send the daily aggregate reports to the `rua=` addresses of the domains whose DMARC records applied to incoming mail; off by default because they go to third parties. Messages are counted either way (`breakwater dmarc report show`)',
+          ),
+        orgName: singleLine.optional().describe('org_name of the reports: who reports (default: hostname)'),
+        email: address
+          .optional()
+          .describe(
+            'The reporting address: the reports’ email element, header From and envelope sender (default: dmarc-noreply@hostname). Reports should pass DMARC themselves: sign its domain (outbound.dkim)',
+          ),
+        submitter: domainName
+          .optional()
+          .describe('The submitter domain (Submitter in the subject, the report file name; default: hostname)'),
+        sendAt: reportSendAt,
+        maxDomains: reportMaxDomains('messages of further domains'),
+        retention: duration.default('30d').describe('How long message counts and sent reports are kept'),
+      })
+      .strict()
+      .prefault({})
+      .describe(
+        'DMARC aggregate reports (RFC 7489 §7.2): per UTC day and policy domain, the mail received from each source with its authentication results and what was done, reported daily to the domain’s mailto: `rua` addresses (at most two; one outside the domain only when it authorizes it, §7.1) through our own queue',
+      ),
   })
   .strict()
   .prefault({})

@@ -4,7 +4,8 @@
 // publishes at `_smtp._tls.DOMAIN` (when outbound.tls.tlsrpt.enabled): mailto: as our own message in the
 // spool (durable, retried, tracked like any mail), https: as a POST kept in the database until it
 // succeeds or its retries are over. A (day, domain) marked done is never reported again, across restarts.
-// The formats are tlsrpt.ts's.
+// The formats are tlsrpt.ts's; the daily round, the done marks and the report mail are what all our
+// reports share (reports/daily-reports.ts).
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
@@ -14,16 +15,21 @@ import { gzipSync } from 'node:zlib';
 import type { Resolver } from 'node:dns/promises';
 import type { Config } from '../config/schema.ts';
 import { parseDuration } from '../config/schema.ts';
-import type { Store } from '../store/db.ts';
-import type { Spool, SpoolEnvelope } from '../spool/spool.ts';
+import {
+  DailyReports,
+  inParallel,
+  mailReport,
+  reportDomain,
+  withTimeout,
+  type ReportMailDeps,
+  type ReportStore,
+} from '../reports/daily-reports.ts';
+import { mailtoAddress, reportId } from '../reports/report-mail.ts';
 import {
   buildReport,
   buildReportMessage,
   httpsUrl,
-  mailtoAddress,
   parseTlsrptRecord,
-  reportId,
-  utcDay,
   type ReportMeta,
   type SessionRow,
   type TlsrptReport,
@@ -45,14 +51,6 @@ create table if not exists tlsrpt_sessions (
   count integer not null,
   primary key (day, domain, policy_type, policy_string, result, sending_ip, receiving_mx, receiving_ip, reason)
 ) without rowid;
-create table if not exists tlsrpt_reports (
-  day text not null,
-  domain text not null,
-  status text not null,
-  detail text not null,
-  at integer not null,
-  primary key (day, domain)
-) without rowid;
 create table if not exists tlsrpt_uploads (
   id integer primary key,
   day text not null,
@@ -72,21 +70,16 @@ const UPSERT = `insert into tlsrpt_sessions(day, domain, policy_type, policy_str
   on conflict(day, domain, policy_type, policy_string, result, sending_ip, receiving_mx, receiving_ip, reason)
   do update set count = count + 1`;
 
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA', 'NXDOMAIN']);
 /** reports prepared at once (a `_smtp._tls` lookup each), and uploads at once */
 const PARALLEL = 8;
 const MAX_REASON = 200;
 
-export interface TlsReportDeps {
+export interface TlsReportDeps extends ReportMailDeps {
   config: Config;
   dataDir: string;
-  store: Pick<Store, 'db' | 'run' | 'stmt' | 'committed' | 'getMeta' | 'setMeta'>;
+  store: ReportStore;
   dns: Pick<Resolver, 'resolveTxt' | 'resolve4' | 'resolve6'>;
-  spool: Pick<Spool, 'append'>;
-  allocateMid: () => number;
-  /** hands a report mail, durable in the spool, to the message flow */
-  accept: (m: { file: string; bodyOffset: number; size: number; env: SpoolEnvelope; bytes: Buffer }) => void;
   log: (line: string) => void;
   now?: () => number;
 }
@@ -104,19 +97,28 @@ export interface TlsReportView {
 export class TlsReports {
   private readonly deps: TlsReportDeps;
   private readonly ca: string[] | undefined;
-  private today = '';
-  private domainsToday = new Set<string>();
-  private overflowLogged = false;
-  private recordFailureLogged = false;
-  private runTimer: NodeJS.Timeout | null = null;
+  private readonly daily: DailyReports;
   private uploadTimer: NodeJS.Timeout | null = null;
-  private running: Promise<number> | null = null;
   private uploading: Promise<void> | null = null;
-  private stopped = false;
 
   constructor(deps: TlsReportDeps) {
     this.deps = deps;
     deps.store.db.exec(SCHEMA);
+    this.daily = new DailyReports({
+      what: 'TLS report',
+      section: 'outbound.tls.tlsrpt',
+      store: deps.store,
+      countsTable: 'tlsrpt_sessions',
+      doneTable: 'tlsrpt_reports',
+      metaKey: 'tlsrpt_run_at',
+      settings: () => this.settings,
+      parallel: PARALLEL,
+      send: (domain, day) => this.sendReport(domain, day),
+      prune: (oldest) => deps.store.run("delete from tlsrpt_uploads where day < ? and status <> 'pending'", oldest),
+      afterRound: () => this.scheduleUploads(0),
+      log: deps.log,
+      now: deps.now,
+    });
     const caFile = deps.config.outbound.tls.caFile;
     this.ca = caFile ? [...rootCertificates, readFileSync(path.resolve(deps.dataDir, caFile), 'utf8')] : undefined;
   }
@@ -126,7 +128,11 @@ export class TlsReports {
   }
 
   private now(): number {
-    return this.deps.now?.() ?? Date.now();
+    return this.daily.now();
+  }
+
+  private get stopped(): boolean {
+    return this.daily.stopped;
   }
 
   private meta(): ReportMeta {
@@ -149,31 +155,9 @@ export class TlsReports {
    */
   record(s: TlsSessionOutcome): void {
     try {
-      const domain = s.domain.toLowerCase().replace(/\.$/, '');
-      if (!DOMAIN.test(domain)) return;
-      const day = utcDay(this.now());
-      if (day !== this.today) {
-        this.today = day;
-        this.domainsToday = new Set(
-          (
-            this.deps.store.stmt('select distinct domain from tlsrpt_sessions where day = ?').all(day) as Array<{
-              domain: string;
-            }>
-          ).map((r) => r.domain),
-        );
-        this.overflowLogged = false;
-      }
-      if (!this.domainsToday.has(domain)) {
-        if (this.domainsToday.size >= this.settings.maxDomains) {
-          if (!this.overflowLogged)
-            this.deps.log(
-              `TLS reporting: ${this.settings.maxDomains} domains recorded today (outbound.tls.tlsrpt.maxDomains); sessions to further domains are not recorded until the next UTC day`,
-            );
-          this.overflowLogged = true;
-          return;
-        }
-        this.domainsToday.add(domain);
-      }
+      const domain = reportDomain(s.domain);
+      const day = domain && this.daily.admit(domain);
+      if (!day) return;
       this.deps.store.run(
         UPSERT,
         day,
@@ -188,9 +172,7 @@ export class TlsReports {
         (s.reason ?? '').replace(/[\r\n]+/g, ' ').slice(0, MAX_REASON),
       );
     } catch (err) {
-      if (!this.recordFailureLogged)
-        this.deps.log(`TLS reporting: a session was not recorded: ${(err as Error).message}`);
-      this.recordFailureLogged = true;
+      this.daily.recordFailed(err as Error);
     }
   }
 
@@ -219,9 +201,6 @@ export class TlsReports {
   async show(domain: string, day: string): Promise<TlsReportView> {
     await this.deps.store.committed();
     const d = domain.toLowerCase().replace(/\.$/, '');
-    const sent = this.deps.store
-      .stmt('select status, detail, at from tlsrpt_reports where day = ? and domain = ?')
-      .get(day, d) as { status: string; detail: string; at: number } | undefined;
     const uploads = this.deps.store
       .stmt('select url, status, attempts, last_error from tlsrpt_uploads where day = ? and domain = ? order by id')
       .all(day, d) as Array<{ url: string; status: string; attempts: number; last_error: string | null }>;
@@ -229,7 +208,7 @@ export class TlsReports {
       domain: d,
       day,
       report: buildReport(d, day, this.rows(d, day), this.meta()),
-      delivery: sent ? { status: sent.status, detail: sent.detail, at: sent.at } : null,
+      delivery: this.daily.delivery(day, d),
       uploads: uploads.map((u) => ({ url: u.url, status: u.status, attempts: u.attempts, lastError: u.last_error })),
     };
   }
@@ -253,38 +232,15 @@ export class TlsReports {
   }
 
   start(): void {
-    const at = this.settings.sendAt;
-    const last = Number(this.deps.store.getMeta('tlsrpt_run_at') ?? 0);
-    const now = this.now();
-    // A gateway that was down when the reports were due sends them soon after it starts; otherwise the
-    // schedule goes on from the last round (a restart does not make an extra one).
-    const missed = isTimeOfDay(at) ? last < previousTimeOfDay(at, now) : last + parseDuration(at) <= now;
-    this.scheduleRun(Math.max(1000, missed ? 0 : nextRun(at, isTimeOfDay(at) ? now : last) - now));
+    this.daily.start();
     // uploads still pending from before the restart
     this.scheduleUploads(1000);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.runTimer) clearTimeout(this.runTimer);
     if (this.uploadTimer) clearTimeout(this.uploadTimer);
-    // a round or an upload in progress gets a moment to finish what it is writing; a lookup or POST that
-    // hangs is not waited for (an unmarked report is sent at the next start)
-    await Promise.race([
-      Promise.allSettled([this.running, this.uploading]),
-      new Promise((r) => setTimeout(r, 2000).unref()),
-    ]);
-  }
-
-  private scheduleRun(inMs: number): void {
-    if (this.stopped) return;
-    if (this.runTimer) clearTimeout(this.runTimer);
-    this.runTimer = setTimeout(() => {
-      void this.runNow()
-        .catch((err: Error) => this.deps.log(`TLS reporting failed: ${err.message}`))
-        .finally(() => this.scheduleRun(nextRun(this.settings.sendAt, this.now()) - this.now()));
-    }, inMs);
-    this.runTimer.unref();
+    // an upload in progress gets a moment to finish what it is writing; a POST that hangs is not waited for
+    await this.daily.stop([this.uploading]);
   }
 
   /**
@@ -292,49 +248,7 @@ export class TlsReports {
    * out; a round already running is waited for, not doubled. Answers how many reports were sent.
    */
   runNow(): Promise<number> {
-    this.running ??= this.round().finally(() => (this.running = null));
-    return this.running;
-  }
-
-  private async round(): Promise<number> {
-    const { store } = this.deps;
-    const now = this.now();
-    const oldest = utcDay(now - parseDuration(this.settings.retention));
-    store.run('delete from tlsrpt_sessions where day < ?', oldest);
-    store.run('delete from tlsrpt_reports where day < ?', oldest);
-    store.run("delete from tlsrpt_uploads where day < ? and status <> 'pending'", oldest);
-    store.setMeta('tlsrpt_run_at', String(now));
-    if (!this.settings.enabled) return 0;
-    await store.committed();
-    const today = utcDay(now);
-    let sent = 0;
-    const days = (
-      store
-        .stmt('select distinct day from tlsrpt_sessions where day >= ? and day < ? order by day')
-        .all(oldest, today) as Array<{ day: string }>
-    ).map((r) => r.day);
-    for (const day of days) {
-      const todo = (
-        store
-          .stmt(
-            `select distinct s.domain from tlsrpt_sessions s where s.day = ?
-             and not exists (select 1 from tlsrpt_reports r where r.day = s.day and r.domain = s.domain)`,
-          )
-          .all(day) as Array<{ domain: string }>
-      ).map((r) => r.domain);
-      await inParallel(todo, PARALLEL, async (domain) => {
-        if (this.stopped) return;
-        try {
-          if (await this.sendReport(domain, day)) sent++;
-        } catch (err) {
-          // not marked: tried again at the next round
-          this.deps.log(`TLS report ${day} ${domain}: ${(err as Error).message}; tried again at the next round`);
-        }
-      });
-    }
-    await store.committed();
-    this.scheduleUploads(0);
-    return sent;
+    return this.daily.runNow();
   }
 
   /** Sends the report of one domain and day to its `rua` URIs; false when the domain wants none. */
@@ -342,14 +256,7 @@ export class TlsReports {
     const { store } = this.deps;
     const found = await this.lookup(domain);
     if ('error' in found) {
-      store.run(
-        'insert or replace into tlsrpt_reports(day, domain, status, detail, at) values (?, ?, ?, ?, ?)',
-        day,
-        domain,
-        'no-record',
-        found.error,
-        this.now(),
-      );
+      this.daily.markDone(day, domain, 'no-record', found.error);
       return false;
     }
     const meta = this.meta();
@@ -371,7 +278,7 @@ export class TlsReports {
         gzip,
         now: this.now(),
       });
-      mails.push(await this.inject(to, message));
+      mails.push(await mailReport(this.deps, { from: this.from(), to, message, generated: 'tlsrpt', now: this.now() }));
     }
     // The uploads and the mark commit in one transaction: a restart neither loses nor repeats them.
     for (const uri of found.rua)
@@ -384,14 +291,7 @@ export class TlsReports {
           gzip,
           this.now(),
         );
-    store.run(
-      'insert or replace into tlsrpt_reports(day, domain, status, detail, at) values (?, ?, ?, ?, ?)',
-      day,
-      domain,
-      'sent',
-      found.rua.join(', '),
-      this.now(),
-    );
+    this.daily.markDone(day, domain, 'sent', found.rua.join(', '));
     this.deps.log(
       `TLS report ${id} for ${found.rua.join(', ')}${mails.length ? ` (mail: MID ${mails.join(', ')})` : ''}`,
     );
@@ -413,27 +313,6 @@ export class TlsReports {
       throw new Error(`_smtp._tls.${domain} TXT: ${(err as Error).message}`);
     }
     return parseTlsrptRecord(records);
-  }
-
-  private async inject(to: string, message: Buffer): Promise<number> {
-    const mid = this.deps.allocateMid();
-    const env: SpoolEnvelope = {
-      mid,
-      icid: 0,
-      listener: '(internal)',
-      direction: 'outgoing',
-      sender: this.from(),
-      recipients: [to],
-      senderIp: '127.0.0.1',
-      rdns: null,
-      helo: null,
-      tls: null,
-      receivedAt: this.now(),
-      generated: 'tlsrpt',
-    };
-    const loc = await this.deps.spool.append(env, message);
-    this.deps.accept({ ...loc, env, bytes: message });
-    return mid;
   }
 
   private scheduleUploads(inMs: number): void {
@@ -564,39 +443,4 @@ export class TlsReports {
       req.end(body);
     });
   }
-}
-
-function isTimeOfDay(at: string): boolean {
-  return /^\d\d:\d\d$/.test(at);
-}
-
-/** The latest occurrence of a UTC time of day at or before `now`. */
-function previousTimeOfDay(at: string, now: number): number {
-  const [h, m] = at.split(':').map(Number);
-  const d = new Date(now);
-  const t = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), h, m);
-  return t <= now ? t : t - 86_400_000;
-}
-
-/** When the next round is due after `now`. */
-function nextRun(at: string, now: number): number {
-  return isTimeOfDay(at) ? previousTimeOfDay(at, now) + 86_400_000 : now + parseDuration(at);
-}
-
-async function inParallel<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }

@@ -1,11 +1,10 @@
 // SMTP TLS Reporting (RFC 8460), the formats: what one MX session counts as (success or an RFC 8460
 // result type), the `_smtp._tls` TXT record, the JSON report of one policy domain and UTC day (§4), its
-// file name and the report mail (§5.3). No I/O; the service that records, schedules and sends is
-// tls-reports.ts.
-import { randomBytes } from 'node:crypto';
+// file name and the report mail (§5.3), made with what all our reports share (reports/report-mail.ts).
+// No I/O; the service that records, schedules and sends is tls-reports.ts.
 import { mxMatches, type StsFailure } from './mta-sts.ts';
 import type { DeliveryTls, TlsRequirement } from './tls-policy.ts';
-import { rfc5322Date, safeHostname } from '../alerts/message.ts';
+import { buildReportMail, dayRange, mailtoAddress, reportId, type ReportMailInput } from '../reports/report-mail.ts';
 
 /** RFC 8460 §4.3 result types the gateway can tell apart (no DANE: it does not do DANE). */
 export type TlsrptResultType =
@@ -114,21 +113,6 @@ export function parseTlsrptRecord(records: string[][]): { rua: string[] } | { er
 
 const MAX_RUA = 5;
 
-/** The address of a mailto: report URI (RFC 6068; no hfields used), or null when it is not one we mail. */
-export function mailtoAddress(uri: string): string | null {
-  const m = /^mailto:([^?]+)/i.exec(uri);
-  if (!m) return null;
-  let a: string;
-  try {
-    a = decodeURIComponent(m[1]);
-  } catch {
-    return null;
-  }
-  return /^[^\s<>()[\]\\,;:"@\u0000-\u001f\u007f]{1,64}@[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(a)
-    ? a
-    : null;
-}
-
 /** An https: report URI as a URL, or null. */
 export function httpsUrl(uri: string): URL | null {
   try {
@@ -186,21 +170,6 @@ export interface ReportMeta {
   organization: string;
   contact: string;
   submitter: string;
-}
-
-/** A UTC day (YYYY-MM-DD) and its first and last second. */
-export function dayRange(day: string): { start: string; end: string; startMs: number; endMs: number } {
-  const startMs = Date.parse(`${day}T00:00:00Z`);
-  return { start: `${day}T00:00:00Z`, end: `${day}T23:59:59Z`, startMs, endMs: startMs + 86_399_000 };
-}
-
-export function utcDay(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 10);
-}
-
-/** The report-id: one report per policy domain, day and submitter, in the msg-id form §5.3 puts in the subject. */
-export function reportId(day: string, domain: string, submitter: string): string {
-  return `${day}.${domain}@${submitter}`;
 }
 
 /** The report of one policy domain and day from its recorded rows; null when there are none. */
@@ -262,58 +231,14 @@ export function buildReport(domain: string, day: string, rows: SessionRow[], met
   };
 }
 
-/** §5.3: submitter!policy-domain!begin-timestamp!end-timestamp.json.gz (seconds since the epoch). */
-export function reportFileName(submitter: string, domain: string, day: string): string {
-  const { startMs, endMs } = dayRange(day);
-  return `${submitter}!${domain}!${startMs / 1000}!${endMs / 1000}.json.gz`;
-}
-
-export interface ReportMailInput {
-  from: string;
-  to: string;
-  domain: string;
-  day: string;
-  submitter: string;
-  reportId: string;
-  /** the gzipped JSON report */
-  gzip: Buffer;
-  now: number;
-}
-
 /** The report mail (RFC 8460 §5.3): multipart/report; report-type="tlsrpt", the gzip as attachment. */
 export function buildReportMessage(m: ReportMailInput): Buffer {
-  const boundary = `bw-tlsrpt-${randomBytes(12).toString('hex')}`;
-  const host = safeHostname(m.submitter);
-  const base64 = m.gzip.toString('base64').replace(/.{1,76}/g, '$&\r\n');
-  const lines = [
-    `From: <${m.from}>`,
-    `To: <${m.to}>`,
-    `Date: ${rfc5322Date(m.now)}`,
-    `Subject: Report Domain: ${m.domain} Submitter: ${m.submitter} Report-ID: <${m.reportId}>`,
-    `Message-ID: <tlsrpt.${randomBytes(8).toString('hex')}@${host}>`,
-    `TLS-Report-Domain: ${m.domain}`,
-    `TLS-Report-Submitter: ${m.submitter}`,
-    'Auto-Submitted: auto-generated',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type="tlsrpt"; boundary="${boundary}"`,
-    '',
-    'This is a multipart message in MIME format.',
-    '',
-    `--${boundary}`,
-    'Content-Type: text/plain; charset=us-ascii',
-    'Content-Transfer-Encoding: 7bit',
-    '',
-    `This is an aggregate TLS report (RFC 8460) from ${m.submitter} for ${m.domain}, ${m.day} (UTC).`,
-    '',
-    `--${boundary}`,
-    'Content-Type: application/tlsrpt+gzip',
-    'Content-Transfer-Encoding: base64',
-    'Content-Disposition: attachment;',
-    ` filename="${reportFileName(m.submitter, m.domain, m.day)}"`,
-    '',
-    base64.trimEnd(),
-    `--${boundary}--`,
-    '',
-  ];
-  return Buffer.from(lines.join('\r\n'));
+  return buildReportMail(m, {
+    kind: 'tlsrpt',
+    headers: [`TLS-Report-Domain: ${m.domain}`, `TLS-Report-Submitter: ${m.submitter}`],
+    multipart: 'multipart/report; report-type="tlsrpt"',
+    text: `This is an aggregate TLS report (RFC 8460) from ${m.submitter} for ${m.domain}, ${m.day} (UTC).`,
+    contentType: 'application/tlsrpt+gzip',
+    extension: 'json.gz',
+  });
 }

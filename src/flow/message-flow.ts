@@ -23,7 +23,7 @@ import { needsModification, type CopyModifier } from './modify-copy.ts';
 import { parsedEvent, scoreEvent } from '../pipeline/scan-events.ts';
 import { senderAuthAction, withSenderAuth } from '../policy/sender-auth.ts';
 import { withoutIncomingSpamFields } from '../policy/antispam.ts';
-import { authCheckedEvent } from '../pipeline/stages/sender-auth.ts';
+import { authCheckedEvent, dmarcReportDetail } from '../pipeline/stages/sender-auth.ts';
 
 /** Pipelines running at once; more copies wait their turn (each holds a parse and maybe a clamd scan). */
 const MAX_CONCURRENT_PIPELINES = 16;
@@ -407,11 +407,14 @@ export class MessageFlow {
         signatureVersion: ctx.antivirus.signatureVersion,
         infectedParts: ctx.antivirus.infectedParts.map((x) => x.partPath),
       });
-    if (ctx.senderAuth)
-      events.emit(
-        copy.mid,
-        authCheckedEvent(ctx.senderAuth, senderAuthAction(config, ctx, new Set(ctx.releasedFrom)).kind),
-      );
+    if (ctx.senderAuth) {
+      const action = senderAuthAction(config, ctx, new Set(ctx.releasedFrom)).kind;
+      // aggregate reports count a message once: at its first scan (not a rescan), one copy of a split one
+      const report = rescan
+        ? null
+        : dmarcReportDetail(config, { ...ctx, senderAuth: ctx.senderAuth }, action, copy.parentMid);
+      events.emit(copy.mid, authCheckedEvent(ctx.senderAuth, action, report));
+    }
     if (ctx.antispam)
       events.emit(copy.mid, {
         type: 'antispam.scanned',

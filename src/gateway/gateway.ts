@@ -28,6 +28,7 @@ import type { Stage } from '../pipeline/stage.ts';
 import { DeliveryQueue } from '../delivery/queue.ts';
 import { Bounces } from '../delivery/bounces.ts';
 import { TlsReports } from '../delivery/tls-reports.ts';
+import { DmarcReports } from '../senderauth/dmarc-reports.ts';
 import { ensureTls } from '../smtp/tls.ts';
 import { Metrics } from '../tracking/metrics.ts';
 import { OutbreakEngine } from '../outbreak/engine.ts';
@@ -92,6 +93,8 @@ export class Gateway {
   readonly delivery: DeliveryQueue;
   /** SMTP TLS Reporting (RFC 8460): the TLS of MX sessions, reported daily to the receiving domains */
   readonly tlsReports: TlsReports;
+  /** DMARC aggregate reports (RFC 7489 §7.2): incoming mail counted per policy domain, reported daily */
+  readonly dmarcReports: DmarcReports;
   readonly parsePool: ParsePool;
   readonly outbreak: OutbreakEngine;
   readonly rules: RuleUpdater;
@@ -200,6 +203,22 @@ export class Gateway {
       accept: (m) => this.flow.accept(m),
       log: (l) => log.info(l),
     });
+    const authDns = config.senderAuth.dns;
+    this.dmarcReports = new DmarcReports({
+      config,
+      store,
+      // the servers that found the DMARC records answer the report authorization lookups (§7.1)
+      dns: new DnsClient({
+        servers: authDns.servers.length ? authDns.servers : config.dns.servers,
+        timeoutMs: parseDuration(authDns.timeout) * authDns.tries,
+        tries: authDns.tries,
+      }),
+      spool: this.spool,
+      allocateMid: () => this.mids.next(),
+      accept: (m) => this.flow.accept(m),
+      log: (l) => log.info(l),
+    });
+    bus.subscribe('dmarc reports', (e) => this.dmarcReports.onEvent(e));
     this.alerts = new Alerts({
       recipients: config.alerts.recipients,
       from: config.alerts.from ?? `breakwater@${config.hostname}`,
@@ -492,6 +511,7 @@ export class Gateway {
     this.hubEvents.start();
     this.digests.start();
     this.tlsReports.start();
+    this.dmarcReports.start();
     if (config.cloud.telemetry) this.telemetry.start();
     log.info(this.antivirus.summary);
     await this.antivirus.start();
@@ -520,6 +540,7 @@ export class Gateway {
     if (this.tickTimer) clearTimeout(this.tickTimer);
     this.storage.stop();
     await this.tlsReports.stop();
+    await this.dmarcReports.stop();
     this.rules.stop();
     this.flow.stop();
     this.quarantines.stop();

@@ -7,6 +7,7 @@ import type { PolicySenderAuthConfig } from '../config/sender-auth-schema.ts';
 import type { SenderAuthResult } from '../senderauth/verify.ts';
 import type { Verdict } from './verdict.ts';
 import type { Direction } from './outbreak.ts';
+import type { DmarcDetail } from '../tracking/events.ts';
 
 /** Our authserv-id: the configured one, else the gateway's hostname. */
 export function senderAuthServId(config: Config): string {
@@ -64,9 +65,7 @@ export function decideSenderAuth(
 ): SenderAuthAction {
   if (r.dmarc.result !== 'fail' || r.dmarcOverride || !r.dmarc.policy || r.dmarc.policy === 'none')
     return { kind: 'none' };
-  let policy: 'reject' | 'quarantine' | 'none' = r.dmarc.policy;
-  const sample = opts.sample ?? Math.random() * 100;
-  if (s.honorPct && r.dmarc.pct < 100 && sample >= r.dmarc.pct) policy = policy === 'reject' ? 'quarantine' : 'none';
+  const policy = appliedPolicy(r, s, opts.sample);
   if (policy === 'none') return { kind: 'none' };
   const setting = policy === 'reject' ? s.dmarcReject : s.dmarcQuarantine;
   const what = `DMARC ${policy} policy of ${r.dmarc.domain ?? 'the author domain'} (dmarc=fail${r.dmarc.pct < 100 ? `, pct=${r.dmarc.pct}` : ''})`;
@@ -91,6 +90,42 @@ export function decideSenderAuth(
       };
     }
   }
+}
+
+/**
+ * The policy a DMARC failure is held to after pct= sampling (RFC 7489 §6.6.4): the published one for pct %
+ * of failing mail, the next lower for the rest.
+ */
+function appliedPolicy(
+  r: SenderAuthResult,
+  s: PolicySenderAuthConfig,
+  sample = r.pctSample ?? Math.random() * 100,
+): 'reject' | 'quarantine' | 'none' {
+  const policy = r.dmarc.policy ?? 'none';
+  if (!s.honorPct || r.dmarc.pct >= 100 || sample < r.dmarc.pct) return policy;
+  return policy === 'reject' ? 'quarantine' : 'none';
+}
+
+/**
+ * What a DMARC aggregate report says was done with a message (RFC 7489 Appendix C, policy_evaluated):
+ * the disposition our action amounts to (drop and bounce reject it, quarantine and tag quarantine it) and
+ * why that is not what the domain's policy asked for — a trusted ARC sealer's override, pct sampling, or
+ * the administrator's action for the policy (local_policy).
+ */
+export function dmarcEvaluated(
+  r: SenderAuthResult,
+  s: PolicySenderAuthConfig,
+  action: SenderAuthAction['kind'],
+): Pick<DmarcDetail, 'disposition' | 'reasons'> {
+  const disposition = action === 'drop' || action === 'bounce' ? 'reject' : action === 'none' ? 'none' : 'quarantine';
+  if (r.dmarc.result !== 'fail' || !r.dmarc.policy || r.dmarc.policy === 'none') return { disposition, reasons: [] };
+  if (r.dmarcOverride) return { disposition, reasons: [{ type: 'trusted_forwarder', comment: r.dmarcOverride }] };
+  const reasons: DmarcDetail['reasons'] = [];
+  const applied = appliedPolicy(r, s);
+  if (applied !== r.dmarc.policy) reasons.push({ type: 'sampled_out', comment: `pct=${r.dmarc.pct}` });
+  if (disposition !== applied)
+    reasons.push({ type: 'local_policy', comment: `the mail policy's action for p=${applied} is ${action}` });
+  return { disposition, reasons };
 }
 
 /** The deliver verdict carries our Authentication-Results header (and removes forged ones). */

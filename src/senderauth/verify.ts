@@ -33,6 +33,8 @@ export interface SenderAuthResult {
     sp: string | null;
     pct: number;
     comment: string | null;
+    /** the record that applied, for aggregate reports (RFC 7489 §7.2); absent: no record was found */
+    record?: DmarcRecord;
   };
   arc: {
     result: AuthResultKeyword;
@@ -49,6 +51,11 @@ export interface SenderAuthResult {
    * action and no adaptive rule takes as a failure
    */
   dmarcOverride?: string;
+  /**
+   * Set by the senderAuth stage: the draw in [0, 100) that pct= sampling compares with (RFC 7489 §6.6.4),
+   * made once so that the verdict, the tag and what tracking and the aggregate report say agree
+   */
+  pctSample?: number;
   /** the value of our Authentication-Results field (after "Authentication-Results: "), folded with CRLF */
   header: string;
   /**
@@ -59,6 +66,21 @@ export interface SenderAuthResult {
   lookups: number;
   budgetExhausted: boolean;
   ms: number;
+}
+
+/** A DMARC record as applied to one message: what an aggregate report says was published, and where to send it. */
+export interface DmarcRecord {
+  /** where the record was published (the Author Domain or a parent of it) */
+  policyDomain: string;
+  /** the Author Domain's Organizational Domain (RFC 7489 §3.2) */
+  orgDomain: string;
+  adkim: 'r' | 's';
+  aspf: 'r' | 's';
+  /** the rua= URIs as published (RFC 7489 §6.4), at most MAX_RUA */
+  rua: string[];
+  /** an aligned identifier passed (RFC 7489 §3.1) */
+  dkimAligned: boolean;
+  spfAligned: boolean;
 }
 
 export interface VerifyInput {
@@ -191,6 +213,7 @@ export async function verifySender(input: VerifyInput): Promise<SenderAuthResult
           sp: d.sp ?? null,
           pct: pctOf(d.rr),
           comment: d.status.comment ? clean(d.status.comment) : null,
+          ...(d.rr ? { record: dmarcRecord(d) } : {}),
         }
       : {
           result: main.dmarcSkipReason ? ('permerror' as const) : ('none' as const),
@@ -241,11 +264,46 @@ function domainOf(address: string): string | null {
   return at >= 0 ? address.slice(at + 1).toLowerCase() || null : null;
 }
 
+/** The value of a tag of a DMARC record (RFC 7489 §6.4), trimmed; null when absent. */
+function dmarcTag(rr: string | undefined, name: string): string | null {
+  for (const field of (rr ?? '').split(';')) {
+    const eq = field.indexOf('=');
+    if (eq > 0 && field.slice(0, eq).trim().toLowerCase() === name) return field.slice(eq + 1).trim();
+  }
+  return null;
+}
+
 /** pct= of a DMARC record (RFC 7489 §6.3), 100 when absent or malformed. */
 export function pctOf(rr: string | undefined): number {
-  const m = /(?:^|;)\s*pct\s*=\s*(\d{1,3})\s*(?:;|$)/i.exec(rr ?? '');
-  if (!m) return 100;
-  return Math.min(100, Number(m[1]));
+  const v = dmarcTag(rr, 'pct');
+  return v && /^\d{1,3}$/.test(v) ? Math.min(100, Number(v)) : 100;
+}
+
+/** rua= URIs kept per record: a record cannot make us keep (or mail) more */
+const MAX_RUA = 5;
+
+/** The record mailauth applied, from its answer (the record text, where it was found, the alignment). */
+function dmarcRecord(d: {
+  domain?: string;
+  policyDomain?: string;
+  rr?: string;
+  alignment?: { spf?: { result?: unknown }; dkim?: { result?: unknown } };
+}): DmarcRecord {
+  const mode = (tag: string): 'r' | 's' => (dmarcTag(d.rr, tag)?.toLowerCase() === 's' ? 's' : 'r');
+  const orgDomain = (d.domain ?? '').toLowerCase();
+  return {
+    policyDomain: (d.policyDomain ?? orgDomain).toLowerCase(),
+    orgDomain,
+    adkim: mode('adkim'),
+    aspf: mode('aspf'),
+    rua: (dmarcTag(d.rr, 'rua') ?? '')
+      .split(',')
+      .map((u) => u.trim())
+      .filter((u) => u)
+      .slice(0, MAX_RUA),
+    dkimAligned: !!d.alignment?.dkim?.result,
+    spfAligned: !!d.alignment?.spf?.result,
+  };
 }
 
 /** A resinfo as one line: no line breaks, controls or non-ASCII (the value is third-party text). */

@@ -41,7 +41,7 @@ export interface SpoolEnvelope {
   senderGroup?: string;
   reputation?: string[];
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
-  generated?: 'dsn' | 'alert' | 'copy' | 'remediation' | 'digest' | 'tlsrpt';
+  generated?: 'dsn' | 'alert' | 'copy' | 'remediation' | 'digest' | 'tlsrpt' | 'dmarc';
   /**
    * A file written after the scan from one message copy (env.mid is the copy's MID): `held` keeps the
    * original bytes of a quarantined copy apart from the shared journal; `modified` holds the bytes the

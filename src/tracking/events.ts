@@ -123,6 +123,8 @@ export type TrackingEvent =
       header?: string[];
       /** a DMARC failure not acted on: why (a trusted ARC sealer saw it pass; policy/sender-auth.ts) */
       dmarcOverride?: string;
+      /** what a DMARC aggregate report counts of the message (set once per message, at its first scan) */
+      detail?: DmarcDetail;
     }
   /** rspamd's answer (pipeline/stages/rspamd.ts): its action, score and strongest symbols */
   | {
@@ -268,6 +270,37 @@ export interface ThreatDetail {
   hits: Array<{ id: string; level: number; category: string; type: string; description: string; adaptive: boolean }>;
   /** a rescan: the rules an earlier scan recorded are replaced */
   replace: boolean;
+}
+
+/**
+ * One message as DMARC aggregate reports count it (RFC 7489 §7.2, senderauth/dmarc-reports.ts): where it
+ * came from, the record that applied and what was done. Travels on the bus only: the stored event has the
+ * results, and the rest is in the report's counts.
+ */
+export interface DmarcDetail {
+  sourceIp: string;
+  /** the envelope sender's domain; '' for the null sender */
+  envelopeFrom: string;
+  /** the MID of the message a policy split made this copy of (a message is counted once); null: not split */
+  splitFrom: number | null;
+  /** the record that applied (policy_published) and its rua= URIs */
+  published: {
+    domain: string;
+    orgDomain: string;
+    p: string;
+    sp: string;
+    pct: number;
+    adkim: 'r' | 's';
+    aspf: 'r' | 's';
+    rua: string[];
+  };
+  /** an aligned DKIM signature, an aligned SPF identity passed */
+  dkimAligned: boolean;
+  spfAligned: boolean;
+  /** what our action amounts to (policy_evaluated) */
+  disposition: 'none' | 'quarantine' | 'reject';
+  /** why that is not what the domain's policy asked for (PolicyOverrideReason) */
+  reasons: Array<{ type: 'trusted_forwarder' | 'sampled_out' | 'local_policy'; comment: string | null }>;
 }
 
 /** The event as kept in the events table (the outbox): without its bulky `detail`. */

@@ -182,3 +182,19 @@ export async function adminJson(url: string, dataDir: string, method: string, bo
   if (!r.ok) throw new Error(`${method} ${url}: ${r.status} ${JSON.stringify(json)}`);
   return json;
 }
+
+/** The CLI against an in-process gateway of `dir` (asynchronously: the gateway answers from this event loop). */
+export function breakwaterCli(
+  dir: string,
+  args: string[],
+): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [bin, ...args, '--config', path.join(dir, 'breakwater.yaml')]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}

@@ -90,11 +90,12 @@ export async function sendMessage(
   from: string,
   to: string[],
   message: string | Buffer,
+  helo = 'fill.test',
 ): Promise<{ stage: string; reply: string; mid: number | null }> {
   const c = await RawSmtp.open(port);
   try {
     await c.reply();
-    await c.cmd('EHLO fill.test');
+    await c.cmd(`EHLO ${helo}`);
     const mail = await c.cmd(`MAIL FROM:<${from}>`);
     if (!mail.startsWith('250')) return { stage: 'mail', reply: mail, mid: null };
     for (const rcpt of to) {

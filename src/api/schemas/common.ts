@@ -50,6 +50,46 @@ export const quarantineNameDescription =
   '`outbreak`, `virus` or the name of a configured policy quarantine (`quarantine.policy[].name`)';
 
 /** Stable error codes (`error.code`) and when they are returned. */
+// The daily reports' routes (TLS reports, DMARC aggregate reports): a policy domain, a UTC day, a limit.
+const REPORT_DAY = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
+const REPORT_DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$/i;
+
+const reportDay = z
+  .string({ error: 'day must be a UTC date such as 2026-01-15' })
+  .regex(REPORT_DAY, { error: 'day must be a UTC date such as 2026-01-15' })
+  .describe('UTC day, YYYY-MM-DD (default: today)');
+
+export function reportDomainParams(description: string) {
+  return z.object({
+    domain: z
+      .string({ error: 'domain must be a domain name' })
+      .regex(REPORT_DOMAIN, { error: 'domain must be a domain name' })
+      .describe(description),
+  });
+}
+
+export const reportDayQuery = z.looseObject({ day: reportDay.optional() });
+
+/** `order`: how the list is sorted ("most sessions first") */
+export function reportListQuery(order: string) {
+  return z.looseObject({
+    day: reportDay.optional(),
+    limit: intInput('limit').optional().describe(`at most this many domains, ${order} (default 100; at most 10,000)`),
+  });
+}
+
+/** Whether and how a report went out; `status` says which statuses there are. */
+export function reportDelivery(status: string) {
+  return z
+    .object({
+      status: z.string().describe(status),
+      detail: z.string(),
+      at: z.int().min(0).describe('epoch milliseconds'),
+    })
+    .nullable()
+    .describe('null: not sent (yet)');
+}
+
 export const errorCodes = {
   unauthorized: '401: no valid credentials: sign in, or send a valid bearer token',
   forbidden: "403: the caller's role may not do this (each operation lists its roles)",

@@ -1,31 +1,13 @@
 // Schemas of the TLS reporting routes (RFC 8460): the report of one policy domain and UTC day as it is
 // (or would be) sent, field names as the RFC spells them, and the domains with recorded sessions.
 import { z } from 'zod';
-import { intInput } from './common.ts';
+import { reportDayQuery, reportDelivery, reportDomainParams, reportListQuery } from './common.ts';
 
-const DAY = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/;
-const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.?$/i;
+export const tlsReportParams = reportDomainParams('the policy domain (a recipient domain mail went to over MX)');
 
-const day = z
-  .string({ error: 'day must be a UTC date such as 2026-01-15' })
-  .regex(DAY, { error: 'day must be a UTC date such as 2026-01-15' })
-  .describe('UTC day, YYYY-MM-DD (default: today)');
+export const tlsReportQuery = reportDayQuery;
 
-export const tlsReportParams = z.object({
-  domain: z
-    .string({ error: 'domain must be a domain name' })
-    .regex(DOMAIN, { error: 'domain must be a domain name' })
-    .describe('the policy domain (a recipient domain mail went to over MX)'),
-});
-
-export const tlsReportQuery = z.looseObject({ day: day.optional() });
-
-export const tlsReportListQuery = z.looseObject({
-  day: day.optional(),
-  limit: intInput('limit')
-    .optional()
-    .describe('at most this many domains, most sessions first (default 100; at most 10,000)'),
-});
+export const tlsReportListQuery = reportListQuery('most sessions first');
 
 const count = z.int().min(0);
 
@@ -79,18 +61,9 @@ export const tlsReportView = z.object({
   domain: z.string(),
   day: z.string(),
   report: report.nullable().describe('null: no session to this domain was recorded that day'),
-  delivery: z
-    .object({
-      status: z
-        .string()
-        .describe(
-          '`sent` (to the rua URIs in detail) or `no-record` (the domain publishes no usable `_smtp._tls` record)',
-        ),
-      detail: z.string(),
-      at: count.describe('epoch milliseconds'),
-    })
-    .nullable()
-    .describe('null: not sent (yet)'),
+  delivery: reportDelivery(
+    '`sent` (to the rua URIs in detail) or `no-record` (the domain publishes no usable `_smtp._tls` record)',
+  ),
   uploads: z
     .array(
       z.object({

@@ -5,10 +5,16 @@
 // outbreak stage weighs failures (outbreak/adaptive/auth.ts), tracking records `auth.checked`.
 import type { Config } from '../../config/schema.ts';
 import { parseDuration } from '../../config/schema.ts';
-import { arcOverride, effectiveSenderAuthSettings, senderAuthServId } from '../../policy/sender-auth.ts';
+import {
+  arcOverride,
+  dmarcEvaluated,
+  effectiveSenderAuthSettings,
+  senderAuthServId,
+  type SenderAuthAction,
+} from '../../policy/sender-auth.ts';
 import type { AuthResolver } from '../../senderauth/resolver.ts';
 import { verifySender, type SenderAuthResult } from '../../senderauth/verify.ts';
-import type { TrackingEvent } from '../../tracking/events.ts';
+import type { DmarcDetail, TrackingEvent } from '../../tracking/events.ts';
 import type { Stage, StageContext } from '../stage.ts';
 import { readCopyStart } from '../../flow/copies.ts';
 import { countForgedAuthResults } from '../../senderauth/headers.ts';
@@ -61,6 +67,7 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
         deadline: Date.now() + timeoutMs,
       });
       const a = ctx.senderAuth;
+      a.pctSample = Math.random() * 100;
       // Forged fields claiming our authserv-id must go, which costs a modified copy; ours is added at
       // send time. The header block is read again (a few KB; the spool's page cache has it).
       a.forged = countForgedAuthResults(await readCopyStart(ctx, HEAD_SCAN), authservId);
@@ -103,10 +110,11 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
   };
 }
 
-/** The `auth.checked` tracking event of a result and the policy's action. */
+/** The `auth.checked` tracking event of a result and the policy's action (and what reports count). */
 export function authCheckedEvent(
   r: SenderAuthResult,
   action: string,
+  detail?: DmarcDetail | null,
 ): Extract<TrackingEvent, { type: 'auth.checked' }> {
   return {
     type: 'auth.checked',
@@ -123,5 +131,42 @@ export function authCheckedEvent(
     ms: r.ms,
     header: r.header.split(/\r?\n/),
     ...(r.dmarcOverride ? { dmarcOverride: r.dmarcOverride } : {}),
+    ...(detail ? { detail } : {}),
+  };
+}
+
+/**
+ * What DMARC aggregate reports count of an incoming message whose Author Domain publishes a record
+ * (RFC 7489 §7.2): null for any other (no record, an error before a result, our own relay's mail).
+ */
+export function dmarcReportDetail(
+  config: Config,
+  ctx: Pick<StageContext, 'direction' | 'policy' | 'env'> & { senderAuth: SenderAuthResult },
+  action: SenderAuthAction['kind'],
+  splitFrom: number | null,
+): DmarcDetail | null {
+  const r = ctx.senderAuth;
+  const record = r.dmarc.record;
+  const s = effectiveSenderAuthSettings(config, ctx.direction, ctx.policy);
+  if (ctx.direction !== 'incoming' || !s || !record || (r.dmarc.result !== 'pass' && r.dmarc.result !== 'fail'))
+    return null;
+  const sender = ctx.env.sender;
+  return {
+    sourceIp: ctx.env.senderIp,
+    envelopeFrom: sender.includes('@') ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : '',
+    splitFrom,
+    published: {
+      domain: record.policyDomain,
+      orgDomain: record.orgDomain,
+      p: r.dmarc.p ?? 'none',
+      sp: r.dmarc.sp ?? r.dmarc.p ?? 'none',
+      pct: r.dmarc.pct,
+      adkim: record.adkim,
+      aspf: record.aspf,
+      rua: record.rua,
+    },
+    dkimAligned: record.dkimAligned,
+    spfAligned: record.spfAligned,
+    ...dmarcEvaluated(r, s, action),
   };
 }
