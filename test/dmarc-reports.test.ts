@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { XMLParser } from 'fast-xml-parser';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { dkimSign, sealMessage } from 'mailauth';
@@ -32,9 +33,6 @@ import type { SenderAuthResult } from '../src/senderauth/verify.ts';
 import type { PolicySenderAuthConfig } from '../src/config/sender-auth-schema.ts';
 
 const require = createRequire(import.meta.url);
-const { XMLParser } = require('fast-xml-parser') as {
-  XMLParser: new (o: Record<string, unknown>) => { parse(xml: string): any };
-};
 const { simpleParser } = require('mailparser') as {
   simpleParser(input: Buffer): Promise<{
     subject?: string;
@@ -48,9 +46,9 @@ const { simpleParser } = require('mailparser') as {
 function parseXml(xml: string): any {
   return new XMLParser({
     parseTagValue: false,
-    isArray: (_name: string, at: string) =>
+    isArray: (_name, at) =>
       ['feedback.record', 'feedback.record.auth_results.dkim', 'feedback.record.row.policy_evaluated.reason'].includes(
-        at,
+        String(at),
       ),
   }).parse(xml);
 }
