@@ -6,7 +6,7 @@ import { once } from 'node:events';
 import { readFileSync, existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { freePort, hasBinary, run, swaks, tempDir, waitFor } from './helpers/peers.ts';
+import { deadPort, freePort, hasBinary, run, swaks, tempDir, waitFor } from './helpers/peers.ts';
 import { spawnGateway } from './helpers/gateway.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -17,6 +17,8 @@ let dir: string;
 let configFile: string;
 let gw: Awaited<ReturnType<typeof spawnGateway>>;
 let ports: { incoming: number; outgoing: number; admin: number; dead: number };
+/** the route target that never answers (held, so no other test's server takes its port) */
+let dead: Awaited<ReturnType<typeof deadPort>> | undefined;
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
   return run(process.execPath, [bin, ...args, '--config', configFile]);
@@ -33,7 +35,8 @@ before(async () => {
   // The quick start config exactly, with free ports and a temp data dir, plus a route to a dead port
   // for queue tests.
   const doc = YAML.parse(readFileSync(path.join(root, 'examples/quickstart.yaml'), 'utf8'));
-  ports = { incoming: await freePort(), outgoing: await freePort(), admin: await freePort(), dead: await freePort() };
+  dead = await deadPort();
+  ports = { incoming: await freePort(), outgoing: await freePort(), admin: await freePort(), dead: dead.port };
   doc.listeners[0].port = ports.incoming;
   doc.listeners[1].port = ports.outgoing;
   doc.admin.port = ports.admin;
@@ -55,6 +58,7 @@ after(async () => {
     gw.proc.kill('SIGTERM');
     await once(gw.proc, 'exit');
   }
+  await dead?.release();
 });
 
 test('first start prints the admin token once and stores it with mode 0600', { skip }, async () => {

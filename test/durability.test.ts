@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { hasBinary, startSmtpSink, smtpSource, waitFor, freePort, swaks } from './helpers/peers.ts';
+import { hasBinary, startSmtpSink, smtpSource, waitFor, freePort, swaks, deadPort } from './helpers/peers.ts';
 import { spawnGateway, startTestGateway, testConfig, writeTestConfig } from './helpers/gateway.ts';
 
 const skip =
@@ -168,11 +168,11 @@ test(
   'expired messages bounce with an RFC 3464 DSN to the sender; null senders get none',
   { skip, timeout: 60_000 },
   async () => {
-    const deadPort = await freePort();
+    const dead = await deadPort();
     const sink = await startSmtpSink({ dump: true });
     const gw = await startTestGateway(
       testConfig({
-        routes: { 'dst.test': [`smtp://127.0.0.1:${deadPort}`], '*': [`smtp://127.0.0.1:${sink.port}`] },
+        routes: { 'dst.test': [`smtp://127.0.0.1:${dead.port}`], '*': [`smtp://127.0.0.1:${sink.port}`] },
         delivery: { retrySchedule: ['1s'], maxQueueLifetime: '2s', connectTimeout: '1s' },
       }),
     );
@@ -222,6 +222,7 @@ test(
     } finally {
       await gw.stop();
       await sink.stop();
+      await dead.release();
     }
   },
 );

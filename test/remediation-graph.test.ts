@@ -10,7 +10,7 @@ import { createPublicKey, verify, X509Certificate } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
-import { freePort, run, tempDir, waitFor } from './helpers/peers.ts';
+import { deadPort, run, tempDir, waitFor } from './helpers/peers.ts';
 import { sendMessage } from './helpers/rawsmtp.ts';
 
 interface GraphMessage {
@@ -28,6 +28,8 @@ let certThumbprint: string;
 let certPem: string;
 let keyFile: string;
 let gw: Awaited<ReturnType<typeof startTestGateway>>;
+/** the on-premises IMAP server that never answers */
+let onprem: Awaited<ReturnType<typeof deadPort>> | undefined;
 
 function body(req: IncomingMessage): Promise<string> {
   return new Promise((resolve) => {
@@ -173,7 +175,7 @@ before(async () => {
             name: 'onprem',
             type: 'imap',
             host: '127.0.0.1',
-            port: await freePort(), // nothing listens: connection refused, a transient error
+            port: (onprem = await deadPort()).port, // closed at once: a transient error
             tls: 'none',
             masterUser: 'admin',
             masterPassword: 'x',
@@ -195,6 +197,7 @@ before(async () => {
 after(async () => {
   await gw?.stop();
   server?.close();
+  await onprem?.release();
 });
 
 /** The remediation attempts in tracking, once there are `n` (tracking writes in batches). */

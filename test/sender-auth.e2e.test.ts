@@ -12,7 +12,7 @@ import { dkimSign, sealMessage } from 'mailauth';
 import { hasDnsmasq, startDns, type TestDns } from './helpers/dns.ts';
 import { adminJson, ChildGateway, startTestGateway, testConfig } from './helpers/gateway.ts';
 import { RawSmtp, waitForAsync } from './helpers/rawsmtp.ts';
-import { freePort, startSmtpSink, waitFor } from './helpers/peers.ts';
+import { deadPort, freePort, startSmtpSink, waitFor } from './helpers/peers.ts';
 
 const skip = hasDnsmasq() ? false : 'dnsmasq not installed (.ci/run)';
 
@@ -330,7 +330,9 @@ test(
   async () => {
     // Our header is added at send time from the scan's result (not written into a copy): a restart must
     // rebuild it from tracking, or mail waiting in the queue would leave without it.
-    const port = await freePort();
+    // held until the sink takes it (another test's listen(0) could otherwise get it meanwhile)
+    const dead = await deadPort();
+    const port = dead.port;
     const child = await ChildGateway.start(
       testConfig({
         routes: { '*': [`smtp://127.0.0.1:${port}`] },
@@ -359,6 +361,7 @@ test(
         'a failed delivery attempt',
       );
       await child.kill();
+      await dead.release();
       later = await startSmtpSink({ dump: true, port });
       await child.restart();
       // smtp-sink writes its dump file as the message arrives: wait for the end of the body
@@ -377,6 +380,7 @@ test(
     } finally {
       if (child.alive()) await child.stop();
       await later?.stop();
+      await dead.release();
     }
   },
 );

@@ -222,7 +222,7 @@ test(
     assert.equal(events(tagged, 'scan.unscannable')[0].action, 'deliver');
 
     const dropped = await send('drop@dst.test', message('drop@dst.test', 'deep dropped', deep));
-    assert.equal(await settled(dropped), 'deleted');
+    assert.equal(await settled(dropped), 'dropped');
     assert.equal(gw.gateway.tracker.show(dropped)!.recipients[0].status, 'dropped');
     assert.equal(events(dropped, 'scan.unscannable')[0].action, 'drop');
     assert.ok(!sink.messages().some((x) => x.body.includes('deep dropped')));

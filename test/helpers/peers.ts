@@ -44,6 +44,26 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A port where nothing will answer, held for the test: every connection is closed at once (the client
+ * sees the connection end before any greeting, like a refusal). A port from freePort() used as "nothing
+ * listens" can be handed to another test's listen(0) meanwhile, which then answers (or hangs) in its
+ * place; this one stays ours until release() (call it just before starting a server on the port).
+ */
+export async function deadPort(): Promise<{ port: number; release(): Promise<void> }> {
+  const server = createServer((socket) => socket.destroy());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  const port = (server.address() as { port: number }).port;
+  let released: Promise<void> | null = null;
+  return {
+    port,
+    release: () => (released ??= new Promise<void>((resolve) => server.close(() => resolve()))),
+  };
+}
+
 export async function waitForPort(port: number, timeoutMs = 5000, host = '127.0.0.1'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
