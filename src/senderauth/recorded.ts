@@ -4,23 +4,12 @@
 // delivery (flow/recovery.ts, which needs our Authentication-Results value).
 import type { Store } from '../store/db.ts';
 import type { TrackingEvent } from '../tracking/events.ts';
-import type { AuthResultKeyword, SenderAuthResult } from './verify.ts';
+import { isAuthResultKeyword, type AuthResultKeyword, type SenderAuthResult } from './verify.ts';
 
 type AuthChecked = Extract<TrackingEvent, { type: 'auth.checked' }>;
 
-const KEYWORDS: ReadonlySet<string> = new Set<AuthResultKeyword>([
-  'pass',
-  'fail',
-  'softfail',
-  'neutral',
-  'none',
-  'temperror',
-  'permerror',
-  'policy',
-]);
-
 function keywordOf(v: unknown): AuthResultKeyword {
-  return typeof v === 'string' && KEYWORDS.has(v) ? (v as AuthResultKeyword) : 'none';
+  return isAuthResultKeyword(v) ? v : 'none';
 }
 
 function stringOrNull(v: unknown): string | null {

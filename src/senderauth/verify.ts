@@ -108,6 +108,11 @@ const KEYWORDS = new Set<AuthResultKeyword>([
   'policy',
 ]);
 
+/** Whether a value is one of the result keywords we record (RFC 8601 §2.7). */
+export function isAuthResultKeyword(v: unknown): v is AuthResultKeyword {
+  return typeof v === 'string' && KEYWORDS.has(v as AuthResultKeyword);
+}
+
 function keyword(r: unknown): AuthResultKeyword {
   const s = String(r ?? 'none').toLowerCase();
   if (s === 'temperr') return 'temperror';
