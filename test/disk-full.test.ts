@@ -80,7 +80,12 @@ for (const variant of [
         for (let i = 0; i < 120 && !sawMailFrom452; i++) {
           // Mixed sizes: small ones go to the shared journal, large ones to files of their own.
           const subject = `fill-${i}`;
-          const r = await send(inPort, subject, i % 3 === 2 ? 400_000 : 5_000);
+          const r = await send(inPort, subject, i % 3 === 2 ? 400_000 : 5_000).catch((err: Error) => {
+            // A refused connection means the listener is gone: say why, with the gateway's last words.
+            throw new Error(
+              `${subject}: ${err.message}; gateway exit ${gw!.proc.exitCode} ${gw!.proc.signalCode}: ${gw!.output().slice(-3000)}`,
+            );
+          });
           if (r.stage === 'end' && r.reply.startsWith('250')) accepted.push(subject);
           else refusals.push(`${r.stage}: ${r.reply}`);
           if (r.stage === 'mail' && /^452 4\.3\.1 /.test(r.reply)) sawMailFrom452 = true;
