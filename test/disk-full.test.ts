@@ -74,18 +74,20 @@ for (const variant of [
         const fillBytes = fs0.bavail * fs0.bsize - variant.leaveFree;
         writeFileSync(filler, Buffer.alloc(Math.max(0, fillBytes), 1));
 
+        // A refused connection means the listener is gone: the error says why, with the gateway's last words.
+        const sendOrExplain = (subject: string, bytes: number) =>
+          send(inPort, subject, bytes).catch((err: Error) => {
+            throw new Error(
+              `${subject}: ${err.message}; gateway exit ${gw!.proc.exitCode} ${gw!.proc.signalCode}: ${gw!.output().slice(-3000)}`,
+            );
+          });
         const accepted: string[] = [];
         const refusals: string[] = [];
         let sawMailFrom452 = false;
         for (let i = 0; i < 120 && !sawMailFrom452; i++) {
           // Mixed sizes: small ones go to the shared journal, large ones to files of their own.
           const subject = `fill-${i}`;
-          const r = await send(inPort, subject, i % 3 === 2 ? 400_000 : 5_000).catch((err: Error) => {
-            // A refused connection means the listener is gone: say why, with the gateway's last words.
-            throw new Error(
-              `${subject}: ${err.message}; gateway exit ${gw!.proc.exitCode} ${gw!.proc.signalCode}: ${gw!.output().slice(-3000)}`,
-            );
-          });
+          const r = await sendOrExplain(subject, i % 3 === 2 ? 400_000 : 5_000);
           if (r.stage === 'end' && r.reply.startsWith('250')) accepted.push(subject);
           else refusals.push(`${r.stage}: ${r.reply}`);
           if (r.stage === 'mail' && /^452 4\.3\.1 /.test(r.reply)) sawMailFrom452 = true;
@@ -111,12 +113,12 @@ for (const variant of [
         rmSync(filler);
         const again = await waitForAsync(
           async () => {
-            const r = await send(inPort, 'after-space-freed', 1000);
+            const r = await sendOrExplain('after-space-freed', 1000);
             return r.stage === 'end' && r.reply.startsWith('250') ? r : null;
           },
           30_000,
           'acceptance to resume',
-        ).catch(async () => send(inPort, 'after-space-freed', 1000));
+        ).catch(async () => sendOrExplain('after-space-freed', 1000));
         assert.match(
           again.reply,
           /^250 /,
