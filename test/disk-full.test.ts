@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { hasBinary, startSmtpSink, waitFor, freePort, tempDir } from './helpers/peers.ts';
+import { deadPort, hasBinary, startSmtpSink, waitFor, freePort, tempDir } from './helpers/peers.ts';
 import { spawnGateway, testConfig, writeTestConfig } from './helpers/gateway.ts';
 import { sendFiller as send, waitForAsync } from './helpers/rawsmtp.ts';
 import { MailLog } from '../src/tracking/maillog.ts';
@@ -49,7 +49,9 @@ for (const variant of [
       const dataDir = path.join(dir, 'data');
       mkdirSync(dataDir);
       execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dataDir]);
-      const sinkPort = await freePort();
+      // downstream is down until the end: a held port, so no other test's server answers in its place
+      const sinkDead = await deadPort();
+      const sinkPort = sinkDead.port;
       const adminPort = await freePort();
       const inPort = await freePort();
       const doc = testConfig({
@@ -140,6 +142,7 @@ for (const variant of [
         assert.equal(resolvedAlerts.filter((a: any) => a.key === 'system.storage_full').length, 1);
 
         // Downstream comes up: every acknowledged message is delivered.
+        await sinkDead.release();
         sink = await startSmtpSink({ dump: true, port: sinkPort });
         const missing = await waitFor(
           () => {
@@ -163,6 +166,7 @@ for (const variant of [
           await once(gw.proc, 'exit');
         }
         await sink?.stop();
+        await sinkDead.release();
         try {
           execFileSync('umount', ['-l', dataDir]);
         } catch {

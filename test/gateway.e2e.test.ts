@@ -4,7 +4,16 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { hasBinary, startSmtpSink, swaks, pythonSend, smtpSource, waitFor, type Sink } from './helpers/peers.ts';
+import {
+  deadPort,
+  hasBinary,
+  startSmtpSink,
+  swaks,
+  pythonSend,
+  smtpSource,
+  waitFor,
+  type Sink,
+} from './helpers/peers.ts';
 import { startTestGateway, testConfig } from './helpers/gateway.ts';
 
 const havePeers = hasBinary('smtp-sink') && hasBinary('smtp-source') && hasBinary('swaks');
@@ -247,3 +256,69 @@ test('the spool is empty once everything is delivered', { skip }, async () => {
   await gw.gateway.store.committed();
   await waitFor(() => readdirSync(path.join(gw.dataDir, 'spool')).length === 0, 5000, 'spool empty');
 });
+
+test(
+  'a route target that closes before its greeting is skipped for the next one; with none left the deferral names it',
+  { skip },
+  async () => {
+    // An overloaded or tarpitting MX that takes the TCP connection and drops it at once, before any greeting.
+    const dead = await deadPort();
+    const own = await startTestGateway(
+      testConfig({
+        routes: {
+          'next.test': [`smtp://127.0.0.1:${dead.port}`, `smtp://127.0.0.1:${sink.port}`],
+          'none.test': [`smtp://127.0.0.1:${dead.port}`],
+        },
+        delivery: { retrySchedule: ['1h'], maxQueueLifetime: '2h' },
+      }),
+    );
+    try {
+      const send = async (to: string, marker: string): Promise<number> => {
+        const r = await swaks([
+          '-s',
+          `127.0.0.1:${own.gateway.ports.get('outgoing')}`,
+          '-f',
+          'a@src.test',
+          '-t',
+          to,
+          '--header',
+          `Subject: ${marker}`,
+        ]);
+        assert.equal(r.code, 0, r.out);
+        return Number(/queued as MID (\d+)/.exec(r.out)?.[1]);
+      };
+      const marker = `next-target-${Date.now()}`;
+      const mid = await send('bob@next.test', marker);
+      await deliveredBody(marker);
+      const rec = await waitFor(
+        () => {
+          const t = own.gateway.tracker.show(mid);
+          return t?.status === 'delivered' ? t : null;
+        },
+        5000,
+        'delivered through the second target',
+      );
+      assert.ok(
+        rec.events.some((e) => e.type === 'delivery.delivered' && e.target === `127.0.0.1:${sink.port}`),
+        JSON.stringify(rec.events),
+      );
+
+      const stuck = await send('bob@none.test', `no-target-${Date.now()}`);
+      const deferred = await waitFor(
+        () => {
+          const t = own.gateway.tracker.show(stuck);
+          return t?.recipients[0].status === 'deferred' ? t : null;
+        },
+        5000,
+        'deferred',
+      );
+      assert.match(
+        deferred.recipients[0].lastReply ?? '',
+        new RegExp(`127\\.0\\.0\\.1:${dead.port}: .*closed unexpectedly`),
+      );
+    } finally {
+      await own.stop();
+      await dead.release();
+    }
+  },
+);

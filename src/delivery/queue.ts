@@ -464,7 +464,17 @@ export class DeliveryQueue {
       smtp.on('end', () => {
         conn.broken = true;
       });
-      smtp.connect(() => {
+      // nodemailer hands a close before the greeting to this callback (not to 'error'): such a target
+      // failed to connect like a refusal, so the next one is tried and the deferral names it.
+      smtp.connect((err?: Error) => {
+        if (err) {
+          conn.broken = true;
+          if (!settled) {
+            settled = true;
+            reject(err);
+          }
+          return;
+        }
         // nodemailer keeps the session's socket (a TLSSocket after STARTTLS) and the EHLO keywords private
         const inner = smtp as unknown as { _socket?: net.Socket; _supportedExtensions?: string[] };
         conn.tls = sessionTls(
