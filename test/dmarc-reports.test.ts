@@ -31,6 +31,7 @@ import {
 import { dmarcEvaluated } from '../src/policy/sender-auth.ts';
 import type { SenderAuthResult } from '../src/senderauth/verify.ts';
 import type { PolicySenderAuthConfig } from '../src/config/sender-auth-schema.ts';
+import { installationTag } from '../src/store/installation.ts';
 
 const require = createRequire(import.meta.url);
 const { simpleParser } = require('mailparser') as {
@@ -437,10 +438,13 @@ test(
       assert.deepEqual(to, ['agg@ext.test', 'dmarc@rua.good.test']);
       const begin = Date.parse(`${yesterday}T00:00:00Z`) / 1000;
       let xml = '';
+      // the report-id names this installation too: two gateways sharing a hostname send different IDs
+      const tag = installationTag(gw.gateway.store);
+      assert.match(tag, /^[0-9a-f]{12}$/);
       for (const mail of mails) {
         assert.equal(
           mail.subject,
-          `Report Domain: good.test Submitter: gw.test Report-ID: <${yesterday}.good.test@gw.test>`,
+          `Report Domain: good.test Submitter: gw.test Report-ID: <${yesterday}.good.test.${tag}@gw.test>`,
         );
         assert.match(mail.from!.text, /dmarc-reports@gw\.test/);
         const att = mail.attachments.find((a) => a.contentType === 'application/gzip');

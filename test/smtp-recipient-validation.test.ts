@@ -215,6 +215,10 @@ test('cached answers are served while the directory is down; uncached recipients
       'Subject: cached\r\n\r\nx\r\n',
     );
     assert.ok(sent.mid, sent.reply);
+    // an answer within its TTL is as good as a live one: tracking has nothing to say about it
+    const fresh = await waitFor(() => gw.gateway.tracker.show(sent.mid!), 5000, 'tracking record');
+    const freshIngress = fresh.events.find((e) => e.type === 'ingress.accepted') as { directory?: string[] };
+    assert.equal(freshIngress.directory, undefined);
     const [carol, nobody] = await rcpts(['carol@example.test', 'nobody@example.test']);
     assert.match(carol, /^451 4\.4\.3 /);
     assert.match(nobody, /^550 5\.1\.1 /);
@@ -451,6 +455,17 @@ test(
         metrics,
         /breakwater_directory_stale_answers_total\{listener="incoming",directory="corp",result="unknown"\} 1/,
       );
+      // a message accepted on a stale answer says so in its tracking record (and on the tracking page)
+      const sent = await sendMessage(port, 's@src.test', ['alice@example.test'], 'Subject: stale\r\n\r\nx\r\n');
+      assert.ok(sent.mid, sent.reply);
+      const rec = await waitFor(() => gw2.gateway.tracker.show(sent.mid!), 5000, 'tracking record');
+      const ingress = rec.events.find((e) => e.type === 'ingress.accepted') as { directory?: string[] };
+      assert.equal(ingress.directory?.length, 1, JSON.stringify(ingress));
+      assert.match(
+        ingress.directory![0],
+        /^alice@example\.test: known from a cached answer of directory corp, stale: expired \d+ s ago; directory unavailable \(ldap:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED/,
+      );
+      assert.ok(!ingress.directory![0].includes(READER_PW));
 
       const stale = await short.q.check('alice@example.test');
       assert.ok(stale.result === 'known' && stale.stale && stale.stale.expiredMs >= 1000, JSON.stringify(stale));

@@ -33,6 +33,7 @@ import type { StsPolicy } from '../src/delivery/mta-sts.ts';
 import { TlsReports } from '../src/delivery/tls-reports.ts';
 import { Store } from '../src/store/db.ts';
 import { validateConfig } from '../src/config/load.ts';
+import { installationTag } from '../src/store/installation.ts';
 
 interface ParsedMail {
   subject?: string;
@@ -456,7 +457,8 @@ test(
       const cli = await breakwaterCli(dir, ['tlsrpt', 'show', 'stsd.test', '--json']);
       assert.equal(cli.status, 0, cli.stderr);
       const shown = JSON.parse(cli.stdout);
-      assert.equal(shown['report-id'], `${today}.stsd.test@gw.test`);
+      const tag = installationTag(gw.gateway.store);
+      assert.equal(shown['report-id'], `${today}.stsd.test.${tag}@gw.test`);
       assert.deepEqual(shown.policies[0].policy, {
         'policy-type': 'sts',
         'policy-string': ['version: STSv1', 'mode: testing', 'mx: mx.stsd.test', 'max_age: 86400'],
@@ -482,7 +484,7 @@ test(
         'organization-name': 'Breakwater Test',
         'date-range': { 'start-datetime': `${yesterday}T00:00:00Z`, 'end-datetime': `${yesterday}T23:59:59Z` },
         'contact-info': 'tls-admin@gw.test',
-        'report-id': `${yesterday}.plain.test@gw.test`,
+        'report-id': `${yesterday}.plain.test.${tag}@gw.test`,
         policies: [
           {
             policy: { 'policy-type': 'no-policy-found', 'policy-domain': 'plain.test' },
@@ -528,7 +530,7 @@ test(
       const mail = await simpleParser(readFileSync(path.join(reportsDir, files[0])));
       assert.equal(
         mail.subject,
-        `Report Domain: plain.test Submitter: gw.test Report-ID: <${yesterday}.plain.test@gw.test>`,
+        `Report Domain: plain.test Submitter: gw.test Report-ID: <${yesterday}.plain.test.${tag}@gw.test>`,
       );
       assert.equal(mail.headers.get('tls-report-domain'), 'plain.test');
       assert.equal(mail.headers.get('tls-report-submitter'), 'gw.test');

@@ -25,6 +25,7 @@ import {
   type ReportStore,
 } from '../reports/daily-reports.ts';
 import { mailtoAddress, reportId } from '../reports/report-mail.ts';
+import { installationTag } from '../store/installation.ts';
 import {
   buildReport,
   buildReportMessage,
@@ -142,6 +143,7 @@ export class TlsReports {
       organization: t.organization ?? config.hostname,
       contact: t.contact ?? this.from(),
       submitter: t.submitter ?? config.hostname,
+      instance: installationTag(this.deps.store),
     };
   }
 
@@ -263,7 +265,7 @@ export class TlsReports {
     const report = buildReport(domain, day, this.rows(domain, day), meta);
     if (!report) return false;
     const gzip = gzipSync(JSON.stringify(report));
-    const id = reportId(day, domain, meta.submitter);
+    const id = reportId(day, domain, meta.submitter, meta.instance);
     const mails: number[] = [];
     for (const uri of found.rua) {
       const to = mailtoAddress(uri);

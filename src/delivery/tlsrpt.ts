@@ -170,6 +170,8 @@ export interface ReportMeta {
   organization: string;
   contact: string;
   submitter: string;
+  /** this gateway's installationTag, in the report-id */
+  instance?: string;
 }
 
 /** The report of one policy domain and day from its recorded rows; null when there are none. */
@@ -226,7 +228,7 @@ export function buildReport(domain: string, day: string, rows: SessionRow[], met
     'organization-name': meta.organization,
     'date-range': { 'start-datetime': start, 'end-datetime': end },
     'contact-info': meta.contact,
-    'report-id': reportId(day, domain, meta.submitter),
+    'report-id': reportId(day, domain, meta.submitter, meta.instance),
     policies,
   };
 }

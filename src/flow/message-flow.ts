@@ -10,7 +10,7 @@ import type { EventBus } from '../tracking/bus.ts';
 import type { AcceptedMessage } from '../smtp/ingress.ts';
 import { splitByPolicy } from '../policy/policies.ts';
 import { runPipeline } from '../pipeline/pipeline.ts';
-import type { Stage, StageContext } from '../pipeline/stage.ts';
+import { HEAD_BYTES, type Stage, type StageContext } from '../pipeline/stage.ts';
 import { decide, unscannableAction } from '../policy/decide.ts';
 import { limitsReached } from '../policy/unscannable.ts';
 import type { Verdict } from '../policy/verdict.ts';
@@ -18,7 +18,7 @@ import type { DeliveryJob, DeliveryQueue, RecipientResult } from '../delivery/qu
 import type { OutbreakAssessment } from '../outbreak/engine.ts';
 import type { QuarantineEntry, QuarantineName } from '../quarantine/quarantine.ts';
 import type { Bounces } from '../delivery/bounces.ts';
-import { CopyTable, MidAllocator, type Copy, type Outcome } from './copies.ts';
+import { CopyTable, MidAllocator, readCopyStart, type Copy, type Outcome } from './copies.ts';
 import { needsModification, type CopyModifier } from './modify-copy.ts';
 import { parsedEvent, scoreEvent } from '../pipeline/scan-events.ts';
 import { senderAuthAction, withSenderAuth } from '../policy/sender-auth.ts';
@@ -114,6 +114,7 @@ export class MessageFlow {
         ...(env.generated ? { generated: env.generated } : {}),
         ...(env.senderGroup ? { senderGroup: env.senderGroup } : {}),
         ...(env.reputation ? { reputation: env.reputation } : {}),
+        ...(env.directory ? { directory: env.directory } : {}),
       },
       env.icid,
     );
@@ -355,6 +356,7 @@ export class MessageFlow {
   }
 
   private stageContext(copy: Copy): StageContext {
+    let head: Promise<Buffer> | null = null;
     return {
       mid: copy.mid,
       env: copy.env,
@@ -376,6 +378,7 @@ export class MessageFlow {
           end: copy.bodyOffset + copy.size - 1,
           highWaterMark: 256 * 1024,
         }),
+      head: () => (head ??= readCopyStart(copy, HEAD_BYTES)),
     };
   }
 

@@ -51,7 +51,15 @@ export interface StageContext {
   bytes: Buffer | null;
   /** opens the message bytes (without the spool envelope) as a stream */
   openMessage(): Readable;
+  /**
+   * The first HEAD_BYTES of the message (where its header fields are), read once for every stage that
+   * looks at them (forged Authentication-Results, spam verdict fields); a view of `bytes` in memory.
+   */
+  head(): Promise<Buffer>;
 }
+
+/** How much of a message head() gives: header blocks beyond this are not looked through. */
+export const HEAD_BYTES = 256 * 1024;
 
 export interface Stage {
   name: string;

@@ -16,9 +16,13 @@ export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-/** The report-id: one report per policy domain, day and submitter, in the msg-id form both RFCs put in the subject. */
-export function reportId(day: string, domain: string, submitter: string): string {
-  return `${day}.${domain}@${submitter}`;
+/**
+ * The report-id: one report per policy domain, day and submitting gateway, in the msg-id form both RFCs
+ * put in the subject. `instance` (installationTag) keeps two gateways that share a hostname, and so a
+ * submitter name, from sending reports with one ID.
+ */
+export function reportId(day: string, domain: string, submitter: string, instance?: string): string {
+  return `${day}.${domain}${instance ? `.${instance}` : ''}@${submitter}`;
 }
 
 /**

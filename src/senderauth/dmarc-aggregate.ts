@@ -54,6 +54,8 @@ export interface AggregateMeta {
   orgName: string;
   email: string;
   submitter: string;
+  /** this gateway's installationTag, in the report_id */
+  instance?: string;
 }
 
 /** records kept per report, the largest counts first (the biggest receivers cut too) */
@@ -95,7 +97,7 @@ export function buildAggregate(
     report_metadata: {
       org_name: meta.orgName,
       email: meta.email,
-      report_id: reportId(day, domain, meta.submitter),
+      report_id: reportId(day, domain, meta.submitter, meta.instance),
       date_range: { begin: startMs / 1000, end: endMs / 1000 },
     },
     policy_published: {

@@ -16,6 +16,7 @@ import {
   type ReportStore,
 } from '../reports/daily-reports.ts';
 import { reportId } from '../reports/report-mail.ts';
+import { installationTag } from '../store/installation.ts';
 import type { BusEvent } from '../tracking/bus.ts';
 import type { TrackingEvent } from '../tracking/events.ts';
 import {
@@ -28,6 +29,7 @@ import {
   rowValue,
   ruaDestinations,
   spfResult,
+  type AggregateMeta,
   type DmarcAggregate,
   type DmarcPublished,
   type DmarcRow,
@@ -108,10 +110,15 @@ export class DmarcReports {
     return this.deps.config.senderAuth.dmarcReports;
   }
 
-  private meta(): { orgName: string; email: string; submitter: string } {
+  private meta(): AggregateMeta {
     const { hostname } = this.deps.config;
     const s = this.settings;
-    return { orgName: s.orgName ?? hostname, email: this.from(), submitter: s.submitter ?? hostname };
+    return {
+      orgName: s.orgName ?? hostname,
+      email: this.from(),
+      submitter: s.submitter ?? hostname,
+      instance: installationTag(this.deps.store),
+    };
   }
 
   private from(): string {
@@ -260,7 +267,7 @@ export class DmarcReports {
       allowed.push(d);
     }
     const meta = this.meta();
-    const id = reportId(day, domain, meta.submitter);
+    const id = reportId(day, domain, meta.submitter, meta.instance);
     const gzip = gzipSync(aggregateXml(report));
     const mails: number[] = [];
     for (const d of allowed) {

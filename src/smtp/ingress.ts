@@ -95,6 +95,11 @@ interface SessionState {
   maxMessageSize: number;
   /** recipients refused as unknown by the directory in this session (harvest limit) */
   refusals: number;
+  /**
+   * Recipients the directory did not answer for live (a stale cached answer, or accepted unchecked while
+   * it was down): lower-cased address → what decided; the accepted message's tracking record says so.
+   */
+  directoryNotes: Map<string, string>;
 }
 
 /** Small messages are gathered in memory and written with one call; larger ones stream to disk. */
@@ -306,6 +311,7 @@ export class Ingress {
           messages: 0,
           maxMessageSize: group ? parseByteSize(group.maxMessageSize) : 10 * 1024 * 1024,
           refusals: 0,
+          directoryNotes: new Map(),
         });
         cb();
       })
@@ -389,6 +395,10 @@ export class Ingress {
     const refuse = (reason: 'unknown_recipient' | 'directory_unavailable' | 'harvest_session' | 'harvest_hour') =>
       this.deps.observe?.({ type: 'rcpt.refused', listener: this.listener.name, reason });
     const ip = session.remoteAddress;
+    const noteDirectory = (note: string | null): void => {
+      if (note) st.directoryNotes.set(rcpt.toLowerCase(), note.slice(0, 300));
+      else st.directoryNotes.delete(rcpt.toLowerCase());
+    };
     // the sender group's own limits (a mail flow policy setting, as in the HAT) before the listener's
     const own = st.match.group?.directoryHarvest;
     const perSession = own?.maxRefusalsPerSession ?? v.cfg.maxRefusalsPerSession;
@@ -418,6 +428,7 @@ export class Ingress {
             this.deps.log(
               `ICID ${st.icid} RCPT <${rcpt}> accepted unchecked: directory ${v.query.name} unavailable (${answer.error})`,
             );
+            noteDirectory(`accepted unchecked: directory ${v.query.name} unavailable (${answer.error})`);
             return this.acceptRecipient(st, session, cb);
           }
           this.deps.log(
@@ -456,6 +467,7 @@ export class Ingress {
           this.deps.log(
             `ICID ${st.icid} RCPT <${rcpt}> accepted: known recipient (directory ${v.query.name}, cached${stale})`,
           );
+        noteDirectory(answer.stale ? `known from a cached answer of directory ${v.query.name}${stale}` : null);
         this.acceptRecipient(st, session, cb);
       })
       .catch((err: Error) => cb(err));
@@ -523,6 +535,11 @@ export class Ingress {
       senderGroup: st.match.name,
       ...(st.reputation.listings.length ? { reputation: st.reputation.listings } : {}),
     };
+    const directory = rcpts.flatMap((r) => {
+      const note = st.directoryNotes.get(r.toLowerCase());
+      return note ? [`${r}: ${note}`] : [];
+    });
+    if (directory.length) env.directory = directory;
     const received = Buffer.from(this.receivedHeader(env, session, rcpts));
     const guard = new LineEndingGuard();
     const limits = this.limits;

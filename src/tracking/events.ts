@@ -32,6 +32,8 @@ export type TrackingEvent =
       /** the HAT sender group of the connection, and the DNS lists that list the client */
       senderGroup?: string;
       reputation?: string[];
+      /** recipients the directory did not answer for live: a stale cached answer or accepted unchecked */
+      directory?: string[];
     }
   | {
       type: 'policy.split';

@@ -2,11 +2,11 @@
 // `disabled` → `in-progress` → `registered`, or `failed` with the reason the hub (or the network) gave.
 // The device secret the hub issues lives in `dataDir/cloud.secret` (mode 0600): never in the database,
 // logs or API answers.
-import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { Store } from '../store/db.ts';
+import { installation } from '../store/installation.ts';
 import { HUB_AUDIENCE, signDeviceToken } from './device-jwt.ts';
 
 export type CloudStatus = 'disabled' | 'in-progress' | 'registered' | 'failed';
@@ -60,7 +60,6 @@ export class CloudService {
   private readonly deps: CloudDeps;
   private persisted: Persisted;
   private registering = false;
-  private installation: { uuid: string; date: string } | null = null;
   /** `cloud enable|disable` said so (null: the config decides; undefined: not read yet) */
   private enabledOverride: boolean | null | undefined = undefined;
   /** told when the registration changes (the stream starts or stops) */
@@ -124,15 +123,7 @@ export class CloudService {
     version: string;
     deployment: 'standalone';
   } {
-    // (kept in memory: the database writes commit a moment later, and a second call must not make another)
-    if (!this.installation) {
-      const uuid = this.deps.store.getMeta('installation.uuid');
-      const date = this.deps.store.getMeta('installation.date');
-      this.installation = { uuid: uuid ?? randomUUID(), date: date ?? new Date().toISOString() };
-      if (!uuid) this.deps.store.setMeta('installation.uuid', this.installation.uuid);
-      if (!date) this.deps.store.setMeta('installation.date', this.installation.date);
-    }
-    const uuid = this.installation.uuid;
+    const { uuid } = installation(this.deps.store);
     return {
       uuid,
       hostname: this.deps.config.hostname,
@@ -144,8 +135,7 @@ export class CloudService {
   }
 
   installDate(): string {
-    this.identity();
-    return this.installation!.date;
+    return installation(this.deps.store).date;
   }
 
   /** The hub URL of a region name, or the URL itself. */

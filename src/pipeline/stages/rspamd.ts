@@ -9,7 +9,6 @@ import { RspamdError, type RspamdAnswer } from '../../antispam/rspamd.ts';
 import type { AntispamService } from '../../antispam/service.ts';
 import { effectiveAntispamSettings } from '../../policy/antispam.ts';
 import type { Stage, StageContext } from '../stage.ts';
-import { readCopyStart } from '../../flow/copies.ts';
 import { countFields } from '../../mime/edit/remove-fields.ts';
 import { isSpamVerdictField } from '../../antispam/headers.ts';
 
@@ -56,7 +55,7 @@ export function rspamdStage(config: Config, service: AntispamService): Stage {
       service.answered();
       // Fields claiming a spam verdict that came with the message are not ours: counted here, removed
       // on delivery (a modified copy, only when there are some)
-      answer.incomingSpamFields = countFields(await readCopyStart(ctx, 256 * 1024), isSpamVerdictField);
+      answer.incomingSpamFields = countFields(await ctx.head(), isSpamVerdictField);
       ctx.antispam = answer;
       if (answer.class !== 'ham')
         ctx.findings.push({

@@ -16,15 +16,11 @@ import type { AuthResolver } from '../../senderauth/resolver.ts';
 import { verifySender, type SenderAuthResult } from '../../senderauth/verify.ts';
 import type { DmarcDetail, TrackingEvent } from '../../tracking/events.ts';
 import type { Stage, StageContext } from '../stage.ts';
-import { readCopyStart } from '../../flow/copies.ts';
 import { countForgedAuthResults } from '../../senderauth/headers.ts';
 
 export interface SenderAuthDeps {
   resolver: AuthResolver;
 }
-
-/** Bytes of the message read to find forged Authentication-Results fields; a longer header block: assumed. */
-const HEAD_SCAN = 256 * 1024;
 
 export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
   const s = config.senderAuth;
@@ -69,8 +65,8 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
       const a = ctx.senderAuth;
       a.pctSample = Math.random() * 100;
       // Forged fields claiming our authserv-id must go, which costs a modified copy; ours is added at
-      // send time. The header block is read again (a few KB; the spool's page cache has it).
-      a.forged = countForgedAuthResults(await readCopyStart(ctx, HEAD_SCAN), authservId);
+      // send time.
+      a.forged = countForgedAuthResults(await ctx.head(), authservId);
       const override = arcOverride(a, s.trustedArcSealers);
       if (override) {
         a.dmarcOverride = override;

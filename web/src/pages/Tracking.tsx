@@ -140,6 +140,7 @@ function Timeline({ mid }: { mid: string }) {
                 ingress.senderGroup ? `sender group ${ingress.senderGroup}` : null,
                 ingress.reputation?.length ? `listed by ${ingress.reputation.join(', ')}` : null,
                 `TLS ${ingress.tls ?? 'none'}`,
+                ingress.directory?.length ? `recipient directory: ${ingress.directory.join('; ')}` : null,
               ]
                 .filter(Boolean)
                 .join(' · ')
