@@ -5,7 +5,7 @@
 // into the feed directory.
 import test, { after, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { hasDnsmasq, startDns, type DnsRecords, type TestDns } from './helpers/dns.ts';
 import { adminJson, startTestGateway, testConfig } from './helpers/gateway.ts';
@@ -185,5 +185,21 @@ test(
     assert.equal(after3.status, 'quarantined');
     assert.ok(!after3.events.some((e) => e.type === 'quarantine.released'));
     assert.ok(!existsSync(path.join(gw.dataDir, 'delivered', `${spoof}.eml`)));
+
+    // An administrator releases it: the release rescans it, but judges its sender by the results of its
+    // arrival, not by today's DNS (which would now pass SPF); delivered with that Authentication-Results.
+    const released2 = await gw.gateway.quarantines.releaseMatching({ quarantine: 'outbreak', mids: [spoof] }, 'admin');
+    assert.deepEqual(released2, [spoof]);
+    const spoofFile = path.join(gw.dataDir, 'delivered', `${spoof}.eml`);
+    await waitFor(() => existsSync(spoofFile), 20_000, `delivery of MID ${spoof}`);
+    const delivered = readFileSync(spoofFile, 'utf8');
+    const ours = /^Authentication-Results: [^\r\n]*(?:\r?\n[ \t][^\r\n]*)*/m.exec(delivered)?.[0] ?? '';
+    assert.match(ours, /spf=fail/, ours);
+    assert.match(ours, /dmarc=fail/, ours);
+    const checks = gw.gateway.tracker.show(spoof)!.events.filter((e) => e.type === 'auth.checked');
+    assert.equal(checks.length, 2, 'checked on arrival, then its result reused on release');
+    assert.equal(checks[1].recordedFrom, spoof);
+    assert.equal(checks[1].spf, 'fail');
+    assert.equal(checks[1].lookups, checks[0].lookups);
   },
 );

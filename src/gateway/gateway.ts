@@ -22,6 +22,7 @@ import { Ingress } from '../smtp/ingress.ts';
 import type { ReverseResolver } from '../smtp/hat.ts';
 import { buildPipeline } from '../pipeline/pipeline.ts';
 import { senderAuthResolver } from '../senderauth/resolver.ts';
+import { recordedSenderAuth } from '../senderauth/recorded.ts';
 import { ParsePool } from '../mime/pool.ts';
 import { BundleMessages } from '../outbreak/offload.ts';
 import type { Stage } from '../pipeline/stage.ts';
@@ -288,7 +289,9 @@ export class Gateway {
       outbreak: this.outbreak,
       antivirus: clamd ? { clamd, signatureVersion: () => this.antivirus.signatureVersion } : undefined,
       antispam: this.antispam,
-      senderAuth: config.senderAuth.enabled ? { resolver: senderAuthResolver(config) } : undefined,
+      senderAuth: config.senderAuth.enabled
+        ? { resolver: senderAuthResolver(config), recorded: (mid) => recordedSenderAuth(this.store, mid) }
+        : undefined,
     });
 
     this.clickProtection = new ClickProtection({ config, dataDir, engine: this.outbreak, events: bus, log });

@@ -63,6 +63,11 @@ export interface SenderAuthResult {
    * null: its header block was too large to tell. Set by the senderAuth stage.
    */
   forged?: number | null;
+  /**
+   * Set by the senderAuth stage on a release: the MID whose first scan this result was recorded by
+   * (senderauth/recorded.ts), reused instead of asking DNS again days later (a rotated DKIM key)
+   */
+  recordedFrom?: number;
   lookups: number;
   budgetExhausted: boolean;
   ms: number;

@@ -125,6 +125,8 @@ export type TrackingEvent =
       header?: string[];
       /** a DMARC failure not acted on: why (a trusted ARC sealer saw it pass; policy/sender-auth.ts) */
       dmarcOverride?: string;
+      /** on a release: the result is the one this MID's first scan recorded (DNS was not asked again) */
+      recordedFrom?: number;
       /** what a DMARC aggregate report counts of the message (set once per message, at its first scan) */
       detail?: DmarcDetail;
     }

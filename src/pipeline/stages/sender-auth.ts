@@ -20,6 +20,8 @@ import { countForgedAuthResults } from '../../senderauth/headers.ts';
 
 export interface SenderAuthDeps {
   resolver: AuthResolver;
+  /** the result a message's first scan recorded (senderauth/recorded.ts); null when none was */
+  recorded?: (mid: number) => SenderAuthResult | null;
 }
 
 export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
@@ -51,6 +53,18 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
     },
     async run(ctx: StageContext) {
       if (!effectiveSenderAuthSettings(config, ctx.direction, ctx.policy)) return;
+      // A release (days later, maybe) judges the message as it arrived: the first scan's result, not
+      // DNS of today (a DKIM key rotated away would fail a signature that verified on arrival).
+      const releasedMid = ctx.releasedFrom.length ? (ctx.env.releasedMid ?? ctx.mid) : null;
+      const recorded = releasedMid !== null ? (deps.recorded?.(releasedMid) ?? null) : null;
+      // (an event of an older version without our header value: checked again)
+      if (recorded?.header) {
+        ctx.senderAuth = { ...recorded, authservId, recordedFrom: releasedMid! };
+        ctx.senderAuth.pctSample = Math.random() * 100;
+        ctx.senderAuth.forged = countForgedAuthResults(await ctx.head(), authservId);
+        findings(ctx, ctx.senderAuth, recorded.dmarcOverride ?? null);
+        return;
+      }
       ctx.senderAuth = await verifySender({
         // large messages stream from the spool (DKIM body hashes are computed as they pass)
         message: ctx.bytes ?? ctx.openMessage(),
@@ -67,43 +81,47 @@ export function senderAuthStage(config: Config, deps: SenderAuthDeps): Stage {
       // Forged fields claiming our authserv-id must go, which costs a modified copy; ours is added at
       // send time.
       a.forged = countForgedAuthResults(await ctx.head(), authservId);
-      const override = arcOverride(a, s.trustedArcSealers);
-      if (override) {
-        a.dmarcOverride = override;
-        ctx.findings.push({ stage: 'senderAuth', code: 'auth.dmarc_override', severity: 'info', detail: override });
-      } else if (a.dmarc.result === 'fail')
-        ctx.findings.push({
-          stage: 'senderAuth',
-          code: 'auth.dmarc_fail',
-          severity: a.dmarc.policy === 'reject' || a.dmarc.policy === 'quarantine' ? 'threat' : 'suspicious',
-          detail: `dmarc=fail header.from=${a.dmarc.domain ?? '?'} policy=${a.dmarc.policy ?? 'none'}`,
-        });
-      if (a.spf.result === 'fail' || a.spf.result === 'softfail')
-        ctx.findings.push({
-          stage: 'senderAuth',
-          code: `auth.spf_${a.spf.result}`,
-          severity: 'suspicious',
-          detail: `spf=${a.spf.result} smtp.mailfrom=${ctx.env.sender || '<>'}`,
-        });
-      if (a.dkim.some((d) => d.result === 'fail'))
-        ctx.findings.push({
-          stage: 'senderAuth',
-          code: 'auth.dkim_fail',
-          severity: 'suspicious',
-          detail: a.dkim
-            .filter((d) => d.result === 'fail')
-            .map((d) => `dkim=fail header.d=${d.domain ?? '?'}`)
-            .join(', '),
-        });
-      if (a.budgetExhausted)
-        ctx.findings.push({
-          stage: 'senderAuth',
-          code: 'auth.lookup_budget',
-          severity: 'suspicious',
-          detail: `DNS lookup budget of ${s.dns.lookupBudget} exhausted`,
-        });
+      findings(ctx, a, arcOverride(a, s.trustedArcSealers));
     },
   };
+
+  /** What the results tell the policy layer and the adaptive rules, as findings. */
+  function findings(ctx: StageContext, a: SenderAuthResult, override: string | null): void {
+    if (override) {
+      a.dmarcOverride = override;
+      ctx.findings.push({ stage: 'senderAuth', code: 'auth.dmarc_override', severity: 'info', detail: override });
+    } else if (a.dmarc.result === 'fail')
+      ctx.findings.push({
+        stage: 'senderAuth',
+        code: 'auth.dmarc_fail',
+        severity: a.dmarc.policy === 'reject' || a.dmarc.policy === 'quarantine' ? 'threat' : 'suspicious',
+        detail: `dmarc=fail header.from=${a.dmarc.domain ?? '?'} policy=${a.dmarc.policy ?? 'none'}`,
+      });
+    if (a.spf.result === 'fail' || a.spf.result === 'softfail')
+      ctx.findings.push({
+        stage: 'senderAuth',
+        code: `auth.spf_${a.spf.result}`,
+        severity: 'suspicious',
+        detail: `spf=${a.spf.result} smtp.mailfrom=${ctx.env.sender || '<>'}`,
+      });
+    if (a.dkim.some((d) => d.result === 'fail'))
+      ctx.findings.push({
+        stage: 'senderAuth',
+        code: 'auth.dkim_fail',
+        severity: 'suspicious',
+        detail: a.dkim
+          .filter((d) => d.result === 'fail')
+          .map((d) => `dkim=fail header.d=${d.domain ?? '?'}`)
+          .join(', '),
+      });
+    if (a.budgetExhausted)
+      ctx.findings.push({
+        stage: 'senderAuth',
+        code: 'auth.lookup_budget',
+        severity: 'suspicious',
+        detail: `DNS lookup budget of ${s.dns.lookupBudget} exhausted`,
+      });
+  }
 }
 
 /** The `auth.checked` tracking event of a result and the policy's action (and what reports count). */
@@ -127,6 +145,7 @@ export function authCheckedEvent(
     ms: r.ms,
     header: r.header.split(/\r?\n/),
     ...(r.dmarcOverride ? { dmarcOverride: r.dmarcOverride } : {}),
+    ...(r.recordedFrom !== undefined ? { recordedFrom: r.recordedFrom } : {}),
     ...(detail ? { detail } : {}),
   };
 }

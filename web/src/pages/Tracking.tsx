@@ -149,7 +149,7 @@ function Timeline({ mid }: { mid: string }) {
         <dt>Sender authentication</dt>
         <dd>
           {auth
-            ? `spf=${auth.spf} · dkim=${auth.dkim.length ? auth.dkim.map((d: any) => `${d.result}${d.domain ? ` (${d.domain})` : ''}`).join(', ') : 'none'} · dmarc=${auth.dmarc}${auth.dmarcPolicy ? ` (p=${auth.dmarcPolicy})` : ''} · arc=${auth.arc}${auth.action !== 'none' ? ` · action ${auth.action}` : ''}${auth.dmarcOverride ? ` · DMARC failure overridden: ${auth.dmarcOverride}` : ''}`
+            ? `spf=${auth.spf} · dkim=${auth.dkim.length ? auth.dkim.map((d: any) => `${d.result}${d.domain ? ` (${d.domain})` : ''}`).join(', ') : 'none'} · dmarc=${auth.dmarc}${auth.dmarcPolicy ? ` (p=${auth.dmarcPolicy})` : ''} · arc=${auth.arc}${auth.action !== 'none' ? ` · action ${auth.action}` : ''}${auth.dmarcOverride ? ` · DMARC failure overridden: ${auth.dmarcOverride}` : ''}${auth.recordedFrom !== undefined ? ` · as checked on arrival (MID ${auth.recordedFrom})` : ''}`
             : 'not checked'}
         </dd>
         <dt>Anti-spam</dt>
