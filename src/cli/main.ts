@@ -47,6 +47,14 @@ export function buildCli(): Command {
       process.stdout.write(`admin API on http://${loaded.config.admin.host}:${running.adminPort}\n`);
       process.stdout.write(`${running.gateway.antivirus.summary}\n`);
       process.stdout.write(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}\n`);
+      // An error nothing caught is a bug: it is named in the mail log (where operators look) before the
+      // process exits as Node would. Accepted mail is safe on disk; a supervisor restarts the gateway.
+      process.on('uncaughtException', (err) => {
+        const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        running.gateway.mailLog.fatal(`stopping on an unexpected error (please report it): ${what}`);
+        process.stderr.write(`breakwater: stopping on an unexpected error: ${what}\n`);
+        process.exit(70); // EX_SOFTWARE
+      });
       let stopping = false;
       const stop = (): void => {
         if (stopping) return;

@@ -1,7 +1,7 @@
 // The mail log (DESIGN §8): one line per event, appended to dataDir/logs/mail.log and rotated by size.
 // A line that cannot be written (disk full, I/O error) is counted and reported, never fatal: the log is
 // a record for people, and mail must keep flowing without it.
-import { openSync, mkdirSync, renameSync, statSync, existsSync, unlinkSync, write, close } from 'node:fs';
+import { openSync, mkdirSync, renameSync, statSync, existsSync, unlinkSync, write, writeSync, close } from 'node:fs';
 import path from 'node:path';
 import { escapeControls } from './escape.ts';
 
@@ -47,6 +47,23 @@ export class MailLog {
 
   warning(text: string): void {
     this.line('Warning', text);
+  }
+
+  /**
+   * The last line of a process about to exit on an unexpected error: written at once, synchronously,
+   * with whatever lines were still gathered (an asynchronous write would never run).
+   */
+  fatal(text: string): void {
+    const line = `${new Date().toISOString()} Critical: ${escapeControls(text)}\n`;
+    for (const t of this.taps) t(line, 'Critical', escapeControls(text));
+    const data = this.buffer + line;
+    this.buffer = '';
+    if (this.fd < 0) return;
+    try {
+      writeSync(this.fd, data);
+    } catch {
+      // the disk may be why the process stops; stderr has the error too
+    }
   }
 
   /** Also sends every line to `fn` (for example a syslog exporter). */

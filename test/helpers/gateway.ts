@@ -72,11 +72,17 @@ export async function startTestGateway(
 /** Runs the gateway as a child process (`breakwater start`), for crash tests. */
 export async function spawnGateway(
   configFile: string,
+  /** more options for node (e.g. `--import` of a module that injects a fault) */
+  nodeArgs: string[] = [],
 ): Promise<{ proc: ChildProcess; output: () => string; ports: Map<string, number>; adminPort: number }> {
   const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');
-  const proc = spawn(process.execPath, ['--max-semi-space-size=16', bin, 'start', '--config', configFile], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    ['--max-semi-space-size=16', ...nodeArgs, bin, 'start', '--config', configFile],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
