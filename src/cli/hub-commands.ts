@@ -37,6 +37,13 @@ export function registerHubCommands(program: Command): void {
       const running = await runHub(loaded, { announce: (l) => process.stdout.write(l + '\n') });
       process.stdout.write(`hub on ${running.url} (regions ${loaded.config.regions.join(', ')})\n`);
       process.stdout.write(`data in ${loaded.dataDir}\n`);
+      // as the gateway does: an error nothing caught is named in the hub's log before the process exits
+      process.on('uncaughtException', (err) => {
+        const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+        running.log(`Critical: stopping on an unexpected error (please report it): ${what}`);
+        process.stderr.write(`breakwater hub: stopping on an unexpected error: ${what}\n`);
+        process.exit(70); // EX_SOFTWARE
+      });
       const stop = (): void => {
         running.stop().then(
           () => process.exit(0),

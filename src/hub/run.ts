@@ -21,6 +21,8 @@ export interface RunningHub {
   port: number;
   url: string;
   token: string;
+  /** writes a line to dataDir/hub.log (synchronously) */
+  log(line: string): void;
   stop(): Promise<void>;
 }
 
@@ -83,6 +85,7 @@ export async function runHub(
     port,
     url,
     token,
+    log,
     async stop() {
       await api.close();
       store.close();

@@ -14,9 +14,15 @@ import type { MessageSummary } from '../../src/xdr/summary.ts';
 process.env.BREAKWATER_API_CHECK_RESPONSES ??= '1';
 
 /** `breakwater hub start` as a child process; its URL and admin token. */
-export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url: string; token: string }> {
+export async function spawnHub(
+  file: string,
+  /** more options for node (e.g. `--import` of a module that injects a fault) */
+  nodeArgs: string[] = [],
+): Promise<{ proc: ChildProcess; url: string; token: string; output: () => string }> {
   const bin = path.resolve(import.meta.dirname, '../../bin/breakwater.js');
-  const proc = spawn(process.execPath, [bin, 'hub', 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, bin, 'hub', 'start', '--config', file], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
@@ -26,7 +32,7 @@ export async function spawnHub(file: string): Promise<{ proc: ChildProcess; url:
     await new Promise((r) => setTimeout(r, 50));
   }
   const url = /hub on (http:\S+)/.exec(out)![1];
-  return { proc, url, token: readAdminToken(path.join(path.dirname(file), 'data'))! };
+  return { proc, url, token: readAdminToken(path.join(path.dirname(file), 'data'))!, output: () => out };
 }
 
 /** Registers devices with a hub through its API (a token each); their ids and secrets. */
