@@ -111,6 +111,10 @@ test('the settings API: schema for the forms, check, save; an invalid save is re
     assert.equal(ok.json.restartRequired, true);
     assert.equal(YAML.parse(readFileSync(gw.gateway.configFile, 'utf8')).smtp.dataMinRate, 800);
     assert.equal((await call('GET', '/config')).json.restartPending, true);
+    // embedded in this process, the gateway cannot restart itself (test/config-apply.test.ts: it can)
+    const apply = await call('POST', '/config/apply', {});
+    assert.equal(apply.status, 409);
+    assert.equal(apply.json.error.code, 'restart_unavailable');
     const audit = await gw.gateway.audit.search({ action: 'saveConfig', limit: 5 });
     assert.equal(audit.length, 2, 'both saves, refused and done, are audited');
   } finally {

@@ -393,6 +393,8 @@ test('every operation answers live as documented, success and errors alike', asy
   const current = await fetch(`${base}/api/v1/config`, { headers: auth }).then((r) => r.json() as Promise<any>);
   await call('POST', '/api/v1/config/check', '/api/v1/config/check', 200, { document: current.document });
   await call('PUT', '/api/v1/config', '/api/v1/config', 200, { document: current.document });
+  // embedded in the test process: no restart of its own (test/config-apply.test.ts applies for real)
+  await call('POST', '/api/v1/config/apply', '/api/v1/config/apply', 409, {});
   // users, sessions, API tokens
   await call('POST', '/api/v1/users', '/api/v1/users', 200, {
     name: 'docs',

@@ -4,6 +4,8 @@
 // use these; a saved config takes effect at the next start.
 import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
+import type { ApplyOutcome } from '../gateway/process.ts';
+import { checkConfigFile } from '../config/load.ts';
 import { ConfigEditor } from '../config/editor.ts';
 import { ApiError } from './errors.ts';
 import { responses } from './schemas/common.ts';
@@ -29,7 +31,11 @@ const documentBody = z
   })
   .strict();
 
-export function registerConfigRoutes(api: Api, gw: Gateway): void {
+export function registerConfigRoutes(
+  api: Api,
+  gw: Gateway,
+  apply: ((why: string) => Promise<ApplyOutcome>) | null,
+): void {
   const editor = new ConfigEditor(gw.configFile);
 
   api.get(
@@ -113,6 +119,50 @@ export function registerConfigRoutes(api: Api, gw: Gateway): void {
           `${r.errors.length} error(s): ${r.errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ')}`,
         );
       return { ...r, restartRequired: r.changes.length > 0 };
+    },
+  );
+
+  api.post(
+    '/config/apply',
+    {
+      schema: {
+        operationId: 'applyConfig',
+        tags: ['Settings'],
+        summary:
+          'Apply the saved configuration now: the gateway restarts its services in this process (accepted mail resumes; SMTP sessions in progress end and their clients retry)',
+        body: z.object({}).strict().describe('empty: the file as saved is applied'),
+        response: responses({
+          ok: z.object({
+            applying: z.literal(true),
+            changes: z.array(change).describe('what differs from the configuration running now, secrets masked'),
+          }),
+          okDescription:
+            'accepted: the services restart once this answer is sent; GET /config says restartPending: false after',
+          body: true,
+          400: ['invalid_body', 'unknown_parameter', 'invalid_config'],
+          409: ['restart_unavailable'],
+        }),
+      },
+    },
+    async (_req, reply) => {
+      if (!apply)
+        throw new ApiError(
+          409,
+          'restart_unavailable',
+          'this gateway runs embedded in another program, not as `breakwater start`: restart that program',
+        );
+      // checked before anything stops: an invalid file leaves the running gateway as it is
+      const { errors } = checkConfigFile(editor.file);
+      if (errors.length)
+        throw new ApiError(
+          400,
+          'invalid_config',
+          `${errors.length} error(s): ${errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ')}`,
+        );
+      const changes = editor.pendingChanges();
+      // after this answer has left: stopping the API waits for requests in flight, this one included
+      reply.raw.once('finish', () => void apply('admin API'));
+      return { applying: true as const, changes };
     },
   );
 }

@@ -71,6 +71,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   getConfigSchema: 'admin',
   checkConfig: 'admin',
   saveConfig: 'admin',
+  applyConfig: 'admin',
   ...USER_ROUTE_PERMISSIONS,
   // end-user quarantine (recipients use END_USER_OPERATIONS below)
   sendEndUserDigests: 'admin',

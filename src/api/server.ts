@@ -15,6 +15,7 @@ import { authenticator, principalOf, registerAuditHook, routePermissionCheck } f
 import { registerUserRoutes } from './user-routes.ts';
 import { registerEndUserRoutes } from './enduser-routes.ts';
 import { registerConfigRoutes } from './config-routes.ts';
+import type { ApplyOutcome } from '../gateway/process.ts';
 import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
@@ -56,6 +57,8 @@ export interface ApiOptions {
   onRoute?: (route: RouteOptions) => void;
   /** HTTPS (admin.tls): the session cookie is then Secure */
   https?: { key: Buffer; cert: Buffer };
+  /** applies the configuration file now (`POST /config/apply`); unset in an embedded gateway */
+  apply?: (why: string) => Promise<ApplyOutcome>;
 }
 
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
@@ -152,7 +155,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerRemediationRoutes(routes, gw);
       registerTlsReportRoutes(routes, gw);
       registerDmarcReportRoutes(routes, gw);
-      registerConfigRoutes(routes, gw);
+      registerConfigRoutes(routes, gw, options.apply ?? null);
       registerEndUserRoutes(routes, gw, { secureCookie: !!options.https });
       registerUserRoutes(routes, gw, {
         secureCookie: !!options.https,

@@ -1,7 +1,6 @@
 // The `breakwater` command line. Everything but `start` and `config check` talks to the running
 // gateway through the admin API, so no behaviour lives only here.
 import { Command, Option } from 'commander';
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkConfigFile } from '../config/load.ts';
 import { buildPipeline, describePipeline } from '../pipeline/pipeline.ts';
@@ -33,34 +32,29 @@ export function buildCli(): Command {
 
   withConfig(program.command('start').description('start the gateway (SMTP listeners, delivery, admin API)')).action(
     async (opts) => {
-      const { runGateway } = await import('../gateway/run.ts');
+      const { GatewayProcess } = await import('../gateway/process.ts');
       const loaded = load(opts.config);
-      const running = await runGateway(loaded, { announce: (l) => process.stdout.write(l + '\n') });
-      writeFileSync(
-        adminAddressFile(loaded.dataDir),
-        `${running.adminScheme === 'https' ? 'https://' : ''}${loaded.config.admin.host}:${running.adminPort}\n`,
-      );
-      for (const [name, port] of running.gateway.ports)
-        process.stdout.write(
-          name === 'clickTime' ? `click-time service on port ${port}\n` : `listener ${name} on port ${port}\n`,
-        );
-      process.stdout.write(`admin API on http://${loaded.config.admin.host}:${running.adminPort}\n`);
-      process.stdout.write(`${running.gateway.antivirus.summary}\n`);
-      process.stdout.write(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}\n`);
+      const say = (l: string): void => void process.stdout.write(l + '\n');
+      const gw = await GatewayProcess.start(loaded, { announce: say, addressFile: adminAddressFile });
+      say(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}`);
       // An error nothing caught is a bug: it is named in the mail log (where operators look) before the
       // process exits as Node would. Accepted mail is safe on disk; a supervisor restarts the gateway.
       process.on('uncaughtException', (err) => {
         const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
-        running.gateway.mailLog.fatal(`stopping on an unexpected error (please report it): ${what}`);
+        gw.current.gateway.mailLog.fatal(`stopping on an unexpected error (please report it): ${what}`);
         process.stderr.write(`breakwater: stopping on an unexpected error: ${what}\n`);
         process.exit(70); // EX_SOFTWARE
+      });
+      // SIGHUP (systemctl reload) applies the config file as `breakwater config apply` does
+      process.on('SIGHUP', () => {
+        void gw.apply('SIGHUP').then((r) => say(r.applied ? 'configuration applied' : `not applied: ${r.message}`));
       });
       let stopping = false;
       const stop = (): void => {
         if (stopping) return;
         stopping = true;
-        process.stdout.write('stopping…\n');
-        running.stop().then(
+        say('stopping…');
+        gw.stop().then(
           () => process.exit(0),
           () => process.exit(1),
         );
@@ -76,6 +70,28 @@ export function buildCli(): Command {
     .description('validate a config file; prints every error with its path')
     .option('--json', 'machine-readable output')
     .action((file: string, opts) => printConfigCheck(file, checkConfigFile(file).errors, opts.json));
+  withConfig(
+    config
+      .command('apply')
+      .description('apply the saved config file to the running gateway now (its services restart in place)')
+      .option('--json', 'JSON output'),
+  ).action(async (opts) => {
+    const r = await api(opts, 'POST', '/api/v1/config/apply', {});
+    // the services restart once the answer is out: wait until the API answers from the new ones
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      const now = await api(opts, 'GET', '/api/v1/config').catch(() => null);
+      if (now && !now.restartPending) break;
+      if (Date.now() > deadline) throw new CliError('the gateway did not come back within 2 minutes: see its mail log');
+    }
+    print(opts.json, r, () =>
+      [
+        ...r.changes.map((c: any) => `${c.path}: ${JSON.stringify(c.before)} → ${JSON.stringify(c.after)}`),
+        `applied (${r.changes.length} change(s))`,
+      ].join('\n'),
+    );
+  });
 
   withConfig(program.command('status').description('gateway status').option('--json', 'JSON output')).action(
     async (opts) => {

@@ -107,6 +107,12 @@ export class ConfigEditor {
     return now !== this.atStart;
   }
 
+  /** What the file changes from the configuration this gateway started with, secrets masked. */
+  pendingChanges(): ConfigChange[] {
+    const before = this.atStart === null ? {} : (YAML.parse(this.atStart) ?? {});
+    return diffDocuments(before, this.read());
+  }
+
   /** The document as written in the file (not the defaults), secrets masked. */
   document(): unknown {
     return maskSecrets(this.read());

@@ -329,6 +329,10 @@ export class MessageFlow {
       const ctx = this.stageContext(copy);
       const started = performance.now();
       const result = await runPipeline(this.deps.stages, ctx);
+      // Stopping (a restart, SIGTERM) ends the parse workers and scanners under a scan in flight: its
+      // failures are the stop's, not the message's (it would be held as unscannable). Nothing is applied;
+      // the message is still in the spool and scanned again at the next start.
+      if (this.stopped) return;
       this.deps.observePipelineSeconds((performance.now() - started) / 1000);
       const avFailure = result.failures.find((f) => f.stage === 'antivirus');
       if (avFailure) this.deps.antivirus.failed(avFailure.error);

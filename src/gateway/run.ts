@@ -7,6 +7,7 @@ import { ensureAdminToken } from '../api/token.ts';
 import { adminTls } from '../api/admin-tls.ts';
 import { resolveAntivirus } from '../antivirus/auto.ts';
 import { announceFirstAdmin } from '../users/first-admin.ts';
+import type { ApplyOutcome } from './process.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -18,7 +19,13 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-export async function runGateway(loaded: LoadedConfig, options: GatewayOptions = {}): Promise<RunningGateway> {
+export interface RunGatewayOptions extends GatewayOptions {
+  /** applies the configuration file now (gateway/process.ts); unset: the admin API answers 409 */
+  apply?: (why: string) => Promise<ApplyOutcome>;
+}
+
+export async function runGateway(loaded: LoadedConfig, runOptions: RunGatewayOptions = {}): Promise<RunningGateway> {
+  const { apply, ...options } = runOptions;
   // `antivirus.clamd: auto` is probed once, here, so the gateway is built with a clamd or without one.
   const av = options.antivirus ? null : await resolveAntivirus(loaded.config);
   const gateway = new Gateway(
@@ -26,10 +33,19 @@ export async function runGateway(loaded: LoadedConfig, options: GatewayOptions =
     av ? { ...options, antivirus: av.state } : options,
   );
   const { token, created } = ensureAdminToken(loaded.dataDir);
-  await gateway.start();
-  const https = adminTls(gateway.config, loaded.dataDir, (l) => gateway.mailLog.warning(l));
-  const api = await buildApi(gateway, token, https ? { https } : {});
-  await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
+  let api: FastifyInstance | null = null;
+  let https: ReturnType<typeof adminTls> = null;
+  try {
+    await gateway.start();
+    https = adminTls(gateway.config, loaded.dataDir, (l) => gateway.mailLog.warning(l));
+    api = await buildApi(gateway, token, { ...(https ? { https } : {}), ...(apply ? { apply } : {}) });
+    await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
+  } catch (err) {
+    // (a port in use, say) nothing of this start may stay running: a caller may start another
+    await api?.close().catch(() => {});
+    await gateway.stop().catch(() => {});
+    throw err;
+  }
   const addr = api.server.address();
   const adminPort = typeof addr === 'object' && addr ? addr.port : loaded.config.admin.port;
   const host = loaded.config.admin.host;

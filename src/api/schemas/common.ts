@@ -107,7 +107,9 @@ export const errorCodes = {
   last_admin: '409: the last admin cannot be removed or lose the role',
   token_not_found: '404: no API token with that id',
   invalid_config:
-    '400: a configuration to save has errors (the message lists each with its path; POST /config/check answers them as a list)',
+    '400: a configuration to save or apply has errors (the message lists each with its path; POST /config/check answers them as a list)',
+  restart_unavailable:
+    '409: the gateway runs embedded in another program (not `breakwater start`): it cannot apply a configuration by itself',
   not_found: '404: no such route',
   invalid_parameter: '400: a parameter or body field has the wrong type or is out of range',
   unknown_parameter: '400: a query parameter or filter field the route does not know',

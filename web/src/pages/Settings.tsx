@@ -190,8 +190,26 @@ export function Settings() {
   const save = async () => {
     try {
       const r = await api<any>('PUT', '/api/v1/config', { document: doc });
-      setNote(`saved ${r.changes.length} change(s); the previous file is ${r.backup}; restart the gateway to apply`);
+      setNote(`saved ${r.changes.length} change(s); the previous file is ${r.backup}; apply them when you are ready`);
       setConfirming(false);
+      current.reload();
+    } catch (e) {
+      setNote(e instanceof ApiFailure ? `${e.message} (${e.code})` : String(e));
+    }
+  };
+  // The gateway restarts its services on the saved file; its API is away for a moment meanwhile.
+  const apply = async () => {
+    try {
+      const r = await api<any>('POST', '/api/v1/config/apply', {});
+      setNote(`applying ${r.changes.length} change(s): the services restart…`);
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const now = await api<any>('GET', '/api/v1/config').catch(() => null);
+        if (now && !now.restartPending) break;
+        if (Date.now() > deadline) throw new Error('the gateway did not come back within 2 minutes: see its mail log');
+      }
+      setNote(`applied ${r.changes.length} change(s)`);
       current.reload();
     } catch (e) {
       setNote(e instanceof ApiFailure ? `${e.message} (${e.code})` : String(e));
@@ -201,7 +219,12 @@ export function Settings() {
     <div className="settings">
       <p className="muted">
         {current.data.file}
-        {current.data.restartPending ? ' — saved changes wait for a restart' : ''}
+        {current.data.restartPending ? ' — saved changes are not applied yet ' : ''}
+        {current.data.restartPending && (
+          <button type="button" onClick={apply}>
+            Apply now
+          </button>
+        )}
       </p>
       <div className="actions" role="toolbar" aria-label="Settings actions">
         <button type="button" disabled={!check?.valid || !check.changes.length} onClick={() => setConfirming(true)}>
