@@ -102,7 +102,9 @@ test(
       await down.release();
       sink = await startSmtpSink({ dump: true, port: down.port });
       await waitFor(() => sink!.messages().length >= 3, 30_000, 'three deliveries').catch(async (err: Error) => {
-        throw new Error(`${err.message}: ${sink!.messages().length} / ${JSON.stringify((await adminCall('GET', '/queue')).json)} / ${readFileSync(path.join(dataDir, 'logs', 'mail.log'), 'utf8').slice(-2500)}`);
+        throw new Error(
+          `${err.message}: ${sink!.messages().length} / ${JSON.stringify((await adminCall('GET', '/queue')).json)} / ${readFileSync(path.join(dataDir, 'logs', 'mail.log'), 'utf8').slice(-2500)}`,
+        );
       });
       const subjects = sink.messages().map((m) => /Subject: (\w+)/.exec(m.body)?.[1]);
       assert.deepEqual(subjects.sort(), ['after', 'before', 'still']);
