@@ -28,6 +28,7 @@ test(
     const dataDir = path.join(dir, 'data');
     let gw: Awaited<ReturnType<typeof spawnGateway>> | null = null;
     let sink: Sink | null = null;
+    let taken: Awaited<ReturnType<typeof deadPort>> | null = null;
     const cli = (...args: string[]) =>
       run(process.execPath, [path.resolve(import.meta.dirname, '../bin/breakwater.js'), ...args, '--config', file]);
     const adminCall = async (method: string, p: string, body?: unknown) => {
@@ -67,6 +68,30 @@ test(
       assert.ok(after.mid! > queued.mid!, 'MIDs go on from where they were');
       assert.equal((await adminCall('GET', '/config')).json.restartPending, false);
 
+      // a valid file that cannot start (its outgoing listener wants a port another program holds): the
+      // previous configuration comes back on its ports, and the file still waits to be applied
+      taken = await deadPort();
+      const clash = structuredClone((await adminCall('GET', '/config')).json.document);
+      clash.listeners[1].port = taken.port;
+      assert.equal((await adminCall('PUT', '/config', { document: clash })).status, 200);
+      const clashAt = gw.output().length;
+      const tried = await adminCall('POST', '/config/apply', {});
+      assert.equal(tried.status, 200, JSON.stringify(tried.json));
+      await waitFor(
+        () => /could not start .*EADDRINUSE.*the previous one runs again/.test(gw!.output().slice(clashAt)),
+        30_000,
+        'the fallback',
+      );
+      await waitForAsync(
+        async () => (await adminCall('GET', '/config').catch(() => null))?.json ?? null,
+        10_000,
+        'API back',
+      );
+      assert.equal((await adminCall('GET', '/config')).json.restartPending, true);
+      const served = await sendMessage(smtpPort, 'a@src.test', ['carol@new.test'], 'Subject: served\r\n\r\nx\r\n');
+      assert.equal(served.stage, 'end', 'the previous configuration serves on its port');
+      await taken.release();
+
       // an invalid file: refused with every error, and the gateway keeps running as it was
       const good = readFileSync(file, 'utf8');
       const broken = YAML.parse(good);
@@ -101,13 +126,13 @@ test(
       // downstream comes up: everything accepted, before and between the restarts, is delivered once
       await down.release();
       sink = await startSmtpSink({ dump: true, port: down.port });
-      await waitFor(() => sink!.messages().length >= 3, 30_000, 'three deliveries').catch(async (err: Error) => {
+      await waitFor(() => sink!.messages().length >= 4, 30_000, 'four deliveries').catch(async (err: Error) => {
         throw new Error(
           `${err.message}: ${sink!.messages().length} / ${JSON.stringify((await adminCall('GET', '/queue')).json)} / ${readFileSync(path.join(dataDir, 'logs', 'mail.log'), 'utf8').slice(-2500)}`,
         );
       });
       const subjects = sink.messages().map((m) => /Subject: (\w+)/.exec(m.body)?.[1]);
-      assert.deepEqual(subjects.sort(), ['after', 'before', 'still']);
+      assert.deepEqual(subjects.sort(), ['after', 'before', 'served', 'still']);
       await waitForAsync(
         async () => ((await adminCall('GET', '/queue')).json.messages.length === 0 ? true : null),
         10_000,
@@ -121,6 +146,7 @@ test(
       }
       await sink?.stop();
       await down.release();
+      await taken?.release();
     }
   },
 );

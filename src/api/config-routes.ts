@@ -36,7 +36,7 @@ export function registerConfigRoutes(
   gw: Gateway,
   apply: ((why: string) => Promise<ApplyOutcome>) | null,
 ): void {
-  const editor = new ConfigEditor(gw.configFile);
+  const editor = new ConfigEditor(gw.configFile, gw.configSource);
 
   api.get(
     '/config',

@@ -123,3 +123,17 @@ export function dayQuery(day: string | undefined, more: Record<string, string> =
   const q = new URLSearchParams({ ...more, ...(day ? { day } : {}) }).toString();
   return q ? `?${q}` : '';
 }
+
+/**
+ * An error nothing caught is a bug: it is named in the process's own log (where operators look) with
+ * its stack, and on stderr, before the process exits as Node would, with 70 (EX_SOFTWARE). Accepted mail
+ * is safe on disk; a supervisor restarts the process.
+ */
+export function exitOnUncaughtError(program: string, writeLog: (line: string) => void): void {
+  process.on('uncaughtException', (err) => {
+    const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    writeLog(`stopping on an unexpected error (please report it): ${what}`);
+    process.stderr.write(`${program}: stopping on an unexpected error: ${what}\n`);
+    process.exit(70);
+  });
+}

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { readAdminToken } from '../api/token.ts';
 import { checkHubConfigFile, loadHubConfig } from '../hub/config.ts';
 import { hubAddressFile } from '../hub/run.ts';
-import { callJson, CliError, print, printConfigCheck, table } from './common.ts';
+import { callJson, CliError, exitOnUncaughtError, print, printConfigCheck, table } from './common.ts';
 import { registerUserCommands } from './user-commands.ts';
 
 function hubConfigPath(opt?: string): string {
@@ -37,13 +37,7 @@ export function registerHubCommands(program: Command): void {
       const running = await runHub(loaded, { announce: (l) => process.stdout.write(l + '\n') });
       process.stdout.write(`hub on ${running.url} (regions ${loaded.config.regions.join(', ')})\n`);
       process.stdout.write(`data in ${loaded.dataDir}\n`);
-      // as the gateway does: an error nothing caught is named in the hub's log before the process exits
-      process.on('uncaughtException', (err) => {
-        const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
-        running.log(`Critical: stopping on an unexpected error (please report it): ${what}`);
-        process.stderr.write(`breakwater hub: stopping on an unexpected error: ${what}\n`);
-        process.exit(70); // EX_SOFTWARE
-      });
+      exitOnUncaughtError('breakwater hub', (line) => running.log(`Critical: ${line}`));
       const stop = (): void => {
         running.stop().then(
           () => process.exit(0),

@@ -11,7 +11,16 @@ import { ClamdClient } from '../antivirus/clamd.ts';
 import { clamdTarget, resolveAntivirus } from '../antivirus/auto.ts';
 import { parseByteSize, parseDuration } from '../config/schema.ts';
 import { trackingFilters } from '../tracking/tracker.ts';
-import { adminAddressFile, api, CliError, load, print, printConfigCheck, table } from './common.ts';
+import {
+  adminAddressFile,
+  api,
+  CliError,
+  exitOnUncaughtError,
+  load,
+  print,
+  printConfigCheck,
+  table,
+} from './common.ts';
 import { registerOutbreakCommands } from './outbreak-commands.ts';
 import { registerCloudCommands } from './cloud-commands.ts';
 import { registerUserCommands } from './user-commands.ts';
@@ -37,14 +46,7 @@ export function buildCli(): Command {
       const say = (l: string): void => void process.stdout.write(l + '\n');
       const gw = await GatewayProcess.start(loaded, { announce: say, addressFile: adminAddressFile });
       say(`data in ${loaded.dataDir}; mail log ${path.join(loaded.dataDir, 'logs/mail.log')}`);
-      // An error nothing caught is a bug: it is named in the mail log (where operators look) before the
-      // process exits as Node would. Accepted mail is safe on disk; a supervisor restarts the gateway.
-      process.on('uncaughtException', (err) => {
-        const what = err instanceof Error ? (err.stack ?? err.message) : String(err);
-        gw.current.gateway.mailLog.fatal(`stopping on an unexpected error (please report it): ${what}`);
-        process.stderr.write(`breakwater: stopping on an unexpected error: ${what}\n`);
-        process.exit(70); // EX_SOFTWARE
-      });
+      exitOnUncaughtError('breakwater', (line) => gw.current.gateway.mailLog.fatal(line));
       // SIGHUP (systemctl reload) applies the config file as `breakwater config apply` does
       process.on('SIGHUP', () => {
         void gw.apply('SIGHUP').then((r) => say(r.applied ? 'configuration applied' : `not applied: ${r.message}`));

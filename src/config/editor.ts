@@ -96,12 +96,13 @@ export class ConfigEditor {
   /** the file as it was when the gateway started (built this editor) */
   private readonly atStart: string | null;
 
-  constructor(file: string) {
+  /** `running`: the text the running configuration was read from (default: the file as it is now) */
+  constructor(file: string, running?: string) {
     this.file = file;
-    this.atStart = existsSync(file) ? readFileSync(file, 'utf8') : null;
+    this.atStart = running ?? (existsSync(file) ? readFileSync(file, 'utf8') : null);
   }
 
-  /** Whether the file changed since the gateway started: a restart applies it. */
+  /** Whether the file differs from what the gateway runs on: applying it (or a restart) would change that. */
   changedSinceStart(): boolean {
     const now = existsSync(this.file) ? readFileSync(this.file, 'utf8') : null;
     return now !== this.atStart;

@@ -46,6 +46,8 @@ export interface LoadedConfig {
   file: string;
   /** absolute data directory */
   dataDir: string;
+  /** the file's text this configuration was read from (unset when it was built in memory) */
+  source?: string;
 }
 
 /** Reads a YAML file and validates it with `schema`: the value (with defaults) or every error at once. */
@@ -85,7 +87,7 @@ export function checkConfigFile(file: string): { loaded: LoadedConfig | null; er
   if (!v.config) return { loaded: null, errors: v.errors };
   const abs = path.resolve(file);
   return {
-    loaded: { config: v.config, file: abs, dataDir: path.resolve(path.dirname(abs), v.config.dataDir) },
+    loaded: { config: v.config, file: abs, dataDir: path.resolve(path.dirname(abs), v.config.dataDir), source: text },
     errors: [],
   };
 }

@@ -81,6 +81,8 @@ export interface GatewayOptions {
 export class Gateway {
   readonly config: Config;
   readonly configFile: string;
+  /** the config file's text this gateway runs on (the settings page compares the file with it) */
+  readonly configSource: string | undefined;
   readonly dataDir: string;
   readonly store: Store;
   readonly mailLog: MailLog;
@@ -149,6 +151,7 @@ export class Gateway {
   constructor(loaded: LoadedConfig, options: GatewayOptions = {}) {
     const config = (this.config = loaded.config);
     this.configFile = loaded.file;
+    this.configSource = loaded.source;
     const dataDir = (this.dataDir = loaded.dataDir);
     this.options = options;
     const log = (this.mailLog = new MailLog(

@@ -129,9 +129,11 @@ export async function startSmtpSink(
     proc,
     messages() {
       if (!dir) return [];
+      // a dump smtp-sink has created but not written yet has no envelope: not a message (yet)
       return readdirSync(dir)
         .sort()
-        .map((f) => parseSinkDump(path.join(dir!, f)));
+        .map((f) => parseSinkDump(path.join(dir!, f)))
+        .filter((m) => m.rcptTo.length > 0);
     },
     stop() {
       return new Promise((resolve) => {
