@@ -66,7 +66,10 @@ test(
       const after = await sendMessage(smtpPort, 'a@src.test', ['carol@new.test'], 'Subject: after\r\n\r\nafter\r\n');
       assert.ok(after.mid, `${after.stage} ${after.reply}`);
       assert.ok(after.mid! > queued.mid!, 'MIDs go on from where they were');
-      assert.equal((await adminCall('GET', '/config')).json.restartPending, false);
+      const firstApply = (await adminCall('GET', '/config')).json;
+      assert.equal(firstApply.restartPending, false);
+      assert.equal(firstApply.lastApply.applied, true);
+      assert.equal(firstApply.lastApply.why, 'admin API');
 
       // a valid file that cannot start (its outgoing listener wants a port another program holds): the
       // previous configuration comes back on its ports, and the file still waits to be applied
@@ -87,7 +90,10 @@ test(
         10_000,
         'API back',
       );
-      assert.equal((await adminCall('GET', '/config')).json.restartPending, true);
+      const afterClash = (await adminCall('GET', '/config')).json;
+      assert.equal(afterClash.restartPending, true);
+      assert.equal(afterClash.lastApply.applied, false);
+      assert.match(afterClash.lastApply.message, /EADDRINUSE/);
       const served = await sendMessage(smtpPort, 'a@src.test', ['carol@new.test'], 'Subject: served\r\n\r\nx\r\n');
       assert.equal(served.stage, 'end', 'the previous configuration serves on its port');
       await taken.release();

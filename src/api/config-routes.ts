@@ -4,7 +4,7 @@
 // use these; a saved config takes effect at the next start.
 import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
-import type { ApplyOutcome } from '../gateway/process.ts';
+import type { ApplyOutcome, LastApply } from '../gateway/process.ts';
 import { checkConfigFile } from '../config/load.ts';
 import { ConfigEditor } from '../config/editor.ts';
 import { ApiError } from './errors.ts';
@@ -35,6 +35,7 @@ export function registerConfigRoutes(
   api: Api,
   gw: Gateway,
   apply: ((why: string) => Promise<ApplyOutcome>) | null,
+  lastApply: () => LastApply | null,
 ): void {
   const editor = new ConfigEditor(gw.configFile, gw.configSource);
 
@@ -49,7 +50,20 @@ export function registerConfigRoutes(
           ok: z.object({
             file: z.string(),
             document: z.record(z.string(), z.unknown()),
-            restartPending: z.boolean().describe('the file changed since this gateway started: restart to apply'),
+            restartPending: z
+              .boolean()
+              .describe(
+                'the file differs from the configuration running: POST /config/apply (or a restart) applies it',
+              ),
+            lastApply: z
+              .object({
+                at: z.number().describe('epoch ms'),
+                why: z.string().describe('admin API or SIGHUP'),
+                applied: z.boolean(),
+                message: z.string().describe('why not, when not applied'),
+              })
+              .nullable()
+              .describe('the last apply since the process started; null: none'),
           }),
         }),
       },
@@ -58,6 +72,7 @@ export function registerConfigRoutes(
       file: editor.file,
       document: editor.document() as Record<string, unknown>,
       restartPending: editor.changedSinceStart(),
+      lastApply: lastApply(),
     }),
   );
 

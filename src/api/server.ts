@@ -15,7 +15,7 @@ import { authenticator, principalOf, registerAuditHook, routePermissionCheck } f
 import { registerUserRoutes } from './user-routes.ts';
 import { registerEndUserRoutes } from './enduser-routes.ts';
 import { registerConfigRoutes } from './config-routes.ts';
-import type { ApplyOutcome } from '../gateway/process.ts';
+import type { ApplyOutcome, LastApply } from '../gateway/process.ts';
 import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
@@ -59,6 +59,8 @@ export interface ApiOptions {
   https?: { key: Buffer; cert: Buffer };
   /** applies the configuration file now (`POST /config/apply`); unset in an embedded gateway */
   apply?: (why: string) => Promise<ApplyOutcome>;
+  /** how the last apply went (GET /config) */
+  lastApply?: () => LastApply | null;
 }
 
 export async function buildApi(gw: Gateway, token: string, options: ApiOptions = {}): Promise<FastifyInstance> {
@@ -155,7 +157,7 @@ export async function buildApi(gw: Gateway, token: string, options: ApiOptions =
       registerRemediationRoutes(routes, gw);
       registerTlsReportRoutes(routes, gw);
       registerDmarcReportRoutes(routes, gw);
-      registerConfigRoutes(routes, gw, options.apply ?? null);
+      registerConfigRoutes(routes, gw, options.apply ?? null, options.lastApply ?? (() => null));
       registerEndUserRoutes(routes, gw, { secureCookie: !!options.https });
       registerUserRoutes(routes, gw, {
         secureCookie: !!options.https,

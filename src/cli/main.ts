@@ -78,12 +78,15 @@ export function buildCli(): Command {
       .description('apply the saved config file to the running gateway now (its services restart in place)')
       .option('--json', 'JSON output'),
   ).action(async (opts) => {
+    const asked = Date.now();
     const r = await api(opts, 'POST', '/api/v1/config/apply', {});
     // the services restart once the answer is out: wait until the API answers from the new ones
     const deadline = Date.now() + 120_000;
     for (;;) {
       await new Promise((resolve) => setTimeout(resolve, 250));
       const now = await api(opts, 'GET', '/api/v1/config').catch(() => null);
+      if (now?.lastApply && now.lastApply.at >= asked && !now.lastApply.applied)
+        throw new CliError(`not applied: ${now.lastApply.message}`);
       if (now && !now.restartPending) break;
       if (Date.now() > deadline) throw new CliError('the gateway did not come back within 2 minutes: see its mail log');
     }

@@ -18,7 +18,21 @@ export interface GatewayProcessOptions {
 
 export type ApplyOutcome =
   | { applied: true; file: string }
-  | { applied: false; reason: 'invalid_config'; message: string; errors: ConfigInvalidError['errors'] };
+  | {
+      applied: false;
+      reason: 'invalid_config' | 'start_failed';
+      message: string;
+      errors: ConfigInvalidError['errors'];
+    };
+
+/** The last apply, for GET /config (the API of the services that run after it answers). */
+export interface LastApply {
+  /** epoch ms */
+  at: number;
+  why: string;
+  applied: boolean;
+  message: string;
+}
 
 export class GatewayProcess {
   private running!: RunningGateway;
@@ -26,6 +40,7 @@ export class GatewayProcess {
   private readonly options: GatewayProcessOptions;
   /** one apply at a time; a request meanwhile waits for it and then applies the file as it is then */
   private applying: Promise<ApplyOutcome> = Promise.resolve({ applied: true, file: '' });
+  private last: LastApply | null = null;
 
   private constructor(loaded: LoadedConfig, options: GatewayProcessOptions) {
     this.loaded = loaded;
@@ -60,6 +75,7 @@ export class GatewayProcess {
       const e = err instanceof ConfigInvalidError ? err : null;
       const message = (err as Error).message;
       this.running.gateway.mailLog.warning(`configuration not applied (${why}): ${message.replace(/\n\s*/g, '; ')}`);
+      this.last = { at: Date.now(), why, applied: false, message };
       return { applied: false, reason: 'invalid_config', message, errors: e?.errors ?? [] };
     }
     const previous = this.loaded;
@@ -67,6 +83,7 @@ export class GatewayProcess {
     this.running.gateway.mailLog.info(`configuration: applying ${next.file} (${why}): restarting the services`);
     await this.running.stop();
     try {
+      this.last = { at: Date.now(), why, applied: true, message: `${next.file} applied` };
       this.running = await this.run(keepPorts(next, ports));
       this.loaded = next;
       this.running.gateway.mailLog.info(`configuration: ${next.file} applied (${why})`);
@@ -75,15 +92,20 @@ export class GatewayProcess {
       // e.g. a new port another program holds: the previous configuration comes back, on its ports
       const message = `configuration ${next.file} could not start (${(err as Error).message}); the previous one runs again`;
       this.options.announce(message);
+      this.last = { at: Date.now(), why, applied: false, message };
       this.running = await this.run(keepPorts(previous, ports));
       this.running.gateway.mailLog.warning(message);
-      return { applied: false, reason: 'invalid_config', message, errors: [] };
+      return { applied: false, reason: 'start_failed', message, errors: [] };
     }
   }
 
   private async run(loaded: LoadedConfig): Promise<RunningGateway> {
     const { announce } = this.options;
-    const running = await runGateway(loaded, { announce, apply: (why) => this.apply(why) });
+    const running = await runGateway(loaded, {
+      announce,
+      apply: (why) => this.apply(why),
+      lastApply: () => this.last,
+    });
     writeFileSync(
       this.options.addressFile(loaded.dataDir),
       `${running.adminScheme === 'https' ? 'https://' : ''}${loaded.config.admin.host}:${running.adminPort}\n`,

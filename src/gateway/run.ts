@@ -7,7 +7,7 @@ import { ensureAdminToken } from '../api/token.ts';
 import { adminTls } from '../api/admin-tls.ts';
 import { resolveAntivirus } from '../antivirus/auto.ts';
 import { announceFirstAdmin } from '../users/first-admin.ts';
-import type { ApplyOutcome } from './process.ts';
+import type { ApplyOutcome, LastApply } from './process.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -22,10 +22,12 @@ export interface RunningGateway {
 export interface RunGatewayOptions extends GatewayOptions {
   /** applies the configuration file now (gateway/process.ts); unset: the admin API answers 409 */
   apply?: (why: string) => Promise<ApplyOutcome>;
+  /** how the last apply went (GET /config) */
+  lastApply?: () => LastApply | null;
 }
 
 export async function runGateway(loaded: LoadedConfig, runOptions: RunGatewayOptions = {}): Promise<RunningGateway> {
-  const { apply, ...options } = runOptions;
+  const { apply, lastApply, ...options } = runOptions;
   // `antivirus.clamd: auto` is probed once, here, so the gateway is built with a clamd or without one.
   const av = options.antivirus ? null : await resolveAntivirus(loaded.config);
   const gateway = new Gateway(
@@ -38,7 +40,11 @@ export async function runGateway(loaded: LoadedConfig, runOptions: RunGatewayOpt
   try {
     await gateway.start();
     https = adminTls(gateway.config, loaded.dataDir, (l) => gateway.mailLog.warning(l));
-    api = await buildApi(gateway, token, { ...(https ? { https } : {}), ...(apply ? { apply } : {}) });
+    api = await buildApi(gateway, token, {
+      ...(https ? { https } : {}),
+      ...(apply ? { apply } : {}),
+      ...(lastApply ? { lastApply } : {}),
+    });
     await api.listen({ host: loaded.config.admin.host, port: loaded.config.admin.port });
   } catch (err) {
     // (a port in use, say) nothing of this start may stay running: a caller may start another

@@ -200,12 +200,15 @@ export function Settings() {
   // The gateway restarts its services on the saved file; its API is away for a moment meanwhile.
   const apply = async () => {
     try {
+      const asked = Date.now();
       const r = await api<any>('POST', '/api/v1/config/apply', {});
       setNote(`applying ${r.changes.length} change(s): the services restart…`);
       const deadline = Date.now() + 120_000;
       for (;;) {
         await new Promise((resolve) => setTimeout(resolve, 500));
         const now = await api<any>('GET', '/api/v1/config').catch(() => null);
+        if (now?.lastApply && now.lastApply.at >= asked && !now.lastApply.applied)
+          throw new Error(`not applied: ${now.lastApply.message}`);
         if (now && !now.restartPending) break;
         if (Date.now() > deadline) throw new Error('the gateway did not come back within 2 minutes: see its mail log');
       }
