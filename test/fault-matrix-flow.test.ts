@@ -532,7 +532,7 @@ test(
       assert.match(rec.recipients[0].lastReply ?? '', /^550 5\.1\.1 no such user/);
       const dsnMid = rec.events.find((e) => e.type === 'delivery.dsn')!.bounceMid as number;
       const dsnRec = await waitTrack(gw, dsnMid, rcptDeferred, 'the DSN deferred');
-      assert.match(lastDeferral(dsnRec)!.reply, new RegExp(`127\\.0\\.0\\.1:${senderPort}: `));
+      assert.match(lastDeferral(dsnRec)!.reply, new RegExp(`127\\.0\\.0\\.1:${senderPort}: .*closed unexpectedly`));
       await gw.kill();
       await senderDead.release();
       senderSide = await startSmtpSink({ dump: true, port: senderPort });

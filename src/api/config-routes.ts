@@ -4,8 +4,8 @@
 // use these; a saved config takes effect at the next start.
 import { z } from 'zod';
 import type { Gateway } from '../gateway/gateway.ts';
-import type { ApplyOutcome, LastApply } from '../gateway/process.ts';
-import { checkConfigFile } from '../config/load.ts';
+import type { LastApply } from '../gateway/process.ts';
+import { checkConfigFile, type ConfigError } from '../config/load.ts';
 import { ConfigEditor } from '../config/editor.ts';
 import { ApiError } from './errors.ts';
 import { responses } from './schemas/common.ts';
@@ -31,10 +31,16 @@ const documentBody = z
   })
   .strict();
 
+/** 400 invalid_config naming every error with its path. */
+function invalidConfig(errors: ConfigError[]): ApiError {
+  const each = errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ');
+  return new ApiError(400, 'invalid_config', `${errors.length} error(s): ${each}`);
+}
+
 export function registerConfigRoutes(
   api: Api,
   gw: Gateway,
-  apply: ((why: string) => Promise<ApplyOutcome>) | null,
+  apply: ((why: string) => Promise<LastApply>) | null,
   lastApply: () => LastApply | null,
 ): void {
   const editor = new ConfigEditor(gw.configFile, gw.configSource);
@@ -127,12 +133,7 @@ export function registerConfigRoutes(
     },
     async (req) => {
       const r = editor.save(req.body.document);
-      if (!r.valid)
-        throw new ApiError(
-          400,
-          'invalid_config',
-          `${r.errors.length} error(s): ${r.errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ')}`,
-        );
+      if (!r.valid) throw invalidConfig(r.errors);
       return { ...r, restartRequired: r.changes.length > 0 };
     },
   );
@@ -168,12 +169,7 @@ export function registerConfigRoutes(
         );
       // checked before anything stops: an invalid file leaves the running gateway as it is
       const { errors } = checkConfigFile(editor.file);
-      if (errors.length)
-        throw new ApiError(
-          400,
-          'invalid_config',
-          `${errors.length} error(s): ${errors.map((e) => `${e.path || '(root)'}: ${e.message}`).join('; ')}`,
-        );
+      if (errors.length) throw invalidConfig(errors);
       const changes = editor.pendingChanges();
       // after this answer has left: stopping the API waits for requests in flight, this one included
       reply.raw.once('finish', () => void apply('admin API'));

@@ -15,7 +15,7 @@ import { authenticator, principalOf, registerAuditHook, routePermissionCheck } f
 import { registerUserRoutes } from './user-routes.ts';
 import { registerEndUserRoutes } from './enduser-routes.ts';
 import { registerConfigRoutes } from './config-routes.ts';
-import type { ApplyOutcome, LastApply } from '../gateway/process.ts';
+import type { LastApply } from '../gateway/process.ts';
 import { registerWebUi, WEB_DIR } from '../web/serve.ts';
 import { registerOutbreakRoutes } from './outbreak-routes.ts';
 import { registerQuarantineRoutes } from './quarantine-routes.ts';
@@ -58,7 +58,7 @@ export interface ApiOptions {
   /** HTTPS (admin.tls): the session cookie is then Secure */
   https?: { key: Buffer; cert: Buffer };
   /** applies the configuration file now (`POST /config/apply`); unset in an embedded gateway */
-  apply?: (why: string) => Promise<ApplyOutcome>;
+  apply?: (why: string) => Promise<LastApply>;
   /** how the last apply went (GET /config) */
   lastApply?: () => LastApply | null;
 }

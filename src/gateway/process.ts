@@ -6,7 +6,7 @@
 // with port 0 keep the port they had, so nobody has to look for the gateway again.
 import { writeFileSync } from 'node:fs';
 import type { Config } from '../config/schema.ts';
-import { ConfigInvalidError, loadConfigFile, type LoadedConfig } from '../config/load.ts';
+import { loadConfigFile, type LoadedConfig } from '../config/load.ts';
 import { runGateway, type RunningGateway } from './run.ts';
 
 export interface GatewayProcessOptions {
@@ -16,16 +16,7 @@ export interface GatewayProcessOptions {
   addressFile: (dataDir: string) => string;
 }
 
-export type ApplyOutcome =
-  | { applied: true; file: string }
-  | {
-      applied: false;
-      reason: 'invalid_config' | 'start_failed';
-      message: string;
-      errors: ConfigInvalidError['errors'];
-    };
-
-/** The last apply, for GET /config (the API of the services that run after it answers). */
+/** How an apply went: its answer, and what GET /config says of the last one. */
 export interface LastApply {
   /** epoch ms */
   at: number;
@@ -39,7 +30,7 @@ export class GatewayProcess {
   private loaded: LoadedConfig;
   private readonly options: GatewayProcessOptions;
   /** one apply at a time; a request meanwhile waits for it and then applies the file as it is then */
-  private applying: Promise<ApplyOutcome> = Promise.resolve({ applied: true, file: '' });
+  private applying: Promise<LastApply | null> = Promise.resolve(null);
   private last: LastApply | null = null;
 
   private constructor(loaded: LoadedConfig, options: GatewayProcessOptions) {
@@ -58,44 +49,44 @@ export class GatewayProcess {
   }
 
   /** Re-reads the config file and, when it is valid, restarts every service on it (see the top). */
-  apply(why: string): Promise<ApplyOutcome> {
-    this.applying = this.applying.then(() => this.applyNow(why));
-    return this.applying;
+  apply(why: string): Promise<LastApply> {
+    const done = this.applying.then(() => this.applyNow(why));
+    this.applying = done;
+    return done;
   }
 
   stop(): Promise<void> {
     return this.applying.then(() => this.running.stop());
   }
 
-  private async applyNow(why: string): Promise<ApplyOutcome> {
+  private async applyNow(why: string): Promise<LastApply> {
     let next: LoadedConfig;
     try {
       next = loadConfigFile(this.loaded.file);
     } catch (err) {
-      const e = err instanceof ConfigInvalidError ? err : null;
       const message = (err as Error).message;
       this.running.gateway.mailLog.warning(`configuration not applied (${why}): ${message.replace(/\n\s*/g, '; ')}`);
-      this.last = { at: Date.now(), why, applied: false, message };
-      return { applied: false, reason: 'invalid_config', message, errors: e?.errors ?? [] };
+      return (this.last = { at: Date.now(), why, applied: false, message });
     }
     const previous = this.loaded;
     const ports = this.boundPorts();
     this.running.gateway.mailLog.info(`configuration: applying ${next.file} (${why}): restarting the services`);
     await this.running.stop();
     try {
+      // set first: the API of the services started next answers GET /config with it
       this.last = { at: Date.now(), why, applied: true, message: `${next.file} applied` };
       this.running = await this.run(keepPorts(next, ports));
       this.loaded = next;
       this.running.gateway.mailLog.info(`configuration: ${next.file} applied (${why})`);
-      return { applied: true, file: next.file };
+      return this.last;
     } catch (err) {
       // e.g. a new port another program holds: the previous configuration comes back, on its ports
       const message = `configuration ${next.file} could not start (${(err as Error).message}); the previous one runs again`;
       this.options.announce(message);
-      this.last = { at: Date.now(), why, applied: false, message };
+      const failed: LastApply = (this.last = { at: Date.now(), why, applied: false, message });
       this.running = await this.run(keepPorts(previous, ports));
       this.running.gateway.mailLog.warning(message);
-      return { applied: false, reason: 'start_failed', message, errors: [] };
+      return failed;
     }
   }
 

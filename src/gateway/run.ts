@@ -7,7 +7,7 @@ import { ensureAdminToken } from '../api/token.ts';
 import { adminTls } from '../api/admin-tls.ts';
 import { resolveAntivirus } from '../antivirus/auto.ts';
 import { announceFirstAdmin } from '../users/first-admin.ts';
-import type { ApplyOutcome, LastApply } from './process.ts';
+import type { LastApply } from './process.ts';
 
 export interface RunningGateway {
   gateway: Gateway;
@@ -21,7 +21,7 @@ export interface RunningGateway {
 
 export interface RunGatewayOptions extends GatewayOptions {
   /** applies the configuration file now (gateway/process.ts); unset: the admin API answers 409 */
-  apply?: (why: string) => Promise<ApplyOutcome>;
+  apply?: (why: string) => Promise<LastApply>;
   /** how the last apply went (GET /config) */
   lastApply?: () => LastApply | null;
 }

@@ -40,7 +40,7 @@ export interface SpoolEnvelope {
   /** the HAT sender group the client was in, and the DNS lists that list it ("dnsbl bl.example 127.0.0.2") */
   senderGroup?: string;
   reputation?: string[];
-  /** recipients the directory did not answer for live ("addr: known from a stale answer …", "addr: accepted unchecked …") */
+  /** recipients the directory did not answer for live ("addr: known from a cached answer …, stale: …", "addr: accepted unchecked …") */
   directory?: string[];
   /** set for messages the gateway makes itself (bounces, alerts); they skip the pipeline */
   generated?: 'dsn' | 'alert' | 'copy' | 'remediation' | 'digest' | 'tlsrpt' | 'dmarc';
